@@ -1,4 +1,7 @@
-"""Sessions: tests (the whole suite), lint (ruff + mypy --strict), bench, demo."""
+"""nox sessions: tests (the whole suite), lint (ruff + mypy --strict), bench, demo.
+
+Every session installs swimnet into its own virtualenv (reused between runs).
+"""
 
 from __future__ import annotations
 
@@ -6,46 +9,33 @@ import nox
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
 
 
-@nox.session(python=False)
+@nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite, in a venv of its own."""
-    _venv_run(session, ["-m", "pytest", *(session.posargs or ["-q"])], extras="test")
+    """The whole test suite. Extra args go to pytest: `nox -s tests -- -k codec`."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
 
 
-@nox.session(python=False)
+@nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy --strict over swimnet/."""
-    _venv_run(session, ["-m", "ruff", "check", "swimnet", "tests", "benchmarks", "examples"],
-              extras="lint,test")
-    _venv_run(session, ["-m", "mypy", "--strict", "swimnet"], extras="lint,test")
+    """ruff over everything, mypy --strict over swimnet/."""
+    session.install("-e", ".[lint,test]")
+    session.run("ruff", "check", ".")
+    session.run("mypy", "--strict", "swimnet")
 
 
-@nox.session(python=False)
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: `nox -s bench -- membership` (names select; none = all)."""
-    _venv_run(session, ["-m", "benchmarks", *session.posargs], extras="test,bench")
+    session.install("-e", ".[test,bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
 
 
-@nox.session(python=False)
+@nox.session
 def demo(session: nox.Session) -> None:
-    """The demo (a simulated cluster until the agent and datapath land)."""
-    _venv_run(session, ["-m", "examples.demo", *session.posargs], extras="test")
-
-
-def _venv_run(session: nox.Session, args: list[str], *, extras: str) -> None:
-    """Create (once) .nox/env, install swimnet with `extras`, run python `args` in it.
-
-    One shared venv keeps a fresh machine's first run to a single dependency install.
-    """
-    import os
-    import sys
-
-    venv = os.path.join(".nox", "env")
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        session.run(sys.executable, "-m", "venv", venv, external=True)
-        session.run(py, "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
-    session.run(py, "-m", "pip", "install", "-q", "-e", f".[{extras}]", external=True)
-    session.run(py, *args, external=True)
+    """The demo: a simulated cluster until the agent and datapath land."""
+    session.install("-e", ".")
+    session.run("python", "-m", "examples.demo", *session.posargs)
