@@ -226,9 +226,7 @@ def _dec_push_pull(v: list[Any]) -> PushPull:
 
 
 register(Ping, lambda m: [m.seq, m.target, m.source], _dec_ping)
-register(
-    IndirectPing, lambda m: [m.seq, m.target, list(m.target_addr), m.source, m.nack], _dec_indirect
-)
+register(IndirectPing, lambda m: [m.seq, m.target, list(m.target_addr), m.source, m.nack], _dec_indirect)
 register(Ack, lambda m: [m.seq, m.payload], _dec_ack)
 register(Nack, lambda m: [m.seq], _dec_nack)
 register(Alive, lambda m: [m.incarnation, m.node, list(m.addr), m.meta, list(m.vsn)], _dec_alive)
