@@ -71,7 +71,8 @@ def register(cls: type[M], encode: Callable[[M], list[Any]], decode: Callable[[l
 
 def encode_message(message: WireMessage) -> bytes:
     """The msgpack bytes of one message (no version byte)."""
-    return _packb([message.CODE, *_encoders[type(message)](message)])
+    data: bytes = _packb([message.CODE, *_encoders[type(message)](message)])
+    return data
 
 
 def _array_header(n: int) -> bytes:
