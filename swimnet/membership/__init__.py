@@ -1,0 +1,1 @@
+"""SWIM + Lifeguard membership as a pure state machine."""
