@@ -22,7 +22,7 @@ Rules and invariants:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from swimnet.errors import ConfigError, LocalProtocolError
 
@@ -103,6 +103,10 @@ class Keyring:
         """The installed key whose 4-byte id is ``raw_id``, or None."""
         return self._by_id.get(raw_id)
 
+    def __iter__(self) -> Iterator[bytes]:
+        """The keys, primary first (a snapshot: changing the ring while iterating is fine)."""
+        return iter(tuple(self._keys))
+
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -110,10 +114,7 @@ class Keyring:
         return isinstance(key, bytes) and key in self._keys
 
     def __repr__(self) -> str:
-        return (
-            f"Keyring(primary={self.primary_id}, ids={self.ids()}, "
-            f"generation={self._generation})"
-        )
+        return f"Keyring(primary={self.primary_id}, ids={self.ids()}, generation={self._generation})"
 
     __str__ = __repr__
 
@@ -167,8 +168,7 @@ class Keyring:
                 raw = b""
             if len(raw) != KEY_ID_SIZE:
                 raise ConfigError(
-                    f"keyring: {action}: a key id is {2 * KEY_ID_SIZE} hex chars, "
-                    f"got {key_or_id!r}"
+                    f"keyring: {action}: a key id is {2 * KEY_ID_SIZE} hex chars, got {key_or_id!r}"
                 )
             found = self._by_id.get(raw)
             if found is None:
@@ -176,7 +176,5 @@ class Keyring:
             return found
         key = _check_key(key_or_id)
         if key not in self._keys:
-            raise LocalProtocolError(
-                f"keyring: {action}: key {key_id(key).hex()} is not installed"
-            )
+            raise LocalProtocolError(f"keyring: {action}: key {key_id(key).hex()} is not installed")
         return key

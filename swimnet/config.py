@@ -1,0 +1,207 @@
+"""Node configuration: memberlist's presets and every tunable, validated at construction.
+
+Rules:
+- `Config` is immutable; derive variants with `Config.lan(...)` / `attrs.evolve(...)`;
+- every field is checked when the object is built and a bad value raises `ConfigError`
+  whose message starts with the field's name;
+- durations are seconds (float); addresses are "host:port" strings (IPv6 as "[::1]:7946").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from swimnet.errors import ConfigError
+from swimnet.wire.limits import MAX_META, MAX_NAME
+from swimnet.wire.messages import Address
+
+DEFAULT_PORT = 7946
+
+
+def parse_address(value: str, field: str = "address", default_port: int = DEFAULT_PORT) -> Address:
+    """'host:port', 'host', '[v6]:port' or '[v6]' -> (host, port); ConfigError naming `field`."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{field}: expected 'host:port', got {value!r}")
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError(f"{field}: malformed IPv6 address {value!r}")
+        port_text = rest[1:] if rest else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    elif ":" in text:  # bare IPv6 without port
+        host, port_text = text, ""
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ConfigError(f"{field}: empty host in {value!r}")
+    if port_text == "":
+        return (host, default_port)
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65_535:
+        raise ConfigError(f"{field}: port must be 0..65535, got {port_text!r}")
+    return (host, int(port_text))
+
+
+def format_address(addr: Address) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _positive(field: str, value: Any) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ConfigError(f"{field}: must be a positive number, got {value!r}")
+
+
+def _non_negative(field: str, value: Any) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{field}: must be >= 0, got {value!r}")
+
+
+def _int_at_least(field: str, value: Any, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{field}: must be an integer >= {low}, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Everything a node needs; see `lan()`, `wan()`, `local()` for memberlist's presets."""
+
+    name: str = ""
+    bind: str = f"0.0.0.0:{DEFAULT_PORT}"
+    advertise: str | None = None
+    meta: bytes = b""
+
+    probe_interval: float = 1.0
+    probe_timeout: float = 0.5
+    indirect_checks: int = 3
+    gossip_interval: float = 0.2
+    gossip_nodes: int = 3
+    gossip_to_the_dead_time: float = 30.0
+    suspicion_mult: int = 4
+    suspicion_max_timeout_mult: int = 6
+    retransmit_mult: int = 4
+    push_pull_interval: float = 30.0
+    awareness_max_multiplier: int = 8
+    tcp_timeout: float = 10.0
+    packet_size: int = 1400
+    """Largest datagram we build (memberlist's UDPBufferSize)."""
+    dead_node_reclaim_time: float = 0.0
+    """A dead member's name may be taken from a new address after this long (0 = never)."""
+    dead_reap_time: float | None = None
+    """Dead and left members are forgotten after this long (None = gossip_to_the_dead_time)."""
+    rejoin_interval: float = 30.0
+    """How often a node re-contacts unreachable seeds and recently failed members (heals splits)."""
+    rejoin_window: float = 24 * 3600.0
+    """How long failed members are remembered for rejoin attempts."""
+    join_sync_delays: tuple[float, ...] = (0.5, 1.5, 3.0)
+    """Extra push-pulls with random members this long after a join (speeds up bootstrap)."""
+    leave_timeout: float = 5.0
+    broadcast_queue_max: int = 100_000
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or len(self.name.encode()) > MAX_NAME:
+            raise ConfigError(f"name: must be a string of at most {MAX_NAME} bytes")
+        parse_address(self.bind, "bind")
+        if self.advertise is not None:
+            parse_address(self.advertise, "advertise")
+        if not isinstance(self.meta, bytes) or len(self.meta) > MAX_META:
+            raise ConfigError(f"meta: must be bytes of at most {MAX_META} bytes")
+        for field in (
+            "probe_interval",
+            "probe_timeout",
+            "gossip_interval",
+            "push_pull_interval",
+            "tcp_timeout",
+            "rejoin_interval",
+            "leave_timeout",
+        ):
+            _positive(field, getattr(self, field))
+        for field in ("gossip_to_the_dead_time", "dead_node_reclaim_time", "rejoin_window"):
+            _non_negative(field, getattr(self, field))
+        if self.dead_reap_time is not None:
+            _non_negative("dead_reap_time", self.dead_reap_time)
+        if self.probe_timeout > self.probe_interval:
+            raise ConfigError("probe_timeout: must not exceed probe_interval")
+        _int_at_least("indirect_checks", self.indirect_checks, 0)
+        _int_at_least("gossip_nodes", self.gossip_nodes, 0)
+        _int_at_least("suspicion_mult", self.suspicion_mult, 1)
+        _int_at_least("suspicion_max_timeout_mult", self.suspicion_max_timeout_mult, 1)
+        _int_at_least("retransmit_mult", self.retransmit_mult, 1)
+        _int_at_least("awareness_max_multiplier", self.awareness_max_multiplier, 1)
+        _int_at_least("packet_size", self.packet_size, 512)
+        if self.packet_size > 65_000:
+            raise ConfigError("packet_size: must be at most 65000")
+        _int_at_least("broadcast_queue_max", self.broadcast_queue_max, 16)
+        if not all(isinstance(d, int | float) and d > 0 for d in self.join_sync_delays):
+            raise ConfigError("join_sync_delays: must be positive numbers")
+
+    # -- derived values ----------------------------------------------------------------
+
+    @property
+    def bind_address(self) -> Address:
+        return parse_address(self.bind, "bind")
+
+    @property
+    def advertise_address(self) -> Address:
+        """Where peers reach us: `advertise`, else `bind`."""
+        return parse_address(self.advertise if self.advertise is not None else self.bind, "advertise")
+
+    @property
+    def effective_dead_reap_time(self) -> float:
+        return self.gossip_to_the_dead_time if self.dead_reap_time is None else self.dead_reap_time
+
+    # -- presets -----------------------------------------------------------------------
+
+    @classmethod
+    def lan(cls, **overrides: Any) -> Config:
+        """memberlist's DefaultLANConfig."""
+        return cls._preset({}, overrides)
+
+    @classmethod
+    def wan(cls, **overrides: Any) -> Config:
+        """memberlist's DefaultWANConfig."""
+        return cls._preset(
+            dict(
+                tcp_timeout=30.0,
+                suspicion_mult=6,
+                push_pull_interval=60.0,
+                probe_timeout=3.0,
+                probe_interval=5.0,
+                gossip_nodes=4,
+                gossip_interval=0.5,
+                gossip_to_the_dead_time=60.0,
+            ),
+            overrides,
+        )
+
+    @classmethod
+    def local(cls, **overrides: Any) -> Config:
+        """memberlist's DefaultLocalConfig."""
+        return cls._preset(
+            dict(
+                tcp_timeout=1.0,
+                indirect_checks=1,
+                retransmit_mult=2,
+                suspicion_mult=3,
+                push_pull_interval=15.0,
+                probe_timeout=0.2,
+                probe_interval=1.0,
+                gossip_interval=0.1,
+                gossip_to_the_dead_time=15.0,
+            ),
+            overrides,
+        )
+
+    @classmethod
+    def _preset(cls, preset: dict[str, Any], overrides: dict[str, Any]) -> Config:
+        fields = attrs.fields_dict(cls)
+        for key in overrides:
+            if key not in fields:
+                raise ConfigError(f"{key}: unknown configuration field")
+        return cls(**{**preset, **overrides})
+
+    def evolve(self, **changes: Any) -> Config:
+        return self._preset(attrs.asdict(self, recurse=False), changes)

@@ -1,0 +1,653 @@
+"""SWIM + Lifeguard membership: the whole protocol as one pure state machine.
+
+Inputs are decoded messages (`handle_message`), push-pull state (`merge_remote_state`),
+timer expiries (`handle_timer`) and API calls, each with `now`. Outputs accumulate in
+`outbox` (plaintext datagrams as (address, bytes)), `streams` (push-pull requests to open)
+and `events` (MemberEvent values); the owner drains them after every call.
+
+Rules (hashicorp/memberlist's state.go, with its precedence exactly):
+- alive(inc) applies only if inc > known incarnation (or it reclaims a left/reclaimable
+  dead name from a new address); alive with the same incarnation never revives the dead;
+- suspect/dead with an older incarnation are ignored; suspect only hits an alive member,
+  or confirms an existing suspicion (a new accuser is re-gossiped and shortens the timer);
+- claims about ourselves are refuted with a higher incarnation (health score +1), except
+  our own leave;
+- dead from the node itself means it left; a push-pull "dead" is downgraded to suspect;
+- probes go round-robin over a shuffled order; dead and left members are skipped and reaped
+  after `dead_reap_time` at the wrap; reaped failed members (and unreachable seeds) are
+  re-contacted every `rejoin_interval`, so a split cluster re-merges by itself;
+- randomness only from the injected `random.Random`; time only from `now`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Hashable
+
+from swimnet.config import Config
+from swimnet.membership.awareness import Awareness
+from swimnet.membership.events import (
+    MemberEvent,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspected,
+    MemberUpdated,
+)
+from swimnet.membership.formulas import push_pull_scale, suspicion_timeout
+from swimnet.membership.member import Member, MemberRecord
+from swimnet.membership.queue import BroadcastQueue
+from swimnet.membership.suspicion import Suspicion
+from swimnet.membership.timers import Timers
+from swimnet.wire.codec import encode_message, encode_stream, pack_packet
+from swimnet.wire.messages import (
+    Ack,
+    Address,
+    Alive,
+    Dead,
+    IndirectPing,
+    MemberState,
+    Nack,
+    Ping,
+    PushPull,
+    State,
+    Suspect,
+    WireMessage,
+)
+
+VSN = (2, 2, 2)
+_PER_MESSAGE_OVERHEAD = 0  # messages are concatenated inside one msgpack array
+_PACKET_HEADER = 4  # version byte + array header (<= 3 bytes)
+
+_PROBE_TICK = ("probe",)
+_GOSSIP_TICK = ("gossip",)
+_PUSH_PULL_TICK = ("push_pull",)
+_REJOIN_TICK = ("rejoin",)
+_LEAVE_TIMEOUT = ("leave",)
+
+
+class _Probe:
+    __slots__ = ("addr", "expected_nacks", "incarnation", "nacks", "sent", "target")
+
+    def __init__(self, target: str, addr: Address, incarnation: int, sent: float) -> None:
+        self.target = target
+        self.addr = addr
+        self.incarnation = incarnation
+        self.sent = sent
+        self.expected_nacks = 0
+        self.nacks = 0
+
+
+class _Relay:
+    __slots__ = ("nack", "origin_seq", "reply_to")
+
+    def __init__(self, origin_seq: int, reply_to: Address, nack: bool) -> None:
+        self.origin_seq = origin_seq
+        self.reply_to = reply_to
+        self.nack = nack
+
+
+class Swim:
+    """The membership protocol of one node."""
+
+    def __init__(
+        self,
+        config: Config,
+        rng: random.Random,
+        now: float,
+        *,
+        incarnation: int = 1,
+        meta: bytes | None = None,
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self.name = config.name
+        self.addr = config.advertise_address
+        self.awareness = Awareness(config.awareness_max_multiplier)
+        self.queue = BroadcastQueue(config.retransmit_mult, config.broadcast_queue_max)
+        self.extra_queues: list[BroadcastQueue] = []
+        """Further piggyback sources (e.g. network attachments), drained after ours."""
+        self.timers = Timers()
+        self.stats: Counter[str] = Counter()
+        self.outbox: list[tuple[Address, bytes]] = []
+        self.streams: list[tuple[Address, bytes]] = []
+        self.events: list[MemberEvent] = []
+        self.packet_budget = config.packet_size
+        """Bytes a plaintext datagram may take (packet size minus sealing overhead)."""
+
+        # hooks for the layers above (the engine sets them)
+        self.ack_payload: Callable[[], bytes] = lambda: b""
+        self.on_rtt: Callable[[str, float, bytes], None] = lambda name, rtt, payload: None
+        self.local_user_state: Callable[[bool], bytes] = lambda join: b""
+        self.merge_user_state: Callable[[bytes, bool, float], None] = lambda data, join, now: None
+        self.choose_peers: Callable[[list[str], int], list[str]] | None = None
+
+        self.members: dict[str, MemberRecord] = {}
+        self._order: list[str] = []
+        self._probe_index = 0
+        self._suspicions: dict[str, Suspicion] = {}
+        self._pending: dict[int, _Probe | _Relay] = {}
+        self._seq = rng.randrange(1 << 32)
+        self._leaving = False
+        self.leave_done = False
+        self._seeds: list[Address] = []
+        self._reaped: dict[str, tuple[Address, float]] = {}
+        self._joining: set[Address] = set()
+
+        me = MemberRecord(
+            self.name, self.addr, incarnation, State.ALIVE, now, config.meta if meta is None else meta, VSN
+        )
+        self._me = me
+        self._insert(me)
+        self.timers.set(_PROBE_TICK, now + rng.uniform(0.0, config.probe_interval))
+        self.timers.set(_GOSSIP_TICK, now + rng.uniform(0.0, config.gossip_interval))
+        self.timers.set(_PUSH_PULL_TICK, now + rng.uniform(0.0, config.push_pull_interval))
+        self.timers.set(_REJOIN_TICK, now + config.rejoin_interval * (1.0 + rng.random()))
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def incarnation(self) -> int:
+        return self._me.incarnation
+
+    @property
+    def local_member(self) -> Member:
+        return self._me.snapshot()
+
+    @property
+    def leaving(self) -> bool:
+        return self._leaving
+
+    def member_list(self) -> list[Member]:
+        return [m.snapshot() for m in self.members.values()]
+
+    def alive_count(self) -> int:
+        return sum(1 for m in self.members.values() if m.state <= State.SUSPECT)
+
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return self._seq
+
+    def send(self, addr: Address, messages: list[WireMessage]) -> None:
+        """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
+        parts = [encode_message(m) for m in messages]
+        used = _PACKET_HEADER + sum(len(p) for p in parts)
+        parts.extend(self._broadcasts(self.packet_budget - used))
+        self.outbox.append((addr, pack_packet(parts)))
+
+    def _broadcasts(self, budget: int) -> list[bytes]:
+        if budget <= 0:
+            return []
+        n = len(self.members)
+        taken = self.queue.take(budget, _PER_MESSAGE_OVERHEAD, n)
+        if self.extra_queues:
+            budget -= sum(len(b) for b in taken)
+            for q in self.extra_queues:
+                if budget <= 0:
+                    break
+                more = q.take(budget, _PER_MESSAGE_OVERHEAD, n)
+                budget -= sum(len(b) for b in more)
+                taken.extend(more)
+        return taken[:255]
+
+    def broadcast(
+        self, key: Hashable, message: WireMessage, on_done: Callable[[], None] | None = None
+    ) -> None:
+        self.queue.queue(key, encode_message(message), on_done)
+
+    def _push_pull_message(self, join: bool) -> PushPull:
+        return PushPull(join, tuple(m.to_wire() for m in self.members.values()), self.local_user_state(join))
+
+    def push_pull_request(self, join: bool) -> bytes:
+        """A push-pull request frame (the runtime sends it on a stream)."""
+        return encode_stream(self._push_pull_message(join))
+
+    def _open_push_pull(self, addr: Address, join: bool) -> None:
+        if join:
+            self._joining.add(addr)
+        self.streams.append((addr, self.push_pull_request(join)))
+
+    # -- API -------------------------------------------------------------------------------
+
+    def join(self, seeds: list[Address], now: float) -> None:
+        """Push-pull with every seed; they are also re-contacted later if unreachable."""
+        for addr in seeds:
+            if addr not in self._seeds:
+                self._seeds.append(addr)
+            if addr != self.addr:
+                self._open_push_pull(addr, join=True)
+
+    def joined(self, addr: Address, now: float) -> None:
+        """A join push-pull with `addr` succeeded: schedule the post-join syncs."""
+        for i, delay in enumerate(self.config.join_sync_delays):
+            self.timers.set(("join_sync", i), now + delay * (0.5 + self.rng.random()))
+
+    def set_meta(self, meta: bytes, now: float) -> None:
+        self._me.meta = meta
+        self._me.incarnation += 1
+        self._broadcast_alive()
+
+    def leave(self, now: float) -> None:
+        """Broadcast our leave; `leave_done` turns True once it was transmitted (or timed out)."""
+        if self._leaving:
+            return
+        self._leaving = True
+        self._on_dead(Dead(self._me.incarnation, self.name, self.name), now)
+        if not any(m.state <= State.SUSPECT for m in self.members.values() if m is not self._me):
+            self.leave_done = True
+        else:
+            self.timers.set(_LEAVE_TIMEOUT, now + self.config.leave_timeout)
+
+    def _leave_transmitted(self) -> None:
+        self.leave_done = True
+        self.timers.cancel(_LEAVE_TIMEOUT)
+
+    # -- messages ------------------------------------------------------------------------
+
+    def handle_message(self, msg: WireMessage, addr: Address, now: float) -> None:
+        t = type(msg)
+        if t is Alive:
+            self._on_alive(msg, now)  # type: ignore[arg-type]
+        elif t is Ping:
+            self._on_ping(msg, addr)  # type: ignore[arg-type]
+        elif t is Ack:
+            self._on_ack(msg, addr, now)  # type: ignore[arg-type]
+        elif t is Suspect:
+            self._on_suspect(msg, now)  # type: ignore[arg-type]
+        elif t is Dead:
+            self._on_dead(msg, now)  # type: ignore[arg-type]
+        elif t is IndirectPing:
+            self._on_indirect_ping(msg, addr, now)  # type: ignore[arg-type]
+        elif t is Nack:
+            self._on_nack(msg)  # type: ignore[arg-type]
+        else:
+            self.stats["drop_unexpected_message"] += 1
+
+    def _on_ping(self, msg: Ping, addr: Address) -> None:
+        if msg.target != self.name:
+            self.stats["drop_wrong_target"] += 1
+            return
+        self.send(addr, [Ack(msg.seq, self.ack_payload())])
+
+    def _on_indirect_ping(self, msg: IndirectPing, addr: Address, now: float) -> None:
+        seq = self._next_seq()
+        self._pending[seq] = _Relay(msg.seq, addr, msg.nack)
+        self.send(msg.target_addr, [Ping(seq, msg.target, self.name)])
+        self.timers.set(("relay", seq), now + self.config.probe_timeout)
+
+    def _on_ack(self, msg: Ack, addr: Address, now: float) -> None:
+        pending = self._pending.pop(msg.seq, None)
+        if pending is None:
+            self.stats["ack_unmatched"] += 1
+            return
+        if type(pending) is _Relay:
+            self.timers.cancel(("relay", msg.seq))
+            self.send(pending.reply_to, [Ack(pending.origin_seq)])
+            return
+        assert type(pending) is _Probe
+        self.timers.cancel(("probe_timeout", msg.seq))
+        self.timers.cancel(("probe_deadline", msg.seq))
+        self.awareness.apply(-1)
+        if addr == pending.addr:  # direct answer: a real round-trip time
+            self.on_rtt(pending.target, now - pending.sent, msg.payload)
+
+    def _on_nack(self, msg: Nack) -> None:
+        pending = self._pending.get(msg.seq)
+        if type(pending) is _Probe:
+            pending.nacks += 1
+
+    # -- state transitions (memberlist's aliveNode / suspectNode / deadNode) ------------------
+
+    def _on_alive(self, a: Alive, now: float, *, from_push_pull: bool = False) -> None:
+        if self._leaving and a.node == self.name:
+            return
+        m = self.members.get(a.node)
+        updates_addr = False
+        if m is None:
+            if a.node in self._reaped:
+                del self._reaped[a.node]
+            m = MemberRecord(a.node, a.addr, 0, State.DEAD, now, a.meta, a.vsn)
+            self._insert(m)
+            old_state = State.DEAD
+            is_new = True
+        else:
+            is_new = False
+            old_state = m.state
+            if m.addr != a.addr:
+                reclaim = self.config.dead_node_reclaim_time
+                can_reclaim = reclaim > 0 and now - m.state_change > reclaim
+                if m.state == State.LEFT or (m.state == State.DEAD and can_reclaim):
+                    updates_addr = True
+                else:
+                    self.stats["alive_conflict"] += 1
+                    return
+        is_local = a.node == self.name
+        if a.incarnation <= m.incarnation and not is_local and not updates_addr and not is_new:
+            return
+        if is_local and a.incarnation < m.incarnation:
+            return
+        if not is_local:
+            self._drop_suspicion(a.node)
+        if is_local:
+            if a.incarnation == m.incarnation and a.meta == m.meta and a.vsn == m.vsn:
+                return
+            self._refute(a.incarnation)
+            return
+        self.queue.queue(a.node, encode_message(a))
+        old_meta, old_addr = m.meta, m.addr
+        m.incarnation = a.incarnation
+        m.meta = a.meta
+        m.addr = a.addr
+        m.vsn = a.vsn
+        if m.state != State.ALIVE:
+            m.state = State.ALIVE
+            m.state_change = now
+        if old_state >= State.DEAD:
+            self.events.append(MemberJoined(m.snapshot()))
+        elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
+            self.events.append(MemberUpdated(m.snapshot()))
+
+    def _on_suspect(self, s: Suspect, now: float) -> None:
+        m = self.members.get(s.node)
+        if m is None or s.incarnation < m.incarnation:
+            return
+        timer = self._suspicions.get(s.node)
+        if timer is not None:
+            if s.incarnation == timer.incarnation and timer.confirm(s.sender):
+                self.queue.queue(s.node, encode_message(s))
+                self.timers.set(("suspicion", s.node), timer.deadline)
+            return
+        if m.state != State.ALIVE:
+            return
+        if s.node == self.name:
+            self._refute(s.incarnation)
+            return
+        self.queue.queue(s.node, encode_message(s))
+        m.incarnation = s.incarnation
+        m.state = State.SUSPECT
+        m.state_change = now
+        n = len(self.members)
+        k = self.config.suspicion_mult - 2
+        if n - 2 < k:
+            k = 0
+        min_t = suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval)
+        max_t = self.config.suspicion_max_timeout_mult * min_t
+        timer = Suspicion(s.sender, k, min_t, max_t, now, s.incarnation)
+        self._suspicions[s.node] = timer
+        self.timers.set(("suspicion", s.node), timer.deadline)
+        self.stats["suspicions"] += 1
+        self.events.append(MemberSuspected(m.snapshot()))
+
+    def _on_dead(self, d: Dead, now: float) -> None:
+        m = self.members.get(d.node)
+        if m is None or d.incarnation < m.incarnation:
+            return
+        self._drop_suspicion(d.node)
+        if m.dead_or_left:
+            return
+        if d.node == self.name:
+            if not self._leaving:
+                self._refute(d.incarnation)
+                return
+            self.queue.queue(d.node, encode_message(d), self._leave_transmitted)
+        else:
+            self.queue.queue(d.node, encode_message(d))
+        m.incarnation = d.incarnation
+        m.state = State.LEFT if d.node == d.sender else State.DEAD
+        m.state_change = now
+        if d.node != self.name:
+            self.events.append((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()))
+
+    def _drop_suspicion(self, name: str) -> None:
+        if self._suspicions.pop(name, None) is not None:
+            self.timers.cancel(("suspicion", name))
+
+    def _refute(self, accused_incarnation: int) -> None:
+        self._me.incarnation = max(self._me.incarnation + 1, accused_incarnation + 1)
+        self.awareness.apply(1)
+        self.stats["refutations"] += 1
+        self._broadcast_alive()
+
+    def _broadcast_alive(self) -> None:
+        me = self._me
+        self.queue.queue(self.name, encode_message(Alive(me.incarnation, me.name, me.addr, me.meta, me.vsn)))
+
+    def _suspicion_expired(self, name: str, now: float) -> None:
+        timer = self._suspicions.pop(name, None)
+        m = self.members.get(name)
+        if timer is None or m is None or m.state != State.SUSPECT:
+            return
+        self._on_dead(Dead(m.incarnation, name, self.name), now)
+
+    # -- push-pull -----------------------------------------------------------------------
+
+    def handle_push_pull(self, remote: PushPull, addr: Address, now: float) -> bytes:
+        """Server side: merge the peer's state, answer with ours (after the merge)."""
+        self.merge_remote_state(remote, now)
+        return encode_stream(self._push_pull_message(False))
+
+    def push_pull_reply(self, remote: PushPull, addr: Address, now: float) -> None:
+        """Client side: merge the reply to a request we opened to `addr`."""
+        refutations = self.stats["refutations"]
+        self.merge_remote_state(remote, now)
+        if addr in self._joining:
+            self._joining.discard(addr)
+            self.joined(addr, now)
+        if self.stats["refutations"] != refutations:
+            # the peer believed us suspect or dead: tell it directly, it may not hear gossip
+            me = self._me
+            self.send(addr, [Alive(me.incarnation, me.name, me.addr, me.meta, me.vsn)])
+
+    def push_pull_failed(self, addr: Address, now: float) -> None:
+        self._joining.discard(addr)
+        self.stats["push_pull_failed"] += 1
+
+    def merge_remote_state(self, remote: PushPull, now: float) -> None:
+        for r in remote.members:
+            self._merge_member(r, now)
+        if remote.user:
+            self.merge_user_state(remote.user, remote.join, now)
+
+    def _merge_member(self, r: MemberState, now: float) -> None:
+        if r.state == State.ALIVE:
+            self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now)
+        elif r.state == State.LEFT:
+            self._on_dead(Dead(r.incarnation, r.name, r.name), now)
+        elif r.name in self.members or r.name == self.name:
+            # dead or suspect elsewhere: suspect it here, never declare it dead outright
+            self._on_suspect(Suspect(r.incarnation, r.name, self.name), now)
+
+    # -- timers --------------------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> None:
+        for key in self.timers.pop_due(now):
+            assert isinstance(key, tuple)
+            kind = key[0]
+            if kind == "probe_timeout":
+                self._probe_timeout(key[1], now)
+            elif kind == "probe_deadline":
+                self._probe_deadline(key[1], now)
+            elif kind == "relay":
+                self._relay_timeout(key[1])
+            elif kind == "suspicion":
+                self._suspicion_expired(key[1], now)
+            elif kind == "probe":
+                self._probe(now)
+            elif kind == "gossip":
+                self._gossip(now)
+            elif kind == "push_pull":
+                self._periodic_push_pull(now)
+            elif kind == "join_sync":
+                self._push_pull_random(now)
+            elif kind == "rejoin":
+                self._rejoin(now)
+            elif kind == "leave":
+                self.leave_done = True
+
+    def _probe(self, now: float) -> None:
+        cfg = self.config
+        self.timers.set(_PROBE_TICK, now + self.awareness.scale(cfg.probe_interval))
+        if self._leaving:
+            return
+        target = self._next_probe_target(now)
+        if target is None:
+            return
+        seq = self._next_seq()
+        probe = _Probe(target.name, target.addr, target.incarnation, now)
+        self._pending[seq] = probe
+        msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
+        if target.state == State.SUSPECT:  # buddy system: let it refute at once
+            msgs.append(Suspect(target.incarnation, target.name, self.name))
+        self.send(target.addr, msgs)
+        self.timers.set(("probe_timeout", seq), now + cfg.probe_timeout)
+        self.timers.set(("probe_deadline", seq), now + self.awareness.scale(cfg.probe_interval))
+
+    def _next_probe_target(self, now: float) -> MemberRecord | None:
+        checked = 0
+        while checked < len(self._order):
+            if self._probe_index >= len(self._order):
+                self._reset_order(now)
+                self._probe_index = 0
+                continue
+            m = self.members.get(self._order[self._probe_index])
+            self._probe_index += 1
+            checked += 1
+            if m is None or m is self._me or m.dead_or_left:
+                continue
+            return m
+        return None
+
+    def _reset_order(self, now: float) -> None:
+        """At the wrap: forget long-dead members, reshuffle the probe order."""
+        reap_after = self.config.effective_dead_reap_time
+        for name in [
+            n for n, m in self.members.items() if m.dead_or_left and now - m.state_change > reap_after
+        ]:
+            m = self.members.pop(name)
+            if m.state == State.DEAD:
+                self._reaped[name] = (m.addr, now)
+            self.queue.drop(name)
+        self._order = list(self.members)
+        self.rng.shuffle(self._order)
+
+    def _insert(self, m: MemberRecord) -> None:
+        """Add a member at a random position of the probe order (memberlist does the same)."""
+        self.members[m.name] = m
+        pos = self.rng.randint(0, len(self._order))
+        self._order.insert(pos, m.name)
+        if pos < self._probe_index:
+            self._probe_index += 1
+
+    def _probe_timeout(self, seq: int, now: float) -> None:
+        probe = self._pending.get(seq)
+        if type(probe) is not _Probe:
+            return
+        helpers = self._random_members(
+            self.config.indirect_checks,
+            lambda m: m.state == State.ALIVE and m.name != probe.target,
+        )
+        for helper in helpers:
+            self.send(helper.addr, [IndirectPing(seq, probe.target, probe.addr, self.name, True)])
+        probe.expected_nacks = len(helpers)
+
+    def _probe_deadline(self, seq: int, now: float) -> None:
+        probe = self._pending.pop(seq, None)
+        if type(probe) is not _Probe:
+            return
+        self.timers.cancel(("probe_timeout", seq))
+        if probe.expected_nacks > 0:
+            self.awareness.apply(max(0, probe.expected_nacks - probe.nacks))
+        else:
+            self.awareness.apply(1)
+        self.stats["probes_failed"] += 1
+        self._on_suspect(Suspect(probe.incarnation, probe.target, self.name), now)
+
+    def _relay_timeout(self, seq: int) -> None:
+        relay = self._pending.pop(seq, None)
+        if type(relay) is _Relay and relay.nack:
+            self.send(relay.reply_to, [Nack(relay.origin_seq)])
+
+    def _gossip(self, now: float) -> None:
+        cfg = self.config
+        self.timers.set(_GOSSIP_TICK, now + cfg.gossip_interval)
+        if not len(self.queue) and not any(len(q) for q in self.extra_queues):
+            return
+        dead_window = cfg.gossip_to_the_dead_time
+        targets = self._random_members(
+            cfg.gossip_nodes,
+            lambda m: (
+                m.state <= State.SUSPECT or (m.state == State.DEAD and now - m.state_change <= dead_window)
+            ),
+            biased=True,
+        )
+        for target in targets:
+            parts = self._broadcasts(self.packet_budget - _PACKET_HEADER)
+            if not parts:
+                return
+            self.outbox.append((target.addr, pack_packet(parts)))
+
+    def _periodic_push_pull(self, now: float) -> None:
+        cfg = self.config
+        self.timers.set(_PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self.members)))
+        if not self._leaving:
+            self._push_pull_random(now)
+
+    def _push_pull_random(self, now: float) -> None:
+        peers = self._random_members(1, lambda m: m.state == State.ALIVE, biased=True)
+        if peers:
+            self._open_push_pull(peers[0].addr, join=False)
+
+    def _rejoin(self, now: float) -> None:
+        """Heal splits: re-contact one unreachable seed and one remembered failed member."""
+        cfg = self.config
+        self.timers.set(_REJOIN_TICK, now + cfg.rejoin_interval * (0.5 + self.rng.random()))
+        if self._leaving:
+            return
+        for name, (_, since) in list(self._reaped.items()):
+            if now - since > cfg.rejoin_window:
+                del self._reaped[name]
+        candidates: list[Address] = [addr for addr, _ in self._reaped.values()]
+        candidates.extend(
+            m.addr for m in self.members.values() if m.state == State.DEAD and m is not self._me
+        )
+        if candidates:
+            self._open_push_pull(self.rng.choice(candidates), join=False)
+        if self._seeds:
+            alive_addrs = {m.addr for m in self.members.values() if m.state <= State.SUSPECT}
+            missing = [a for a in self._seeds if a not in alive_addrs and a != self.addr]
+            if missing:
+                self._open_push_pull(self.rng.choice(missing), join=False)
+
+    # -- peer choice -----------------------------------------------------------------------
+
+    def _random_members(
+        self, k: int, accept: Callable[[MemberRecord], bool], *, biased: bool = False
+    ) -> list[MemberRecord]:
+        """Up to k distinct random members (never ourselves) that `accept` admits.
+
+        Random probing of the probe order first (O(k) in a large healthy cluster), a full
+        scan only when few members qualify; memberlist's kRandomNodes does the same.
+        """
+        if k <= 0:
+            return []
+        order, members, rng = self._order, self.members, self.rng
+        n = len(order)
+        picked: dict[str, MemberRecord] = {}
+        for _ in range(3 * k + 3):
+            if len(picked) >= k or n == 0:
+                break
+            m = members.get(order[int(rng.random() * n)])
+            if m is not None and m is not self._me and m.name not in picked and accept(m):
+                picked[m.name] = m
+        if len(picked) < k:
+            pool = [m for m in members.values() if m is not self._me and m.name not in picked and accept(m)]
+            need = min(k - len(picked), len(pool))
+            for m in rng.sample(pool, need):
+                picked[m.name] = m
+        return list(picked.values())

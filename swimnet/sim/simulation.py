@@ -1,0 +1,355 @@
+"""Discrete-event simulator: N real engines, real encoded bytes, one virtual clock, one seed.
+
+Rules:
+- everything random (engine rngs, latency, loss) descends from `seed`, so a run is
+  bit-for-bit reproducible; `Simulation.describe()` names the seed for failure messages;
+- events run in (time, sequence) order; an engine is only ever called with the current
+  virtual time, and after every call its datagrams, streams and events are drained;
+- a crashed node receives nothing and its timers never fire; a restarted node is a new
+  engine (empty state, higher incarnation) at the same address;
+- a stalled node takes no input until the stall ends, then drains its backlog in arrival
+  order (Lifeguard's overloaded member); streams to it time out after tcp_timeout;
+- datagrams are lost with the loss probability and between partition groups; streams are
+  reliable but do not cross partitions (the opener sees a failure after tcp_timeout).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from swimnet.config import Config
+from swimnet.engine import Engine
+from swimnet.membership.events import MemberEvent
+from swimnet.sim.links import LatencyModel, as_model
+from swimnet.wire.messages import Address, State
+
+_TIMER, _DGRAM, _STREAM_REQ, _STREAM_REPLY, _STREAM_TIMEOUT, _STALL_END, _CALL = range(7)
+
+EventHook = Callable[[float, str, MemberEvent], None]
+
+
+class _Slot:
+    __slots__ = ("addr", "backlog", "engine", "gen", "name", "running", "stalled_until", "timer_at")
+
+    def __init__(self, name: str, addr: Address, engine: Engine) -> None:
+        self.name = name
+        self.addr = addr
+        self.engine = engine
+        self.gen = 0
+        self.running = True
+        self.stalled_until = 0.0
+        self.backlog: list[tuple[Any, ...]] = []
+        self.timer_at = float("inf")
+
+
+class Simulation:
+    """A simulated cluster; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        config: Config | None = None,
+        *,
+        latency: float | LatencyModel = 0.0005,
+        loss: float = 0.0,
+        engine_factory: Callable[..., Engine] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.config = config if config is not None else Config.lan()
+        self.now = 0.0
+        self.latency: LatencyModel = as_model(latency)
+        self.loss = loss
+        self._rng = random.Random(seed)
+        self._net_rng = random.Random(self._rng.getrandbits(64))
+        self._engine_factory = engine_factory or Engine
+        self._heap: list[tuple[float, int, int, Any]] = []
+        self._seq = 0
+        self._slots: dict[str, _Slot] = {}
+        self._by_addr: dict[Address, _Slot] = {}
+        self._group: dict[str, int] = {}
+        self._streams_open: dict[int, bool] = {}
+        self._stream_seq = 0
+        self.on_event: EventHook | None = None
+        self.stats: dict[str, Counter[str]] = {}
+        self.delivered = 0
+        self.dropped = 0
+
+    # -- building the cluster --------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"Simulation(seed={self.seed}) at t={self.now:.3f}s"
+
+    def add_node(self, name: str | None = None, *, config: Config | None = None) -> str:
+        index = len(self._slots)
+        name = name if name is not None else f"n{index}"
+        if name in self._slots:
+            raise ValueError(f"node {name!r} exists")
+        addr = (f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}", 7946)
+        cfg = (config or self.config).evolve(name=name, bind=f"{addr[0]}:{addr[1]}")
+        slot = _Slot(name, addr, self._new_engine(cfg, 1))
+        self._slots[name] = slot
+        self._by_addr[addr] = slot
+        self.stats[name] = Counter()
+        self._after(slot)
+        return name
+
+    def add_nodes(self, count: int) -> list[str]:
+        return [self.add_node() for _ in range(count)]
+
+    def _new_engine(self, cfg: Config, incarnation: int) -> Engine:
+        rng = random.Random(self._rng.getrandbits(64))
+        return self._engine_factory(cfg, rng=rng, now=self.now, incarnation=incarnation)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._slots)
+
+    def running(self) -> list[str]:
+        return [s.name for s in self._slots.values() if s.running]
+
+    def node(self, name: str) -> Engine:
+        return self._slots[name].engine
+
+    def address(self, name: str) -> Address:
+        return self._slots[name].addr
+
+    def join(self, name: str, via: str | Sequence[str]) -> None:
+        seeds = [via] if isinstance(via, str) else list(via)
+        slot = self._slots[name]
+        slot.engine.join([self._slots[s].addr for s in seeds], self.now)
+        self._after(slot)
+
+    def join_all(self, via: str) -> None:
+        for name in self._slots:
+            if name != via:
+                self.join(name, via)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def crash(self, name: str) -> None:
+        slot = self._slots[name]
+        slot.running = False
+        slot.gen += 1
+        slot.backlog.clear()
+        slot.timer_at = float("inf")
+
+    def restart(self, name: str, *, join_via: str | None = None) -> None:
+        """Bring a crashed node back: empty state, higher incarnation, joins a running node."""
+        slot = self._slots[name]
+        if slot.running:
+            raise ValueError(f"{name} is running")
+        old = slot.engine
+        slot.engine = self._new_engine(old.config, old.swim.incarnation + 1)
+        slot.running = True
+        slot.gen += 1
+        slot.stalled_until = 0.0
+        self._after(slot)
+        others = [n for n in self.running() if n != name]
+        if join_via is None and others:
+            join_via = others[int(self._net_rng.random() * len(others))]
+        if join_via is not None:
+            self.join(name, join_via)
+
+    def stall(self, name: str, seconds: float) -> None:
+        slot = self._slots[name]
+        slot.stalled_until = max(slot.stalled_until, self.now + seconds)
+        self._push(slot.stalled_until, _STALL_END, (slot, slot.gen))
+
+    def partition(self, groups: Iterable[Iterable[str]]) -> None:
+        """Only nodes of the same group reach each other; unlisted nodes form one more group."""
+        self._group = {}
+        for gid, group in enumerate(groups, start=1):
+            for name in group:
+                self._group[name] = gid
+
+    def heal(self) -> None:
+        self._group = {}
+
+    def set_loss(self, probability: float) -> None:
+        self.loss = probability
+
+    def leave(self, name: str) -> None:
+        slot = self._slots[name]
+        slot.engine.leave(self.now)
+        self._after(slot)
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        """Run `action` at virtual time `when`."""
+        self._push(when, _CALL, action)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run_for(self, seconds: float) -> None:
+        self._run(self.now + seconds)
+
+    def run_until(self, predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+        """Run until `predicate()` holds (checked every `step` virtual seconds) or timeout."""
+        end = self.now + timeout
+        while True:
+            if predicate():
+                return True
+            if self.now >= end:
+                return False
+            self._run(min(end, self.now + step))
+
+    def _push(self, when: float, kind: int, data: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, kind, data))
+
+    def _run(self, until: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= until:
+            when, _, kind, data = heapq.heappop(heap)
+            self.now = when
+            if kind == _TIMER:
+                slot, gen = data
+                if slot.gen != gen or not slot.running or slot.timer_at != when:
+                    continue
+                slot.timer_at = float("inf")
+                if slot.stalled_until > when:
+                    continue  # the stall end re-arms the timer
+                slot.engine.handle_timer(when)
+                self._after(slot)
+            elif kind == _DGRAM:
+                self._deliver(data)
+            elif kind == _STREAM_REQ:
+                self._stream_request(data)
+            elif kind == _STREAM_REPLY:
+                self._stream_reply(data)
+            elif kind == _STREAM_TIMEOUT:
+                slot, gen, sid, server_addr = data
+                if self._streams_open.pop(sid, False) and slot.gen == gen and slot.running:
+                    slot.engine.stream_failed(server_addr, when)
+                    self._after(slot)
+            elif kind == _STALL_END:
+                self._end_stall(data)
+            elif kind == _CALL:
+                data()
+        self.now = max(self.now, until)
+
+    def _after(self, slot: _Slot) -> None:
+        """Drain an engine's output and re-arm its timer."""
+        engine = slot.engine
+        now = self.now
+        out = engine.datagrams_to_send()
+        if out:
+            stats = self.stats[slot.name]
+            latency, rng, loss, by_addr = self.latency, self._net_rng, self.loss, self._by_addr
+            group = self._group
+            src_group = group.get(slot.name, 0)
+            for addr, data in out:
+                stats["packets_sent"] += 1
+                stats["bytes_sent"] += len(data)
+                dst = by_addr.get(addr)
+                if dst is None or (loss and rng.random() < loss) or group.get(dst.name, 0) != src_group:
+                    self.dropped += 1
+                    continue
+                self._push(now + latency(slot.name, dst.name, rng), _DGRAM, (dst, dst.gen, slot.addr, data))
+        streams = engine.streams_to_open()
+        for addr, request in streams:
+            self._stream_seq += 1
+            sid = self._stream_seq
+            self._streams_open[sid] = True
+            self._push(now + engine.config.tcp_timeout, _STREAM_TIMEOUT, (slot, slot.gen, sid, addr))
+            dst = self._by_addr.get(addr)
+            if dst is None or self._group.get(dst.name, 0) != self._group.get(slot.name, 0):
+                continue
+            self.stats[slot.name]["stream_bytes_sent"] += len(request)
+            delay = self.latency(slot.name, dst.name, self._net_rng)
+            self._push(now + delay, _STREAM_REQ, (dst, dst.gen, slot, slot.gen, sid, request))
+        events = engine.events()
+        if events and self.on_event is not None:
+            for event in events:
+                self.on_event(now, slot.name, event)
+        deadline = engine.next_deadline()
+        if deadline is not None and deadline < slot.timer_at:
+            slot.timer_at = deadline
+            self._push(max(deadline, now), _TIMER, (slot, slot.gen))
+
+    def _deliver(self, item: tuple[_Slot, int, Address, bytes]) -> None:
+        slot, gen, src, data = item
+        if slot.gen != gen or not slot.running:
+            self.dropped += 1
+            return
+        if slot.stalled_until > self.now:
+            slot.backlog.append((_DGRAM, item))
+            return
+        self.delivered += 1
+        stats = self.stats[slot.name]
+        stats["packets_received"] += 1
+        stats["bytes_received"] += len(data)
+        slot.engine.receive_datagram(data, src, self.now)
+        self._after(slot)
+
+    def _stream_request(self, item: tuple[_Slot, int, _Slot, int, int, bytes]) -> None:
+        server, gen, client, client_gen, sid, request = item
+        if server.gen != gen or not server.running or not self._streams_open.get(sid):
+            return
+        if server.stalled_until > self.now:
+            server.backlog.append((_STREAM_REQ, item))
+            return
+        reply = server.engine.handle_stream(request, client.addr, self.now)
+        self._after(server)
+        if reply is None:
+            return
+        self.stats[server.name]["stream_bytes_sent"] += len(reply)
+        delay = self.latency(server.name, client.name, self._net_rng)
+        self._push(self.now + delay, _STREAM_REPLY, (client, client_gen, sid, server.addr, reply))
+
+    def _stream_reply(self, item: tuple[_Slot, int, int, Address, bytes]) -> None:
+        client, gen, sid, server_addr, reply = item
+        if not self._streams_open.pop(sid, False) or client.gen != gen or not client.running:
+            return
+        if client.stalled_until > self.now:
+            self._streams_open[sid] = True  # still open until the client drains it
+            client.backlog.append((_STREAM_REPLY, item))
+            return
+        client.engine.stream_reply(reply, server_addr, self.now)
+        self._after(client)
+
+    def _end_stall(self, data: tuple[_Slot, int]) -> None:
+        slot, gen = data
+        if slot.gen != gen or not slot.running or slot.stalled_until > self.now:
+            return
+        backlog, slot.backlog = slot.backlog, []
+        for kind, item in backlog:
+            if kind == _DGRAM:
+                self._deliver(item)
+            elif kind == _STREAM_REQ:
+                self._stream_request(item)
+            else:
+                self._stream_reply(item)
+        slot.engine.handle_timer(self.now)
+        slot.timer_at = float("inf")
+        self._after(slot)
+
+    # -- checkers (outside the system under test) ----------------------------------------------
+
+    def view(self, name: str) -> dict[str, str]:
+        return {n: s.label for n, s in self._slots[name].engine.view().items()}
+
+    def converged(self) -> bool:
+        """Every running node sees exactly the running nodes alive (others dead, left or unknown)."""
+        running = [s for s in self._slots.values() if s.running]
+        expected = len(running)
+        names = {s.name for s in running}
+        for slot in running:
+            members = slot.engine.swim.members
+            alive = [n for n, m in members.items() if m.state == State.ALIVE]
+            if len(alive) != expected or not names.issuperset(alive):
+                return False
+            if any(m.state == State.SUSPECT for m in members.values()):
+                return False
+        return True
+
+    def alive_fraction(self, name: str) -> float:
+        """Share of running nodes that `name` currently sees alive."""
+        running = {s.name for s in self._slots.values() if s.running}
+        members = self._slots[name].engine.swim.members
+        return sum(1 for n in running if (m := members.get(n)) is not None and m.state == State.ALIVE) / len(
+            running
+        )
