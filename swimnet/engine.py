@@ -84,9 +84,11 @@ class Engine:
 
     def set_meta(self, meta: bytes, now: float) -> None:
         self.swim.set_meta(meta, now)
+        self.swim.wake_gossip(now)
 
     def leave(self, now: float) -> None:
         self.swim.leave(now)
+        self.swim.wake_gossip(now)
 
     @property
     def leave_done(self) -> bool:
@@ -105,6 +107,7 @@ class Engine:
         handle = self.swim.handle_message
         for msg in messages:
             handle(msg, addr, now)
+        self.swim.wake_gossip(now)
 
     def handle_stream(self, request: bytes, addr: Address, now: float) -> bytes | None:
         """Answer a stream request; None means: close without a reply (bad input)."""
@@ -115,7 +118,9 @@ class Engine:
             self.stats["drop_stream_decode"] += 1
             return None
         if type(msg) is PushPull:
-            return self.swim.handle_push_pull(msg, addr, now)
+            reply = self.swim.handle_push_pull(msg, addr, now)
+            self.swim.wake_gossip(now)
+            return reply
         self.stats["drop_stream_unexpected"] += 1
         return None
 
@@ -128,6 +133,7 @@ class Engine:
             return
         if type(msg) is PushPull:
             self.swim.push_pull_reply(msg, addr, now)
+            self.swim.wake_gossip(now)
         else:
             self.stats["drop_stream_unexpected"] += 1
 
@@ -136,6 +142,7 @@ class Engine:
 
     def handle_timer(self, now: float) -> None:
         self.swim.handle_timer(now)
+        self.swim.wake_gossip(now)
 
     # -- output ------------------------------------------------------------------------------
 

@@ -3,46 +3,52 @@
 Rules (memberlist's TransmitLimitedQueue, made O(taken) per packet):
 - a broadcast is an already-encoded message with a `key`; queueing a broadcast with the key
   of a queued one replaces it (a newer update about a subject invalidates the older);
-- `take(budget, per_item_overhead, n_nodes)` returns the least-transmitted broadcasts first
-  (newest first among equals) that fit in `budget` bytes, and counts one transmission for
-  each; a broadcast is dropped after `retransmit_limit(mult, n_nodes)` transmissions;
-- `on_done` callbacks run when a broadcast is dropped after its last transmission or is
-  invalidated (used by leave to know its message went out);
+- `take(budget, per_item_overhead, n_nodes)` returns the least-transmitted broadcasts first,
+  newest (by queueing order) first among equals, that fit in `budget` bytes, and counts one
+  transmission for each; a broadcast is dropped after `retransmit_limit(mult, n_nodes)`
+  transmissions;
+- `on_done` callbacks run when a broadcast is dropped after its last transmission, is
+  invalidated, or is pruned (used by leave to know its message went out);
 - the queue never holds more than `max_len` broadcasts: beyond it, the most transmitted
   (oldest among equals) are pruned and counted in `pruned`.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Hashable
 
 from swimnet.membership.formulas import retransmit_limit
 
-_SMALLEST_MESSAGE = 8
-"""No message encodes in fewer bytes; a packet with less room left is full."""
+_SMALLEST_MESSAGE = 3
+"""No message encodes in fewer bytes (a nack with a small sequence number)."""
 _MAX_SKIPS = 16
 """Broadcasts that did not fit, inspected before giving up on filling a packet."""
 
 
 class _Item:
-    __slots__ = ("data", "key", "level", "on_done")
+    __slots__ = ("data", "key", "level", "on_done", "seq")
 
-    def __init__(self, key: Hashable, data: bytes, on_done: Callable[[], None] | None) -> None:
+    def __init__(self, key: Hashable, data: bytes, on_done: Callable[[], None] | None, seq: int) -> None:
         self.key = key
         self.data = data
         self.level = 0
         self.on_done = on_done
+        self.seq = seq
 
 
 class BroadcastQueue:
-    """Broadcasts bucketed by how many times each was sent."""
+    """Broadcasts bucketed by how many times each was sent; each bucket sorted by age."""
 
     def __init__(self, retransmit_mult: int, max_len: int = 100_000) -> None:
         self.retransmit_mult = retransmit_mult
         self.max_len = max_len
         self.pruned = 0
-        self._levels: list[dict[Hashable, _Item]] = [{}]
+        self._levels: list[list[int]] = [[]]
+        """Per transmit count, the sequence numbers of its broadcasts, ascending (oldest first)."""
+        self._by_seq: dict[int, _Item] = {}
         self._items: dict[Hashable, _Item] = {}
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -52,70 +58,79 @@ class BroadcastQueue:
 
     def queue(self, key: Hashable, data: bytes, on_done: Callable[[], None] | None = None) -> None:
         """Queue `data`, replacing any queued broadcast with the same key."""
-        old = self._items.pop(key, None)
+        old = self._items.get(key)
         if old is not None:
-            del self._levels[old.level][key]
+            self._remove(old)
             if old.on_done is not None:
                 old.on_done()
-        item = _Item(key, data, on_done)
+        self._seq += 1
+        item = _Item(key, data, on_done, self._seq)
         self._items[key] = item
-        self._levels[0][key] = item
+        self._by_seq[item.seq] = item
+        self._levels[0].append(item.seq)  # the newest: always last
         if len(self._items) > self.max_len:
             self._prune(len(self._items) - self.max_len)
 
     def drop(self, key: Hashable) -> None:
         """Forget a queued broadcast without calling its callback."""
-        item = self._items.pop(key, None)
+        item = self._items.get(key)
         if item is not None:
-            del self._levels[item.level][key]
+            self._remove(item)
+
+    def _remove(self, item: _Item) -> None:
+        del self._items[item.key]
+        del self._by_seq[item.seq]
+        level = self._levels[item.level]
+        del level[bisect.bisect_left(level, item.seq)]
 
     def take(self, budget: int, per_item_overhead: int, n_nodes: int) -> list[bytes]:
         """Encoded broadcasts that fit in `budget` bytes; each counts as transmitted once."""
         if not self._items:
             return []
         limit = retransmit_limit(self.retransmit_mult, n_nodes)
+        by_seq = self._by_seq
         taken: list[_Item] = []
         skips = 0
+        full = False
         for level in self._levels:
-            if not level:
-                continue
-            # newest first among broadcasts sent equally often
-            for item in reversed(level.values()):
+            for seq in reversed(level):
+                item = by_seq[seq]
                 cost = len(item.data) + per_item_overhead
                 if cost <= budget:
                     taken.append(item)
                     budget -= cost
                     if budget < _SMALLEST_MESSAGE + per_item_overhead:
+                        full = True
                         break
                 else:
                     skips += 1
                     if skips > _MAX_SKIPS:
+                        full = True
                         break
-            else:
-                continue
-            break
+            if full:
+                break
         for item in taken:
             self._promote(item, limit)
         return [item.data for item in taken]
 
     def _promote(self, item: _Item, limit: int) -> None:
-        del self._levels[item.level][item.key]
+        self._remove(item)
         item.level += 1
         if item.level >= limit:
-            del self._items[item.key]
             if item.on_done is not None:
                 item.on_done()
             return
         while len(self._levels) <= item.level:
-            self._levels.append({})
-        self._levels[item.level][item.key] = item
+            self._levels.append([])
+        self._items[item.key] = item
+        self._by_seq[item.seq] = item
+        bisect.insort(self._levels[item.level], item.seq)
 
     def _prune(self, count: int) -> None:
         for level in reversed(self._levels):
             while level and count > 0:
-                key = next(iter(level))  # oldest of the most transmitted
-                item = level.pop(key)
-                del self._items[key]
+                item = self._by_seq[level[0]]  # oldest of the most transmitted
+                self._remove(item)
                 self.pruned += 1
                 count -= 1
                 if item.on_done is not None:

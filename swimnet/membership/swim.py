@@ -133,6 +133,9 @@ class Swim:
         self.leave_done = False
         self._seeds: list[Address] = []
         self._reaped: dict[str, tuple[Address, float]] = {}
+        self._failed: set[str] = set()
+        """Members now DEAD (not left): candidates for rejoin attempts."""
+        self._by_addr: dict[Address, MemberRecord] = {}
         self._joining: set[Address] = set()
 
         me = MemberRecord(
@@ -141,7 +144,9 @@ class Swim:
         self._me = me
         self._insert(me)
         self.timers.set(_PROBE_TICK, now + rng.uniform(0.0, config.probe_interval))
-        self.timers.set(_GOSSIP_TICK, now + rng.uniform(0.0, config.gossip_interval))
+        self._gossip_phase = now + rng.uniform(0.0, config.gossip_interval)
+        self._gossip_idle = False
+        self.timers.set(_GOSSIP_TICK, self._gossip_phase)
         self.timers.set(_PUSH_PULL_TICK, now + rng.uniform(0.0, config.push_pull_interval))
         self.timers.set(_REJOIN_TICK, now + config.rejoin_interval * (1.0 + rng.random()))
 
@@ -305,9 +310,11 @@ class Swim:
     # -- state transitions (memberlist's aliveNode / suspectNode / deadNode) ------------------
 
     def _on_alive(self, a: Alive, now: float, *, from_push_pull: bool = False) -> None:
+        m = self.members.get(a.node)
+        if m is not None and a.incarnation <= m.incarnation and m.addr == a.addr and m is not self._me:
+            return  # old news (the common case while gossip spreads an update)
         if self._leaving and a.node == self.name:
             return
-        m = self.members.get(a.node)
         updates_addr = False
         if m is None:
             if a.node in self._reaped:
@@ -343,8 +350,13 @@ class Swim:
         old_meta, old_addr = m.meta, m.addr
         m.incarnation = a.incarnation
         m.meta = a.meta
-        m.addr = a.addr
+        if m.addr != a.addr:
+            if self._by_addr.get(m.addr) is m:
+                del self._by_addr[m.addr]
+            m.addr = a.addr
+            self._by_addr[a.addr] = m
         m.vsn = a.vsn
+        self._failed.discard(m.name)
         if m.state != State.ALIVE:
             m.state = State.ALIVE
             m.state_change = now
@@ -401,6 +413,8 @@ class Swim:
         m.incarnation = d.incarnation
         m.state = State.LEFT if d.node == d.sender else State.DEAD
         m.state_change = now
+        if m.state == State.DEAD and m is not self._me:
+            self._failed.add(m.name)
         if d.node != self.name:
             self.events.append((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()))
 
@@ -455,6 +469,15 @@ class Swim:
             self.merge_user_state(remote.user, remote.join, now)
 
     def _merge_member(self, r: MemberState, now: float) -> None:
+        m = self.members.get(r.name)
+        if (
+            m is not None
+            and r.incarnation <= m.incarnation
+            and r.state == State.ALIVE
+            and m.addr == r.addr
+            and m is not self._me
+        ):
+            return  # nothing new: the common case of anti-entropy
         if r.state == State.ALIVE:
             self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now)
         elif r.state == State.LEFT:
@@ -530,6 +553,9 @@ class Swim:
             n for n, m in self.members.items() if m.dead_or_left and now - m.state_change > reap_after
         ]:
             m = self.members.pop(name)
+            self._failed.discard(name)
+            if self._by_addr.get(m.addr) is m:
+                del self._by_addr[m.addr]
             if m.state == State.DEAD:
                 self._reaped[name] = (m.addr, now)
             self.queue.drop(name)
@@ -539,7 +565,8 @@ class Swim:
     def _insert(self, m: MemberRecord) -> None:
         """Add a member at a random position of the probe order (memberlist does the same)."""
         self.members[m.name] = m
-        pos = self.rng.randint(0, len(self._order))
+        self._by_addr[m.addr] = m
+        pos = int(self.rng.random() * (len(self._order) + 1))
         self._order.insert(pos, m.name)
         if pos < self._probe_index:
             self._probe_index += 1
@@ -573,11 +600,25 @@ class Swim:
         if type(relay) is _Relay and relay.nack:
             self.send(relay.reply_to, [Nack(relay.origin_seq)])
 
+    def _has_broadcasts(self) -> bool:
+        return bool(len(self.queue)) or any(len(q) for q in self.extra_queues)
+
+    def wake_gossip(self, now: float) -> None:
+        """Re-arm the idle gossip tick (on its original phase) once there is something to send.
+
+        The owner calls this after every input; an idle node thus costs no timer events.
+        """
+        if self._gossip_idle and self._has_broadcasts():
+            self._gossip_idle = False
+            interval = self.config.gossip_interval
+            self.timers.set(_GOSSIP_TICK, now + interval - ((now - self._gossip_phase) % interval))
+
     def _gossip(self, now: float) -> None:
         cfg = self.config
-        self.timers.set(_GOSSIP_TICK, now + cfg.gossip_interval)
-        if not len(self.queue) and not any(len(q) for q in self.extra_queues):
+        if not self._has_broadcasts():
+            self._gossip_idle = True
             return
+        self.timers.set(_GOSSIP_TICK, now + cfg.gossip_interval)
         dead_window = cfg.gossip_to_the_dead_time
         targets = self._random_members(
             cfg.gossip_nodes,
@@ -613,16 +654,16 @@ class Swim:
             if now - since > cfg.rejoin_window:
                 del self._reaped[name]
         candidates: list[Address] = [addr for addr, _ in self._reaped.values()]
-        candidates.extend(
-            m.addr for m in self.members.values() if m.state == State.DEAD and m is not self._me
-        )
+        candidates.extend(self.members[name].addr for name in sorted(self._failed))
         if candidates:
             self._open_push_pull(self.rng.choice(candidates), join=False)
-        if self._seeds:
-            alive_addrs = {m.addr for m in self.members.values() if m.state <= State.SUSPECT}
-            missing = [a for a in self._seeds if a not in alive_addrs and a != self.addr]
-            if missing:
-                self._open_push_pull(self.rng.choice(missing), join=False)
+        missing = []
+        for addr in self._seeds:
+            m = self._by_addr.get(addr)
+            if addr != self.addr and (m is None or m.state > State.SUSPECT):
+                missing.append(addr)
+        if missing:
+            self._open_push_pull(self.rng.choice(missing), join=False)
 
     # -- peer choice -----------------------------------------------------------------------
 

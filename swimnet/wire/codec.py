@@ -52,21 +52,33 @@ Decoder = Callable[[list[Any]], WireMessage]
 
 _encoders: dict[type[WireMessage], Encoder] = {}
 _decoders: dict[int, Decoder] = {}
+_relayed_codes: set[int] = set()
 _VERSION_BYTE = bytes([PROTOCOL_VERSION])
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
-def register(cls: type[M], encode: Callable[[M], list[Any]], decode: Callable[[list[Any]], M]) -> None:
+def register(
+    cls: type[M],
+    encode: Callable[[M], list[Any]],
+    decode: Callable[[list[Any]], M],
+    *,
+    relayed: bool = False,
+) -> None:
     """Add a message type: `encode` gives its fields (without the code), `decode` checks them.
 
     `decode` receives the whole list `[code, fields...]` and must raise DecodeError on any
-    bad field.
+    bad field. `relayed` marks broadcasts (the same bytes reach a node many times): their
+    decoded values are cached by their bytes.
     """
     code = cls.CODE
+    if not 0 <= code <= 127:
+        raise ValueError("message codes are 0..127 (one msgpack byte)")
     if code in _decoders and _encoders.get(cls) is None:
         raise ValueError(f"message code {code} is already registered")
     _encoders[cls] = encode
     _decoders[code] = decode
+    if relayed:
+        _relayed_codes.add(code)
 
 
 def encode_message(message: WireMessage) -> bytes:
@@ -99,7 +111,21 @@ def encode_stream(message: WireMessage) -> bytes:
     return _VERSION_BYTE + encode_message(message)
 
 
-def _unpack(data: bytes, max_size: int, what: str) -> Any:
+_UNPACK_LIMITS: dict[str, Any] = dict(
+    raw=False,
+    strict_map_key=True,
+    max_array_len=max(MAX_PUSH_PULL_MEMBERS, MAX_MESSAGES_PER_PACKET),
+    max_map_len=0,
+    max_ext_len=0,
+)
+_CACHE_MAX = 1 << 15
+_message_cache: dict[bytes, WireMessage] = {}
+_member_cache: dict[bytes, MemberState] = {}
+"""Decoded values by their exact bytes. Messages are immutable, so identical bytes (the same
+broadcast relayed by many peers) are validated once; bounded, cleared when full."""
+
+
+def _check_frame(data: bytes, max_size: int, what: str) -> None:
     if type(data) is not bytes:
         raise DecodeError(f"{what}: expected bytes")
     if len(data) < 2:
@@ -108,19 +134,18 @@ def _unpack(data: bytes, max_size: int, what: str) -> Any:
         raise DecodeError(f"{what}: larger than {max_size} bytes")
     if data[0] != PROTOCOL_VERSION:
         raise DecodeError(f"{what}: unsupported protocol version {data[0]}")
-    try:
-        return msgpack.unpackb(
-            memoryview(data)[1:],
-            raw=False,
-            strict_map_key=True,
-            max_bin_len=max_size,
-            max_str_len=max_size,
-            max_array_len=max(MAX_PUSH_PULL_MEMBERS, MAX_MESSAGES_PER_PACKET),
-            max_map_len=0,
-            max_ext_len=0,
-        )
-    except Exception as exc:  # msgpack raises many types on garbage; all mean the same
-        raise DecodeError(f"{what}: not msgpack ({type(exc).__name__})") from None
+
+
+def _unpacker(data: bytes, max_size: int) -> msgpack.Unpacker:
+    unpacker = msgpack.Unpacker(
+        max_buffer_size=max_size, max_bin_len=max_size, max_str_len=max_size, **_UNPACK_LIMITS
+    )
+    unpacker.feed(memoryview(data)[1:])
+    return unpacker
+
+
+def _unpackb(raw: bytes | memoryview, max_size: int) -> Any:
+    return msgpack.unpackb(raw, max_bin_len=max_size, max_str_len=max_size, **_UNPACK_LIMITS)
 
 
 def _message(item: Any) -> WireMessage:
@@ -132,17 +157,89 @@ def _message(item: Any) -> WireMessage:
     return decode(item)
 
 
+def _cached_message(raw: bytes) -> WireMessage:
+    if len(raw) < 2 or raw[1] not in _relayed_codes:  # raw[1] is the code of a short array
+        return _message(_unpackb(raw, MAX_DATAGRAM))
+    msg = _message_cache.get(raw)
+    if msg is None:
+        msg = _message(_unpackb(raw, MAX_DATAGRAM))
+        if len(_message_cache) >= _CACHE_MAX:
+            _message_cache.clear()
+        _message_cache[raw] = msg
+    return msg
+
+
 def decode_packet(data: bytes) -> list[WireMessage]:
     """The messages of one datagram; raises DecodeError if any part is invalid."""
-    items = _unpack(data, MAX_DATAGRAM, "packet")
-    if type(items) is not list or not 1 <= len(items) <= MAX_MESSAGES_PER_PACKET:
-        raise DecodeError(f"packet: expected a list of 1..{MAX_MESSAGES_PER_PACKET} messages")
-    return [_message(item) for item in items]
+    _check_frame(data, MAX_DATAGRAM, "packet")
+    try:
+        unpacker = _unpacker(data, MAX_DATAGRAM)
+        count = unpacker.read_array_header()
+        if not 1 <= count <= MAX_MESSAGES_PER_PACKET:
+            raise DecodeError(f"packet: expected a list of 1..{MAX_MESSAGES_PER_PACKET} messages")
+        spans = []
+        start = unpacker.tell()
+        for _ in range(count):
+            unpacker.skip()
+            end = unpacker.tell()
+            spans.append((start + 1, end + 1))
+            start = end
+        if start + 1 != len(data):
+            raise DecodeError("packet: trailing bytes")
+    except DecodeError:
+        raise
+    except Exception as exc:  # msgpack raises many types on garbage; all mean the same
+        raise DecodeError(f"packet: not msgpack ({type(exc).__name__})") from None
+    try:
+        return [_cached_message(data[a:b]) for a, b in spans]
+    except DecodeError:
+        raise
+    except Exception as exc:  # skip() does not check UTF-8, maps or ext types: unpack does
+        raise DecodeError(f"packet: not msgpack ({type(exc).__name__})") from None
 
 
 def decode_stream(data: bytes) -> WireMessage:
     """The one message of a stream frame."""
-    return _message(_unpack(data, MAX_STREAM_FRAME, "stream"))
+    _check_frame(data, MAX_STREAM_FRAME, "stream")
+    try:
+        unpacker = _unpacker(data, MAX_STREAM_FRAME)
+        size = unpacker.read_array_header()
+        code = unpacker.unpack() if size else None
+        if code == PushPull.CODE and type(code) is int and size == 4:
+            return _decode_push_pull_stream(data, unpacker)
+        item = _unpackb(memoryview(data)[1:], MAX_STREAM_FRAME)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"stream: not msgpack ({type(exc).__name__})") from None
+    return _message(item)
+
+
+def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPull:
+    """PushPull without materialising every member twice: members are cached by their bytes."""
+    join = f.boolean(unpacker.unpack(), "push_pull.join")
+    count = unpacker.read_array_header()
+    if count > MAX_PUSH_PULL_MEMBERS:
+        raise DecodeError(f"push_pull.members: more than {MAX_PUSH_PULL_MEMBERS}")
+    members = []
+    start = unpacker.tell()
+    cache = _member_cache
+    for _ in range(count):
+        unpacker.skip()
+        end = unpacker.tell()
+        raw = data[start + 1 : end + 1]
+        start = end
+        member = cache.get(raw)
+        if member is None:
+            member = _dec_member(_unpackb(raw, MAX_STREAM_FRAME))
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[raw] = member
+        members.append(member)
+    user = f.blob(unpacker.unpack(), "push_pull.user", MAX_USER_STATE)
+    if unpacker.tell() + 1 != len(data):
+        raise DecodeError("stream: trailing bytes")
+    return PushPull(join, tuple(members), user)
 
 
 # -- membership messages ------------------------------------------------------------------
@@ -230,9 +327,11 @@ register(Ping, lambda m: [m.seq, m.target, m.source], _dec_ping)
 register(IndirectPing, lambda m: [m.seq, m.target, list(m.target_addr), m.source, m.nack], _dec_indirect)
 register(Ack, lambda m: [m.seq, m.payload], _dec_ack)
 register(Nack, lambda m: [m.seq], _dec_nack)
-register(Alive, lambda m: [m.incarnation, m.node, list(m.addr), m.meta, list(m.vsn)], _dec_alive)
-register(Suspect, lambda m: [m.incarnation, m.node, m.sender], _dec_suspect)
-register(Dead, lambda m: [m.incarnation, m.node, m.sender], _dec_dead)
+register(
+    Alive, lambda m: [m.incarnation, m.node, list(m.addr), m.meta, list(m.vsn)], _dec_alive, relayed=True
+)
+register(Suspect, lambda m: [m.incarnation, m.node, m.sender], _dec_suspect, relayed=True)
+register(Dead, lambda m: [m.incarnation, m.node, m.sender], _dec_dead, relayed=True)
 register(
     PushPull,
     lambda m: [

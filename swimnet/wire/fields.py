@@ -38,6 +38,8 @@ def text(value: Any, field: str, max_bytes: int, *, empty: bool = False) -> str:
 
 
 def name(value: Any, field: str = "name") -> str:
+    if type(value) is str and 0 < len(value) <= MAX_NAME // 4:  # fast path: surely short enough
+        return value
     return text(value, field, MAX_NAME)
 
 
@@ -52,10 +54,20 @@ def blob(value: Any, field: str, max_bytes: int) -> bytes:
 def address(value: Any, field: str = "addr") -> Address:
     if type(value) is not list or len(value) != 2:
         raise DecodeError(f"{field}: expected [host, port]")
-    return (text(value[0], f"{field}.host", MAX_HOST), uint(value[1], f"{field}.port", 65_535))
+    host, port = value
+    # fast path for the common case, same checks as text() and uint()
+    if type(host) is str and 0 < len(host) <= MAX_HOST // 4 and type(port) is int and 0 <= port <= 65_535:
+        return (host, port)
+    return (text(host, f"{field}.host", MAX_HOST), uint(port, f"{field}.port", 65_535))
+
+
+_CURRENT_VSN = [2, 2, 2]
+_CURRENT_VSN_TUPLE = (2, 2, 2)
 
 
 def vsn(value: Any, field: str = "vsn") -> tuple[int, int, int]:
+    if value == _CURRENT_VSN and type(value) is list and all(type(v) is int for v in value):
+        return _CURRENT_VSN_TUPLE
     if type(value) is not list or len(value) != 3:
         raise DecodeError(f"{field}: expected [min, max, cur]")
     lo, hi, cur = (uint(v, field, 255) for v in value)

@@ -1,0 +1,227 @@
+"""The Vivaldi client: learns this node's coordinate from measured RTTs (serf's client.go).
+
+Rules:
+- `update` refuses a sample by raising `RejectedSample(reason)` and then changes nothing:
+  an RTT that is not in (0, max_rtt] seconds (NaN included), or a peer coordinate that is
+  incompatible, invalid (NaN/inf) or out of limits;
+- an accepted sample goes through, in order: the per-peer median filter of the last
+  `latency_filter_size` RTTs; the error-weighted spring step and error update (CE, CC);
+  the adjustment term (mean of rtt - raw distance over a window, halved); gravity towards
+  the origin, force -(|c| / rho)^2;
+- if the coordinate ever becomes invalid or leaves the limits a peer would accept, it is
+  reset to the origin and `resets` counts it, so whatever `coordinate` returns can always
+  be sent on the wire;
+- per-peer filter state lives until `forget(peer)`: the owner calls it when a member goes;
+- no clock, no I/O; randomness only through the injected `random.Random`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Final, Literal
+
+import attrs
+
+from swimnet.errors import ConfigError, SwimnetError
+from swimnet.topology.coordinate import MAX_DIMENSIONALITY, Coordinate
+
+RejectReason = Literal[
+    "rtt_out_of_range",
+    "coordinate_incompatible",
+    "coordinate_invalid",
+    "coordinate_out_of_limits",
+]
+REJECT_REASONS: Final[tuple[RejectReason, ...]] = (
+    "rtt_out_of_range",
+    "coordinate_incompatible",
+    "coordinate_invalid",
+    "coordinate_out_of_limits",
+)
+
+_ZERO_THRESHOLD = 1.0e-6
+
+
+class RejectedSample(SwimnetError, ValueError):
+    """An RTT sample was refused; `reason` (one of REJECT_REASONS) is for counters."""
+
+    def __init__(self, reason: RejectReason, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason: RejectReason = reason
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (math.isfinite(value) and value > 0.0):
+        raise ConfigError(f"{attribute.name}: must be a finite number > 0, got {value!r}")
+
+
+def _unit_interval(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{attribute.name}: must be in (0, 1], got {value!r}")
+
+
+def _count(low: int, high: int) -> Callable[[object, attrs.Attribute[int], int], None]:
+    def check(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if type(value) is not int or not low <= value <= high:
+            raise ConfigError(f"{attribute.name}: must be an integer in {low}..{high}")
+
+    return check
+
+
+@attrs.frozen
+class VivaldiConfig:
+    """Tuning of the coordinate system; the defaults are serf's DefaultConfig()."""
+
+    dimensionality: int = attrs.field(default=8, validator=_count(1, MAX_DIMENSIONALITY))
+    error_max: float = attrs.field(default=1.5, validator=_positive)
+    """Starting error, and the cap on the error estimate."""
+    ce: float = attrs.field(default=0.25, validator=_unit_interval)
+    """Maximum impact of one observation on the error estimate."""
+    cc: float = attrs.field(default=0.25, validator=_unit_interval)
+    """Maximum impact of one observation on the coordinate."""
+    adjustment_window: int = attrs.field(default=20, validator=_count(0, 10_000))
+    """Samples in the adjustment term's window; 0 disables the adjustment."""
+    height_min: float = attrs.field(default=10.0e-6, validator=_positive)
+    latency_filter_size: int = attrs.field(default=3, validator=_count(1, 1_000))
+    gravity_rho: float = attrs.field(default=150.0, validator=_positive)
+    max_rtt: float = attrs.field(default=10.0, validator=_positive)
+    """Largest RTT sample accepted (seconds)."""
+
+    def origin(self) -> Coordinate:
+        return Coordinate.origin(self.dimensionality, error=self.error_max, height=self.height_min)
+
+
+class LatencyFilter:
+    """Per-peer moving median of the last `size` RTT samples (upper median when even)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._samples: dict[str, deque[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, peer: str, rtt: float) -> float:
+        """Record a sample and return the filtered RTT for `peer`."""
+        samples = self._samples.get(peer)
+        if samples is None:
+            samples = self._samples[peer] = deque(maxlen=self._size)
+        samples.append(rtt)
+        ordered = sorted(samples)
+        return ordered[len(ordered) // 2]
+
+    def forget(self, peer: str) -> None:
+        self._samples.pop(peer, None)
+
+
+class CoordinateClient:
+    """This node's coordinate, updated from (peer coordinate, measured RTT) samples."""
+
+    def __init__(self, config: VivaldiConfig, rng: random.Random) -> None:
+        self._config = config
+        self._rng = rng
+        self._origin = config.origin()
+        self._coord = self._origin
+        self._filter = LatencyFilter(config.latency_filter_size)
+        self._adjustment_samples = [0.0] * config.adjustment_window
+        self._adjustment_index = 0
+        self._resets = 0
+
+    @property
+    def config(self) -> VivaldiConfig:
+        return self._config
+
+    @property
+    def coordinate(self) -> Coordinate:
+        """The current estimate (always valid and within limits)."""
+        return self._coord
+
+    @property
+    def resets(self) -> int:
+        """How many times the coordinate was reset to the origin after going bad."""
+        return self._resets
+
+    @property
+    def tracked_peers(self) -> int:
+        """Peers with latency-filter state (forget() them when they leave)."""
+        return len(self._filter)
+
+    def set_coordinate(self, coord: Coordinate) -> None:
+        """Force a known coordinate (e.g. one restored from disk); refused like a peer's."""
+        self._check_peer(coord)
+        self._coord = coord
+
+    def forget(self, peer_name: str) -> None:
+        """Drop the latency filter state of a peer that left."""
+        self._filter.forget(peer_name)
+
+    def distance_to(self, coord: Coordinate) -> float:
+        """Estimated RTT (seconds) to a node at `coord`; raises DimensionalityError."""
+        return self._coord.distance_to(coord)
+
+    def rtt_estimate(self, coord: Coordinate | None) -> float | None:
+        """Estimated RTT (seconds) to `coord`, or None when unknown or unusable."""
+        if coord is None or not coord.is_compatible_with(self._coord) or not coord.is_valid():
+            return None
+        return self._coord.distance_to(coord)
+
+    def update(self, peer_name: str, peer_coord: Coordinate, rtt: float) -> Coordinate:
+        """Learn from one direct probe of `peer_name`; returns the new coordinate.
+
+        Raises RejectedSample (and changes nothing) for an absurd RTT or peer coordinate.
+        """
+        self._check_peer(peer_coord)
+        if not 0.0 < rtt <= self._config.max_rtt:  # also refuses NaN
+            raise RejectedSample("rtt_out_of_range", f"{rtt!r} s is not in (0, {self._config.max_rtt}]")
+        filtered = self._filter.add(peer_name, rtt)
+        self._update_vivaldi(peer_coord, filtered)
+        self._update_adjustment(peer_coord, filtered)
+        self._update_gravity()
+        if not self._coord.is_within_limits():
+            self._resets += 1
+            self._coord = self._origin
+        return self._coord
+
+    def _check_peer(self, coord: Coordinate) -> None:
+        if not coord.is_compatible_with(self._coord):
+            raise RejectedSample(
+                "coordinate_incompatible",
+                f"{len(coord.vec)} dimensions, expected {len(self._coord.vec)}",
+            )
+        if not coord.is_valid():
+            raise RejectedSample("coordinate_invalid", "a component is NaN or infinite")
+        if not coord.is_within_limits():
+            raise RejectedSample("coordinate_out_of_limits", "a component is out of bounds")
+
+    def _update_vivaldi(self, other: Coordinate, rtt: float) -> None:
+        cfg = self._config
+        coord = self._coord
+        dist = coord.distance_to(other)
+        rtt = max(rtt, _ZERO_THRESHOLD)
+        wrongness = abs(dist - rtt) / rtt
+        total_error = max(coord.error + other.error, _ZERO_THRESHOLD)
+        weight = coord.error / total_error
+        error = cfg.ce * weight * wrongness + coord.error * (1.0 - cfg.ce * weight)
+        coord = Coordinate(coord.vec, min(error, cfg.error_max), coord.adjustment, coord.height)
+        force = cfg.cc * weight * (rtt - dist)
+        self._coord = coord.apply_force(force, other, height_min=cfg.height_min, rng=self._rng)
+
+    def _update_adjustment(self, other: Coordinate, rtt: float) -> None:
+        window = self._config.adjustment_window
+        if window == 0:
+            return
+        # the adjustments themselves do not figure in: use the raw distance
+        self._adjustment_samples[self._adjustment_index] = rtt - self._coord.raw_distance_to(other)
+        self._adjustment_index = (self._adjustment_index + 1) % window
+        adjustment = sum(self._adjustment_samples) / (2.0 * window)
+        coord = self._coord
+        self._coord = Coordinate(coord.vec, coord.error, adjustment, coord.height)
+
+    def _update_gravity(self) -> None:
+        cfg = self._config
+        dist = self._origin.distance_to(self._coord)
+        scaled = dist / cfg.gravity_rho
+        force = -(scaled * scaled)
+        self._coord = self._coord.apply_force(force, self._origin, height_min=cfg.height_min, rng=self._rng)
