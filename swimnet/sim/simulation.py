@@ -267,8 +267,8 @@ class Simulation:
                 self.on_event(now, slot.name, event)
         deadline = engine.next_deadline()
         if deadline is not None and deadline < slot.timer_at:
-            slot.timer_at = deadline
-            self._push(max(deadline, now), _TIMER, (slot, slot.gen))
+            slot.timer_at = deadline = max(deadline, now)  # a deadline already past fires now
+            self._push(deadline, _TIMER, (slot, slot.gen))
 
     def _deliver(self, item: tuple[_Slot, int, Address, bytes]) -> None:
         slot, gen, src, data = item
