@@ -86,6 +86,8 @@ class Config:
     push_pull_interval: float = 30.0
     awareness_max_multiplier: int = 8
     tcp_timeout: float = 10.0
+    tcp_fallback_probe: bool = True
+    """Also probe over a stream when the UDP probe times out (memberlist's TCP fallback ping)."""
     packet_size: int = 1400
     """Largest datagram we build (memberlist's UDPBufferSize)."""
     dead_node_reclaim_time: float = 0.0

@@ -27,7 +27,7 @@ from swimnet.membership.events import MemberEvent
 from swimnet.membership.member import Member
 from swimnet.membership.swim import Swim
 from swimnet.wire.codec import decode_packet, decode_stream
-from swimnet.wire.messages import Address, PushPull, State
+from swimnet.wire.messages import Ack, Address, Ping, PushPull, State
 
 
 class Engine:
@@ -121,6 +121,8 @@ class Engine:
             reply = self.swim.handle_push_pull(msg, addr, now)
             self.swim.wake_gossip(now)
             return reply
+        if type(msg) is Ping:
+            return self.swim.handle_stream_ping(msg)
         self.stats["drop_stream_unexpected"] += 1
         return None
 
@@ -134,6 +136,8 @@ class Engine:
         if type(msg) is PushPull:
             self.swim.push_pull_reply(msg, addr, now)
             self.swim.wake_gossip(now)
+        elif type(msg) is Ack:
+            self.swim.stream_ack(msg, addr, now)
         else:
             self.stats["drop_stream_unexpected"] += 1
 

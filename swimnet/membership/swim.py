@@ -286,7 +286,7 @@ class Swim:
         self.send(msg.target_addr, [Ping(seq, msg.target, self.name)])
         self.timers.set(("relay", seq), now + self.config.probe_timeout)
 
-    def _on_ack(self, msg: Ack, addr: Address, now: float) -> None:
+    def _on_ack(self, msg: Ack, addr: Address, now: float, *, via_stream: bool = False) -> None:
         pending = self._pending.pop(msg.seq, None)
         if pending is None:
             self.stats["ack_unmatched"] += 1
@@ -299,8 +299,20 @@ class Swim:
         self.timers.cancel(("probe_timeout", msg.seq))
         self.timers.cancel(("probe_deadline", msg.seq))
         self.awareness.apply(-1)
-        if addr == pending.addr:  # direct answer: a real round-trip time
+        if via_stream:
+            self.stats["probe_ok_only_over_stream"] += 1  # UDP may be blocked or lossy
+        elif addr == pending.addr:  # direct UDP answer: a real round-trip time
             self.on_rtt(pending.target, now - pending.sent, msg.payload)
+
+    def handle_stream_ping(self, msg: Ping) -> bytes | None:
+        """A probe over a stream (memberlist's TCP fallback): answer with an ack frame."""
+        if msg.target != self.name:
+            self.stats["drop_wrong_target"] += 1
+            return None
+        return encode_stream(Ack(msg.seq))
+
+    def stream_ack(self, msg: Ack, addr: Address, now: float) -> None:
+        self._on_ack(msg, addr, now, via_stream=True)
 
     def _on_nack(self, msg: Nack) -> None:
         pending = self._pending.get(msg.seq)
@@ -582,6 +594,8 @@ class Swim:
         for helper in helpers:
             self.send(helper.addr, [IndirectPing(seq, probe.target, probe.addr, self.name, True)])
         probe.expected_nacks = len(helpers)
+        if self.config.tcp_fallback_probe:
+            self.streams.append((probe.addr, encode_stream(Ping(seq, probe.target, self.name))))
 
     def _probe_deadline(self, seq: int, now: float) -> None:
         probe = self._pending.pop(seq, None)

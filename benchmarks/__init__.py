@@ -1,0 +1,1 @@
+"""swimnet benchmarks: `nox -s bench -- NAME...` (or `python -m benchmarks NAME...`)."""
