@@ -101,6 +101,14 @@ class Config:
     join_sync_delays: tuple[float, ...] = (0.5, 1.5, 3.0)
     """Extra push-pulls with random members this long after a join (speeds up bootstrap)."""
     leave_timeout: float = 5.0
+    topology_bias: float = 0.5
+    """0..1: how strongly gossip targets, probe helpers and sync partners favour peers with a
+    low estimated round-trip time (0 = uniform, memberlist's behaviour)."""
+    topology_rtt_floor: float = 0.002
+    """Estimated RTTs below this count as equal (the noise floor of a LAN), so the bias only
+    separates distinctly farther peers and a flat network keeps uniform random choices."""
+    topology_uniform_share: float = 1.0 / 3.0
+    """Share of those choices that stay uniform whatever the bias, so far zones still hear."""
     broadcast_queue_max: int = 100_000
 
     def __attrs_post_init__(self) -> None:
@@ -136,6 +144,11 @@ class Config:
         _int_at_least("packet_size", self.packet_size, 512)
         if self.packet_size > 65_000:
             raise ConfigError("packet_size: must be at most 65000")
+        _non_negative("topology_rtt_floor", self.topology_rtt_floor)
+        for field in ("topology_bias", "topology_uniform_share"):
+            value = getattr(self, field)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{field}: must be a number in [0, 1], got {value!r}")
         _int_at_least("broadcast_queue_max", self.broadcast_queue_max, 16)
         if not all(isinstance(d, int | float) and d > 0 for d in self.join_sync_delays):
             raise ConfigError("join_sync_delays: must be positive numbers")

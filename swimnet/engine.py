@@ -26,6 +26,8 @@ from swimnet.errors import DecodeError, LocalProtocolError
 from swimnet.membership.events import MemberEvent
 from swimnet.membership.member import Member
 from swimnet.membership.swim import Swim
+from swimnet.topology.coordinate import Coordinate
+from swimnet.topology.tracker import PeerCoordinates
 from swimnet.wire.codec import decode_packet, decode_stream
 from swimnet.wire.messages import Ack, Address, Ping, PushPull, State
 
@@ -47,6 +49,11 @@ class Engine:
         self.rng = rng
         self.swim = Swim(config, rng, now, incarnation=incarnation)
         self.stats: Counter[str] = self.swim.stats
+        self.topology = PeerCoordinates(rng, stats=self.stats)
+        self.swim.ack_payload = self.topology.ack_payload
+        self.swim.on_rtt = self.topology.observe
+        self.swim.rtt_of = self._rtt_for_choice
+        self.swim.on_forget = self.topology.forget
 
     # -- identity and views ----------------------------------------------------------------
 
@@ -65,6 +72,19 @@ class Engine:
     @property
     def health_score(self) -> int:
         return self.swim.awareness.score
+
+    @property
+    def coordinate(self) -> Coordinate:
+        """Our Vivaldi network coordinate."""
+        return self.topology.coordinate
+
+    def rtt_estimate(self, member: str) -> float | None:
+        """Estimated round-trip time (seconds) to a member, None if not known yet."""
+        return self.topology.rtt_estimate(member)
+
+    def _rtt_for_choice(self, member: str) -> float | None:
+        rtt = self.topology.rtt_estimate(member)
+        return None if rtt is None else max(rtt, self.config.topology_rtt_floor)
 
     def members(self) -> list[Member]:
         return self.swim.member_list()

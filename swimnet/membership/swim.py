@@ -40,6 +40,7 @@ from swimnet.membership.member import Member, MemberRecord
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.membership.suspicion import Suspicion
 from swimnet.membership.timers import Timers
+from swimnet.topology.selection import choose_excluding
 from swimnet.wire.codec import encode_message, encode_stream, pack_packet
 from swimnet.wire.messages import (
     Ack,
@@ -121,7 +122,9 @@ class Swim:
         self.on_rtt: Callable[[str, float, bytes], None] = lambda name, rtt, payload: None
         self.local_user_state: Callable[[bool], bytes] = lambda join: b""
         self.merge_user_state: Callable[[bytes, bool, float], None] = lambda data, join, now: None
-        self.choose_peers: Callable[[list[str], int], list[str]] | None = None
+        self.rtt_of: Callable[[str], float | None] | None = None
+        """Estimated round-trip time to a member (topology); enables biased peer choice."""
+        self.on_forget: Callable[[str], None] = lambda name: None
 
         self.members: dict[str, MemberRecord] = {}
         self._order: list[str] = []
@@ -565,6 +568,7 @@ class Swim:
             n for n, m in self.members.items() if m.dead_or_left and now - m.state_change > reap_after
         ]:
             m = self.members.pop(name)
+            self.on_forget(name)
             self._failed.discard(name)
             if self._by_addr.get(m.addr) is m:
                 del self._by_addr[m.addr]
@@ -590,6 +594,7 @@ class Swim:
         helpers = self._random_members(
             self.config.indirect_checks,
             lambda m: m.state == State.ALIVE and m.name != probe.target,
+            biased=True,
         )
         for helper in helpers:
             self.send(helper.addr, [IndirectPing(seq, probe.target, probe.addr, self.name, True)])
@@ -686,12 +691,25 @@ class Swim:
     ) -> list[MemberRecord]:
         """Up to k distinct random members (never ourselves) that `accept` admits.
 
-        Random probing of the probe order first (O(k) in a large healthy cluster), a full
-        scan only when few members qualify; memberlist's kRandomNodes does the same.
+        `biased` choices favour low estimated RTT (config.topology_bias, keeping a uniform
+        share); otherwise random probing of the probe order first (O(k) in a large healthy
+        cluster) and a full scan only when few members qualify, as memberlist's kRandomNodes.
         """
         if k <= 0:
             return []
         order, members, rng = self._order, self.members, self.rng
+        bias = self.config.topology_bias
+        if biased and bias > 0.0 and self.rtt_of is not None:
+            names = choose_excluding(
+                order,
+                k,
+                rng,
+                self.rtt_of,
+                bias,
+                _Ineligible(members, self._me, accept),
+                self.config.topology_uniform_share,
+            )
+            return [members[name] for name in names]
         n = len(order)
         picked: dict[str, MemberRecord] = {}
         for _ in range(3 * k + 3):
@@ -706,3 +724,20 @@ class Swim:
             for m in rng.sample(pool, need):
                 picked[m.name] = m
         return list(picked.values())
+
+
+class _Ineligible:
+    """The names a peer choice must skip (a lazy container: evaluated only for names drawn)."""
+
+    __slots__ = ("_accept", "_me", "_members")
+
+    def __init__(
+        self, members: dict[str, MemberRecord], me: MemberRecord, accept: Callable[[MemberRecord], bool]
+    ) -> None:
+        self._members = members
+        self._me = me
+        self._accept = accept
+
+    def __contains__(self, name: object) -> bool:
+        m = self._members.get(name) if isinstance(name, str) else None
+        return m is None or m is self._me or not self._accept(m)

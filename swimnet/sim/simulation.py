@@ -74,6 +74,10 @@ class Simulation:
         self._streams_open: dict[int, bool] = {}
         self._stream_seq = 0
         self.on_event: EventHook | None = None
+        self.classify: Callable[[str, str], str] | None = None
+        """If set, datagrams and stream bytes sent are also counted per class(src, dst) in
+        `traffic` (e.g. "in-zone" / "cross-zone")."""
+        self.traffic: Counter[str] = Counter()
         self.stats: dict[str, Counter[str]] = {}
         self.delivered = 0
         self.dropped = 0
@@ -241,10 +245,15 @@ class Simulation:
             latency, rng, loss, by_addr = self.latency, self._net_rng, self.loss, self._by_addr
             group = self._group
             src_group = group.get(slot.name, 0)
+            classify = self.classify
             for addr, data in out:
                 stats["packets_sent"] += 1
                 stats["bytes_sent"] += len(data)
                 dst = by_addr.get(addr)
+                if classify is not None and dst is not None:
+                    cls = classify(slot.name, dst.name)
+                    self.traffic[f"{cls}_packets"] += 1
+                    self.traffic[f"{cls}_bytes"] += len(data)
                 if dst is None or (loss and rng.random() < loss) or group.get(dst.name, 0) != src_group:
                     self.dropped += 1
                     continue
@@ -259,6 +268,8 @@ class Simulation:
             if dst is None or self._group.get(dst.name, 0) != self._group.get(slot.name, 0):
                 continue
             self.stats[slot.name]["stream_bytes_sent"] += len(request)
+            if self.classify is not None:
+                self.traffic[f"{self.classify(slot.name, dst.name)}_stream_bytes"] += len(request)
             delay = self.latency(slot.name, dst.name, self._net_rng)
             self._push(now + delay, _STREAM_REQ, (dst, dst.gen, slot, slot.gen, sid, request))
         events = engine.events()
@@ -297,6 +308,8 @@ class Simulation:
         if reply is None:
             return
         self.stats[server.name]["stream_bytes_sent"] += len(reply)
+        if self.classify is not None:
+            self.traffic[f"{self.classify(server.name, client.name)}_stream_bytes"] += len(reply)
         delay = self.latency(server.name, client.name, self._net_rng)
         self._push(self.now + delay, _STREAM_REPLY, (client, client_gen, sid, server.addr, reply))
 

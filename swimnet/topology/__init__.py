@@ -16,7 +16,8 @@ from swimnet.topology.coordinate import (
     Coordinate,
     DimensionalityError,
 )
-from swimnet.topology.selection import choose_helpers, choose_peers
+from swimnet.topology.selection import choose_excluding, choose_helpers, choose_peers
+from swimnet.topology.tracker import PeerCoordinates
 from swimnet.topology.vivaldi import (
     REJECT_REASONS,
     CoordinateClient,
@@ -32,9 +33,11 @@ __all__ = [
     "Coordinate",
     "CoordinateClient",
     "DimensionalityError",
+    "PeerCoordinates",
     "RejectReason",
     "RejectedSample",
     "VivaldiConfig",
+    "choose_excluding",
     "choose_helpers",
     "choose_peers",
     "coordinate_from_wire",

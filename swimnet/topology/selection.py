@@ -239,3 +239,26 @@ def _choose(
         picks.append(pick)
     rng.shuffle(picks)
     return picks
+
+
+def choose_excluding(
+    candidates: Sequence[str],
+    k: int,
+    rng: random.Random,
+    rtt_of: RttOf,
+    bias: float,
+    exclude: Container[str],
+    uniform_share: float = DEFAULT_UNIFORM_SHARE,
+    *,
+    max_tournament: int = DEFAULT_MAX_TOURNAMENT,
+) -> list[str]:
+    """`choose_peers` over the candidates not in `exclude` (a lazily evaluated container).
+
+    For callers whose candidate list holds ineligible entries (e.g. a member list with dead
+    members): exclusions are discovered as draws meet them, never by copying the list.
+    """
+    _check(k, bias, uniform_share, max_tournament)
+    want = min(k, len(candidates))
+    if want == 0:
+        return []
+    return _choose(candidates, want, rng, rtt_of, bias, uniform_share, max_tournament, exclude)
