@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from swimnet.errors import ConfigError
+from swimnet.security.keyring import Keyring
 from swimnet.wire.limits import MAX_META, MAX_NAME
 from swimnet.wire.messages import Address
 
@@ -73,6 +74,14 @@ class Config:
     bind: str = f"0.0.0.0:{DEFAULT_PORT}"
     advertise: str | None = None
     meta: bytes = b""
+    keyring: Keyring | None = attrs.field(default=None, eq=False)
+    """Encrypt and authenticate all traffic with these keys (None: plaintext)."""
+    label: str = ""
+    """Cluster label: separates clusters sharing a network (associated data when sealed)."""
+    verify_incoming: bool = True
+    """With a keyring: refuse plaintext input (turn off only while migrating to encryption)."""
+    encrypt_outgoing: bool = True
+    """With a keyring: seal output (turn off only while migrating to encryption)."""
 
     probe_interval: float = 1.0
     probe_timeout: float = 0.5
@@ -117,6 +126,10 @@ class Config:
         parse_address(self.bind, "bind")
         if self.advertise is not None:
             parse_address(self.advertise, "advertise")
+        if self.keyring is not None and not isinstance(self.keyring, Keyring):
+            raise ConfigError("keyring: must be a swimnet.Keyring")
+        if not isinstance(self.label, str) or len(self.label.encode()) > 255:
+            raise ConfigError("label: must be a string of at most 255 bytes")
         if not isinstance(self.meta, bytes) or len(self.meta) > MAX_META:
             raise ConfigError(f"meta: must be bytes of at most {MAX_META} bytes")
         for field in (

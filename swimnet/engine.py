@@ -1,35 +1,71 @@
-"""The sans-IO node: bytes in, bytes out. Composes the wire codec and the membership
-protocol (and, as they land, security, tables and topology).
+"""The sans-IO node: bytes in, bytes out. Composes the wire codec, security (sealing and
+key management), membership (SWIM + Lifeguard) and topology (coordinates); the tables
+layer plugs in through `register_handler` and `register_user_state`.
 
 Surface (every entry point takes `now`; nothing here reads a clock or does I/O):
 
-    receive_datagram(data, addr, now)          a datagram from the network
-    handle_stream(request, addr, now) -> bytes a stream request from a peer; the reply
-    stream_reply(reply, addr, now)             the reply to a stream we opened
-    stream_failed(addr, now)                   a stream we opened could not complete
-    handle_timer(now)                          call at (or after) next_deadline()
-    datagrams_to_send() / streams_to_open()    drain after every call
-    events()                                   drain after every call
+    receive_datagram(data, addr, now)           a datagram from the network
+    handle_stream(request, addr, now) -> bytes  a stream request from a peer; the reply
+    stream_reply(reply, addr, now)              the reply to a stream we opened
+    stream_failed(addr, now)                    a stream we opened could not complete
+    handle_timer(now)                           call at (or after) next_deadline()
+    datagrams_to_send() / streams_to_open()     drain after every call (already sealed)
+    events()                                    drain after every call
     next_deadline() -> float | None
 
-Rules: peer input never raises out of the engine: anything undecodable or unexpected is
-counted in `stats` by reason and dropped, and leaves membership untouched.
+Rules:
+- peer input never raises out of the engine: anything unauthenticated, undecodable or
+  unexpected is counted in `stats` by reason (`drop_*`) and dropped, and changes nothing;
+- with a keyring, every datagram and stream frame is sealed (XChaCha20-Poly1305, the
+  cluster label as associated data); nonces come from the injected `nonce_source`
+  (the runtime passes os.urandom; the default draws from `rng`, for reproducible runs);
+- key operations and keyring state are only accepted from sealed input, and keyring state
+  is only sent in sealed streams.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
 
 from swimnet.config import Config
-from swimnet.errors import DecodeError, LocalProtocolError
-from swimnet.membership.events import MemberEvent
+from swimnet.errors import AuthenticationError, DecodeError, LocalProtocolError
+from swimnet.membership.events import MemberEvent, MemberFailed, MemberLeft
 from swimnet.membership.member import Member
 from swimnet.membership.swim import Swim
+from swimnet.security.keyops import KeyManager, KeyOpResult
+from swimnet.security.seal import SecurityPolicy, looks_sealed, protect, protect_overhead, unprotect
 from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.tracker import PeerCoordinates
-from swimnet.wire.codec import decode_packet, decode_stream
-from swimnet.wire.messages import Ack, Address, Ping, PushPull, State
+from swimnet.wire.codec import decode_packet, decode_stream, encode_message, encode_stream
+from swimnet.wire.keys import KeyOp, KeyOpAck, KeyringState
+from swimnet.wire.messages import (
+    Ack,
+    Address,
+    Alive,
+    Dead,
+    IndirectPing,
+    Nack,
+    Ping,
+    PushPull,
+    State,
+    Suspect,
+    WireMessage,
+)
+
+MessageHandler = Callable[[Any, Address, float, bool], None]
+"""(message, sender address, now, arrived sealed)."""
+StreamHandler = Callable[[Any, Address, float], WireMessage | None]
+ReplyHandler = Callable[[Any, Address, float], None]
+
+_MEMBERSHIP = (Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead)
+_MAX_SECTIONS = 8
+_KEY_OP_ACKS = 3
+"""A key operation is acknowledged on each of its first receipts, at most this many times."""
 
 
 class Engine:
@@ -42,6 +78,7 @@ class Engine:
         rng: random.Random,
         now: float,
         incarnation: int = 1,
+        nonce_source: Callable[[int], bytes] | None = None,
     ) -> None:
         if not config.name:
             raise LocalProtocolError("config.name must be set to run a node")
@@ -54,6 +91,55 @@ class Engine:
         self.swim.on_rtt = self.topology.observe
         self.swim.rtt_of = self._rtt_for_choice
         self.swim.on_forget = self.topology.forget
+
+        self._nonce = nonce_source if nonce_source is not None else rng.randbytes
+        self.policy: SecurityPolicy | None = None
+        self.set_security(config.keyring is not None and config.verify_incoming, config.encrypt_outgoing)
+        self.keys = KeyManager(config.keyring, config.name)
+        self.swim.event_hooks.append(self._member_event)
+
+        self._handlers: dict[type, MessageHandler] = {
+            KeyOp: self._on_key_op,
+            KeyOpAck: lambda msg, addr, now, sealed: self.keys.record_ack(msg),
+        }
+        self._stream_handlers: dict[type, StreamHandler] = {}
+        self._reply_handlers: dict[type, ReplyHandler] = {}
+        self._sections: dict[
+            str, tuple[Callable[[bool], bytes | None], Callable[[bytes, bool, float], None]]
+        ] = {}
+        self._input_sealed = False
+        self._key_ops_seen: dict[tuple[str, int, int], int] = {}
+        self.register_user_state("keys", self._keys_section, self._merge_keys_section)
+        self.swim.local_user_state = self._local_user_state
+        self.swim.merge_user_state = self._merge_user_state
+
+    # -- extension points (the tables layer uses them) ---------------------------------------
+
+    def register_handler(self, cls: type, handler: MessageHandler) -> None:
+        """Route datagram messages of type `cls` to `handler`."""
+        self._handlers[cls] = handler
+
+    def register_stream(self, cls: type, handler: StreamHandler, on_reply: dict[type, ReplyHandler]) -> None:
+        """Serve stream requests of type `cls`; route replies of the given types."""
+        self._stream_handlers[cls] = handler
+        self._reply_handlers.update(on_reply)
+
+    def register_user_state(
+        self,
+        name: str,
+        produce: Callable[[bool], bytes | None],
+        consume: Callable[[bytes, bool, float], None],
+    ) -> None:
+        """A named section of the push-pull exchange (produce(join) -> bytes or None)."""
+        self._sections[name] = (produce, consume)
+
+    def open_stream(self, addr: Address, message: WireMessage) -> None:
+        """Queue a stream request (sealed on the way out, see streams_to_open)."""
+        self.swim.streams.append((addr, _frame(message)))
+
+    def send(self, addr: Address, messages: list[WireMessage]) -> None:
+        """Queue a datagram (topped up with piggybacked broadcasts)."""
+        self.swim.send(addr, messages)
 
     # -- identity and views ----------------------------------------------------------------
 
@@ -99,8 +185,8 @@ class Engine:
         self.swim.join(seeds, now)
 
     def join_request(self) -> bytes:
-        """The request frame of a join push-pull, for runtimes that exchange it themselves."""
-        return self.swim.push_pull_request(join=True)
+        """The (sealed) request frame of a join push-pull, for runtimes that run it themselves."""
+        return self._protect(self.swim.push_pull_request(join=True))
 
     def set_meta(self, meta: bytes, now: float) -> None:
         self.swim.set_meta(meta, now)
@@ -114,59 +200,204 @@ class Engine:
     def leave_done(self) -> bool:
         return self.swim.leave_done
 
+    def set_security(self, verify_incoming: bool, encrypt_outgoing: bool) -> None:
+        """Change the migration switches at run time (plaintext <-> encrypted rolling upgrade)."""
+        cfg = self.config
+        if cfg.keyring is None and not cfg.label:
+            self.policy = None
+        else:
+            self.policy = SecurityPolicy(cfg.keyring, cfg.label, verify_incoming, encrypt_outgoing)
+        overhead = protect_overhead(self.policy) if self.policy is not None else 0
+        self.swim.packet_budget = cfg.packet_size - overhead
+
+    def key_op(self, action: str, key_or_id: bytes | str, now: float, timeout: float = 10.0) -> int:
+        """Start a cluster-wide keyring operation (install/use/remove); returns its id.
+
+        Applied locally at once (LocalProtocolError if it cannot be), then gossiped; see
+        `key_op_result`.
+        """
+        expected = {m.name for m in self.swim.members.values() if m.state <= State.SUSPECT}
+        expected.discard(self.name)
+        op_id, op = self.keys.start(action, key_or_id, expected, now, timeout)
+        self.swim.broadcast(("keyop", op.origin, op.op_id), op)
+        self.swim.wake_gossip(now)
+        self.stats[f"key_ops_{action}"] += 1
+        return op_id
+
+    def key_op_result(self, op_id: int) -> KeyOpResult | None:
+        """None while members are still answering; then who applied, refused, or missed it."""
+        return self.keys.results.get(op_id)
+
     # -- network input -----------------------------------------------------------------------
+
+    def _unprotect(self, data: bytes) -> bytes | None:
+        self._input_sealed = False
+        if self.policy is None:
+            return data
+        try:
+            plain = unprotect(self.policy, data)
+        except AuthenticationError as exc:
+            self.stats[f"drop_auth_{exc.reason}"] += 1
+            return None
+        self._input_sealed = looks_sealed(data)
+        return plain
+
+    def _protect(self, data: bytes) -> bytes:
+        return data if self.policy is None else protect(self.policy, data, self._nonce)
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         self.stats["packets_received"] += 1
         self.stats["bytes_received"] += len(data)
+        plain = self._unprotect(data)
+        if plain is None:
+            return
         try:
-            messages = decode_packet(data)
+            messages = decode_packet(plain)
         except DecodeError:
             self.stats["drop_decode"] += 1
             return
-        handle = self.swim.handle_message
+        sealed = self._input_sealed
+        handle, handlers = self.swim.handle_message, self._handlers
         for msg in messages:
-            handle(msg, addr, now)
+            if type(msg) in _MEMBERSHIP:
+                handle(msg, addr, now)
+            else:
+                handler = handlers.get(type(msg))
+                if handler is None:
+                    self.stats["drop_unexpected_message"] += 1
+                else:
+                    handler(msg, addr, now, sealed)
         self.swim.wake_gossip(now)
 
     def handle_stream(self, request: bytes, addr: Address, now: float) -> bytes | None:
         """Answer a stream request; None means: close without a reply (bad input)."""
         self.stats["streams_received"] += 1
+        plain = self._unprotect(request)
+        if plain is None:
+            return None
         try:
-            msg = decode_stream(request)
+            msg = decode_stream(plain)
         except DecodeError:
             self.stats["drop_stream_decode"] += 1
             return None
+        reply: bytes | None
         if type(msg) is PushPull:
             reply = self.swim.handle_push_pull(msg, addr, now)
-            self.swim.wake_gossip(now)
-            return reply
-        if type(msg) is Ping:
-            return self.swim.handle_stream_ping(msg)
-        self.stats["drop_stream_unexpected"] += 1
-        return None
+        elif type(msg) is Ping:
+            reply = self.swim.handle_stream_ping(msg)
+        elif (handler := self._stream_handlers.get(type(msg))) is not None:
+            answer = handler(msg, addr, now)
+            reply = None if answer is None else _frame(answer)
+        else:
+            self.stats["drop_stream_unexpected"] += 1
+            reply = None
+        self.swim.wake_gossip(now)
+        return None if reply is None else self._protect(reply)
 
     def stream_reply(self, reply: bytes, addr: Address, now: float) -> None:
+        plain = self._unprotect(reply)
+        if plain is None:
+            self.swim.push_pull_failed(addr, now)
+            return
         try:
-            msg = decode_stream(reply)
+            msg = decode_stream(plain)
         except DecodeError:
             self.stats["drop_stream_decode"] += 1
             self.swim.push_pull_failed(addr, now)
             return
         if type(msg) is PushPull:
             self.swim.push_pull_reply(msg, addr, now)
-            self.swim.wake_gossip(now)
         elif type(msg) is Ack:
             self.swim.stream_ack(msg, addr, now)
+        elif (handler := self._reply_handlers.get(type(msg))) is not None:
+            handler(msg, addr, now)
         else:
             self.stats["drop_stream_unexpected"] += 1
+        self.swim.wake_gossip(now)
 
     def stream_failed(self, addr: Address, now: float) -> None:
         self.swim.push_pull_failed(addr, now)
 
     def handle_timer(self, now: float) -> None:
         self.swim.handle_timer(now)
+        self.keys.expire(now)
         self.swim.wake_gossip(now)
+
+    # -- key management ------------------------------------------------------------------------
+
+    def _on_key_op(self, op: KeyOp, addr: Address, now: float, sealed: bool) -> None:
+        if not sealed:
+            self.stats["drop_key_op_plaintext"] += 1
+            return
+        seen_key = (op.origin, op.op_id, op.version)
+        seen = self._key_ops_seen.get(seen_key, 0)
+        if seen >= _KEY_OP_ACKS:
+            return
+        if len(self._key_ops_seen) > 1024:
+            self._key_ops_seen.clear()
+        self._key_ops_seen[seen_key] = seen + 1
+        ack = self.keys.apply(op)
+        if ack is not None:
+            self.swim.broadcast(("keyop", op.origin, op.op_id), op)  # new to us: relay it
+            if not ack.ok:
+                self.stats["key_ops_refused"] += 1
+        else:
+            ack = self.keys.holds(op)  # seen before, or adopted through a push-pull
+        origin = self.swim.members.get(op.origin)
+        if ack is not None and origin is not None and op.origin != self.name:
+            # answered on each of the first few receipts: acks are datagrams and may be lost
+            self.swim.send(origin.addr, [ack])
+
+    def _keys_section(self, join: bool) -> bytes | None:
+        state = self.keys.state()
+        if state is None or self.policy is None or not self.policy.seals_outgoing:
+            return None  # keys never travel in plaintext
+        return encode_message(state)
+
+    def _merge_keys_section(self, data: bytes, join: bool, now: float) -> None:
+        if not self._input_sealed:
+            self.stats["drop_keyring_state_plaintext"] += 1
+            return
+        try:
+            state = decode_stream(b"\x02" + data)
+        except DecodeError:
+            self.stats["drop_keyring_state_decode"] += 1
+            return
+        if type(state) is KeyringState and self.keys.merge_state(state):
+            self.stats["keyring_adopted"] += 1
+
+    def _member_event(self, event: MemberEvent) -> None:
+        if type(event) in (MemberFailed, MemberLeft):
+            self.keys.member_gone(event.member.name)
+
+    # -- push-pull sections ------------------------------------------------------------------
+
+    def _local_user_state(self, join: bool) -> bytes:
+        sections = []
+        for name, (produce, _) in self._sections.items():
+            data = produce(join)
+            if data is not None:
+                sections.append([name, data])
+        return msgpack.packb(sections) if sections else b""
+
+    def _merge_user_state(self, data: bytes, join: bool, now: float) -> None:
+        try:
+            sections = msgpack.unpackb(data, max_array_len=_MAX_SECTIONS * 2, max_map_len=0, max_ext_len=0)
+        except Exception:
+            self.stats["drop_user_state_decode"] += 1
+            return
+        if type(sections) is not list or len(sections) > _MAX_SECTIONS:
+            self.stats["drop_user_state_decode"] += 1
+            return
+        for section in sections:
+            if type(section) is not list or len(section) != 2 or type(section[1]) is not bytes:
+                self.stats["drop_user_state_decode"] += 1
+                continue
+            entry = self._sections.get(section[0]) if type(section[0]) is str else None
+            if entry is None:
+                self.stats["drop_user_state_unknown_section"] += 1
+                continue
+            entry[1](section[1], join, now)
 
     # -- output ------------------------------------------------------------------------------
 
@@ -174,6 +405,8 @@ class Engine:
         out = self.swim.outbox
         if out:
             self.swim.outbox = []
+            if self.policy is not None:
+                out = [(addr, self._protect(data)) for addr, data in out]
             self.stats["packets_sent"] += len(out)
             self.stats["bytes_sent"] += sum(len(d) for _, d in out)
         return out
@@ -182,6 +415,8 @@ class Engine:
         out = self.swim.streams
         if out:
             self.swim.streams = []
+            if self.policy is not None:
+                out = [(addr, self._protect(data)) for addr, data in out]
         return out
 
     def events(self) -> list[MemberEvent]:
@@ -191,4 +426,11 @@ class Engine:
         return out
 
     def next_deadline(self) -> float | None:
-        return self.swim.next_deadline()
+        deadline = self.swim.next_deadline()
+        keys = self.keys.next_deadline()
+        if keys is not None and (deadline is None or keys < deadline):
+            return keys
+        return deadline
+
+
+_frame = encode_stream

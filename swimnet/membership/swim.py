@@ -125,6 +125,8 @@ class Swim:
         self.rtt_of: Callable[[str], float | None] | None = None
         """Estimated round-trip time to a member (topology); enables biased peer choice."""
         self.on_forget: Callable[[str], None] = lambda name: None
+        self.event_hooks: list[Callable[[MemberEvent], None]] = []
+        """Called with every membership event as it happens (layers above react at once)."""
 
         self.members: dict[str, MemberRecord] = {}
         self._order: list[str] = []
@@ -175,6 +177,11 @@ class Swim:
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
+
+    def _emit(self, event: MemberEvent) -> None:
+        self.events.append(event)
+        for hook in self.event_hooks:
+            hook(event)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -376,9 +383,9 @@ class Swim:
             m.state = State.ALIVE
             m.state_change = now
         if old_state >= State.DEAD:
-            self.events.append(MemberJoined(m.snapshot()))
+            self._emit(MemberJoined(m.snapshot()))
         elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
-            self.events.append(MemberUpdated(m.snapshot()))
+            self._emit(MemberUpdated(m.snapshot()))
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
         m = self.members.get(s.node)
@@ -409,7 +416,7 @@ class Swim:
         self._suspicions[s.node] = timer
         self.timers.set(("suspicion", s.node), timer.deadline)
         self.stats["suspicions"] += 1
-        self.events.append(MemberSuspected(m.snapshot()))
+        self._emit(MemberSuspected(m.snapshot()))
 
     def _on_dead(self, d: Dead, now: float) -> None:
         m = self.members.get(d.node)
@@ -431,7 +438,7 @@ class Swim:
         if m.state == State.DEAD and m is not self._me:
             self._failed.add(m.name)
         if d.node != self.name:
-            self.events.append((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()))
+            self._emit((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()))
 
     def _drop_suspicion(self, name: str) -> None:
         if self._suspicions.pop(name, None) is not None:

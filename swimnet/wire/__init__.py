@@ -47,3 +47,5 @@ __all__ = [
     "packet_size",
     "register",
 ]
+
+from swimnet.wire import keys as keys  # noqa: E402  (registers the key-management messages)
