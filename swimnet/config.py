@@ -110,7 +110,7 @@ class Config:
     join_sync_delays: tuple[float, ...] = (0.5, 1.5, 3.0)
     """Extra push-pulls with random members this long after a join (speeds up bootstrap)."""
     leave_timeout: float = 5.0
-    topology_bias: float = 0.5
+    topology_bias: float = 0.7
     """0..1: how strongly gossip targets, probe helpers and sync partners favour peers with a
     low estimated round-trip time (0 = uniform, memberlist's behaviour)."""
     topology_rtt_floor: float = 0.002
