@@ -72,8 +72,7 @@ def dissemination(n: int = 1000, seed: int = 3) -> dict[str, Any]:
 
     sim.on_event = record
     start = sim.now
-    sim.node(source).set_meta(b"version-2", sim.now)
-    sim._after(sim._slots[source])  # drain what set_meta queued (benchmark reaches inside)
+    sim.call(source, lambda engine: engine.set_meta(b"version-2", sim.now))
     target = int(0.9999 * (n - 1) + 0.999999)  # 99.99% of the other nodes, rounded up
     sim.run_until(lambda: len(seen) >= target, timeout=30.0, step=0.02)
     delays = sorted(t - start for t in seen.values())
@@ -98,7 +97,14 @@ def crash_detection(n: int = 100, trials: int = 10) -> dict[str, Any]:
         suspected: list[float] = []
         dead_at: dict[str, float] = {}
 
-        def record(now: float, observer: str, event: MemberEvent, victim: str = victim) -> None:
+        def record(
+            now: float,
+            observer: str,
+            event: MemberEvent,
+            victim: str = victim,
+            suspected: list[float] = suspected,
+            dead_at: dict[str, float] = dead_at,
+        ) -> None:
             if event.member.name != victim:
                 return
             if isinstance(event, MemberSuspected):
@@ -123,7 +129,9 @@ def crash_detection(n: int = 100, trials: int = 10) -> dict[str, Any]:
         f"dead median {result['dead_on_every_observer_s']['median']} s, "
         f"p99 {result['dead_on_every_observer_s']['p99']} s"
     )
-    histogram_png("membership_crash_detection", {"first suspect": first_suspect, "dead": dead}, "seconds", out_dir())
+    histogram_png(
+        "membership_crash_detection", {"first suspect": first_suspect, "dead": dead}, "seconds", out_dir()
+    )
     return result
 
 

@@ -54,8 +54,7 @@ def _disseminate(sim: Simulation, source: str, n: int) -> float:
 
     sim.on_event = record
     start = sim.now
-    sim.node(source).set_meta(f"t{start:.3f}".encode(), sim.now)
-    sim._after(sim._slots[source])  # drain what set_meta queued (benchmark reaches inside)
+    sim.call(source, lambda engine: engine.set_meta(f"t{start:.3f}".encode(), sim.now))
     sim.run_until(lambda: len(seen) >= n - 1, timeout=30.0, step=0.01)
     sim.on_event = None
     return max(seen.values()) - start if len(seen) >= n - 1 else float("inf")
@@ -82,11 +81,7 @@ def measure(bias: float, n: int, zones: int, seed: int, window: float) -> dict[s
     for i in range(int(window)):
         source = names[rng.randrange(n)]
         sim.at(
-            start + i,
-            lambda s=source: (
-                sim.node(s).set_meta(f"w{sim.now:.2f}".encode(), sim.now),
-                sim._after(sim._slots[s]),
-            ),
+            start + i, lambda s=source: sim.call(s, lambda e: e.set_meta(f"w{sim.now:.2f}".encode(), sim.now))
         )
     sim.traffic.clear()
     sim.run_for(window)

@@ -38,6 +38,7 @@ from swimnet.membership.events import MemberEvent, MemberFailed, MemberLeft
 from swimnet.membership.member import Member
 from swimnet.membership.swim import Swim
 from swimnet.security.keyops import KeyManager, KeyOpResult
+from swimnet.security.keyring import Keyring
 from swimnet.security.seal import SecurityPolicy, looks_sealed, protect, protect_overhead, unprotect
 from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.tracker import PeerCoordinates
@@ -64,6 +65,7 @@ ReplyHandler = Callable[[Any, Address, float], None]
 
 _MEMBERSHIP = (Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead)
 _MAX_SECTIONS = 8
+_KEEP = object()
 _KEY_OP_ACKS = 3
 """A key operation is acknowledged on each of its first receipts, at most this many times."""
 
@@ -94,7 +96,8 @@ class Engine:
 
         self._nonce = nonce_source if nonce_source is not None else rng.randbytes
         self.policy: SecurityPolicy | None = None
-        self.set_security(config.keyring is not None and config.verify_incoming, config.encrypt_outgoing)
+        self._keyring = config.keyring
+        self.set_security(config.verify_incoming, config.encrypt_outgoing)
         self.keys = KeyManager(config.keyring, config.name)
         self.swim.event_hooks.append(self._member_event)
 
@@ -200,15 +203,28 @@ class Engine:
     def leave_done(self) -> bool:
         return self.swim.leave_done
 
-    def set_security(self, verify_incoming: bool, encrypt_outgoing: bool) -> None:
-        """Change the migration switches at run time (plaintext <-> encrypted rolling upgrade)."""
+    def set_security(
+        self, verify_incoming: bool, encrypt_outgoing: bool, *, keyring: Keyring | object | None = _KEEP
+    ) -> None:
+        """Change the migration switches (and optionally the keyring) at run time: the
+        plaintext -> encrypted rolling upgrade, one node at a time: (keyring, False, False),
+        then (True for encrypt_outgoing), then verify_incoming too."""
         cfg = self.config
-        if cfg.keyring is None and not cfg.label:
+        ring = self._keyring if keyring is _KEEP else keyring
+        assert ring is None or isinstance(ring, Keyring)
+        self._keyring = ring
+        if ring is None and not cfg.label:
             self.policy = None
         else:
-            self.policy = SecurityPolicy(cfg.keyring, cfg.label, verify_incoming, encrypt_outgoing)
+            self.policy = SecurityPolicy(ring, cfg.label, verify_incoming, encrypt_outgoing)
+        if hasattr(self, "keys"):
+            self.keys.keyring = ring
         overhead = protect_overhead(self.policy) if self.policy is not None else 0
         self.swim.packet_budget = cfg.packet_size - overhead
+
+    @property
+    def keyring(self) -> Keyring | None:
+        return self._keyring
 
     def key_op(self, action: str, key_or_id: bytes | str, now: float, timeout: float = 10.0) -> int:
         """Start a cluster-wide keyring operation (install/use/remove); returns its id.

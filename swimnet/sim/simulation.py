@@ -78,6 +78,8 @@ class Simulation:
         """If set, datagrams and stream bytes sent are also counted per class(src, dst) in
         `traffic` (e.g. "in-zone" / "cross-zone")."""
         self.traffic: Counter[str] = Counter()
+        self.tap: Callable[[float, str, Address, bytes], None] | None = None
+        """If set, called with (now, receiver, sender address, bytes) for every delivered datagram."""
         self.stats: dict[str, Counter[str]] = {}
         self.delivered = 0
         self.dropped = 0
@@ -179,6 +181,18 @@ class Simulation:
     def leave(self, name: str) -> None:
         slot = self._slots[name]
         slot.engine.leave(self.now)
+        self._after(slot)
+
+    def inject(self, name: str, data: bytes, src: Address) -> None:
+        """Deliver raw bytes to a running node now, as if `src` had sent them (tests, replays)."""
+        slot = self._slots[name]
+        slot.engine.receive_datagram(data, src, self.now)
+        self._after(slot)
+
+    def call(self, name: str, action: Callable[[Engine], object]) -> None:
+        """Run `action(engine)` on a node now and process what it queued (API calls in tests)."""
+        slot = self._slots[name]
+        action(slot.engine)
         self._after(slot)
 
     def at(self, when: float, action: Callable[[], None]) -> None:
@@ -290,6 +304,8 @@ class Simulation:
             slot.backlog.append((_DGRAM, item))
             return
         self.delivered += 1
+        if self.tap is not None:
+            self.tap(self.now, slot.name, src, data)
         stats = self.stats[slot.name]
         stats["packets_received"] += 1
         stats["bytes_received"] += len(data)
