@@ -78,6 +78,9 @@ class Config:
     """Encrypt and authenticate all traffic with these keys (None: plaintext)."""
     label: str = ""
     """Cluster label: separates clusters sharing a network (associated data when sealed)."""
+    replay_window: float | None = None
+    """Sealed input older than this (by the sender's clock) is refused; must stay below
+    dead_reap_time (None: half of it). Clocks must agree to within it (NTP)."""
     verify_incoming: bool = True
     """With a keyring: refuse plaintext input (turn off only while migrating to encryption)."""
     encrypt_outgoing: bool = True
@@ -146,6 +149,10 @@ class Config:
             _non_negative(field, getattr(self, field))
         if self.dead_reap_time is not None:
             _non_negative("dead_reap_time", self.dead_reap_time)
+        if self.replay_window is not None:
+            _positive("replay_window", self.replay_window)
+            if self.replay_window >= self.effective_dead_reap_time:
+                raise ConfigError("replay_window: must be shorter than dead_reap_time")
         if self.probe_timeout > self.probe_interval:
             raise ConfigError("probe_timeout: must not exceed probe_interval")
         _int_at_least("indirect_checks", self.indirect_checks, 0)
@@ -176,6 +183,10 @@ class Config:
     def advertise_address(self) -> Address:
         """Where peers reach us: `advertise`, else `bind`."""
         return parse_address(self.advertise if self.advertise is not None else self.bind, "advertise")
+
+    @property
+    def effective_replay_window(self) -> float:
+        return 0.5 * self.effective_dead_reap_time if self.replay_window is None else self.replay_window
 
     @property
     def effective_dead_reap_time(self) -> float:

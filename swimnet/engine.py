@@ -20,7 +20,10 @@ Rules:
   cluster label as associated data); nonces come from the injected `nonce_source`
   (the runtime passes os.urandom; the default draws from `rng`, for reproducible runs);
 - key operations and keyring state are only accepted from sealed input, and keyring state
-  is only sent in sealed streams.
+  is only sent in sealed streams;
+- anti-replay: sealed input whose sender timestamp (in the nonce) is older than
+  `replay_window` is refused; time for it comes from `wall_clock` (the runtime passes
+  time.time; the default is the `now` of the entry points, i.e. virtual time).
 """
 
 from __future__ import annotations
@@ -39,7 +42,15 @@ from swimnet.membership.member import Member
 from swimnet.membership.swim import Swim
 from swimnet.security.keyops import KeyManager, KeyOpResult
 from swimnet.security.keyring import Keyring
-from swimnet.security.seal import SecurityPolicy, looks_sealed, protect, protect_overhead, unprotect
+from swimnet.security.seal import (
+    TIMESTAMP_SIZE,
+    SecurityPolicy,
+    looks_sealed,
+    protect,
+    protect_overhead,
+    sealed_timestamp,
+    unprotect,
+)
 from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.tracker import PeerCoordinates
 from swimnet.wire.codec import decode_packet, decode_stream, encode_message, encode_stream
@@ -81,6 +92,7 @@ class Engine:
         now: float,
         incarnation: int = 1,
         nonce_source: Callable[[int], bytes] | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         if not config.name:
             raise LocalProtocolError("config.name must be set to run a node")
@@ -94,7 +106,10 @@ class Engine:
         self.swim.rtt_of = self._rtt_for_choice
         self.swim.on_forget = self.topology.forget
 
-        self._nonce = nonce_source if nonce_source is not None else rng.randbytes
+        self._random = nonce_source if nonce_source is not None else rng.randbytes
+        self._now = now
+        self._wall = wall_clock if wall_clock is not None else (lambda: self._now)
+        self.replay_window = config.effective_replay_window
         self.policy: SecurityPolicy | None = None
         self._keyring = config.keyring
         self.set_security(config.verify_incoming, config.encrypt_outgoing)
@@ -103,10 +118,10 @@ class Engine:
 
         self._handlers: dict[type, MessageHandler] = {
             KeyOp: self._on_key_op,
-            KeyOpAck: lambda msg, addr, now, sealed: self.keys.record_ack(msg),
+            KeyOpAck: lambda msg, addr, now, sealed: self.keys.record_ack(msg) if sealed else None,
         }
-        self._stream_handlers: dict[type, StreamHandler] = {}
-        self._reply_handlers: dict[type, ReplyHandler] = {}
+        self._stream_handlers: dict[type, StreamHandler] = {KeyOpAck: self._stream_key_op_ack}
+        self._reply_handlers: dict[type, ReplyHandler] = {KeyOpAck: lambda msg, addr, now: None}
         self._sections: dict[
             str, tuple[Callable[[bool], bytes | None], Callable[[bytes, bool, float], None]]
         ] = {}
@@ -246,7 +261,8 @@ class Engine:
 
     # -- network input -----------------------------------------------------------------------
 
-    def _unprotect(self, data: bytes) -> bytes | None:
+    def _unprotect(self, data: bytes, now: float) -> bytes | None:
+        self._now = now
         self._input_sealed = False
         if self.policy is None:
             return data
@@ -255,8 +271,18 @@ class Engine:
         except AuthenticationError as exc:
             self.stats[f"drop_auth_{exc.reason}"] += 1
             return None
-        self._input_sealed = looks_sealed(data)
+        if looks_sealed(data):
+            # anti-replay: captured traffic older than the window is refused; the window is
+            # shorter than dead_reap_time, so a replay can never resurrect a forgotten member
+            if sealed_timestamp(data) < int(self._wall()) - self.replay_window:
+                self.stats["drop_auth_stale"] += 1
+                return None
+            self._input_sealed = True
         return plain
+
+    def _nonce(self, n: int) -> bytes:
+        stamp = (int(self._wall()) & 0xFFFFFFFF).to_bytes(TIMESTAMP_SIZE, "big")
+        return stamp + self._random(n - TIMESTAMP_SIZE)
 
     def _protect(self, data: bytes) -> bytes:
         return data if self.policy is None else protect(self.policy, data, self._nonce)
@@ -264,7 +290,7 @@ class Engine:
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         self.stats["packets_received"] += 1
         self.stats["bytes_received"] += len(data)
-        plain = self._unprotect(data)
+        plain = self._unprotect(data, now)
         if plain is None:
             return
         try:
@@ -288,7 +314,7 @@ class Engine:
     def handle_stream(self, request: bytes, addr: Address, now: float) -> bytes | None:
         """Answer a stream request; None means: close without a reply (bad input)."""
         self.stats["streams_received"] += 1
-        plain = self._unprotect(request)
+        plain = self._unprotect(request, now)
         if plain is None:
             return None
         try:
@@ -311,7 +337,7 @@ class Engine:
         return None if reply is None else self._protect(reply)
 
     def stream_reply(self, reply: bytes, addr: Address, now: float) -> None:
-        plain = self._unprotect(reply)
+        plain = self._unprotect(reply, now)
         if plain is None:
             self.swim.push_pull_failed(addr, now)
             return
@@ -335,6 +361,7 @@ class Engine:
         self.swim.push_pull_failed(addr, now)
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         self.swim.handle_timer(now)
         self.keys.expire(now)
         self.swim.wake_gossip(now)
@@ -361,8 +388,17 @@ class Engine:
             ack = self.keys.holds(op)  # seen before, or adopted through a push-pull
         origin = self.swim.members.get(op.origin)
         if ack is not None and origin is not None and op.origin != self.name:
-            # answered on each of the first few receipts: acks are datagrams and may be lost
-            self.swim.send(origin.addr, [ack])
+            if seen == 0:  # first receipt: a stream, which loss cannot eat
+                self.open_stream(origin.addr, ack)
+            else:  # a few more times as datagrams, in case the stream failed
+                self.swim.send(origin.addr, [ack])
+
+    def _stream_key_op_ack(self, ack: KeyOpAck, addr: Address, now: float) -> WireMessage | None:
+        if not self._input_sealed:
+            self.stats["drop_key_op_plaintext"] += 1
+            return None
+        self.keys.record_ack(ack)
+        return ack  # echoed: the sender only needs to know it arrived
 
     def _keys_section(self, join: bool) -> bytes | None:
         state = self.keys.state()

@@ -70,6 +70,7 @@ __all__ = [
     "protect",
     "protect_overhead",
     "seal",
+    "sealed_timestamp",
     "unprotect",
 ]
 
@@ -86,6 +87,15 @@ OVERHEAD: Final = NONCE_SIZE + TAG_SIZE
 
 _VERSION_BYTE: Final = bytes([VERSION])
 _KEY_ID_END: Final = 1 + KEY_ID_SIZE
+TIMESTAMP_SIZE: Final = 4
+"""The engine starts the random part of every nonce with the sender's clock (uint32 seconds,
+big-endian), leaving 15 random bytes; being part of the nonce it costs nothing and is
+authenticated. Receivers refuse sealed input older than their replay window."""
+
+
+def sealed_timestamp(packet: bytes) -> int:
+    """The sender timestamp in a sealed packet's nonce (meaningful once the packet opened)."""
+    return int.from_bytes(packet[_KEY_ID_END : _KEY_ID_END + TIMESTAMP_SIZE], "big")
 
 DROP_REASONS: Final[tuple[str, ...]] = (
     "truncated",  # shorter than nonce + tag, or a cut-off label header
