@@ -11,6 +11,7 @@ from swimnet.config import Config
 from swimnet.engine import Engine
 from swimnet.membership.events import MemberEvent, MemberFailed
 from swimnet.security import Keyring
+from swimnet.security.keyops import KeyOpResult
 from swimnet.sim import Simulation
 from swimnet.wire.messages import Address, State
 
@@ -49,6 +50,16 @@ def _record_failures(sim: Simulation) -> list[tuple[float, str, str]]:
     return failed
 
 
+def _key_op(sim: Simulation, operator: str, action: str, arg: bytes | str) -> KeyOpResult:
+    op: list[int] = []
+    sim.call(operator, lambda e: op.append(e.key_op(action, arg, sim.now)))
+    engine = sim.node(operator)
+    assert sim.run_until(lambda: engine.key_op_result(op[0]) is not None, 30), sim.describe()
+    result = engine.key_op_result(op[0])
+    assert result is not None
+    return result
+
+
 def test_rotating_keys_three_times_under_loss_rejects_nothing() -> None:
     keys = _keys(1, 4)
     rings = {}
@@ -63,12 +74,8 @@ def test_rotating_keys_three_times_under_loss_rejects_nothing() -> None:
     for i in range(3):
         new, old = keys[i + 1], keys[i]
         for action, arg in (("install", new), ("use", Keyring.id_of(new)), ("remove", Keyring.id_of(old))):
-            op: list[int] = []
-            sim.call(operator, lambda e, a=action, k=arg: op.append(e.key_op(a, k, sim.now)))
-            engine = sim.node(operator)
-            assert sim.run_until(lambda: engine.key_op_result(op[0]) is not None, 30), sim.describe()
-            result = engine.key_op_result(op[0])
-            assert result is not None and result.ok, (action, result, sim.describe())
+            result = _key_op(sim, operator, action, arg)
+            assert result.ok, (action, result, sim.describe())
             assert len(result.acked) == 99, sim.describe()
     sim.run_for(30)
     stats = _total(sim)
