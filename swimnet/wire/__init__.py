@@ -49,3 +49,4 @@ __all__ = [
 ]
 
 from swimnet.wire import keys as keys  # noqa: E402  (registers the key-management messages)
+from swimnet.wire import tables as tables  # noqa: E402  (registers the table messages)

@@ -1,0 +1,39 @@
+"""Tunables of the replicated tables (NetworkDB's timers and sizes as defaults).
+
+Rules: every value is checked at construction (ConfigError names the field); times are
+seconds; two nodes may run with different values (none of them is a protocol constant).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from swimnet.errors import ConfigError
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{attribute.name}: must be positive, got {value!r}")
+
+
+@attrs.frozen
+class TablesConfig:
+    reap_interval: float = attrs.field(default=1800.0, validator=_positive)
+    """How long tombstones and the hidden entries of a failed node are kept (NetworkDB 30 min)."""
+    network_reap_interval: float = attrs.field(default=1825.0, validator=_positive)
+    """How long a leaving attachment is kept (30 min + 5 reap periods)."""
+    node_reap_interval: float = attrs.field(default=86_400.0, validator=_positive)
+    """How long a departed node's late events are refused."""
+    retransmit_mult: int = attrs.field(default=4, validator=_positive)
+    queue_max_len: int = attrs.field(default=10_000, validator=_positive)
+    """Per-network broadcast queues (own and relay each); anti-entropy covers what is pruned."""
+    max_broadcast_size: int = attrs.field(default=1_200, validator=_positive)
+    """Larger table events are not gossiped (they could never fit a packet); sync carries them."""
+    sync_chunk_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_positive)
+    """Estimated size cap of one sync message; more is sent in further rounds."""
+    sync_max_rounds: int = attrs.field(default=64, validator=_positive)
+    """Requests in one sync conversation (64 x 4 MiB = 256 MiB)."""
+    summary_max: int = attrs.field(default=32, validator=_positive)
+    """A digest region with at most this many entries is sent as summaries, not child hashes."""
