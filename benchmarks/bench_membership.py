@@ -28,6 +28,7 @@ from benchmarks.common import histogram_png, out_dir, percentile, summary, write
 from swimnet.config import Config
 from swimnet.membership.events import MemberEvent, MemberFailed, MemberSuspected, MemberUpdated
 from swimnet.sim import Simulation
+from swimnet.tables import TableChange
 
 
 def _cluster(n: int, seed: int, **kw: Any) -> tuple[Simulation, list[str], float]:
@@ -66,7 +67,7 @@ def dissemination(n: int = 1000, seed: int = 3) -> dict[str, Any]:
     source = names[n // 2]
     seen: dict[str, float] = {}
 
-    def record(now: float, observer: str, event: MemberEvent) -> None:
+    def record(now: float, observer: str, event: MemberEvent | TableChange) -> None:
         if isinstance(event, MemberUpdated) and event.member.name == source:
             seen.setdefault(observer, now)
 
@@ -100,12 +101,12 @@ def crash_detection(n: int = 100, trials: int = 10) -> dict[str, Any]:
         def record(
             now: float,
             observer: str,
-            event: MemberEvent,
+            event: MemberEvent | TableChange,
             victim: str = victim,
             suspected: list[float] = suspected,
             dead_at: dict[str, float] = dead_at,
         ) -> None:
-            if event.member.name != victim:
+            if isinstance(event, TableChange) or event.member.name != victim:
                 return
             if isinstance(event, MemberSuspected):
                 suspected.append(now)
@@ -140,7 +141,7 @@ def false_dead_under_loss(n: int = 100, loss: float = 0.10, hours: float = 1.0) 
     failed: list[tuple[float, str, str]] = []
     suspicions = [0]
 
-    def record(now: float, observer: str, event: MemberEvent) -> None:
+    def record(now: float, observer: str, event: MemberEvent | TableChange) -> None:
         if isinstance(event, MemberFailed):
             failed.append((now, observer, event.member.name))
         elif isinstance(event, MemberSuspected):
@@ -167,7 +168,7 @@ def stall(n: int = 100, stall_s: float = 5.0, every_s: float = 30.0, minutes: fl
     slow = names[7]
     failed: list[tuple[float, str, str]] = []
 
-    def record(now: float, observer: str, event: MemberEvent) -> None:
+    def record(now: float, observer: str, event: MemberEvent | TableChange) -> None:
         if isinstance(event, MemberFailed):
             failed.append((now, observer, event.member.name))
 

@@ -27,6 +27,7 @@ from benchmarks.common import out_dir, percentile, write_json
 from swimnet.config import Config
 from swimnet.membership.events import MemberEvent, MemberUpdated
 from swimnet.sim import Simulation, Zones
+from swimnet.tables import TableChange
 
 IN_ZONE_RTT = 0.0002
 CROSS_ZONE_RTT = 0.030
@@ -48,7 +49,7 @@ def _build(n: int, zones: int, bias: float, seed: int) -> tuple[Simulation, list
 def _disseminate(sim: Simulation, source: str, n: int) -> float:
     seen: dict[str, float] = {}
 
-    def record(now: float, observer: str, event: MemberEvent) -> None:
+    def record(now: float, observer: str, event: MemberEvent | TableChange) -> None:
         if isinstance(event, MemberUpdated) and event.member.name == source:
             seen.setdefault(observer, now)
 

@@ -46,7 +46,9 @@ def write_json(name: str, payload: Any, directory: pathlib.Path | None = None) -
     return path
 
 
-def histogram_png(name: str, series: dict[str, Sequence[float]], xlabel: str, directory: pathlib.Path) -> None:
+def histogram_png(
+    name: str, series: dict[str, Sequence[float]], xlabel: str, directory: pathlib.Path
+) -> None:
     """A histogram per series, if matplotlib is installed (it is in `nox -s bench`)."""
     try:
         import matplotlib

@@ -36,6 +36,7 @@ from typing import Any
 import msgpack
 
 from swimnet.config import Config
+from swimnet.engine_tables import TablesLayer
 from swimnet.errors import AuthenticationError, DecodeError, LocalProtocolError
 from swimnet.membership.events import MemberEvent, MemberFailed, MemberLeft
 from swimnet.membership.member import Member
@@ -51,6 +52,8 @@ from swimnet.security.seal import (
     sealed_timestamp,
     unprotect,
 )
+from swimnet.tables.changes import TableChange
+from swimnet.tables.config import TablesConfig
 from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.tracker import PeerCoordinates
 from swimnet.wire.codec import decode_packet, decode_stream, encode_message, encode_stream
@@ -93,6 +96,7 @@ class Engine:
         incarnation: int = 1,
         nonce_source: Callable[[int], bytes] | None = None,
         wall_clock: Callable[[], float] | None = None,
+        tables_config: TablesConfig | None = None,
     ) -> None:
         if not config.name:
             raise LocalProtocolError("config.name must be set to run a node")
@@ -130,6 +134,7 @@ class Engine:
         self.register_user_state("keys", self._keys_section, self._merge_keys_section)
         self.swim.local_user_state = self._local_user_state
         self.swim.merge_user_state = self._merge_user_state
+        self.tables = TablesLayer(self, now, tables_config)
 
     # -- extension points (the tables layer uses them) ---------------------------------------
 
@@ -196,6 +201,11 @@ class Engine:
     def view(self) -> dict[str, State]:
         return {name: m.state for name, m in self.swim.members.items()}
 
+    @property
+    def last_now(self) -> float:
+        """The `now` of the latest entry point call."""
+        return self._now
+
     # -- API -------------------------------------------------------------------------------
 
     def join(self, seeds: list[Address], now: float) -> None:
@@ -217,6 +227,37 @@ class Engine:
     @property
     def leave_done(self) -> bool:
         return self.swim.leave_done
+
+    # tables (NetworkDB-style, network-scoped); changes also arrive in events()
+
+    def join_network(self, network: str, now: float) -> list[TableChange]:
+        self._now = now
+        return self.tables.join_network(network, now)
+
+    def leave_network(self, network: str, now: float) -> list[TableChange]:
+        self._now = now
+        return self.tables.leave_network(network, now)
+
+    def table_put(self, network: str, table: str, key: str, value: bytes, now: float) -> list[TableChange]:
+        self._now = now
+        return self.tables.put(network, table, key, value, now)
+
+    def table_delete(self, network: str, table: str, key: str, now: float) -> list[TableChange]:
+        self._now = now
+        return self.tables.delete(network, table, key, now)
+
+    def table_get(self, network: str, table: str, key: str) -> bytes | None:
+        return self.tables.state.get(network, table, key)
+
+    def table_items(self, network: str, table: str) -> dict[str, bytes]:
+        return self.tables.state.items(network, table)
+
+    def table_snapshot(self, network: str, table: str) -> list[TableChange]:
+        """The visible entries as CREATED changes: what a new watcher starts from."""
+        return self.tables.state.snapshot(network, table)
+
+    def networks(self) -> list[str]:
+        return self.tables.state.joined_networks()
 
     def set_security(
         self, verify_incoming: bool, encrypt_outgoing: bool, *, keyring: Keyring | object | None = _KEEP
@@ -364,6 +405,7 @@ class Engine:
         self._now = now
         self.swim.handle_timer(now)
         self.keys.expire(now)
+        self.tables.handle_timer(now)
         self.swim.wake_gossip(now)
 
     # -- key management ------------------------------------------------------------------------
@@ -471,18 +513,24 @@ class Engine:
                 out = [(addr, self._protect(data)) for addr, data in out]
         return out
 
-    def events(self) -> list[MemberEvent]:
-        out = self.swim.events
-        if out:
+    def events(self) -> list[MemberEvent | TableChange]:
+        """Membership events, then table changes, each in the order they happened."""
+        out: list[MemberEvent | TableChange] = []
+        if self.swim.events:
+            out.extend(self.swim.events)
             self.swim.events = []
+        if self.tables.changes:
+            out.extend(self.tables.changes)
+            self.tables.changes = []
         return out
 
     def next_deadline(self) -> float | None:
-        deadline = self.swim.next_deadline()
-        keys = self.keys.next_deadline()
-        if keys is not None and (deadline is None or keys < deadline):
-            return keys
-        return deadline
+        deadlines = [
+            d
+            for d in (self.swim.next_deadline(), self.keys.next_deadline(), self.tables.next_deadline())
+            if d is not None
+        ]
+        return min(deadlines) if deadlines else None
 
 
 _frame = encode_stream

@@ -693,6 +693,10 @@ class Swim:
 
     # -- peer choice -----------------------------------------------------------------------
 
+    def choose_members(self, k: int, accept: Callable[[MemberRecord], bool]) -> list[MemberRecord]:
+        """Up to k members `accept` admits, never ourselves, topology-biased (layers above)."""
+        return self._random_members(k, accept, biased=True)
+
     def _random_members(
         self, k: int, accept: Callable[[MemberRecord], bool], *, biased: bool = False
     ) -> list[MemberRecord]:

@@ -25,11 +25,12 @@ from swimnet.config import Config
 from swimnet.engine import Engine
 from swimnet.membership.events import MemberEvent
 from swimnet.sim.links import LatencyModel, as_model
+from swimnet.tables.changes import TableChange
 from swimnet.wire.messages import Address, State
 
 _TIMER, _DGRAM, _STREAM_REQ, _STREAM_REPLY, _STREAM_TIMEOUT, _STALL_END, _CALL = range(7)
 
-EventHook = Callable[[float, str, MemberEvent], None]
+EventHook = Callable[[float, str, MemberEvent | TableChange], None]
 
 
 class _Slot:
