@@ -25,6 +25,7 @@ from swimnet.config import Config
 from swimnet.engine import Engine
 from swimnet.membership.events import MemberEvent
 from swimnet.sim.links import LatencyModel, as_model
+from swimnet.sim.node import SimNode
 from swimnet.tables.changes import TableChange
 from swimnet.wire.messages import Address, State
 
@@ -118,7 +119,14 @@ class Simulation:
     def running(self) -> list[str]:
         return [s.name for s in self._slots.values() if s.running]
 
-    def node(self, name: str) -> Engine:
+    def node(self, name: str) -> SimNode:
+        """A synchronous handle: library calls without `now` (join_network, table(...).put ...);
+        any other attribute is the engine's."""
+        if name not in self._slots:
+            raise KeyError(name)
+        return SimNode(self, name)
+
+    def engine(self, name: str) -> Engine:
         return self._slots[name].engine
 
     def address(self, name: str) -> Address:
@@ -375,6 +383,16 @@ class Simulation:
             if any(m.state == State.SUSPECT for m in members.values()):
                 return False
         return True
+
+    def tables_converged(self, network: str) -> bool:
+        """Every running member of `network` holds the same live entries (and at least one
+        running node has joined it)."""
+        holders = [
+            s.engine.tables.state.live_entries(network)
+            for s in self._slots.values()
+            if s.running and s.engine.tables.state.is_joined(network)
+        ]
+        return bool(holders) and all(h == holders[0] for h in holders[1:])
 
     def alive_fraction(self, name: str) -> float:
         """Share of running nodes that `name` currently sees alive."""

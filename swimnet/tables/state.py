@@ -111,6 +111,14 @@ class TableState:
             if self._visible(e)
         ]
 
+    def live_entries(self, network: str) -> dict[tuple[str, str], tuple[bytes, str]]:
+        """The visible entries of a network: (table, key) -> (value, owner)."""
+        return {
+            (e.table, e.key): (e.value, e.owner)
+            for e in self._stores.get(network, _EMPTY).entries()
+            if self._visible(e)
+        }
+
     def entries(self, network: str) -> list[Entry]:
         """Every stored version of a network (tombstones and hidden entries included)."""
         return list(self._stores.get(network, _EMPTY).entries())
