@@ -180,7 +180,7 @@ async def _measure(n: int) -> dict[str, Any]:
         result["drops"] = {
             k: v for k, v in sorted(totals.items()) if k.startswith(("drop_", "internal_error"))
         }
-        result["stream_failed"] = totals["stream_failed"]
+        result["streams_failed"] = {k: v for k, v in sorted(totals.items()) if k.startswith("stream_failed_")}
         nursery.cancel_scope.cancel()
     return result
 

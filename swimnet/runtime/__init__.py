@@ -1,0 +1,20 @@
+"""The trio runtime: real sockets and timers around the sans-IO engine.
+
+    async with open_node(Config.lan(name="a", bind="127.0.0.1:7946")) as node:
+        await node.join(["127.0.0.1:7947"])
+        async with node.subscribe() as events:
+            async for event in events: ...
+
+`serve_node` runs a node under `nursery.start`. Modules: lifecycle (open_node, serve_node),
+node (Node: the engine driven by sockets and timers), transport (UDP + TCP on one port),
+streams (request/reply exchanges), framing (length-prefixed frames), subscriptions (bounded
+event buffers), resolve (names and addresses).
+"""
+
+from __future__ import annotations
+
+from swimnet.runtime.lifecycle import open_node, serve_node
+from swimnet.runtime.node import Node
+from swimnet.runtime.subscriptions import Subscription
+
+__all__ = ["Node", "Subscription", "open_node", "serve_node"]

@@ -1,0 +1,467 @@
+"""A real network node: the sans-IO Engine driven by trio sockets and timers.
+
+Rules:
+- the engine is called only from here, always with now = trio.current_time(), and after
+  every call `_flush()` sends what it queued (datagrams at once, stream exchanges as tasks),
+  hands its events to the subscriptions and moves the timer to engine.next_deadline();
+  `_flush()` never awaits, so no other task can run between an engine call and its output;
+- tasks in the node's nursery: the UDP receive loop, the TCP accept loop (one task per
+  connection), the timer (sleeps in a cancel scope whose deadline `_flush` keeps equal to
+  engine.next_deadline(): earlier wakes it sooner, later saves a useless wake-up; a timer
+  wake-up costs trio several times an I/O wake-up), one task per stream exchange we open;
+- nothing a peer sends raises out: the engine, the transport and the stream layer count what
+  they refuse; an unexpected exception inside the engine while it handles peer input is
+  logged and counted as internal_error_* instead of killing the node;
+- leaving the `async with open_node(...)` block normally leaves the cluster gracefully
+  (waits until the leave went out, at most leave_timeout); leaving it by an exception or a
+  cancellation is a crash: the sockets are closed and nothing more is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar
+
+import trio
+
+from swimnet.config import Config, format_address
+from swimnet.engine import Engine
+from swimnet.errors import JoinError, LocalProtocolError
+from swimnet.membership.events import MemberEvent
+from swimnet.membership.member import Member
+from swimnet.runtime import streams
+from swimnet.runtime.resolve import Seed, dedupe, resolve_seed
+from swimnet.runtime.subscriptions import Subscription
+from swimnet.runtime.transport import Transport, error_name
+from swimnet.security.keyops import KeyOpResult
+from swimnet.tables.changes import TableChange
+from swimnet.wire.limits import MAX_META
+from swimnet.wire.messages import Address
+
+log = logging.getLogger("swimnet.runtime")
+
+DEFAULT_MAX_STREAMS = 128
+"""Concurrent stream exchanges per direction (memberlist allows 128 pending push-pulls)."""
+_RECEIVE_BATCH = 64
+"""Datagrams read per wake-up of the receive loop before yielding to other tasks."""
+_RECEIVE_BUFFER = 1 << 16
+"""Bytes read per datagram: more than any UDP payload (MAX_DATAGRAM)."""
+_REPLY_FAILURES = ("push_pull_failed", "drop_stream_decode", "drop_stream_unexpected")
+
+EngineFactory = Callable[..., Engine]
+T = TypeVar("T")
+
+
+class Node:
+    """One running node; obtain it from `open_node` or `serve_node`, never construct it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        transport: Transport,
+        nursery: trio.Nursery,
+        stats: Counter[str],
+        *,
+        event_buffer: int,
+        max_streams: int,
+    ) -> None:
+        self._engine = engine
+        self._transport = transport
+        self._nursery = nursery
+        self._stats = stats
+        self._event_buffer = event_buffer
+        self._in_limiter = trio.CapacityLimiter(max_streams)
+        self._out_limiter = trio.CapacityLimiter(max_streams)
+        self._subscriptions: list[Subscription[MemberEvent]] = []
+        self._table_subscriptions: list[Subscription[TableChange]] = []
+        self._timer_scope: trio.CancelScope | None = None
+        self._left = False
+        self._leave_done = trio.Event()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "left" if self._left else "running"
+        return f"<Node {self.name!r} at {format_address(self.address)} ({state})>"
+
+    # -- views -----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._engine.name
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force: name filled in, real bound and advertised addresses."""
+        return self._engine.config
+
+    @property
+    def engine(self) -> Engine:
+        """The protocol state machine (read it; never call its input methods yourself)."""
+        return self._engine
+
+    @property
+    def address(self) -> Address:
+        """The address both sockets are bound to (the real port when the config said 0)."""
+        return self._transport.address
+
+    @property
+    def advertise_address(self) -> Address:
+        """The address the cluster knows us by (our member's address)."""
+        return self._engine.address
+
+    @property
+    def local_member(self) -> Member:
+        return self._engine.local_member
+
+    def members(self) -> list[Member]:
+        """Every member this node knows (itself included), in any state."""
+        return self._engine.members()
+
+    @property
+    def health_score(self) -> int:
+        """Lifeguard's local health multiplier score: 0 is healthy."""
+        return self._engine.health_score
+
+    @property
+    def stats(self) -> Counter[str]:
+        """A snapshot of the engine's counters merged with the runtime's."""
+        merged = Counter(self._engine.stats)
+        merged.update(self._stats)
+        return merged
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- API -------------------------------------------------------------------------------
+
+    async def join(self, seeds: Iterable[Seed] | Seed) -> int:
+        """Push-pull with every seed; returns how many seeds answered.
+
+        Seeds are "host:port" ("host" alone means port 7946, names are resolved) or (host, port)
+        tuples. A seed that is this node's own address counts as answered (so a node may be
+        given a seed list that includes itself). Raises JoinError when seeds were given and
+        none answered; `join([])` returns 0.
+        """
+        self._check_running()
+        if self._left:
+            raise LocalProtocolError("join after leave")
+        seed_list = _seed_list(seeds)
+        family = self._transport.family
+        resolved: dict[int, list[Address]] = {}
+        failures: list[str] = []
+
+        async def resolve_one(index: int, seed: Seed) -> None:
+            try:
+                resolved[index] = await resolve_seed(seed, family)
+            except OSError as exc:
+                self._stats["join_resolve_failed"] += 1
+                failures.append(f"{_show(seed)}: cannot resolve ({exc})")
+
+        async with trio.open_nursery() as nursery:
+            for index, seed in enumerate(seed_list):
+                nursery.start_soon(resolve_one, index, seed)
+        own = {self.address, self.advertise_address}
+        targets = dedupe([a for addrs in resolved.values() for a in addrs if a not in own])
+        answered = set(own)
+        if targets:
+            answered |= await self._join_exchanges(targets, failures)
+        reached = sum(1 for addrs in resolved.values() if answered.intersection(addrs))
+        self._stats["join_seeds_reached"] += reached
+        if seed_list and reached == 0:
+            raise JoinError("no seed answered: " + "; ".join(failures or ["no address"]))
+        return reached
+
+    async def _join_exchanges(self, targets: list[Address], failures: list[str]) -> set[Address]:
+        engine = self._engine
+        engine.join(targets, trio.current_time())
+        requests: dict[Address, bytes] = {}
+        for addr, request in engine.streams_to_open():
+            if addr in targets and addr not in requests:
+                requests[addr] = request
+            else:
+                self._nursery.start_soon(self._exchange, addr, request)
+        self._flush()
+        answered: set[Address] = set()
+
+        async def one(addr: Address, request: bytes) -> None:
+            reply, failure = await streams.request(
+                self._transport, addr, request, timeout=self.config.tcp_timeout, limiter=self._out_limiter
+            )
+            if reply is None:
+                engine.stream_failed(addr, trio.current_time())
+                failures.append(f"{format_address(addr)}: no answer ({failure})")
+            elif self._stream_reply(reply, addr):
+                answered.add(addr)
+            else:
+                failures.append(f"{format_address(addr)}: invalid reply")
+            self._flush()
+
+        async with trio.open_nursery() as nursery:
+            for addr, request in requests.items():
+                nursery.start_soon(one, addr, request)
+        return answered
+
+    async def set_meta(self, meta: bytes) -> None:
+        """Publish new metadata (at most MAX_META bytes) with a higher incarnation."""
+        self._check_running()
+        if self._left:
+            raise LocalProtocolError("set_meta after leave")
+        if not isinstance(meta, bytes) or len(meta) > MAX_META:
+            raise LocalProtocolError(f"meta: must be bytes of at most {MAX_META} bytes")
+        self._engine.set_meta(meta, trio.current_time())
+        self._flush()
+        await trio.lowlevel.checkpoint()
+
+    async def leave(self) -> None:
+        """Broadcast our leave and wait until it went out (at most about leave_timeout).
+
+        The node keeps running (it answers probes) until its `async with` block exits; it
+        cannot join or change its meta any more.
+        """
+        self._check_running()
+        if not self._left:
+            self._left = True
+            self._engine.leave(trio.current_time())
+            self._flush()
+        with trio.move_on_after(self.config.leave_timeout + 1.0):
+            await self._leave_done.wait()
+
+    def subscribe(self, buffer: int | None = None) -> Subscription[MemberEvent]:
+        """Membership events, in order, for use as `async with node.subscribe() as events:`.
+
+        Only events that happen after the block is entered are delivered. Overflow policy:
+        each subscription buffers at most `buffer` undelivered events (default: open_node's
+        `event_buffer`, 1024); when an event arrives at a full buffer, the OLDEST buffered
+        event is discarded and `subscription.dropped` is incremented. The protocol never waits
+        for a subscriber. A subscriber that finds `dropped` grown has missed events and should
+        resynchronise from `node.members()`. Iteration ends when the block exits or the node
+        closes (after the buffered events are drained).
+        """
+        return Subscription(
+            self._event_buffer if buffer is None else buffer,
+            partial(self._add_subscription, self._subscriptions),
+            partial(self._remove_subscription, self._subscriptions),
+        )
+
+    def subscribe_tables(self, buffer: int | None = None) -> Subscription[TableChange]:
+        """Table changes (every network, in order), with the same overflow policy as
+        `subscribe`; resynchronise from `table_items()` after drops."""
+        return Subscription(
+            self._event_buffer if buffer is None else buffer,
+            partial(self._add_subscription, self._table_subscriptions),
+            partial(self._remove_subscription, self._table_subscriptions),
+        )
+
+    # -- tables and keys (thin wrappers: the engine call, then its output goes out) ----------
+
+    def engine_call(self, call: Callable[[Engine, float], T]) -> T:
+        """Run `call(engine, now)` and send what it queued: the way to use any engine API
+        that has no wrapper here (calling engine methods directly would leave output unsent)."""
+        self._check_running()
+        try:
+            return call(self._engine, trio.current_time())
+        finally:
+            self._flush()
+
+    async def join_network(self, network: str) -> list[TableChange]:
+        changes = self.engine_call(lambda engine, now: engine.join_network(network, now))
+        await trio.lowlevel.checkpoint()
+        return changes
+
+    async def leave_network(self, network: str) -> list[TableChange]:
+        changes = self.engine_call(lambda engine, now: engine.leave_network(network, now))
+        await trio.lowlevel.checkpoint()
+        return changes
+
+    async def table_put(self, network: str, table: str, key: str, value: bytes) -> list[TableChange]:
+        changes = self.engine_call(lambda engine, now: engine.table_put(network, table, key, value, now))
+        await trio.lowlevel.checkpoint()
+        return changes
+
+    async def table_delete(self, network: str, table: str, key: str) -> list[TableChange]:
+        changes = self.engine_call(lambda engine, now: engine.table_delete(network, table, key, now))
+        await trio.lowlevel.checkpoint()
+        return changes
+
+    def table_get(self, network: str, table: str, key: str) -> bytes | None:
+        return self._engine.table_get(network, table, key)
+
+    def table_items(self, network: str, table: str) -> dict[str, bytes]:
+        return self._engine.table_items(network, table)
+
+    def networks(self) -> list[str]:
+        return self._engine.networks()
+
+    async def key_op(self, action: str, key_or_id: bytes | str, timeout: float = 10.0) -> int:
+        """Start a cluster-wide keyring operation (install/use/remove); see `key_op_result`."""
+        op_id = self.engine_call(lambda engine, now: engine.key_op(action, key_or_id, now, timeout))
+        await trio.lowlevel.checkpoint()
+        return op_id
+
+    def key_op_result(self, op_id: int) -> KeyOpResult | None:
+        return self._engine.key_op_result(op_id)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if self._closed:
+            raise LocalProtocolError("the node is closed")
+
+    def _add_subscription(self, subs: list[Any], sub: Subscription[Any]) -> None:
+        if self._closed:
+            sub.close()
+        else:
+            subs.append(sub)
+
+    def _remove_subscription(self, subs: list[Any], sub: Subscription[Any]) -> None:
+        if sub in subs:
+            subs.remove(sub)
+
+    def _flush(self) -> None:
+        """Carry out everything the engine queued; see the module rules."""
+        engine = self._engine
+        out = engine.datagrams_to_send()
+        if out and not self._transport.closed:
+            send = self._transport.send_datagram
+            for addr, data in out:
+                send(addr, data)
+        for addr, request in engine.streams_to_open():
+            if not self._closed:
+                self._nursery.start_soon(self._exchange, addr, request)
+        events = engine.events()
+        if events:
+            self._dispatch(events)
+        scope = self._timer_scope
+        if scope is not None:
+            deadline = engine.next_deadline()
+            if deadline is None:
+                deadline = math.inf
+            if deadline != scope.deadline:  # earlier: wake sooner; later: skip a useless wake-up
+                scope.deadline = deadline
+        if self._left and engine.leave_done:
+            self._leave_done.set()
+
+    def _dispatch(self, events: list[MemberEvent | TableChange]) -> None:
+        members, tables = tuple(self._subscriptions), tuple(self._table_subscriptions)
+        for event in events:
+            if type(event) is TableChange:
+                for table_sub in tables:
+                    table_sub.push(event)
+            else:
+                for member_sub in members:
+                    member_sub.push(event)  # type: ignore[arg-type]
+
+    def _internal_error(self, where: str) -> None:
+        self._stats[f"internal_error_{where}"] += 1
+        log.exception("%s: engine failed in %s (input dropped)", self.name, where)
+
+    def _stream_reply(self, reply: bytes, addr: Address) -> bool:
+        """Hand a reply to the engine; True if it accepted it."""
+        stats = self._engine.stats
+        before = sum(stats[k] for k in _REPLY_FAILURES)
+        try:
+            self._engine.stream_reply(reply, addr, trio.current_time())
+        except Exception:
+            self._internal_error("stream_reply")
+            return False
+        return sum(stats[k] for k in _REPLY_FAILURES) == before
+
+    async def _exchange(self, addr: Address, request: bytes) -> None:
+        """A stream exchange the engine asked for."""
+        reply, _ = await streams.request(
+            self._transport, addr, request, timeout=self.config.tcp_timeout, limiter=self._out_limiter
+        )
+        if reply is None:
+            self._engine.stream_failed(addr, trio.current_time())
+        else:
+            self._stream_reply(reply, addr)
+        self._flush()
+
+    def _handle_stream(self, request: bytes, peer: Address) -> bytes | None:
+        try:
+            reply = self._engine.handle_stream(request, peer, trio.current_time())
+        except Exception:
+            self._internal_error("handle_stream")
+            reply = None
+        self._flush()
+        return reply
+
+    def _handle_datagram(self, data: bytes, addr: Address) -> None:
+        try:
+            self._engine.receive_datagram(data, addr, trio.current_time())
+        except Exception:
+            self._internal_error("receive_datagram")
+        self._flush()
+
+    async def _receive_loop(self) -> None:
+        sock = self._transport.udp
+        buf = bytearray(_RECEIVE_BUFFER)
+        view = memoryview(buf)
+        stats = self._stats
+        handle = self._handle_datagram
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(_RECEIVE_BATCH):
+                try:
+                    size, source = sock.recvfrom_into(buf)
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # e.g. a queued ICMP error: count it, keep reading
+                    stats["receive_errors"] += 1
+                    stats[f"receive_error_{error_name(exc)}"] += 1
+                    break
+                stats["udp_packets_received"] += 1
+                stats["udp_bytes_received"] += size
+                handle(bytes(view[:size]), (source[0], source[1]))
+
+    async def _timer_loop(self) -> None:
+        engine = self._engine
+        while True:
+            deadline = engine.next_deadline()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            engine.handle_timer(trio.current_time())
+            self._flush()
+
+    def _start(self) -> None:
+        handler = partial(
+            streams.serve_connection,
+            handle=self._handle_stream,
+            stats=self._stats,
+            timeout=self.config.tcp_timeout,
+            limiter=self._in_limiter,
+        )
+        self._nursery.start_soon(self._receive_loop)
+        self._nursery.start_soon(self._timer_loop)
+        self._nursery.start_soon(trio.serve_listeners, handler, [self._transport.listener])
+
+    def _close(self) -> None:
+        self._closed = True
+        subs: list[Subscription[Any]] = [*self._subscriptions, *self._table_subscriptions]
+        for sub in subs:
+            sub.close()
+        self._subscriptions.clear()
+        self._table_subscriptions.clear()
+
+    async def _shutdown_leave(self) -> None:
+        with trio.move_on_after(self.config.leave_timeout + 2.0):
+            await self.leave()
+
+
+def _seed_list(seeds: Iterable[Seed] | Seed) -> list[Seed]:
+    if isinstance(seeds, str):
+        return [seeds]
+    if isinstance(seeds, tuple) and len(seeds) == 2 and isinstance(seeds[1], int):
+        return [(str(seeds[0]), seeds[1])]
+    return list(seeds)
+
+
+def _show(seed: Seed) -> str:
+    return seed if isinstance(seed, str) else format_address(seed)
