@@ -116,9 +116,12 @@ class Config:
     topology_bias: float = 0.7
     """0..1: how strongly gossip targets, probe helpers and sync partners favour peers with a
     low estimated round-trip time (0 = uniform, memberlist's behaviour)."""
-    topology_rtt_floor: float = 0.002
-    """Estimated RTTs below this count as equal (the noise floor of a LAN), so the bias only
-    separates distinctly farther peers and a flat network keeps uniform random choices."""
+    coordinate_every: int = 2
+    """Our network coordinate rides on one ack in this many (0: never; 1: every ack, as serf)."""
+    topology_rtt_floor: float = 0.005
+    """A peer is "near" if its estimated RTT is at most half the median RTT to known peers and
+    that median exceeds this floor; the bias favours near peers and treats all others alike,
+    so a flat network (a LAN: median under the floor) keeps uniform random choices."""
     topology_uniform_share: float = 1.0 / 3.0
     """Share of those choices that stay uniform whatever the bias, so far zones still hear."""
     broadcast_queue_max: int = 100_000
@@ -170,6 +173,7 @@ class Config:
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{field}: must be a number in [0, 1], got {value!r}")
         _int_at_least("broadcast_queue_max", self.broadcast_queue_max, 16)
+        _int_at_least("coordinate_every", self.coordinate_every, 0)
         if not all(isinstance(d, int | float) and d > 0 for d in self.join_sync_delays):
             raise ConfigError("join_sync_delays: must be positive numbers")
 

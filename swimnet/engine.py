@@ -6,7 +6,8 @@ Surface (every entry point takes `now`; nothing here reads a clock or does I/O):
 
     receive_datagram(data, addr, now)           a datagram from the network
     handle_stream(request, addr, now) -> bytes  a stream request from a peer; the reply
-    stream_reply(reply, addr, now)              the reply to a stream we opened
+                                                (addr: the TCP peer, an ephemeral port)
+    stream_reply(reply, addr, now) -> bool      the reply to a stream we opened
     stream_failed(addr, now)                    a stream we opened could not complete
     handle_timer(now)                           call at (or after) next_deadline()
     datagrams_to_send() / streams_to_open()     drain after every call (already sealed)
@@ -58,6 +59,7 @@ from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.tracker import PeerCoordinates
 from swimnet.wire.codec import decode_packet, decode_stream, encode_message, encode_stream
 from swimnet.wire.keys import KeyOp, KeyOpAck, KeyringState
+from swimnet.wire.limits import MAX_META
 from swimnet.wire.messages import (
     Ack,
     Address,
@@ -105,7 +107,7 @@ class Engine:
         self.swim = Swim(config, rng, now, incarnation=incarnation)
         self.stats: Counter[str] = self.swim.stats
         self.topology = PeerCoordinates(rng, stats=self.stats)
-        self.swim.ack_payload = self.topology.ack_payload
+        self.swim.ack_payload = self._ack_payload
         self.swim.on_rtt = self.topology.observe
         self.swim.rtt_of = self._rtt_for_choice
         self.swim.on_forget = self.topology.forget
@@ -191,9 +193,14 @@ class Engine:
         """Estimated round-trip time (seconds) to a member, None if not known yet."""
         return self.topology.rtt_estimate(member)
 
+    def _ack_payload(self, seq: int) -> bytes:
+        # our coordinate rides on every `coordinate_every`-th ack (by the prober's sequence
+        # number): half the samples, a fraction of the bytes
+        every = self.config.coordinate_every
+        return self.topology.ack_payload() if every and seq % every == 0 else b""
+
     def _rtt_for_choice(self, member: str) -> float | None:
-        rtt = self.topology.rtt_estimate(member)
-        return None if rtt is None else max(rtt, self.config.topology_rtt_floor)
+        return self.topology.remoteness(member, self.config.topology_rtt_floor)
 
     def members(self) -> list[Member]:
         return self.swim.member_list()
@@ -217,12 +224,21 @@ class Engine:
         return self._protect(self.swim.push_pull_request(join=True))
 
     def set_meta(self, meta: bytes, now: float) -> None:
+        """Publish new metadata (at most MAX_META bytes) under a higher incarnation."""
+        if not isinstance(meta, bytes) or len(meta) > MAX_META:
+            raise LocalProtocolError(f"meta: must be bytes of at most {MAX_META} bytes")
+        self._now = now
         self.swim.set_meta(meta, now)
         self.swim.wake_gossip(now)
 
     def leave(self, now: float) -> None:
         self.swim.leave(now)
         self.swim.wake_gossip(now)
+
+    @property
+    def leaving(self) -> bool:
+        """leave() was called."""
+        return self.swim.leaving
 
     @property
     def leave_done(self) -> bool:
@@ -377,17 +393,19 @@ class Engine:
         self.swim.wake_gossip(now)
         return None if reply is None else self._protect(reply)
 
-    def stream_reply(self, reply: bytes, addr: Address, now: float) -> None:
+    def stream_reply(self, reply: bytes, addr: Address, now: float) -> bool:
+        """The reply to a stream we opened; False if it was refused (counted in stats)."""
         plain = self._unprotect(reply, now)
         if plain is None:
             self.swim.push_pull_failed(addr, now)
-            return
+            return False
         try:
             msg = decode_stream(plain)
         except DecodeError:
             self.stats["drop_stream_decode"] += 1
             self.swim.push_pull_failed(addr, now)
-            return
+            return False
+        accepted = True
         if type(msg) is PushPull:
             self.swim.push_pull_reply(msg, addr, now)
         elif type(msg) is Ack:
@@ -396,7 +414,9 @@ class Engine:
             handler(msg, addr, now)
         else:
             self.stats["drop_stream_unexpected"] += 1
+            accepted = False
         self.swim.wake_gossip(now)
+        return accepted
 
     def stream_failed(self, addr: Address, now: float) -> None:
         self.swim.push_pull_failed(addr, now)

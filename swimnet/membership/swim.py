@@ -118,7 +118,8 @@ class Swim:
         """Bytes a plaintext datagram may take (packet size minus sealing overhead)."""
 
         # hooks for the layers above (the engine sets them)
-        self.ack_payload: Callable[[], bytes] = lambda: b""
+        self.ack_payload: Callable[[int], bytes] = lambda seq: b""
+        """The payload of our ack to a ping with this sequence number (topology)."""
         self.on_rtt: Callable[[str, float, bytes], None] = lambda name, rtt, payload: None
         self.local_user_state: Callable[[bool], bytes] = lambda join: b""
         self.merge_user_state: Callable[[bytes, bool, float], None] = lambda data, join, now: None
@@ -142,6 +143,9 @@ class Swim:
         """Members now DEAD (not left): candidates for rejoin attempts."""
         self._by_addr: dict[Address, MemberRecord] = {}
         self._joining: set[Address] = set()
+        self._learned = 0
+        """Members that joined our view since our last push-pull completed (join syncs are
+        skipped while nothing new turns up: a quiet cluster pays nothing for them)."""
 
         me = MemberRecord(
             self.name, self.addr, incarnation, State.ALIVE, now, config.meta if meta is None else meta, VSN
@@ -288,7 +292,7 @@ class Swim:
         if msg.target != self.name:
             self.stats["drop_wrong_target"] += 1
             return
-        self.send(addr, [Ack(msg.seq, self.ack_payload())])
+        self.send(addr, [Ack(msg.seq, self.ack_payload(msg.seq))])
 
     def _on_indirect_ping(self, msg: IndirectPing, addr: Address, now: float) -> None:
         seq = self._next_seq()
@@ -383,6 +387,7 @@ class Swim:
             m.state = State.ALIVE
             m.state_change = now
         if old_state >= State.DEAD:
+            self._learned += 1
             self._emit(MemberJoined(m.snapshot()))
         elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
             self._emit(MemberUpdated(m.snapshot()))
@@ -472,6 +477,7 @@ class Swim:
         """Client side: merge the reply to a request we opened to `addr`."""
         refutations = self.stats["refutations"]
         self.merge_remote_state(remote, now)
+        self._learned = 0
         if addr in self._joining:
             self._joining.discard(addr)
             self.joined(addr, now)
@@ -529,7 +535,8 @@ class Swim:
             elif kind == "push_pull":
                 self._periodic_push_pull(now)
             elif kind == "join_sync":
-                self._push_pull_random(now)
+                if self._learned:
+                    self._push_pull_random(now)
             elif kind == "rejoin":
                 self._rejoin(now)
             elif kind == "leave":

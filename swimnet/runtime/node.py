@@ -50,7 +50,6 @@ _RECEIVE_BATCH = 64
 """Datagrams read per wake-up of the receive loop before yielding to other tasks."""
 _RECEIVE_BUFFER = 1 << 16
 """Bytes read per datagram: more than any UDP payload (MAX_DATAGRAM)."""
-_REPLY_FAILURES = ("push_pull_failed", "drop_stream_decode", "drop_stream_unexpected")
 
 EngineFactory = Callable[..., Engine]
 T = TypeVar("T")
@@ -362,14 +361,11 @@ class Node:
 
     def _stream_reply(self, reply: bytes, addr: Address) -> bool:
         """Hand a reply to the engine; True if it accepted it."""
-        stats = self._engine.stats
-        before = sum(stats[k] for k in _REPLY_FAILURES)
         try:
-            self._engine.stream_reply(reply, addr, trio.current_time())
+            return self._engine.stream_reply(reply, addr, trio.current_time())
         except Exception:
             self._internal_error("stream_reply")
             return False
-        return sum(stats[k] for k in _REPLY_FAILURES) == before
 
     async def _exchange(self, addr: Address, request: bytes) -> None:
         """A stream exchange the engine asked for."""

@@ -3,7 +3,7 @@
 Rules: samples come only from direct UDP probe acks (the engine calls `observe` with the
 measured RTT and the ack payload); a payload that does not decode or a sample the Vivaldi
 client rejects is counted in `stats` by reason and changes nothing; `ack_payload()` is our
-coordinate, msgpack-encoded once per change.
+coordinate, msgpack-encoded (float32) once per change.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.vivaldi import CoordinateClient, RejectedSample, VivaldiConfig
 
 _PAYLOAD_VERSION = 1
+SETTLED_ERROR = 0.5
+"""Vivaldi's own error estimate (it starts at 1.5) below which our coordinate is trusted."""
+_MEDIAN_SAMPLE = 64
+_MEDIAN_REFRESH = 256
+"""The median RTT (what "near" is relative to) is re-estimated every this many queries."""
+_pack = msgpack.Packer(use_single_float=True).pack
 
 
 class PeerCoordinates:
@@ -29,6 +35,8 @@ class PeerCoordinates:
         self.peers: dict[str, Coordinate] = {}
         self.stats: Counter[str] = Counter() if stats is None else stats
         self._payload: bytes | None = None
+        self._median: float | None = None
+        self._calls = 0
 
     @property
     def coordinate(self) -> Coordinate:
@@ -36,7 +44,8 @@ class PeerCoordinates:
 
     def ack_payload(self) -> bytes:
         if self._payload is None:
-            self._payload = msgpack.packb([_PAYLOAD_VERSION, coordinate_to_wire(self.client.coordinate)])
+            # float32 is ample for coordinates (seconds, ~7 significant digits) and halves the ack
+            self._payload = _pack([_PAYLOAD_VERSION, coordinate_to_wire(self.client.coordinate)])
         return self._payload
 
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
@@ -66,6 +75,33 @@ class PeerCoordinates:
 
     def rtt_estimate(self, peer: str) -> float | None:
         return self.client.rtt_estimate(self.peers.get(peer))
+
+    def remoteness(self, peer: str, floor: float) -> float | None:
+        """0.0 for a near peer, 1.0 for a far one, None if unknown: what peer choice compares.
+
+        Near means an estimated RTT of at most half the median RTT to the peers we know, in a
+        network whose median RTT exceeds `floor` (beneath it, a LAN: everyone counts alike).
+        Only a distinctly closer group is favoured; in a flat network choices stay uniform
+        instead of following coordinate noise. Until our coordinate has settled (error above
+        SETTLED_ERROR) every peer is unknown, which also means uniform choices.
+        """
+        if self.client.coordinate.error > SETTLED_ERROR:
+            return None
+        rtt = self.client.rtt_estimate(self.peers.get(peer))
+        if rtt is None:
+            return None
+        self._calls += 1
+        if self._calls >= _MEDIAN_REFRESH or self._median is None:
+            self._calls = 0
+            self._median = self._median_rtt()
+        median = self._median or 0.0
+        return 0.0 if median > floor and rtt <= 0.5 * median else 1.0
+
+    def _median_rtt(self) -> float | None:
+        names = list(self.peers)
+        step = max(1, len(names) // _MEDIAN_SAMPLE)
+        rtts = sorted(r for n in names[::step] if (r := self.rtt_estimate(n)) is not None)
+        return rtts[len(rtts) // 2] if rtts else None
 
     def forget(self, peer: str) -> None:
         self.peers.pop(peer, None)

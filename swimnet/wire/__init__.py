@@ -48,5 +48,5 @@ __all__ = [
     "register",
 ]
 
-from swimnet.wire import keys as keys  # noqa: E402  (registers the key-management messages)
-from swimnet.wire import tables as tables  # noqa: E402  (registers the table messages)
+from swimnet.wire import keys as keys
+from swimnet.wire import tables as tables

@@ -2,7 +2,8 @@
 
 Datagram: `PROTOCOL_VERSION` byte, then a msgpack array of 1..255 messages (every datagram
 is a compound packet). Message: a msgpack array `[CODE, field, ...]`.
-Stream frame: `PROTOCOL_VERSION` byte, then one message.
+Stream frame: `PROTOCOL_VERSION` byte, then one message; or, for frames of 1 KiB and more,
+`COMPRESSED` byte, the plain size and the zlib-compressed message (bounded on decoding).
 
 Rules:
 - `decode_*` accept arbitrary bytes and raise only `DecodeError`; every field is checked
@@ -15,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -54,6 +56,10 @@ _encoders: dict[type[WireMessage], Encoder] = {}
 _decoders: dict[int, Decoder] = {}
 _relayed_codes: set[int] = set()
 _VERSION_BYTE = bytes([PROTOCOL_VERSION])
+COMPRESSED = PROTOCOL_VERSION | 0x10
+"""First byte of a compressed stream frame: then the plain size (4 bytes) and zlib data."""
+_COMPRESSED_BYTE = bytes([COMPRESSED])
+_COMPRESS_OVER = 1024
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -108,7 +114,30 @@ def encode_packet(messages: Iterable[WireMessage]) -> bytes:
 
 
 def encode_stream(message: WireMessage) -> bytes:
-    return _VERSION_BYTE + encode_message(message)
+    """A stream frame; large ones are zlib-compressed (marker byte COMPRESSED) when it pays."""
+    payload = encode_message(message)
+    if len(payload) >= _COMPRESS_OVER:
+        packed = zlib.compress(payload, 6)
+        if len(packed) < len(payload):
+            return _COMPRESSED_BYTE + len(payload).to_bytes(4, "big") + packed
+    return _VERSION_BYTE + payload
+
+
+def _inflate(data: bytes) -> bytes:
+    """A compressed frame back to a plain one; bounded, so a zip bomb is a DecodeError."""
+    if len(data) < 6:
+        raise DecodeError("stream: truncated compressed frame")
+    size = int.from_bytes(data[1:5], "big")
+    if size > MAX_STREAM_FRAME:
+        raise DecodeError(f"stream: decompresses to more than {MAX_STREAM_FRAME} bytes")
+    inflater = zlib.decompressobj()
+    try:
+        plain = inflater.decompress(data[5:], size + 1)
+    except zlib.error:
+        raise DecodeError("stream: bad compressed data") from None
+    if len(plain) != size or inflater.unconsumed_tail or not inflater.eof:
+        raise DecodeError("stream: compressed size mismatch")
+    return _VERSION_BYTE + plain
 
 
 _UNPACK_LIMITS: dict[str, Any] = dict(
@@ -199,7 +228,9 @@ def decode_packet(data: bytes) -> list[WireMessage]:
 
 
 def decode_stream(data: bytes) -> WireMessage:
-    """The one message of a stream frame."""
+    """The one message of a stream frame (plain or compressed)."""
+    if type(data) is bytes and data[:1] == _COMPRESSED_BYTE:
+        data = _inflate(data)
     _check_frame(data, MAX_STREAM_FRAME, "stream")
     try:
         unpacker = _unpacker(data, MAX_STREAM_FRAME)

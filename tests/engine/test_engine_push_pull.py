@@ -1,0 +1,154 @@
+"""Push-pull (full state sync over a stream) on one engine (memberlist's MergeState, join).
+
+Rules under test: remote alive entries apply like Alive messages, remote left like a leave,
+and remote dead or suspect entries only make a member *suspect* here (never dead outright);
+claims about ourselves are refuted; the reply carries our state after the merge.
+"""
+
+from __future__ import annotations
+
+from engine_helpers import SELF, SELF_ADDR, Harness
+
+from swimnet.membership.events import (
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspected,
+    MemberUpdated,
+)
+from swimnet.wire import Alive, MemberState, PushPull, State, Suspect
+
+A1, A2, A3, A4, A5, A6, A7 = ((f"127.0.0.{i}", 7946) for i in range(1, 8))
+
+
+def _ms(name: str, addr: tuple[str, int], incarnation: int, state: State, meta: bytes = b"") -> MemberState:
+    return MemberState(name, addr, meta, incarnation, state)
+
+
+def test_merge_remote_state() -> None:
+    h = Harness()
+    for name, addr in [("test1", A1), ("test2", A2), ("test3", A3), ("test6", A6)]:
+        h.feed([Alive(1, name, addr)])
+    h.feed([Suspect(1, "test1", "x")])
+    h.events()
+
+    remote = PushPull(
+        False,
+        (
+            _ms("test1", A1, 2, State.ALIVE),
+            _ms("test2", A2, 1, State.SUSPECT),
+            _ms("test3", A3, 1, State.DEAD),
+            _ms("test4", A4, 2, State.ALIVE),
+            _ms("test5", A5, 1, State.LEFT),  # unknown and gone: nothing to learn
+            _ms("test6", A6, 1, State.LEFT),
+            _ms("test7", A7, 1, State.DEAD),  # unknown and dead: nothing to learn
+        ),
+    )
+    reply = h.push_pull(remote, src=A1)
+
+    assert {m.name: (m.state, m.incarnation) for m in h.engine.members()} == {
+        SELF: (State.ALIVE, 1),
+        "test1": (State.ALIVE, 2),
+        "test2": (State.SUSPECT, 1),
+        "test3": (State.SUSPECT, 1),  # a remote "dead" is only a suspicion here
+        "test4": (State.ALIVE, 2),
+        "test6": (State.LEFT, 1),
+    }
+    events = {(type(e), e.member.name) for e in h.events()}
+    assert events == {
+        (MemberUpdated, "test1"),
+        (MemberSuspected, "test2"),
+        (MemberSuspected, "test3"),
+        (MemberJoined, "test4"),
+        (MemberLeft, "test6"),
+    }
+    assert not reply.join
+    assert {s.name: (s.state, s.incarnation, s.addr) for s in reply.members} == {
+        m.name: (m.state, m.incarnation, m.address) for m in h.engine.members()
+    }
+
+
+def test_merge_never_declares_dead_directly() -> None:
+    h = Harness()
+    h.feed([Alive(3, "x", A1)])
+    h.push_pull(PushPull(False, (_ms("x", A1, 5, State.DEAD),)), src=A2)
+    assert h.member("x").state == State.SUSPECT  # type: ignore[union-attr]
+    assert h.member("x").incarnation == 5  # type: ignore[union-attr]
+    assert not [e for e in h.events() if isinstance(e, MemberFailed)]
+
+
+def test_merge_of_known_state_is_silent() -> None:
+    h = Harness()
+    h.feed([Alive(1, "a", A1), Alive(1, "b", A2)])
+    h.events()
+    h.drain_broadcasts()
+    snapshot = {m.name: m for m in h.engine.members()}
+    h.push_pull(PushPull(False, tuple(_ms(m.name, m.address, 1, State.ALIVE) for m in snapshot.values())))
+    assert {m.name: m for m in h.engine.members()} == snapshot
+    assert h.events() == []
+    assert h.broadcasts() == []
+
+
+def test_remote_dead_about_ourselves_is_refuted_in_the_reply() -> None:
+    h = Harness()
+    reply = h.push_pull(PushPull(False, (_ms(SELF, SELF_ADDR, 1, State.DEAD),)), src=A1)
+    assert h.engine.local_member.incarnation == 2
+    (me,) = [s for s in reply.members if s.name == SELF]
+    assert (me.state, me.incarnation) == (State.ALIVE, 2)
+
+
+def test_client_side_refutation_is_also_sent_straight_to_the_peer() -> None:
+    h = Harness()
+    h.feed([Alive(1, "peer", A1)])
+    out = h.stream_reply(PushPull(False, (_ms(SELF, SELF_ADDR, 1, State.SUSPECT),)), src=A1)
+    assert h.engine.local_member.incarnation == 2
+    direct = [m for s in out if s.addr == A1 for m in s.of(Alive) if m.node == SELF]
+    assert direct and direct[0].incarnation == 2
+
+
+def test_join_opens_push_pull_and_later_syncs() -> None:
+    h = Harness(seed=4, push_pull_interval=1000.0)  # keep the periodic sync out of the way
+    h.engine.join([A1], h.now)
+    h.collect()
+    (first,) = h.opened
+    assert first.addr == A1 and type(first.request) is PushPull and first.request.join
+    assert {s.name for s in first.request.members} == {SELF}
+
+    known = [("seed", A1), ("x", A2), ("y", A3)]
+    remote = PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known))
+    h.stream_reply(remote, src=A1)
+    assert {n for n, s in h.engine.view().items() if s == State.ALIVE} == {SELF, "seed", "x", "y"}
+    assert sorted(type(e).__name__ for e in h.events()) == ["MemberJoined"] * 3
+
+    # the post-join syncs run only while new members keep turning up after the join
+    h.advance(1.5 * max(h.config.join_sync_delays) + 1e-6)
+    assert [o for o in h.opened[1:] if type(o.request) is PushPull] == []  # quiet: no syncs
+
+    h2 = Harness(seed=5, push_pull_interval=1000.0)
+    h2.engine.join([A1], h2.now)
+    h2.collect()
+    h2.stream_reply(remote, src=A1)
+    h2.feed([Alive(1, "late", A4)])  # someone new shows up after our join
+    h2.advance(1.5 * max(h2.config.join_sync_delays) + 1e-6)
+    syncs = [o for o in h2.opened[1:] if type(o.request) is PushPull and not o.request.join]
+    assert len(syncs) >= 1
+    assert {o.addr for o in syncs} <= {A1, A2, A3, A4}
+
+
+def test_failed_stream_changes_no_membership() -> None:
+    h = Harness()
+    h.feed([Alive(1, "peer", A1)])
+    h.events()
+    view = h.engine.view()
+    h.engine.stream_failed(A1, h.now)
+    h.collect()
+    assert h.engine.view() == view
+    assert h.events() == []
+
+
+def test_merge_with_a_conflicting_address_is_ignored() -> None:
+    h = Harness()
+    h.feed([Alive(1, "x", A1)])
+    h.push_pull(PushPull(False, (_ms("x", A2, 9, State.ALIVE),)))
+    assert h.member("x").address == A1  # type: ignore[union-attr]
+    assert h.engine.stats["alive_conflict"] == 1
