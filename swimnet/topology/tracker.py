@@ -19,8 +19,8 @@ from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.vivaldi import CoordinateClient, RejectedSample, VivaldiConfig
 
 _PAYLOAD_VERSION = 1
-SETTLED_ERROR = 0.5
-"""Vivaldi's own error estimate (it starts at 1.5) below which our coordinate is trusted."""
+MIN_KNOWN = 8
+"""Peers whose coordinates we must know before "near" means anything."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
 """The median RTT (what "near" is relative to) is re-estimated every this many queries."""
@@ -82,10 +82,10 @@ class PeerCoordinates:
         Near means an estimated RTT of at most half the median RTT to the peers we know, in a
         network whose median RTT exceeds `floor` (beneath it, a LAN: everyone counts alike).
         Only a distinctly closer group is favoured; in a flat network choices stay uniform
-        instead of following coordinate noise. Until our coordinate has settled (error above
-        SETTLED_ERROR) every peer is unknown, which also means uniform choices.
+        instead of following coordinate noise. Until we know MIN_KNOWN peers every peer is
+        unknown, which also means uniform choices.
         """
-        if self.client.coordinate.error > SETTLED_ERROR:
+        if len(self.peers) < MIN_KNOWN:
             return None
         rtt = self.client.rtt_estimate(self.peers.get(peer))
         if rtt is None:
