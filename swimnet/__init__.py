@@ -25,6 +25,7 @@ from swimnet.membership.events import (
     MemberUpdated,
 )
 from swimnet.membership.member import Member
+from swimnet.runtime import Node, Subscription, Table, open_node, serve_node
 from swimnet.security.keyops import KeyOpResult
 from swimnet.security.keyring import Keyring
 from swimnet.wire.messages import State
@@ -46,7 +47,12 @@ __all__ = [
     "MemberLeft",
     "MemberSuspected",
     "MemberUpdated",
+    "Node",
     "RemoteProtocolError",
     "State",
+    "Subscription",
     "SwimnetError",
+    "Table",
+    "open_node",
+    "serve_node",
 ]

@@ -82,6 +82,7 @@ ReplyHandler = Callable[[Any, Address, float], None]
 _MEMBERSHIP = (Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead)
 _MAX_SECTIONS = 8
 _KEEP = object()
+_MAX_TRACKED_STREAMS = 1024
 _KEY_OP_ACKS = 3
 """A key operation is acknowledged on each of its first receipts, at most this many times."""
 
@@ -126,13 +127,18 @@ class Engine:
             KeyOp: self._on_key_op,
             KeyOpAck: lambda msg, addr, now, sealed: self.keys.record_ack(msg) if sealed else None,
         }
-        self._stream_handlers: dict[type, StreamHandler] = {KeyOpAck: self._stream_key_op_ack}
-        self._reply_handlers: dict[type, ReplyHandler] = {KeyOpAck: lambda msg, addr, now: None}
+        self._stream_handlers: dict[type, StreamHandler] = {
+            KeyOpAck: self._stream_key_op_ack,
+            KeyOp: self._stream_key_op,
+        }
+        self._reply_handlers: dict[type, ReplyHandler] = {KeyOpAck: self._key_op_ack_reply}
         self._sections: dict[
             str, tuple[Callable[[bool], bytes | None], Callable[[bytes, bool, float], None]]
         ] = {}
         self._input_sealed = False
         self._key_ops_seen: dict[tuple[str, int, int], int] = {}
+        self._stream_kinds: dict[bytes, str] = {}
+        """Request frame -> kind, for streams handed out and not reported failed (bounded)."""
         self.register_user_state("keys", self._keys_section, self._merge_keys_section)
         self.swim.local_user_state = self._local_user_state
         self.swim.merge_user_state = self._merge_user_state
@@ -160,7 +166,7 @@ class Engine:
 
     def open_stream(self, addr: Address, message: WireMessage) -> None:
         """Queue a stream request (sealed on the way out, see streams_to_open)."""
-        self.swim.streams.append((addr, _frame(message)))
+        self.swim.streams.append((addr, _frame(message), type(message).__name__))
 
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram (topped up with piggybacked broadcasts)."""
@@ -304,9 +310,12 @@ class Engine:
         Applied locally at once (LocalProtocolError if it cannot be), then gossiped; see
         `key_op_result`.
         """
-        expected = {m.name for m in self.swim.members.values() if m.state <= State.SUSPECT}
-        expected.discard(self.name)
-        op_id, op = self.keys.start(action, key_or_id, expected, now, timeout)
+        live = [m for m in self.swim.members.values() if m.state <= State.SUSPECT and m.name != self.name]
+        op_id, op = self.keys.start(action, key_or_id, {m.name for m in live}, now, timeout)
+        # to every member directly (a stream each: the reply is its ack), and by gossip too,
+        # which reaches whoever the direct exchange could not
+        for m in live:
+            self.open_stream(m.addr, op)
         self.swim.broadcast(("keyop", op.origin, op.op_id), op)
         self.swim.wake_gossip(now)
         self.stats[f"key_ops_{action}"] += 1
@@ -393,8 +402,11 @@ class Engine:
         self.swim.wake_gossip(now)
         return None if reply is None else self._protect(reply)
 
-    def stream_reply(self, reply: bytes, addr: Address, now: float) -> bool:
-        """The reply to a stream we opened; False if it was refused (counted in stats)."""
+    def stream_reply(self, reply: bytes, addr: Address, now: float, request: bytes | None = None) -> bool:
+        """The reply to a stream we opened (pass its `request` frame: it is then forgotten);
+        False if the reply was refused (counted in stats)."""
+        if request is not None:
+            self._stream_kinds.pop(request, None)
         plain = self._unprotect(reply, now)
         if plain is None:
             self.swim.push_pull_failed(addr, now)
@@ -418,8 +430,14 @@ class Engine:
         self.swim.wake_gossip(now)
         return accepted
 
-    def stream_failed(self, addr: Address, now: float) -> None:
-        self.swim.push_pull_failed(addr, now)
+    def stream_failed(self, addr: Address, now: float, request: bytes | None = None) -> None:
+        """A stream we opened got no reply. Pass the `request` bytes (as streams_to_open gave
+        them) so the engine knows which exchange failed; without them, a push-pull is assumed."""
+        kind = self._stream_kinds.pop(request, None) if request is not None else None
+        if kind is None or kind in ("join", "push_pull"):
+            self.swim.push_pull_failed(addr, now)
+        else:
+            self.stats[f"stream_failed_{kind}"] += 1
 
     def handle_timer(self, now: float) -> None:
         self._now = now
@@ -452,8 +470,31 @@ class Engine:
         if ack is not None and origin is not None and op.origin != self.name:
             if seen == 0:  # first receipt: a stream, which loss cannot eat
                 self.open_stream(origin.addr, ack)
+                self.stats["key_op_acks_sent_stream"] += 1
             else:  # a few more times as datagrams, in case the stream failed
                 self.swim.send(origin.addr, [ack])
+                self.stats["key_op_acks_sent_datagram"] += 1
+        elif ack is None:
+            self.stats["key_op_not_acked"] += 1
+
+    def _stream_key_op(self, op: KeyOp, addr: Address, now: float) -> WireMessage | None:
+        """A key operation sent to us directly: apply it, the reply is our ack."""
+        if not self._input_sealed:
+            self.stats["drop_key_op_plaintext"] += 1
+            return None
+        seen_key = (op.origin, op.op_id, op.version)
+        self._key_ops_seen[seen_key] = _KEY_OP_ACKS  # answered here: gossip copies need no ack
+        ack = self.keys.apply(op)
+        if ack is not None:
+            self.swim.broadcast(("keyop", op.origin, op.op_id), op)
+            if not ack.ok:
+                self.stats["key_ops_refused"] += 1
+            return ack
+        return self.keys.holds(op) or KeyOpAck(op.op_id, self.name, False, "superseded by a newer keyring")
+
+    def _key_op_ack_reply(self, ack: KeyOpAck, addr: Address, now: float) -> None:
+        if self._input_sealed:
+            self.keys.record_ack(ack)
 
     def _stream_key_op_ack(self, ack: KeyOpAck, addr: Address, now: float) -> WireMessage | None:
         if not self._input_sealed:
@@ -526,11 +567,20 @@ class Engine:
         return out
 
     def streams_to_open(self) -> list[tuple[Address, bytes]]:
-        out = self.swim.streams
-        if out:
-            self.swim.streams = []
-            if self.policy is not None:
-                out = [(addr, self._protect(data)) for addr, data in out]
+        """(address, request frame) exchanges to run: send the frame, hand the one reply
+        frame to stream_reply, or report stream_failed(addr, now, request)."""
+        pending = self.swim.streams
+        if not pending:
+            return []
+        self.swim.streams = []
+        out = []
+        kinds = self._stream_kinds
+        for addr, data, kind in pending:
+            frame = self._protect(data)
+            if len(kinds) >= _MAX_TRACKED_STREAMS:
+                kinds.pop(next(iter(kinds)))
+            kinds[frame] = kind
+            out.append((addr, frame))
         return out
 
     def events(self) -> list[MemberEvent | TableChange]:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 
 from swimnet.config import Config
+from swimnet.errors import LocalProtocolError
 from swimnet.membership.awareness import Awareness
 from swimnet.membership.events import (
     MemberEvent,
@@ -66,6 +67,8 @@ _GOSSIP_TICK = ("gossip",)
 _PUSH_PULL_TICK = ("push_pull",)
 _REJOIN_TICK = ("rejoin",)
 _LEAVE_TIMEOUT = ("leave",)
+_REJOIN_RECENT = 2
+_REJOIN_RANDOM = 2
 
 
 class _Probe:
@@ -112,7 +115,8 @@ class Swim:
         self.timers = Timers()
         self.stats: Counter[str] = Counter()
         self.outbox: list[tuple[Address, bytes]] = []
-        self.streams: list[tuple[Address, bytes]] = []
+        self.streams: list[tuple[Address, bytes, str]] = []
+        """(address, request frame, kind) of streams to open; kind says how a failure counts."""
         self.events: list[MemberEvent] = []
         self.packet_budget = config.packet_size
         """Bytes a plaintext datagram may take (packet size minus sealing overhead)."""
@@ -143,6 +147,7 @@ class Swim:
         """Members now DEAD (not left): candidates for rejoin attempts."""
         self._by_addr: dict[Address, MemberRecord] = {}
         self._joining: set[Address] = set()
+        self._rebutted: dict[str, float] = {}
         self._learned = 0
         """Members that joined our view since our last push-pull completed (join syncs are
         skipped while nothing new turns up: a quiet cluster pays nothing for them)."""
@@ -230,7 +235,7 @@ class Swim:
     def _open_push_pull(self, addr: Address, join: bool) -> None:
         if join:
             self._joining.add(addr)
-        self.streams.append((addr, self.push_pull_request(join)))
+        self.streams.append((addr, self.push_pull_request(join), "join" if join else "push_pull"))
 
     # -- API -------------------------------------------------------------------------------
 
@@ -248,6 +253,8 @@ class Swim:
             self.timers.set(("join_sync", i), now + delay * (0.5 + self.rng.random()))
 
     def set_meta(self, meta: bytes, now: float) -> None:
+        if self._leaving:
+            raise LocalProtocolError("set_meta after leave(): the node is leaving")
         self._me.meta = meta
         self._me.incarnation += 1
         self._broadcast_alive()
@@ -394,7 +401,11 @@ class Swim:
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
         m = self.members.get(s.node)
-        if m is None or s.incarnation < m.incarnation:
+        if m is None:
+            return
+        if s.incarnation < m.incarnation:
+            if m is self._me:
+                self._rebut(s.sender, now)
             return
         timer = self._suspicions.get(s.node)
         if timer is not None:
@@ -425,7 +436,11 @@ class Swim:
 
     def _on_dead(self, d: Dead, now: float) -> None:
         m = self.members.get(d.node)
-        if m is None or d.incarnation < m.incarnation:
+        if m is None:
+            return
+        if d.incarnation < m.incarnation:
+            if m is self._me and d.sender != self.name:
+                self._rebut(d.sender, now)
             return
         self._drop_suspicion(d.node)
         if m.dead_or_left:
@@ -448,6 +463,26 @@ class Swim:
     def _drop_suspicion(self, name: str) -> None:
         if self._suspicions.pop(name, None) is not None:
             self.timers.cancel(("suspicion", name))
+
+    def _rebut(self, accuser: str, now: float) -> None:
+        """An accusation we already refuted came again: our refutation may have been lost on
+        the way to the accuser, so tell it directly (at most once per probe interval each)."""
+        if self._leaving:
+            return
+        target = self.members.get(accuser)
+        last = self._rebutted.get(accuser)
+        if (
+            target is None
+            or target is self._me
+            or (last is not None and now - last < self.config.probe_interval)
+        ):
+            return
+        if len(self._rebutted) > 1024:
+            self._rebutted.clear()
+        self._rebutted[accuser] = now
+        me = self._me
+        self.stats["rebuttals"] += 1
+        self.send(target.addr, [Alive(me.incarnation, me.name, me.addr, me.meta, me.vsn)])
 
     def _refute(self, accused_incarnation: int) -> None:
         self._me.incarnation = max(self._me.incarnation + 1, accused_incarnation + 1)
@@ -614,7 +649,7 @@ class Swim:
             self.send(helper.addr, [IndirectPing(seq, probe.target, probe.addr, self.name, True)])
         probe.expected_nacks = len(helpers)
         if self.config.tcp_fallback_probe:
-            self.streams.append((probe.addr, encode_stream(Ping(seq, probe.target, self.name))))
+            self.streams.append((probe.addr, encode_stream(Ping(seq, probe.target, self.name)), "ping"))
 
     def _probe_deadline(self, seq: int, now: float) -> None:
         probe = self._pending.pop(seq, None)
@@ -678,7 +713,12 @@ class Swim:
             self._open_push_pull(peers[0].addr, join=False)
 
     def _rejoin(self, now: float) -> None:
-        """Heal splits: re-contact one unreachable seed and one remembered failed member."""
+        """Heal splits: re-contact unreachable seeds and remembered failed members.
+
+        Each tick contacts the _REJOIN_RECENT most recently failed members (the other side of
+        a fresh split) and _REJOIN_RANDOM others at random, so members that are gone for good
+        cannot crowd out the ones that merely became unreachable.
+        """
         cfg = self.config
         self.timers.set(_REJOIN_TICK, now + cfg.rejoin_interval * (0.5 + self.rng.random()))
         if self._leaving:
@@ -686,17 +726,23 @@ class Swim:
         for name, (_, since) in list(self._reaped.items()):
             if now - since > cfg.rejoin_window:
                 del self._reaped[name]
-        candidates: list[Address] = [addr for addr, _ in self._reaped.values()]
-        candidates.extend(self.members[name].addr for name in sorted(self._failed))
-        if candidates:
-            self._open_push_pull(self.rng.choice(candidates), join=False)
+        failed = [(since, addr) for addr, since in self._reaped.values()]
+        failed.extend(
+            (self.members[name].state_change, self.members[name].addr) for name in sorted(self._failed)
+        )
+        failed.sort(reverse=True)
+        chosen = [addr for _, addr in failed[:_REJOIN_RECENT]]
+        rest = [addr for _, addr in failed[_REJOIN_RECENT:]]
+        chosen.extend(self.rng.sample(rest, min(_REJOIN_RANDOM, len(rest))))
         missing = []
         for addr in self._seeds:
             m = self._by_addr.get(addr)
             if addr != self.addr and (m is None or m.state > State.SUSPECT):
                 missing.append(addr)
         if missing:
-            self._open_push_pull(self.rng.choice(missing), join=False)
+            chosen.append(self.rng.choice(missing))
+        for addr in dict.fromkeys(chosen):
+            self._open_push_pull(addr, join=False)
 
     # -- peer choice -----------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ event buffers), resolve (names and addresses).
 
 from __future__ import annotations
 
+from swimnet.runtime.keys import KeyringListing, Keys
 from swimnet.runtime.lifecycle import open_node, serve_node
-from swimnet.runtime.node import Node
+from swimnet.runtime.node import Node, Table
 from swimnet.runtime.subscriptions import Subscription
 
-__all__ = ["Node", "Subscription", "open_node", "serve_node"]
+__all__ = ["KeyringListing", "Keys", "Node", "Subscription", "Table", "open_node", "serve_node"]

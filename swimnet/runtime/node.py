@@ -34,10 +34,12 @@ from swimnet.errors import JoinError, LocalProtocolError
 from swimnet.membership.events import MemberEvent
 from swimnet.membership.member import Member
 from swimnet.runtime import streams
+from swimnet.runtime.keys import Keys
 from swimnet.runtime.resolve import Seed, dedupe, resolve_seed
 from swimnet.runtime.subscriptions import Subscription
 from swimnet.runtime.transport import Transport, error_name
 from swimnet.security.keyops import KeyOpResult
+from swimnet.security.keyring import Keyring
 from swimnet.tables.changes import TableChange
 from swimnet.wire.limits import MAX_META
 from swimnet.wire.messages import Address
@@ -192,9 +194,9 @@ class Node:
                 self._transport, addr, request, timeout=self.config.tcp_timeout, limiter=self._out_limiter
             )
             if reply is None:
-                engine.stream_failed(addr, trio.current_time())
+                engine.stream_failed(addr, trio.current_time(), request)
                 failures.append(f"{format_address(addr)}: no answer ({failure})")
-            elif self._stream_reply(reply, addr):
+            elif self._stream_reply(reply, addr, request):
                 answered.add(addr)
             else:
                 failures.append(f"{format_address(addr)}: invalid reply")
@@ -254,6 +256,34 @@ class Node:
             self._event_buffer if buffer is None else buffer,
             partial(self._add_subscription, self._table_subscriptions),
             partial(self._remove_subscription, self._table_subscriptions),
+        )
+
+    @property
+    def keys(self) -> Keys:
+        """Cluster-wide keyring operations: install / use / remove / list."""
+        return Keys(self)
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """This node's keyring (local operations only; see `keys` for cluster-wide ones)."""
+        return self._engine.keyring
+
+    def table(self, network: str, table: str) -> Table:
+        """A handle on one replicated table of a network this node has joined."""
+        return Table(self, network, table)
+
+    def watch(self, network: str, table: str, buffer: int | None = None) -> Subscription[TableChange]:
+        """`async with node.watch(net, table) as events`: first a CREATED change for every
+        visible entry (the snapshot), then the table's changes as they happen (derived from
+        state, not from wire messages), with the overflow policy of `subscribe`."""
+        self._check_running()
+        snapshot = self._engine.table_snapshot(network, table)
+        return Subscription(
+            self._event_buffer if buffer is None else max(buffer, 1),
+            partial(self._add_subscription, self._table_subscriptions),
+            partial(self._remove_subscription, self._table_subscriptions),
+            accept=lambda change: change.network == network and change.table == table,
+            initial=snapshot,
         )
 
     # -- tables and keys (thin wrappers: the engine call, then its output goes out) ----------
@@ -359,10 +389,10 @@ class Node:
         self._stats[f"internal_error_{where}"] += 1
         log.exception("%s: engine failed in %s (input dropped)", self.name, where)
 
-    def _stream_reply(self, reply: bytes, addr: Address) -> bool:
+    def _stream_reply(self, reply: bytes, addr: Address, request: bytes) -> bool:
         """Hand a reply to the engine; True if it accepted it."""
         try:
-            return self._engine.stream_reply(reply, addr, trio.current_time())
+            return self._engine.stream_reply(reply, addr, trio.current_time(), request)
         except Exception:
             self._internal_error("stream_reply")
             return False
@@ -373,9 +403,9 @@ class Node:
             self._transport, addr, request, timeout=self.config.tcp_timeout, limiter=self._out_limiter
         )
         if reply is None:
-            self._engine.stream_failed(addr, trio.current_time())
+            self._engine.stream_failed(addr, trio.current_time(), request)
         else:
-            self._stream_reply(reply, addr)
+            self._stream_reply(reply, addr, request)
         self._flush()
 
     def _handle_stream(self, request: bytes, peer: Address) -> bytes | None:
@@ -461,3 +491,25 @@ def _seed_list(seeds: Iterable[Seed] | Seed) -> list[Seed]:
 
 def _show(seed: Seed) -> str:
     return seed if isinstance(seed, str) else format_address(seed)
+
+
+class Table:
+    """One replicated table of one network, as this node sees it (`node.table(net, name)`)."""
+
+    def __init__(self, node: Node, network: str, table: str) -> None:
+        self.node = node
+        self.network = network
+        self.table = table
+
+    async def put(self, key: str, value: bytes) -> list[TableChange]:
+        """Create or update our entry (LocalProtocolError if the network is not joined)."""
+        return await self.node.table_put(self.network, self.table, key, value)
+
+    async def delete(self, key: str) -> list[TableChange]:
+        return await self.node.table_delete(self.network, self.table, key)
+
+    def get(self, key: str) -> bytes | None:
+        return self.node.table_get(self.network, self.table, key)
+
+    def items(self) -> dict[str, bytes]:
+        return self.node.table_items(self.network, self.table)

@@ -36,6 +36,8 @@ class Subscription(Generic[E]):
         buffer: int,
         register: Callable[[Subscription[Any]], None],
         unregister: Callable[[Subscription[Any]], None],
+        accept: Callable[[E], bool] | None = None,
+        initial: list[E] | None = None,
     ) -> None:
         if not isinstance(buffer, int) or isinstance(buffer, bool) or buffer < 1:
             raise ValueError(f"buffer: must be an integer >= 1, got {buffer!r}")
@@ -49,11 +51,14 @@ class Subscription(Generic[E]):
         self._lot = trio.lowlevel.ParkingLot()
         self._register = register
         self._unregister = unregister
+        self._accept = accept
+        """Only events it accepts are delivered (None: all)."""
+        self._events.extend(initial or ())
 
     # -- producer side (the node) ----------------------------------------------------------
 
     def push(self, event: E) -> None:
-        if self._closed:
+        if self._closed or (self._accept is not None and not self._accept(event)):
             return
         if len(self._events) >= self.buffer:
             self._events.popleft()

@@ -248,9 +248,9 @@ class Simulation:
             elif kind == _STREAM_REPLY:
                 self._stream_reply(data)
             elif kind == _STREAM_TIMEOUT:
-                slot, gen, sid, server_addr = data
+                slot, gen, sid, server_addr, request = data
                 if self._streams_open.pop(sid, False) and slot.gen == gen and slot.running:
-                    slot.engine.stream_failed(server_addr, when)
+                    slot.engine.stream_failed(server_addr, when, request)
                     self._after(slot)
             elif kind == _STALL_END:
                 self._end_stall(data)
@@ -286,7 +286,7 @@ class Simulation:
             self._stream_seq += 1
             sid = self._stream_seq
             self._streams_open[sid] = True
-            self._push(now + engine.config.tcp_timeout, _STREAM_TIMEOUT, (slot, slot.gen, sid, addr))
+            self._push(now + engine.config.tcp_timeout, _STREAM_TIMEOUT, (slot, slot.gen, sid, addr, request))
             dst = self._by_addr.get(addr)
             if dst is None or self._group.get(dst.name, 0) != self._group.get(slot.name, 0):
                 continue
@@ -336,17 +336,17 @@ class Simulation:
         if self.classify is not None:
             self.traffic[f"{self.classify(server.name, client.name)}_stream_bytes"] += len(reply)
         delay = self.latency(server.name, client.name, self._net_rng)
-        self._push(self.now + delay, _STREAM_REPLY, (client, client_gen, sid, server.addr, reply))
+        self._push(self.now + delay, _STREAM_REPLY, (client, client_gen, sid, server.addr, reply, request))
 
-    def _stream_reply(self, item: tuple[_Slot, int, int, Address, bytes]) -> None:
-        client, gen, sid, server_addr, reply = item
+    def _stream_reply(self, item: tuple[_Slot, int, int, Address, bytes, bytes]) -> None:
+        client, gen, sid, server_addr, reply, request = item
         if not self._streams_open.pop(sid, False) or client.gen != gen or not client.running:
             return
         if client.stalled_until > self.now:
             self._streams_open[sid] = True  # still open until the client drains it
             client.backlog.append((_STREAM_REPLY, item))
             return
-        client.engine.stream_reply(reply, server_addr, self.now)
+        client.engine.stream_reply(reply, server_addr, self.now, request)
         self._after(client)
 
     def _end_stall(self, data: tuple[_Slot, int]) -> None:

@@ -7,7 +7,7 @@ claims about ourselves are refuted; the reply carries our state after the merge.
 
 from __future__ import annotations
 
-from engine_helpers import SELF, SELF_ADDR, Harness
+from engine_helpers import SELF, SELF_ADDR, Harness, Opened
 
 from swimnet.membership.events import (
     MemberFailed,
@@ -16,7 +16,7 @@ from swimnet.membership.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from swimnet.wire import Alive, MemberState, PushPull, State, Suspect
+from swimnet.wire import Alive, MemberState, Ping, PushPull, State, Suspect
 
 A1, A2, A3, A4, A5, A6, A7 = ((f"127.0.0.{i}", 7946) for i in range(1, 8))
 
@@ -152,3 +152,51 @@ def test_merge_with_a_conflicting_address_is_ignored() -> None:
     h.push_pull(PushPull(False, (_ms("x", A2, 9, State.ALIVE),)))
     assert h.member("x").address == A1  # type: ignore[union-attr]
     assert h.engine.stats["alive_conflict"] == 1
+
+
+def test_remote_left_about_ourselves_is_refuted() -> None:
+    h = Harness()
+    h.push_pull(PushPull(False, (_ms(SELF, SELF_ADDR, 1, State.LEFT),)), src=A1)
+    assert h.state(SELF) == State.ALIVE
+    assert h.engine.local_member.incarnation == 2
+
+
+def test_join_request_from_a_newcomer_is_merged_and_answered() -> None:
+    h = Harness()
+    h.feed([Alive(1, "old", A1)])
+    h.events()
+    reply = h.push_pull(PushPull(True, (_ms("newcomer", A2, 1, State.ALIVE),)), src=A2)
+    assert h.state("newcomer") == State.ALIVE
+    assert [type(e).__name__ for e in h.events()] == ["MemberJoined"]
+    assert {s.name for s in reply.members} == {SELF, "old", "newcomer"}
+
+
+def _join_then_fail_a_stream_ping(fail_the_ping: bool) -> tuple[Harness, list[Opened]]:
+    h = Harness(seed=4, push_pull_interval=1000.0)  # keep the periodic sync out of the way
+    h.engine.join([A1], h.now)
+    h.collect()
+    h.feed([Alive(1, "seed", A1)])  # the seed is gossiped to us before the join reply
+    while True:  # probe the seed: no UDP answer, so the probe falls back to a stream ping
+        probe = h.probe_to("seed")
+        h.advance(probe.time + h.config.probe_timeout)
+        if any(type(o.request) is Ping for o in h.opened):
+            break
+    if fail_the_ping:  # the runtime reports: the stream ping failed
+        ping = next(o for o in h.opened if type(o.request) is Ping)
+        h.engine.stream_failed(A1, h.now, ping.raw)
+    h.stream_reply(PushPull(False, (_ms("seed", A1, 1, State.ALIVE),)), src=A1)  # the join reply
+    h.feed([Alive(1, "late", A4)])  # someone new turns up: the join syncs are due
+    start = len(h.opened)
+    h.advance(h.now + 1.5 * max(h.config.join_sync_delays) + 0.1)
+    return h, [o for o in h.opened[start:] if type(o.request) is PushPull]
+
+
+def test_join_syncs_follow_a_join_when_members_turn_up() -> None:
+    _, syncs = _join_then_fail_a_stream_ping(fail_the_ping=False)
+    assert syncs
+
+
+def test_failed_stream_ping_does_not_cancel_a_pending_join() -> None:
+    h, syncs = _join_then_fail_a_stream_ping(fail_the_ping=True)
+    assert syncs
+    assert h.engine.stats["push_pull_failed"] == 0, "a ping stream is not a push-pull"

@@ -1,0 +1,56 @@
+"""The datapath: desired kernel state from the overlay tables, a pure diff, and two datapaths.
+
+    desired = desired_state(node_tag, local_vtep, underlay_mtu, networks, locals, remotes)
+    result = datapath.reconcile(desired)        # dump the kernel, diff, apply
+    datapath.attach(desired.sandbox(net), ep)   # plug a container in (after reconcile)
+
+`LinuxDatapath` programs the kernel (pyroute2 for devices, batched raw netlink for FDB and
+neighbour entries); `MemoryDatapath` keeps the same state in memory. Both reconcile from
+what they hold, never from what they were told earlier.
+"""
+
+from typing import TYPE_CHECKING
+
+from swimnet.datapath.actual import ActualState, BridgeState, SandboxState, VxlanState
+from swimnet.datapath.diff import diff
+from swimnet.datapath.linux import LinuxDatapath
+from swimnet.datapath.memory import MemoryDatapath
+from swimnet.datapath.model import (
+    DesiredSandbox,
+    DesiredState,
+    LocalEndpoint,
+    NetworkSpec,
+    RemoteEndpoint,
+    Sandbox,
+    desired_state,
+    mac_from_ip,
+)
+from swimnet.datapath.ops import ApplyResult, Datapath, Op, OpError
+
+if TYPE_CHECKING:
+
+    def _both_are_datapaths(linux: LinuxDatapath, memory: MemoryDatapath) -> tuple[Datapath, Datapath]:
+        return linux, memory
+
+
+__all__ = [
+    "ActualState",
+    "ApplyResult",
+    "BridgeState",
+    "Datapath",
+    "DesiredSandbox",
+    "DesiredState",
+    "LinuxDatapath",
+    "LocalEndpoint",
+    "MemoryDatapath",
+    "NetworkSpec",
+    "Op",
+    "OpError",
+    "RemoteEndpoint",
+    "Sandbox",
+    "SandboxState",
+    "VxlanState",
+    "desired_state",
+    "diff",
+    "mac_from_ip",
+]

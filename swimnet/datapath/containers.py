@@ -1,0 +1,96 @@
+"""Plugging containers into a sandbox: one veth pair per local endpoint.
+
+Rules:
+- the container end is created directly inside the container's namespace (given by name,
+  path or pid) with its final name (`eth0` by default), the endpoint's MAC and the sandbox
+  MTU; it gets the endpoint's IP/prefix and, when the network has a gateway, the default
+  route; `lo` is brought up too;
+- the sandbox end is `ve<hash of endpoint id>`, enslaved to the bridge and up; an old one
+  of the same name (a half-done earlier attach) is deleted first;
+- an attach that fails half-way deletes the pair again (deleting one end deletes both) and
+  raises DatapathError; a container name clash is refused before anything is created;
+- detach deletes the sandbox end; a missing sandbox or veth is not an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from swimnet.datapath import links, names, netns
+from swimnet.datapath.model import LocalEndpoint, Sandbox
+from swimnet.errors import DatapathError, LocalProtocolError
+
+
+def attach(sandbox: Sandbox, endpoint: LocalEndpoint) -> str:
+    """Returns the sandbox-side veth name."""
+    what = f"attach {endpoint.endpoint_id} to {sandbox.netns}"
+    if endpoint.network != sandbox.network:
+        raise LocalProtocolError(f"{what}: the endpoint is on {endpoint.network}, not {sandbox.network}")
+    spath = netns.path_of(sandbox.netns)
+    cpath = netns.path_of(endpoint.netns)
+    if not os.path.exists(spath):
+        raise DatapathError(f"{what}: the sandbox does not exist (reconcile first)")
+    if not os.path.exists(cpath):
+        raise DatapathError(f"{what}: container namespace {cpath} does not exist")
+    veth = names.veth_name(endpoint.endpoint_id)
+    try:
+        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=cpath, flags=0) as ct:
+            if ct.link_lookup(ifname=endpoint.ifname):
+                raise DatapathError(f"{what}: {cpath} already has a device {endpoint.ifname}")
+            bridge = links.index_of(sb, sandbox.bridge, sandbox.netns)
+            for old in sb.link_lookup(ifname=veth):
+                sb.link("del", index=old)
+            _make_pair(sb, veth, cpath, sandbox, endpoint)
+            index = links.index_of(sb, veth, sandbox.netns)
+            try:
+                sb.link("set", index=index, master=bridge)
+                sb.link("set", index=index, state="up")
+                _configure(ct, sandbox, endpoint)
+            except BaseException:
+                sb.link("del", index=index)
+                raise
+    except (NetlinkError, OSError) as exc:
+        raise DatapathError(f"{what}: {exc}") from exc
+    return veth
+
+
+def _make_pair(sb: Any, veth: str, cpath: str, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
+    fd = os.open(cpath, os.O_RDONLY)
+    try:
+        peer = {"ifname": endpoint.ifname, "net_ns_fd": fd, "address": endpoint.mac, "mtu": sandbox.mtu}
+        sb.link("add", ifname=veth, kind="veth", mtu=sandbox.mtu, peer=peer)
+    finally:
+        os.close(fd)
+
+
+def _configure(ct: Any, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
+    iface = ipaddress.IPv4Interface(endpoint.ip)
+    index = links.index_of(ct, endpoint.ifname, str(endpoint.netns))
+    ct.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+    ct.link("set", index=index, state="up")
+    for lo in ct.link_lookup(ifname="lo"):
+        ct.link("set", index=lo, state="up")
+    if sandbox.gateway:
+        ct.route("add", dst="0.0.0.0/0", gateway=sandbox.gateway, oif=index)
+
+
+def detach(sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
+    spath = netns.path_of(sandbox.netns)
+    if not os.path.exists(spath):
+        return
+    veth = names.veth_name(endpoint.endpoint_id)
+    try:
+        with IPRoute(netns=spath, flags=0) as sb:
+            for index in sb.link_lookup(ifname=veth):
+                sb.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise DatapathError(f"detach {endpoint.endpoint_id} from {sandbox.netns}: {exc}") from exc
+    except OSError as exc:
+        raise DatapathError(f"detach {endpoint.endpoint_id} from {sandbox.netns}: {exc}") from exc

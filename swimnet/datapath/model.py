@@ -1,0 +1,292 @@
+"""The desired kernel state of one host, computed purely from networks and endpoints.
+
+Rules:
+- a network gets a sandbox (namespace `swn-<tag>-<vni>`, bridge `br0`, VXLAN `vxlan0`)
+  only while it has at least one local endpoint;
+- each remote endpoint of such a network (VTEP != the local VTEP) gets a permanent `self`
+  FDB entry MAC -> VTEP on the VXLAN device and a permanent neighbour entry IP -> MAC;
+  local endpoints are never programmed (the bridge reaches them directly);
+- conflicts resolve deterministically: a remote endpoint sharing an IP or a MAC with a
+  local endpoint of the same network is skipped (local wins); among remote endpoints
+  sharing an IP or a MAC, the smallest endpoint id wins;
+- `flood=True` adds the all-zeros MAC -> every remote VTEP of the network (head-end
+  replication of broadcast and unknown unicast); off by default, as in Docker: ARP is
+  answered by the VXLAN proxy from the neighbour entries;
+- the overlay MTU is `underlay_mtu - 50` (VXLAN over IPv4), lowered to the network's own
+  `mtu` when that is smaller: a network never asks for more than the underlay carries;
+- every value is validated and normalised on construction (MACs lower case, CIDRs in
+  canonical form); a bad value raises ConfigError naming the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from swimnet.datapath import names
+from swimnet.errors import ConfigError, LocalProtocolError
+
+VXLAN_OVERHEAD = 50
+FLOOD_MAC = "00:00:00:00:00:00"
+VNI_MAX = 2**24 - 1
+MIN_MTU = 576
+
+Fdb = frozenset[tuple[str, str]]
+"""(MAC, VTEP) pairs of `self` FDB entries on a VXLAN device."""
+
+
+def mac_from_ip(ipv4: str) -> str:
+    """Docker's MAC for an IPv4 address (prefix allowed): 02:42 then the four address bytes."""
+    addr = ipaddress.IPv4Interface(ipv4).ip
+    return "02:42:" + ":".join(f"{b:02x}" for b in addr.packed)
+
+
+def check_mac(value: str, field: str, *, unicast: bool = True) -> str:
+    parts = value.lower().replace("-", ":").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts):
+        raise ConfigError(f"{field}: not a MAC address: {value!r}")
+    mac = ":".join(parts)
+    if unicast and (int(parts[0], 16) & 1 or mac == FLOOD_MAC):
+        raise ConfigError(f"{field}: {mac} is not a unicast MAC address")
+    return mac
+
+
+def check_ipv4(value: str, field: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ConfigError(f"{field}: not an IPv4 address: {value!r}") from None
+
+
+def check_cidr(value: str, field: str) -> str:
+    """An IPv4 address with prefix length, e.g. 10.1.0.2/24 (a bare address means /32)."""
+    try:
+        return str(ipaddress.IPv4Interface(value))
+    except ValueError:
+        raise ConfigError(f"{field}: not an IPv4 address/prefix: {value!r}") from None
+
+
+def _check_name(value: str, field: str) -> None:
+    if not value or len(value) > 128:
+        raise ConfigError(f"{field}: 1..128 characters, got {value!r}")
+
+
+def _check_ifname(value: str, field: str) -> None:
+    if not value or len(value) > 15 or "/" in value or any(c.isspace() for c in value):
+        raise ConfigError(f"{field}: not a valid interface name: {value!r}")
+
+
+@attrs.frozen
+class NetworkSpec:
+    """One overlay network as the datapath needs it."""
+
+    name: str
+    vni: int
+    subnet: str
+    gateway: str | None = None
+    mtu: int | None = None
+    """The network's overlay MTU; None: the host's (underlay MTU - 50)."""
+    port: int = 4789
+    flood: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        _check_name(self.name, "name")
+        if not 1 <= self.vni <= VNI_MAX:
+            raise ConfigError(f"vni: must be 1..{VNI_MAX}, got {self.vni}")
+        try:
+            net = ipaddress.IPv4Network(self.subnet, strict=True)
+        except ValueError as exc:
+            raise ConfigError(f"subnet: {exc}") from None
+        object.__setattr__(self, "subnet", str(net))
+        if self.gateway is not None:
+            gateway = check_ipv4(self.gateway, "gateway")
+            if ipaddress.IPv4Address(gateway) not in net:
+                raise ConfigError(f"gateway: {gateway} is outside {net}")
+            object.__setattr__(self, "gateway", gateway)
+        if self.mtu is not None and not MIN_MTU <= self.mtu <= 65535:
+            raise ConfigError(f"mtu: must be {MIN_MTU}..65535, got {self.mtu}")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port: must be 1..65535, got {self.port}")
+
+
+@attrs.frozen
+class RemoteEndpoint:
+    """An endpoint on another host: what the overlay peer table says about it."""
+
+    network: str
+    endpoint_id: str
+    ip: str
+    """With prefix length, e.g. 10.1.0.2/24."""
+    mac: str
+    vtep: str
+    """Underlay IPv4 address of the owning host."""
+
+    def __attrs_post_init__(self) -> None:
+        _check_name(self.endpoint_id, "endpoint_id")
+        object.__setattr__(self, "ip", check_cidr(self.ip, "ip"))
+        object.__setattr__(self, "mac", check_mac(self.mac, "mac"))
+        object.__setattr__(self, "vtep", check_ipv4(self.vtep, "vtep"))
+
+    @property
+    def address(self) -> str:
+        return self.ip.split("/")[0]
+
+
+@attrs.frozen
+class LocalEndpoint:
+    """A container on this host; `netns` is a namespace name, a path, or a process id."""
+
+    network: str
+    endpoint_id: str
+    name: str
+    ip: str
+    mac: str
+    netns: str | int
+    ifname: str = "eth0"
+
+    def __attrs_post_init__(self) -> None:
+        _check_name(self.endpoint_id, "endpoint_id")
+        _check_name(self.name, "name")
+        object.__setattr__(self, "ip", check_cidr(self.ip, "ip"))
+        object.__setattr__(self, "mac", check_mac(self.mac, "mac"))
+        _check_ifname(self.ifname, "ifname")
+        if isinstance(self.netns, int):
+            if self.netns <= 0:
+                raise ConfigError(f"netns: not a process id: {self.netns}")
+        elif not self.netns or (not self.netns.startswith("/") and "/" in self.netns):
+            raise ConfigError(f"netns: a namespace name, an absolute path or a pid, got {self.netns!r}")
+
+    @property
+    def address(self) -> str:
+        return self.ip.split("/")[0]
+
+
+@attrs.frozen
+class Sandbox:
+    """The devices of one network on this host (what `attach` plugs containers into)."""
+
+    network: str
+    netns: str
+    vni: int
+    port: int
+    local_vtep: str
+    mtu: int
+    gateway: str | None
+    """Containers' default route; also the bridge's address (with the subnet's prefix)."""
+    bridge_address: str | None
+    bridge: str = names.BRIDGE
+    vxlan: str = names.VXLAN
+
+    @property
+    def host_vxlan(self) -> str:
+        """The VXLAN device's name in the host namespace, before it moves in."""
+        return names.host_vxlan_name(self.vni)
+
+
+@attrs.frozen
+class DesiredSandbox:
+    sandbox: Sandbox
+    fdb: Fdb
+    neighbours: Mapping[str, str]
+    """IPv4 address -> MAC."""
+
+
+@attrs.frozen
+class DesiredState:
+    node_tag: str
+    sandboxes: Mapping[str, DesiredSandbox]
+    """By namespace name."""
+
+    def sandbox(self, network: str) -> Sandbox:
+        """The sandbox of a network; it exists only while the network has a local endpoint."""
+        for want in self.sandboxes.values():
+            if want.sandbox.network == network:
+                return want.sandbox
+        raise LocalProtocolError(f"network {network!r} has no sandbox (no local endpoint in it)")
+
+    def entry_count(self) -> int:
+        return sum(len(w.fdb) + len(w.neighbours) for w in self.sandboxes.values())
+
+
+def overlay_mtu(spec: NetworkSpec, underlay_mtu: int) -> int:
+    mtu = underlay_mtu - VXLAN_OVERHEAD
+    if spec.mtu is not None:
+        mtu = min(mtu, spec.mtu)
+    if mtu < MIN_MTU:
+        raise ConfigError(f"underlay_mtu: {underlay_mtu} leaves MTU {mtu} for {spec.name!r} (< {MIN_MTU})")
+    return mtu
+
+
+def _sandbox(tag: str, spec: NetworkSpec, local_vtep: str, underlay_mtu: int) -> Sandbox:
+    prefixlen = ipaddress.IPv4Network(spec.subnet).prefixlen
+    return Sandbox(
+        network=spec.name,
+        netns=names.sandbox_name(tag, spec.vni),
+        vni=spec.vni,
+        port=spec.port,
+        local_vtep=local_vtep,
+        mtu=overlay_mtu(spec, underlay_mtu),
+        gateway=spec.gateway,
+        bridge_address=f"{spec.gateway}/{prefixlen}" if spec.gateway else None,
+    )
+
+
+def _entries(
+    spec: NetworkSpec, locals_: list[LocalEndpoint], remotes: list[RemoteEndpoint]
+) -> tuple[Fdb, dict[str, str]]:
+    used_ips = {ep.address for ep in locals_}
+    used_macs = {ep.mac for ep in locals_}
+    fdb: set[tuple[str, str]] = set()
+    neighbours: dict[str, str] = {}
+    vteps: set[str] = set()
+    for ep in sorted(remotes, key=lambda e: e.endpoint_id):
+        if ep.address in used_ips or ep.mac in used_macs:
+            continue
+        used_ips.add(ep.address)
+        used_macs.add(ep.mac)
+        fdb.add((ep.mac, ep.vtep))
+        neighbours[ep.address] = ep.mac
+        vteps.add(ep.vtep)
+    if spec.flood:
+        fdb.update((FLOOD_MAC, vtep) for vtep in vteps)
+    return frozenset(fdb), neighbours
+
+
+def desired_state(
+    node_tag: str,
+    local_vtep: str,
+    underlay_mtu: int,
+    networks: Iterable[NetworkSpec],
+    local_endpoints: Iterable[LocalEndpoint],
+    remote_endpoints: Iterable[RemoteEndpoint],
+) -> DesiredState:
+    """What the kernel of this host should hold (see the module rules)."""
+    names.check_tag(node_tag)
+    local_vtep = check_ipv4(local_vtep, "local_vtep")
+    specs: dict[str, NetworkSpec] = {}
+    vnis: dict[int, str] = {}
+    for spec in networks:
+        if spec.name in specs:
+            raise ConfigError(f"networks: {spec.name!r} given twice")
+        if spec.vni in vnis:
+            raise ConfigError(f"networks: {spec.name!r} and {vnis[spec.vni]!r} share VNI {spec.vni}")
+        specs[spec.name] = spec
+        vnis[spec.vni] = spec.name
+    locals_by_net: dict[str, list[LocalEndpoint]] = {}
+    for lep in local_endpoints:
+        if lep.network not in specs:
+            raise ConfigError(f"local_endpoints: {lep.endpoint_id!r} is on unknown network {lep.network!r}")
+        locals_by_net.setdefault(lep.network, []).append(lep)
+    remotes_by_net: dict[str, list[RemoteEndpoint]] = {}
+    for rep in remote_endpoints:
+        if rep.vtep != local_vtep and rep.network in locals_by_net:
+            remotes_by_net.setdefault(rep.network, []).append(rep)
+    sandboxes: dict[str, DesiredSandbox] = {}
+    for net_name, locals_ in sorted(locals_by_net.items()):
+        spec = specs[net_name]
+        box = _sandbox(node_tag, spec, local_vtep, underlay_mtu)
+        fdb, neighbours = _entries(spec, locals_, remotes_by_net.get(net_name, []))
+        sandboxes[box.netns] = DesiredSandbox(box, fdb, neighbours)
+    return DesiredState(node_tag, sandboxes)

@@ -1,0 +1,118 @@
+"""Network namespace helpers: references, listing, creation, and sockets made inside one.
+
+Rules:
+- a namespace reference is a name (a file under pyroute2's NETNS_RUN_DIR, as `ip netns`
+  uses), an absolute path (a bind mount, `/proc/<pid>/ns/net`) or a process id; `None` is
+  the calling process's own namespace;
+- a socket inside another namespace is made by a short-lived helper thread that enters it
+  with setns(2), creates the socket and returns it; the caller's threads never change
+  namespace (a socket keeps the namespace it was created in for its whole life);
+- an open socket or fd keeps its namespace alive after the name is removed: callers close
+  theirs before (or right after) removing a namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import socket
+import threading
+
+from pyroute2 import netns as pr_netns
+
+from swimnet.errors import DatapathError
+
+CLONE_NEWNET = 0x40000000
+RUN_DIR: str = pr_netns.NETNS_RUN_DIR
+SELF = "/proc/self/ns/net"
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def path_of(ref: str | int | None) -> str:
+    """The filesystem path of a namespace reference."""
+    if ref is None:
+        return SELF
+    if isinstance(ref, int):
+        return f"/proc/{ref}/ns/net"
+    return ref if ref.startswith("/") else os.path.join(RUN_DIR, ref)
+
+
+def list_names() -> list[str]:
+    try:
+        return sorted(os.listdir(RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def exists(ref: str | int | None) -> bool:
+    return os.path.exists(path_of(ref))
+
+
+def same(a: str, b: str) -> bool:
+    """Whether two namespace paths are the same namespace (False if either is missing)."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def is_namespace(path: str) -> bool:
+    """Whether `path` is a namespace (nsfs) rather than, say, the empty file a crash left."""
+    try:
+        return os.stat(path).st_dev == os.stat(SELF).st_dev
+    except OSError:
+        return False
+
+
+def create(name: str) -> None:
+    """Create a named namespace (EEXIST if the name is taken)."""
+    if exists(name):
+        raise FileExistsError(errno.EEXIST, "namespace exists", name)
+    pr_netns.create(name)
+
+
+def remove(name: str) -> None:
+    """Unmount and unlink a named namespace; a missing one is not an error."""
+    if exists(name):
+        pr_netns.remove(name)
+
+
+def socket_in(path: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket created inside the namespace at `path` (see the module rules)."""
+    if path == SELF or same(path, "/proc/thread-self/ns/net"):
+        return socket.socket(family, kind, proto)
+    result: list[socket.socket] = []
+    failure: list[BaseException] = []
+
+    def enter_and_create() -> None:
+        try:
+            home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        except OSError as exc:
+            failure.append(exc)
+            return
+        try:
+            target = os.open(path, os.O_RDONLY)
+            try:
+                if _libc.setns(target, CLONE_NEWNET) != 0:
+                    code = ctypes.get_errno()
+                    raise OSError(code, f"setns({path}): {os.strerror(code)}")
+                result.append(socket.socket(family, kind, proto))
+            finally:
+                os.close(target)
+                _libc.setns(home, CLONE_NEWNET)  # the thread ends next either way
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+        finally:
+            os.close(home)
+
+    helper = threading.Thread(target=enter_and_create, name="swimnet-netns", daemon=True)
+    helper.start()
+    helper.join()
+    if failure:
+        exc = failure[0]
+        raise DatapathError(f"cannot open a socket in namespace {path}: {exc}") from exc
+    return result[0]
