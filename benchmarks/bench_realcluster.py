@@ -10,6 +10,8 @@ bound to 127.0.0.1 on its own port (port 0):
 3. crash: the last node is closed without leaving (cancelled); the time until each other
    node reports it dead (MemberFailed), min / median / p90 / max;
 4. memory: resident set size growth since before the nodes started, per node.
+Each size runs twice, plaintext and encrypted (XChaCha20-Poly1305, one key, a label), so the
+CPU and byte cost of encryption compare within one run.
 Prints one JSON line per cluster size and writes ``out_dir/realcluster.json``;
 ``python benchmarks/bench_realcluster.py`` writes to ``benchmarks/results/``. Nothing here
 asserts a figure; the memberlist targets are recorded next to the results for comparison.
@@ -37,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from swimnet.config import Config, format_address
 from swimnet.membership.events import MemberFailed
 from swimnet.runtime import Node, open_node
+from swimnet.security import Keyring
 from swimnet.wire.messages import State
 
 SIZES = (10, 50, 100, 200)
@@ -103,14 +106,16 @@ class _Member:
             self.done.set()
 
 
-async def _measure(n: int) -> dict[str, Any]:
+async def _measure(n: int, encrypted: bool = False) -> dict[str, Any]:
     rss_before = _rss_bytes()
     members = [_Member() for _ in range(n)]
-    result: dict[str, Any] = {"benchmark": "realcluster", "nodes": n, "preset": "lan"}
+    key = os.urandom(32)
+    result: dict[str, Any] = {"benchmark": "realcluster", "nodes": n, "preset": "lan", "encrypted": encrypted}
     async with trio.open_nursery() as nursery:
         nodes: list[Node] = []
         for i, member in enumerate(members):
-            config = Config.lan(name=f"node-{i:03d}", bind="127.0.0.1:0")
+            security: dict[str, Any] = {"keyring": Keyring([key]), "label": "bench"} if encrypted else {}
+            config = Config.lan(name=f"node-{i:03d}", bind="127.0.0.1:0", **security)
             nodes.append(await nursery.start(member.run, config))
         seed = format_address(nodes[0].address)
 
@@ -185,13 +190,17 @@ async def _measure(n: int) -> dict[str, Any]:
     return result
 
 
-def run(out_dir: pathlib.Path, sizes: tuple[int, ...] = SIZES) -> list[dict[str, Any]]:
-    """Measure every cluster size (one trio run each), print JSON lines, write realcluster.json."""
+def run(
+    out_dir: pathlib.Path, sizes: tuple[int, ...] = SIZES, encryption: tuple[bool, ...] = (False, True)
+) -> list[dict[str, Any]]:
+    """Measure every cluster size, plaintext then encrypted (one trio run each), print JSON
+    lines, write realcluster.json."""
     results: list[dict[str, Any]] = []
     for n in sizes:
-        result = trio.run(_measure, n)
-        print(json.dumps(result, sort_keys=True), flush=True)
-        results.append(result)
+        for encrypted in encryption:
+            result = trio.run(_measure, n, encrypted)
+            print(json.dumps(result, sort_keys=True), flush=True)
+            results.append(result)
     out_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "realcluster",
@@ -209,11 +218,12 @@ def run(out_dir: pathlib.Path, sizes: tuple[int, ...] = SIZES) -> list[dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--plaintext-only", action="store_true", help="skip the encrypted runs")
     parser.add_argument(
         "--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent / "results"
     )
     args = parser.parse_args()
-    run(args.out, tuple(args.sizes))
+    run(args.out, tuple(args.sizes), (False,) if args.plaintext_only else (False, True))
 
 
 if __name__ == "__main__":

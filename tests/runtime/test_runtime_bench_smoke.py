@@ -26,10 +26,11 @@ def test_bench_realcluster_runs(tmp_path: pathlib.Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(bench, "SETTLE_S", 0.2)
     monkeypatch.setattr(bench, "WINDOW_S", 0.5)
     results = bench.run(tmp_path, sizes=(3,))
-    assert [r["nodes"] for r in results] == [3]
-    result = results[0]
-    assert result["crash_detected_by"] == "2/2"
-    for key in ("converge_s", "steady_cpu_ms_per_node_s", "steady_bytes_per_node_s", "rss_kb_per_node"):
-        assert key in result
+    assert [(r["nodes"], r["encrypted"]) for r in results] == [(3, False), (3, True)]
+    for result in results:
+        assert result["crash_detected_by"] == "2/2"
+        for key in ("converge_s", "steady_cpu_ms_per_node_s", "steady_bytes_per_node_s", "rss_kb_per_node"):
+            assert key in result
+        assert not any(k.startswith("drop_auth") for k in result["drops"])
     written = json.loads((tmp_path / "realcluster.json").read_text())
     assert written["results"] == results
