@@ -23,9 +23,9 @@ from swimnet.datapath.model import (
     RemoteEndpoint,
     Sandbox,
     desired_state,
-    mac_from_ip,
 )
 from swimnet.datapath.ops import ApplyResult, Datapath, Op, OpError
+from swimnet.overlay.model import mac_from_ip
 
 if TYPE_CHECKING:
 

@@ -37,12 +37,6 @@ Fdb = frozenset[tuple[str, str]]
 """(MAC, VTEP) pairs of `self` FDB entries on a VXLAN device."""
 
 
-def mac_from_ip(ipv4: str) -> str:
-    """Docker's MAC for an IPv4 address (prefix allowed): 02:42 then the four address bytes."""
-    addr = ipaddress.IPv4Interface(ipv4).ip
-    return "02:42:" + ":".join(f"{b:02x}" for b in addr.packed)
-
-
 def check_mac(value: str, field: str, *, unicast: bool = True) -> str:
     parts = value.lower().replace("-", ":").split(":")
     if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts):
