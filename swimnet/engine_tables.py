@@ -42,7 +42,7 @@ members that were still learning our attachment)."""
 class TablesLayer:
     def __init__(self, engine: Engine, now: float, config: TablesConfig | None = None) -> None:
         self.engine = engine
-        self.state = TableState(engine.name, config, engine.rng)
+        self.state = TableState(engine.name, config, engine.rng, membership_gated=True)
         self.state.stats = engine.stats  # one counter for the whole node
         self.timers = Timers()
         self.changes: list[TableChange] = []

@@ -148,9 +148,6 @@ class Swim:
         self._by_addr: dict[Address, MemberRecord] = {}
         self._joining: set[Address] = set()
         self._rebutted: dict[str, float] = {}
-        self._learned = 0
-        """Members that joined our view since our last push-pull completed (join syncs are
-        skipped while nothing new turns up: a quiet cluster pays nothing for them)."""
 
         me = MemberRecord(
             self.name, self.addr, incarnation, State.ALIVE, now, config.meta if meta is None else meta, VSN
@@ -394,7 +391,6 @@ class Swim:
             m.state = State.ALIVE
             m.state_change = now
         if old_state >= State.DEAD:
-            self._learned += 1
             self._emit(MemberJoined(m.snapshot()))
         elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
             self._emit(MemberUpdated(m.snapshot()))
@@ -512,7 +508,6 @@ class Swim:
         """Client side: merge the reply to a request we opened to `addr`."""
         refutations = self.stats["refutations"]
         self.merge_remote_state(remote, now)
-        self._learned = 0
         if addr in self._joining:
             self._joining.discard(addr)
             self.joined(addr, now)
@@ -570,8 +565,7 @@ class Swim:
             elif kind == "push_pull":
                 self._periodic_push_pull(now)
             elif kind == "join_sync":
-                if self._learned:
-                    self._push_pull_random(now)
+                self._push_pull_random(now)
             elif kind == "rejoin":
                 self._rejoin(now)
             elif kind == "leave":

@@ -69,7 +69,12 @@ class TableState:
     """The replicated tables as one node holds them."""
 
     def __init__(
-        self, name: str, config: TablesConfig | None = None, rng: random.Random | None = None
+        self,
+        name: str,
+        config: TablesConfig | None = None,
+        rng: random.Random | None = None,
+        *,
+        membership_gated: bool = False,
     ) -> None:
         self.name = name
         self.config = config if config is not None else TablesConfig()
@@ -85,6 +90,11 @@ class TableState:
         self._failed: dict[str, float] = {}  # name -> when its hidden entries are reaped
         self._departed: dict[str, float] = {}  # name -> until when its events are refused
         self._deadlines = Deadlines()
+        self._gated = membership_gated
+        self._members: set[str] = set()
+        """With membership_gated: the members membership reported alive. Data of any other
+        owner (e.g. a crashed member a late joiner never heard of) is held hidden, as a failed
+        owner's, until membership reports it alive; reaped otherwise."""
 
     # -- queries ------------------------------------------------------------------------
 
@@ -233,8 +243,12 @@ class TableState:
     # -- push-pull user state -----------------------------------------------------------
 
     def encode_attachments(self, now: float) -> bytes:
-        """Every known attachment, for the push-pull `user` bytes."""
-        records = [self.attachment_record(net, node, a, now) for net, node, a in self.attachments.items()]
+        """Every known attachment of a node not failed, for the push-pull `user` bytes."""
+        records = [
+            self.attachment_record(net, node, a, now)
+            for net, node, a in self.attachments.items()
+            if node not in self._failed
+        ]
         if len(records) > MAX_ATTACHMENTS:
             self.stats["attachments_truncated"] += 1
             records = records[:MAX_ATTACHMENTS]
@@ -300,6 +314,7 @@ class TableState:
 
     def member_alive(self, name: str, now: float) -> list[TableChange]:
         """Membership says `name` is alive: restore its hidden entries."""
+        self._members.add(name)
         self._departed.pop(name, None)
         changes: list[TableChange] = []
         if self._failed.pop(name, None) is None:
@@ -313,6 +328,7 @@ class TableState:
 
     def member_failed(self, name: str, now: float) -> list[TableChange]:
         """Membership says `name` is dead without leaving: hide its entries until reap."""
+        self._members.discard(name)
         changes: list[TableChange] = []
         if name == self.name or name in self._failed or name in self._departed:
             return changes
@@ -328,6 +344,7 @@ class TableState:
 
     def member_left(self, name: str, now: float) -> list[TableChange]:
         """Membership says `name` left: its entries and attachments go everywhere."""
+        self._members.discard(name)
         changes: list[TableChange] = []
         if name == self.name:
             return changes
@@ -389,6 +406,17 @@ class TableState:
         return self._departed.get(subject[1]) == when
 
     # -- transitions --------------------------------------------------------------------
+
+    def _note_owner(self, owner: str, now: float) -> None:
+        """With membership_gated: an owner membership has not reported alive counts as failed."""
+        if not self._gated or owner == self.name or owner in self._members:
+            return
+        if owner in self._failed or owner in self._departed:
+            return
+        self.stats["table_owner_not_a_member"] += 1
+        reap_at = now + self.config.reap_interval
+        self._failed[owner] = reap_at
+        self._deadlines.push(reap_at, ("failed", owner))
 
     def _visible(self, e: Entry) -> bool:
         return not e.deleted and e.owner not in self._failed
@@ -456,6 +484,7 @@ class TableState:
         if rec.owner in self._departed:
             self.stats["table_owner_departed"] += 1
             return None
+        self._note_owner(rec.owner, now)
         if rec.owner != self.name and not self.attachments.active(network, rec.owner):
             self.stats["table_owner_not_attached"] += 1
             return None
@@ -536,6 +565,7 @@ class TableState:
         if node in self._departed:
             self.stats["attachment_node_departed"] += 1
             return False
+        self._note_owner(node, now)
         cur = self.attachments.get(network, node)
         if cur is not None and (ltime, leaving) <= cur.order():
             return False

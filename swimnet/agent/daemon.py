@@ -1,0 +1,361 @@
+"""`swimnet-agent run`: the daemon's life, start to exit.
+
+Start: lock the state directory, load the identity (name; incarnation = persisted + 1,
+saved at once), the keyring file and the persisted endpoints, open the control socket
+(0600), start the node, the datapath driver (only when the datapath is on; imported lazily,
+so `--no-datapath` works without it), the control API and the metrics endpoint; then join
+the seeds (retrying with backoff while none answers), re-publish the local endpoints and
+feed the driver.
+
+While running: one log line per membership change; table changes wake the overlay refresh
+(conflicts, adoption, re-publication, scope release, driver snapshot); the incarnation and
+the keyring file are saved when they change (checked every second).
+
+Signals: SIGTERM / SIGINT leave the cluster gracefully (others see "left"), close the
+driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `keys_admin`).
+
+Exit codes (`main_run`): 0 after a signal, 2 for a configuration error (file, key and
+reason printed), 1 when the agent cannot start (socket or address taken) or fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from swimnet.agent import settings as settings_mod
+from swimnet.agent.agent_engine import AgentEngine
+from swimnet.agent.control_socket import ControlSocket, StartupError, open_control_socket
+from swimnet.agent.http_server import Limits, serve_http
+from swimnet.agent.keys_admin import KeysAdmin
+from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
+from swimnet.agent.metrics import metrics_handler, registry_for
+from swimnet.agent.overlay_agent import OverlayAgent
+from swimnet.agent.overlay_state import DatapathDriverProtocol
+from swimnet.agent.routes import ControlApi
+from swimnet.agent.settings import AgentSettings
+from swimnet.agent.state_store import Identity, StateDir
+from swimnet.config import format_address, parse_address
+from swimnet.errors import ConfigError, JoinError
+from swimnet.keyfile_io import load_keyring_file
+from swimnet.membership.events import (
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspected,
+    MemberUpdated,
+)
+from swimnet.runtime import Node, open_node
+from swimnet.runtime.resolve import default_name
+from swimnet.wire.messages import State
+
+log = logging.getLogger(LOGGER)
+
+DriverFactory = Callable[..., DatapathDriverProtocol]
+PERSIST_PERIOD = 1.0
+JOIN_RETRY_MAX = 30.0
+_MEMBER_EVENTS = {
+    MemberJoined: "joined",
+    MemberLeft: "left",
+    MemberFailed: "failed",
+    MemberSuspected: "suspected",
+    MemberUpdated: "updated",
+}
+
+
+def default_driver_factory(**kwargs: Any) -> DatapathDriverProtocol:
+    from swimnet.agent.datapath_driver import DatapathDriver  # lazily: absent without a datapath
+
+    driver: DatapathDriverProtocol = DatapathDriver(**kwargs)
+    return driver
+
+
+@attrs.define
+class AgentRuntime:
+    """What a running agent exposes (for /v1/status, and to in-process tests)."""
+
+    settings: AgentSettings
+    node: Node
+    overlay: OverlayAgent
+    keys: KeysAdmin
+    socket_path: str
+    stop: trio.Event = attrs.field(factory=trio.Event)
+    joined: bool = False
+    join_error: str | None = None
+    metrics_address: str | None = None
+    started_wall: float = attrs.field(factory=time.time)
+    signal_count: int = 0
+
+    def status(self) -> dict[str, Any]:
+        node, overlay = self.node, self.overlay
+        counts = {s.label: 0 for s in State}
+        for m in node.members():
+            counts[m.state.label] += 1
+        ring = node.keyring
+        driver = overlay.driver
+        driver_stats = getattr(driver, "stats", None)
+        return {
+            "name": node.name,
+            "address": format_address(node.address),
+            "advertise": format_address(node.advertise_address),
+            "vtep": overlay.vtep,
+            "incarnation": node.local_member.incarnation,
+            "health_score": node.health_score,
+            "ready": overlay.started,
+            "joined": self.joined,
+            "join_error": self.join_error,
+            "cluster_synced": overlay.cluster_synced,
+            "members": counts,
+            "networks_held": overlay.view.held(),
+            "local_endpoints": len(overlay.local),
+            "conflicts": sum(len(c) for c in overlay.conflicts.values()),
+            "datapath": driver is not None,
+            "datapath_stats": dict(driver_stats) if isinstance(driver_stats, dict) else None,
+            "label": self.settings.label,
+            "keyring": None if ring is None else {"primary": ring.primary_id, "keys": len(ring)},
+            "metrics": self.metrics_address,
+            "socket": self.socket_path,
+            "state_dir": overlay.store.path,
+            "uptime_s": round(time.time() - self.started_wall, 3),
+            "stats": dict(sorted(node.stats.items())),
+            "agent_stats": dict(sorted(overlay.stats.items())),
+        }
+
+
+def resolve_identity(settings: AgentSettings, store: StateDir) -> Identity:
+    """The node name and the incarnation to start with (persisted + 1)."""
+    saved = store.load_identity()
+    if saved is not None and settings.name is not None and settings.name != saved.name:
+        raise ConfigError(
+            f"{store.path}: the state directory belongs to node {saved.name!r}, not {settings.name!r} "
+            "(use another --state-dir for another node)"
+        )
+    if settings.name is not None:
+        name = settings.name
+    elif saved is not None:
+        name = saved.name
+    else:
+        name = default_name()
+        settings_mod._name(name, "host name", "name")  # a host name that cannot be a node name
+    return Identity(name, saved.incarnation + 1 if saved is not None else 1)
+
+
+async def _log_members(node: Node) -> None:
+    async with node.subscribe() as events:
+        async for e in events:
+            kind = _MEMBER_EVENTS.get(type(e), "changed")
+            m = e.member
+            level = logging.WARNING if kind in ("failed", "suspected") else logging.INFO
+            event(
+                log,
+                f"member {m.name} {kind}",
+                level=level,
+                event=f"member_{kind}",
+                member=m.name,
+                address=format_address(m.address),
+                incarnation=m.incarnation,
+            )
+
+
+async def _persist(runtime: AgentRuntime, store: StateDir, saved: int) -> None:
+    while True:
+        await trio.sleep(PERSIST_PERIOD)
+        incarnation = runtime.node.local_member.incarnation
+        if incarnation != saved:
+            try:
+                store.save_identity(Identity(runtime.node.name, incarnation))
+                saved = incarnation
+            except OSError as exc:
+                event(log, "cannot save state", level=logging.ERROR, event="state_error", error=str(exc))
+        runtime.keys.save_if_changed()
+
+
+async def _join(runtime: AgentRuntime, seeds: tuple[str, ...]) -> None:
+    node, overlay = runtime.node, runtime.overlay
+    if not seeds:
+        runtime.joined = True
+        await overlay.start(alone=True)
+        return
+    delay, started = 1.0, False
+    while True:
+        try:
+            reached = await node.join(list(seeds))
+        except JoinError as exc:
+            runtime.join_error = str(exc)
+            event(
+                log,
+                "cannot join the cluster; retrying",
+                level=logging.WARNING,
+                event="join_failed",
+                error=str(exc),
+                retry_in=delay,
+            )
+            if not started:
+                await overlay.start(alone=True)
+                started = True
+            await trio.sleep(delay)
+            delay = min(delay * 2, JOIN_RETRY_MAX)
+            continue
+        runtime.joined, runtime.join_error = True, None
+        event(log, "joined the cluster", event="cluster_joined", seeds_reached=reached)
+        if not started:
+            await overlay.start(alone=False)
+        await overlay.cluster_joined()
+        return
+
+
+async def _signals(runtime: AgentRuntime) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as received:
+        async for signum in received:
+            runtime.signal_count += 1
+            if signum == signal.SIGHUP:
+                runtime.keys.reload()
+                continue
+            event(log, "shutting down", event="shutdown", signal=signal.Signals(signum).name)
+            runtime.stop.set()
+            return
+
+
+async def _serve_metrics(runtime: AgentRuntime, nursery: trio.Nursery, address: str) -> str:
+    host, port = parse_address(address, "metrics", default_port=settings_mod.METRICS_PORT)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise StartupError(f"metrics: cannot listen on {address}: {exc.strerror or exc}") from None
+    bound = listeners[0].socket.getsockname()
+    handler = metrics_handler(registry_for(runtime.overlay))
+    await nursery.start(serve_http, listeners, handler, Limits(max_body=0, idle_timeout=30.0))
+    return format_address((str(bound[0]), int(bound[1])))
+
+
+async def run_agent(
+    settings: AgentSettings,
+    *,
+    driver_factory: DriverFactory | None = None,
+    handle_signals: bool = True,
+    log_filter: NodeFilter | None = None,
+    task_status: trio.TaskStatus[AgentRuntime] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the agent until a signal (or `runtime.stop`); see the module docstring."""
+    store = StateDir(settings.state_dir)
+    store.open()
+    control: ControlSocket | None = None
+    try:
+        identity = resolve_identity(settings, store)
+        if log_filter is not None:
+            log_filter.node = identity.name
+        keyring = load_keyring_file(settings.keyring) if settings.keyring is not None else None
+        local, cache = store.load_endpoints()
+        config = settings.node_config(identity.name, keyring)
+        tables_config = settings.tables_config()
+        control = await open_control_socket(settings.socket)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                node = await stack.enter_async_context(
+                    open_node(
+                        config,
+                        incarnation=identity.incarnation,
+                        tables_config=tables_config,
+                        engine_factory=AgentEngine,
+                    )
+                )
+            except OSError as exc:
+                raise StartupError(f"bind: cannot listen on {settings.bind}: {exc.strerror or exc}") from None
+            store.save_identity(Identity(node.name, node.local_member.incarnation))
+            await _run_node(
+                settings, node, store, control, local, cache, driver_factory, handle_signals, task_status
+            )
+    finally:
+        if control is not None:
+            control.remove()
+            with contextlib.suppress(OSError):
+                control.listener.socket.close()
+        store.close()
+
+
+async def _run_node(
+    settings: AgentSettings,
+    node: Node,
+    store: StateDir,
+    control: ControlSocket,
+    local: Any,
+    cache: Any,
+    driver_factory: DriverFactory | None,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[AgentRuntime],
+) -> None:
+    vtep = node.advertise_address[0]
+    driver: DatapathDriverProtocol | None = None
+    if settings.datapath:
+        factory = driver_factory if driver_factory is not None else default_driver_factory
+        driver = factory(node_tag=node.name, vtep=vtep, underlay_mtu=settings.underlay_mtu)
+    overlay = OverlayAgent(node, store, driver=driver, local=local, cache=cache)
+    keys = KeysAdmin(node, settings.keyring)
+    runtime = AgentRuntime(settings, node, overlay, keys, control.path)
+    event(
+        log,
+        "agent started",
+        event="agent_started",
+        address=format_address(node.address),
+        advertise=format_address(node.advertise_address),
+        incarnation=node.local_member.incarnation,
+        socket=control.path,
+        datapath=driver is not None,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            if handle_signals:
+                nursery.start_soon(_signals, runtime)
+            if driver is not None:
+                await nursery.start(driver.run)
+            api = ControlApi(overlay, keys, runtime.status)
+            await nursery.start(serve_http, [control.listener], api.handle, Limits())
+            if settings.metrics is not None:
+                runtime.metrics_address = await _serve_metrics(runtime, nursery, settings.metrics)
+            nursery.start_soon(_log_members, node)
+            nursery.start_soon(overlay.watch)
+            nursery.start_soon(overlay.refresher)
+            nursery.start_soon(_persist, runtime, store, node.local_member.incarnation)
+            nursery.start_soon(_join, runtime, settings.join)
+            task_status.started(runtime)
+            await runtime.stop.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        if driver is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(10.0):
+                await driver.close()
+    event(log, "leaving the cluster", event="leaving")
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def main_run(settings: AgentSettings) -> int:
+    """Run the daemon in this process; the exit code (see the module docstring)."""
+    node_filter = setup_logging(settings.log_format, settings.log_level)
+    try:
+        trio.run(functools.partial(run_agent, settings, log_filter=node_filter))
+    except BaseException as exc:  # classify, report once, exit with the documented code
+        leaf = _leaf(exc)
+        if isinstance(leaf, ConfigError):
+            print(f"swimnet-agent: configuration error: {leaf}", file=sys.stderr)
+            return 2
+        if isinstance(leaf, StartupError):
+            print(f"swimnet-agent: cannot start: {leaf}", file=sys.stderr)
+            return 1
+        if not isinstance(leaf, KeyboardInterrupt):
+            log.error("agent failed", exc_info=leaf)
+        return 1
+    return 0

@@ -1,0 +1,431 @@
+"""The agent's datapath driver: keeps the kernel equal to the replicated overlay, in the background.
+
+    driver = DatapathDriver(node_tag, vtep)          # LinuxDatapath(node_tag) by default
+    await nursery.start(driver.run)
+    driver.update(snapshot)                          # on every overlay change (cheap, sync)
+    await driver.attach(endpoint) / detach(endpoint) # plug a container in / out
+    await driver.fdb("net")                          # what the kernel holds for a network
+
+Rules:
+- one reconcile = dump the kernel, diff against the desired state, apply the ops; it never
+  trusts what an earlier reconcile did (a restarted agent repairs and removes the leftovers
+  of a crashed run, and hand-made changes are undone);
+- reconciles run: after `update()` with a snapshot unlike the last one (debounced: the first
+  update of a burst opens a window of `debounce` seconds, the latest snapshot at its end
+  wins, so a burst costs one reconcile and latency stays bounded), every
+  `reconcile_interval` seconds, on `attach()`, and again soon after a failure (backoff from
+  0.5 s doubling up to the interval);
+- nothing is reconciled before the first `update()`: an empty desired state would tear
+  down the sandboxes of endpoints the agent is about to restore from its state directory;
+- a snapshot that cannot be converted is never applied: a network or endpoint with a bad
+  value is skipped (counted, logged), and if the whole desired state is refused the kernel
+  is left as it is;
+- `attach()` pins the endpoint into the desired state (so a debounced reconcile of an older
+  snapshot never removes its sandbox) until a snapshot that lists it arrives or `detach()`;
+  an endpoint that is already attached (same interface, same MAC, its veth on the bridge:
+  a restarted agent re-attaching) is left as it is;
+- when a reconcile (re)creates a sandbox, the local endpoints of that network are attached
+  again (their veth pairs died with the old one);
+- every datapath call runs in a worker thread, one at a time (CapacityLimiter(1)); a kernel
+  call is never abandoned half-way when the caller is cancelled;
+- `stats` counts: reconciles, ops_applied, op_errors, reconcile_failures, invalid (skipped
+  networks / endpoints, once each), attaches, attach_errors, detaches, detach_errors,
+  reattaches; `errors` sums op_errors, reconcile_failures, attach_errors, detach_errors.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import logging
+import math
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+import trio
+from pyroute2 import IPRoute
+
+from swimnet.agent.overlay_state import LocalEndpointSpec, OverlaySnapshot
+from swimnet.datapath import (
+    Datapath,
+    DesiredState,
+    LinuxDatapath,
+    LocalEndpoint,
+    NetworkSpec,
+    RemoteEndpoint,
+    desired_state,
+    diff,
+)
+from swimnet.datapath import names as dp_names
+from swimnet.datapath import netns as dp_netns
+from swimnet.datapath.model import FLOOD_MAC, Sandbox
+from swimnet.datapath.ops import ApplyResult, CreateBridge, CreateNamespace, Op
+from swimnet.errors import ConfigError, DatapathError, LocalProtocolError, SwimnetError
+
+if TYPE_CHECKING:
+    from swimnet.overlay import NetworkRecord
+
+log = logging.getLogger("swimnet.agent.datapath")
+
+T = TypeVar("T")
+UNATTACHED = "unattached"
+"""Placeholder namespace of a local endpoint that names no container (it still keeps its
+network's sandbox and entries; it cannot be attached)."""
+RETRY_MIN = 0.5
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+@attrs.frozen
+class _Plan:
+    desired: DesiredState
+    locals: tuple[LocalEndpoint, ...]
+    """The local endpoints `desired` was computed from (attach and re-attach need them)."""
+
+
+@attrs.frozen
+class _Reconciled:
+    plan: _Plan
+    ops: tuple[Op, ...]
+    result: ApplyResult
+
+
+def network_spec(name: str, record: NetworkRecord, vni: int) -> NetworkSpec:
+    """The datapath's view of a network record; options `vxlan_port` and `flood` are honoured."""
+    options = record.options
+    try:
+        port = int(options.get("vxlan_port", "4789"))
+    except ValueError:
+        raise ConfigError(f"network {name!r}: option vxlan_port is not a number") from None
+    flood = options.get("flood", "").lower() in TRUE_WORDS
+    return NetworkSpec(
+        name, vni, record.subnet, gateway=record.gateway, mtu=record.mtu, port=port, flood=flood
+    )
+
+
+def local_endpoint(spec: LocalEndpointSpec, subnet: str | None) -> LocalEndpoint:
+    """A LocalEndpoint; a bare IP gets the network's prefix length (never a /32 by accident)."""
+    ip = spec.ip
+    if "/" not in ip and subnet is not None:
+        ip = f"{ip}/{ipaddress.ip_network(subnet).prefixlen}"
+    ref: str | int = spec.netns if spec.netns else spec.pid if spec.pid else UNATTACHED
+    return LocalEndpoint(spec.network, spec.endpoint_id, spec.name, ip, spec.mac, ref, spec.ifname)
+
+
+class DatapathDriver:
+    """Drives one host's datapath from overlay snapshots (see the module rules)."""
+
+    def __init__(
+        self,
+        node_tag: str,
+        vtep: str,
+        underlay_mtu: int = 1500,
+        *,
+        datapath: Datapath | None = None,
+        reconcile_interval: float = 30.0,
+        debounce: float = 0.1,
+        threads: bool = True,
+    ) -> None:
+        dp_names.check_tag(node_tag)
+        if not reconcile_interval > 0 or not debounce >= 0:
+            raise ConfigError("reconcile_interval must be > 0 and debounce >= 0")
+        self.node_tag = node_tag
+        self.vtep = vtep
+        self.underlay_mtu = underlay_mtu
+        self.datapath: Datapath = datapath if datapath is not None else LinuxDatapath(node_tag)
+        self.reconcile_interval = reconcile_interval
+        self.debounce = debounce
+        self.threads = threads
+        """False: call the datapath inline (an in-memory datapath under a mock clock)."""
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.last_error: str | None = None
+        self._limiter = trio.CapacityLimiter(1)
+        self._snapshot: OverlaySnapshot | None = None
+        self._networks: dict[str, tuple[NetworkRecord, int]] = {}
+        """Every network any snapshot named (latest wins): attach/detach may run ahead of it."""
+        self._pinned: dict[str, LocalEndpointSpec] = {}
+        self._dirty = False
+        self._wake = trio.Event()
+        self._scope: trio.CancelScope | None = None
+        self._closed = False
+        self._skipped: set[str] = set()
+        self._attaching: set[str] = set()
+
+    # -- the agent's interface ----------------------------------------------------------
+
+    def update(self, snapshot: OverlaySnapshot) -> None:
+        """Store the desired overlay and schedule a debounced reconcile."""
+        if self._closed:
+            return
+        self._networks.update(snapshot.networks)
+        listed = {ep.endpoint_id for ep in snapshot.local}
+        for endpoint_id in [e for e in self._pinned if e in listed]:
+            del self._pinned[endpoint_id]
+        if snapshot == self._snapshot:
+            return  # nothing new: the periodic reconcile covers drift
+        self._snapshot = snapshot
+        self._dirty = True
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Reconcile after updates, periodically and after failures, until cancelled or closed."""
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            task_status.started()
+            deadline = math.inf
+            retry = RETRY_MIN
+            while not self._closed:
+                if not self._dirty:
+                    with trio.move_on_at(deadline):
+                        await self._wake.wait()
+                    self._wake = trio.Event()
+                if self._dirty:
+                    await trio.sleep(self.debounce)  # updates arriving meanwhile join this reconcile
+                if self._snapshot is None and not self._pinned:
+                    self._dirty = False
+                    continue
+                self._dirty = False
+                self._wake = trio.Event()
+                if await self._reconcile_quietly():
+                    retry, delay = RETRY_MIN, self.reconcile_interval
+                else:
+                    delay = min(retry, self.reconcile_interval)
+                    retry = min(retry * 2, self.reconcile_interval)
+                deadline = trio.current_time() + delay
+
+    async def attach(self, endpoint: LocalEndpointSpec) -> None:
+        """Reconcile with the endpoint included, then plug it into its network's bridge."""
+        what = f"attach {endpoint.endpoint_id}"
+        if not endpoint.netns and not endpoint.pid:
+            raise DatapathError(f"{what}: the endpoint names no container (netns or pid)")
+        if endpoint.network not in self._networks:
+            raise DatapathError(f"{what}: network {endpoint.network!r} is unknown to the datapath")
+        self._pinned[endpoint.endpoint_id] = endpoint
+        self._attaching.add(endpoint.endpoint_id)
+        try:
+            done = await self._reconcile()
+            sandbox = done.plan.desired.sandbox(endpoint.network)
+            failed = [e for e in done.result.errors if _netns_of(e.op) == sandbox.netns]
+            if failed:
+                shown = "; ".join(f"{e.op}: {e.message}" for e in failed[:3])
+                raise DatapathError(f"{what}: setting up network {endpoint.network!r} failed: {shown}")
+            local = next(ep for ep in done.plan.locals if ep.endpoint_id == endpoint.endpoint_id)
+            await self._call(lambda: self._attach_one(sandbox, local))
+        except BaseException as exc:
+            self._pinned.pop(endpoint.endpoint_id, None)
+            if isinstance(exc, Exception):
+                self.stats["attach_errors"] += 1
+                self.stats["errors"] += 1
+                self.last_error = str(exc)
+                if isinstance(exc, (ConfigError, LocalProtocolError)):
+                    raise DatapathError(f"{what}: {exc}") from exc
+                if not isinstance(exc, DatapathError):
+                    raise DatapathError(f"{what}: {type(exc).__name__}: {exc}") from exc
+            raise
+        finally:
+            self._attaching.discard(endpoint.endpoint_id)
+        if self._snapshot is not None and any(
+            ep.endpoint_id == endpoint.endpoint_id for ep in self._snapshot.local
+        ):
+            self._pinned.pop(endpoint.endpoint_id, None)  # the snapshot already governs it
+        self.stats["attaches"] += 1
+
+    async def detach(self, endpoint: LocalEndpointSpec) -> None:
+        """Unplug the endpoint's veth (a missing sandbox or veth is fine); reconcile soon after."""
+        self._pinned.pop(endpoint.endpoint_id, None)
+        known = self._networks.get(endpoint.network)
+        if known is not None:
+            record, vni = known
+            try:
+                spec = network_spec(endpoint.network, record, vni)
+                local = local_endpoint(endpoint, record.subnet)
+                alone = desired_state(self.node_tag, self.vtep, self.underlay_mtu, [spec], [local], [])
+                sandbox = alone.sandbox(endpoint.network)
+                await self._call(lambda: self.datapath.detach(sandbox, local))
+            except Exception as exc:
+                self.stats["detach_errors"] += 1
+                self.stats["errors"] += 1
+                self.last_error = f"detach {endpoint.endpoint_id}: {exc}"
+                raise DatapathError(self.last_error) from exc
+        self.stats["detaches"] += 1
+        self._dirty = True
+        self._wake.set()
+
+    async def fdb(self, network: str) -> list[dict[str, str]]:
+        """The kernel's entries for a network: one row per FDB entry (mac, vtep, ip), flood
+        entries with ip "", neighbours without an FDB entry with vtep ""."""
+        known = self._networks.get(network)
+        if known is None:
+            return []
+        netns = dp_names.sandbox_name(self.node_tag, known[1])
+        actual = await self._call(self.datapath.dump)
+        box = actual.sandboxes.get(netns)
+        if box is None:
+            return []
+        ips: dict[str, list[str]] = {}
+        for ip, mac in box.neighbours.items():
+            ips.setdefault(mac, []).append(ip)
+        rows = []
+        for mac, vtep in sorted(box.fdb):
+            found = [] if mac == FLOOD_MAC else sorted(ips.get(mac, []), key=ipaddress.IPv4Address)
+            rows.append({"mac": mac, "vtep": vtep, "ip": ",".join(found)})
+        with_fdb = {mac for mac, _ in box.fdb}
+        for ip, mac in sorted(box.neighbours.items(), key=lambda kv: ipaddress.IPv4Address(kv[0])):
+            if mac not in with_fdb:
+                rows.append({"mac": mac, "vtep": "", "ip": ip})
+        return rows
+
+    async def close(self) -> None:
+        """Stop `run()` and wait for the datapath call in progress. The kernel state stays:
+        containers keep their connectivity, and the next start reconciles it."""
+        self._closed = True
+        if self._scope is not None:
+            self._scope.cancel()
+        async with self._limiter:
+            pass
+
+    # -- reconciling --------------------------------------------------------------------
+
+    def desired(self) -> DesiredState:
+        """The desired state from the latest snapshot plus the pinned endpoints."""
+        return self._plan().desired
+
+    def _plan(self) -> _Plan:
+        snapshot = self._snapshot
+        wanted = dict(snapshot.networks) if snapshot is not None else {}
+        for pinned in self._pinned.values():
+            if pinned.network not in wanted and pinned.network in self._networks:
+                wanted[pinned.network] = self._networks[pinned.network]
+        specs: dict[str, NetworkSpec] = {}
+        subnets: dict[str, str] = {}
+        for name, (record, vni) in sorted(wanted.items()):
+            try:
+                specs[name] = network_spec(name, record, vni)
+                subnets[name] = record.subnet
+            except (ConfigError, ValueError) as exc:
+                self._invalid(f"network {name!r}: {exc}")
+        listed = list(snapshot.local) if snapshot is not None else []
+        ids = {ep.endpoint_id for ep in listed}
+        listed += [ep for ep in self._pinned.values() if ep.endpoint_id not in ids]
+        locals_: list[LocalEndpoint] = []
+        for spec in listed:
+            if spec.network in specs:
+                try:
+                    locals_.append(local_endpoint(spec, subnets[spec.network]))
+                except (ConfigError, ValueError) as exc:
+                    self._invalid(f"local endpoint {spec.endpoint_id!r}: {exc}")
+        remotes: list[RemoteEndpoint] = []
+        for network, endpoint_id, peer in snapshot.remote if snapshot is not None else ():
+            if network in specs:
+                try:
+                    remotes.append(RemoteEndpoint(network, endpoint_id, peer.ip, peer.mac, peer.vtep))
+                except (ConfigError, ValueError) as exc:
+                    self._invalid(f"remote endpoint {endpoint_id!r}: {exc}")
+        try:
+            desired = desired_state(
+                self.node_tag, self.vtep, self.underlay_mtu, specs.values(), locals_, remotes
+            )
+        except ConfigError as exc:
+            raise DatapathError(f"the overlay cannot be programmed: {exc}") from exc
+        return _Plan(desired, tuple(locals_))
+
+    def _invalid(self, message: str) -> None:
+        """Count and log a skipped value once (plans are recomputed on every reconcile)."""
+        if message not in self._skipped:
+            self._skipped.add(message)
+            self.stats["invalid"] += 1
+            log.warning("%s: skipped: %s", self.node_tag, message)
+
+    async def _reconcile(self) -> _Reconciled:
+        plan = self._plan()
+        done = await self._call(lambda: self._reconcile_sync(plan))
+        self.stats["reconciles"] += 1
+        self.stats["ops_applied"] += done.result.applied
+        self.stats["op_errors"] += len(done.result.errors)
+        self.stats["errors"] += len(done.result.errors)
+        if done.result.errors:
+            self.last_error = "; ".join(f"{e.op}: {e.message}" for e in done.result.errors[:3])
+        return done
+
+    async def _reconcile_quietly(self) -> bool:
+        """A background reconcile: True when everything applied; failures are logged, counted."""
+        try:
+            done = await self._reconcile()
+        except Exception as exc:  # the background loop must survive anything; it retries
+            self.stats["reconcile_failures"] += 1
+            self.stats["errors"] += 1
+            self.last_error = f"reconcile: {exc}"
+            expected = isinstance(exc, (SwimnetError, OSError))
+            log.warning("%s: reconcile failed: %s", self.node_tag, exc, exc_info=not expected)
+            return False
+        if done.ops:
+            log.info("%s: reconcile applied %d ops", self.node_tag, done.result.applied)
+        return done.result.ok
+
+    def _reconcile_sync(self, plan: _Plan) -> _Reconciled:
+        desired = plan.desired
+        ops = diff(desired, self.datapath.dump())
+        result = self.datapath.apply(ops)
+        created = {
+            op.netns if isinstance(op, CreateNamespace) else op.sandbox.netns
+            for op in ops
+            if isinstance(op, (CreateNamespace, CreateBridge))
+        }
+        for netns in sorted(created):
+            box = desired.sandboxes[netns].sandbox
+            for ep in plan.locals:
+                busy = ep.endpoint_id in self._attaching  # attach() plugs those in itself
+                if ep.network == box.network and ep.netns != UNATTACHED and not busy:
+                    self._reattach(box, ep)
+        return _Reconciled(plan, tuple(ops), result)
+
+    def _reattach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
+        try:
+            self._attach_one(sandbox, endpoint)
+            self.stats["reattaches"] += 1
+        except Exception as exc:
+            self.stats["attach_errors"] += 1
+            self.stats["errors"] += 1
+            self.last_error = str(exc)
+            log.warning("%s: re-attach of %s failed: %s", self.node_tag, endpoint.endpoint_id, exc)
+
+    def _attach_one(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
+        if isinstance(self.datapath, LinuxDatapath) and linux_attached(sandbox, endpoint):
+            return
+        self.datapath.attach(sandbox, endpoint)
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        async with self._limiter:
+            if self.threads:
+                return await trio.to_thread.run_sync(fn)
+            return fn()
+
+
+def _netns_of(op: Op) -> str | None:
+    netns = getattr(op, "netns", None)
+    if isinstance(netns, str):
+        return netns
+    sandbox = getattr(op, "sandbox", None)
+    return sandbox.netns if isinstance(sandbox, Sandbox) else None
+
+
+def linux_attached(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
+    """Whether the container already has this endpoint's interface (same name and MAC) and
+    the sandbox its veth enslaved to the bridge: then attaching again would only break it."""
+    spath, cpath = dp_netns.path_of(sandbox.netns), dp_netns.path_of(endpoint.netns)
+    if not (os.path.exists(spath) and os.path.exists(cpath)):
+        return False
+    try:
+        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=cpath, flags=0) as ct:
+            peer = ct.link_lookup(ifname=endpoint.ifname)
+            if not peer:
+                return False
+            address = ct.get_links(peer[0])[0].get_attr("IFLA_ADDRESS")
+            veth = sb.link_lookup(ifname=dp_names.veth_name(endpoint.endpoint_id))
+            bridge = sb.link_lookup(ifname=sandbox.bridge)
+            if not veth or not bridge or address != endpoint.mac:
+                return False
+            return bool(sb.get_links(veth[0])[0].get_attr("IFLA_MASTER") == bridge[0])
+    except OSError:
+        return False

@@ -1,0 +1,316 @@
+"""The agent's overlay state: its own endpoints, the scopes it holds, and the datapath feed.
+
+Rules:
+- one lock (`lock`) serialises every change an agent makes (API operations, restore,
+  adoption, re-publication, scope release): checks and the change they guard happen under
+  it, so a refused request changes nothing and two local requests never interleave;
+- scopes: every agent holds CLUSTER_SCOPE (network definitions); it holds a network's scope
+  while it has a local endpoint there or owns a service entry there (live or tombstone: a
+  deletion must outlive a copy a lagging peer might still hold); `hold()` joins a scope and
+  waits (at most `sync_timeout`) for the first table sync, so duplicate checks see what the
+  other agents hold; scopes nobody needs any more are released by `refresh()`;
+- local endpoints are persisted before they are published, and re-published whenever the
+  table does not show exactly our record (after a restart, or if someone overwrote it);
+- until the first cluster-wide sync after a start, the datapath gets the network records
+  cached in the state directory for networks with local endpoints (so a restart never tears
+  down working sandboxes); after it, the tables are authoritative; a cached network that
+  the synced cluster has neither as a live entry nor as a tombstone (a lone agent came back)
+  is re-published once;
+- every change of the tables wakes `refresh()` (debounced): conflicts, adoption of orphaned
+  definitions, local re-publication, scope release, and a new snapshot for the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+import trio
+
+from swimnet.agent.adoption import Orphans
+from swimnet.agent.agent_engine import AgentEngine
+from swimnet.agent.conflicts import Conflict, find_conflicts, for_datapath
+from swimnet.agent.logs import LOGGER, event
+from swimnet.agent.overlay_state import (
+    DatapathDriverProtocol,
+    LocalEndpointSpec,
+    OverlaySnapshot,
+    build_snapshot,
+)
+from swimnet.agent.state_store import StateDir
+from swimnet.agent.tables_view import TablesView
+from swimnet.errors import DatapathError
+from swimnet.overlay import CLUSTER_SCOPE, NETWORKS_TABLE, PEERS_TABLE, SERVICES_TABLE, EndpointRecord
+from swimnet.overlay.model import NetworkRecord
+from swimnet.runtime import Node
+from swimnet.tables.changes import TableChange
+
+log = logging.getLogger(LOGGER)
+
+SYNC_TIMEOUT = 2.0
+"""How long `hold()` waits for the first sync of a newly joined scope."""
+CLUSTER_SYNC_TIMEOUT = 5.0
+REFRESH_DEBOUNCE = 0.05
+REFRESH_PERIOD = 1.0
+
+
+class OverlayAgent:
+    def __init__(
+        self,
+        node: Node,
+        store: StateDir,
+        *,
+        driver: DatapathDriverProtocol | None,
+        local: Iterable[LocalEndpointSpec] = (),
+        cache: dict[str, NetworkRecord] | None = None,
+        sync_timeout: float = SYNC_TIMEOUT,
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.driver = driver
+        self.me = node.name
+        self.vtep = node.advertise_address[0]
+        self.view = TablesView(node.engine.tables.state)
+        self.local: dict[str, LocalEndpointSpec] = {s.endpoint_id: s for s in local}
+        self.cache: dict[str, NetworkRecord] = dict(cache or {})
+        self.sync_timeout = sync_timeout
+        self.lock = trio.Lock()
+        self.orphans = Orphans(frozenset({(CLUSTER_SCOPE, NETWORKS_TABLE), (None, SERVICES_TABLE)}))
+        self.conflicts: dict[str, list[Conflict]] = {}
+        self.stats: Counter[str] = Counter()
+        self.started = False
+        self.cluster_synced = False
+        self._wake = trio.Event()
+        self._cluster_sync_mark = 0
+
+    @property
+    def engine(self) -> AgentEngine:
+        engine = self.node.engine
+        assert isinstance(engine, AgentEngine)
+        return engine
+
+    # -- scopes ---------------------------------------------------------------------------
+
+    async def hold(self, network: str) -> bool:
+        """Join `network`'s scope (if needed) and wait for its first sync; True if joined now."""
+        state = self.view.state
+        if state.is_joined(network):
+            return False
+        before = self.engine.syncs_completed[network]
+        await self.node.join_network(network)
+        event(log, "joined network scope", event="scope_joined", network=network)
+        if state.network_peers(network):
+            with trio.move_on_after(self.sync_timeout):
+                while self.engine.syncs_completed[network] == before:
+                    await trio.sleep(0.02)
+            if self.engine.syncs_completed[network] == before:
+                self.stats["scope_sync_timeouts"] += 1
+        return True
+
+    def needs(self, network: str) -> bool:
+        if network == CLUSTER_SCOPE:
+            return True
+        if any(s.network == network for s in self.local.values()):
+            return True
+        return self.view.owns_any(network, SERVICES_TABLE, self.me)
+
+    async def release(self, network: str) -> None:
+        """Leave `network`'s scope unless this agent still needs it."""
+        if self.view.state.is_joined(network) and not self.needs(network):
+            await self.node.leave_network(network)
+            event(log, "left network scope", event="scope_left", network=network)
+
+    # -- local endpoints ------------------------------------------------------------------
+
+    def record_of(self, spec: LocalEndpointSpec) -> EndpointRecord:
+        return EndpointRecord(spec.name, spec.ip, spec.mac, self.vtep)
+
+    def persist(self) -> None:
+        networks = {s.network for s in self.local.values()}
+        self.cache = {n: r for n, r in self.cache.items() if n in networks}
+        self.store.save_endpoints(list(self.local.values()), self.cache)
+
+    async def publish(self, spec: LocalEndpointSpec) -> None:
+        await self.node.table(spec.network, PEERS_TABLE).put(spec.endpoint_id, self.record_of(spec).encode())
+
+    def published(self, spec: LocalEndpointSpec) -> bool:
+        found = self.view.visible(spec.network, PEERS_TABLE, spec.endpoint_id)
+        return found is not None and found == (self.record_of(spec).encode(), self.me)
+
+    # -- datapath feed --------------------------------------------------------------------
+
+    def snapshot(self, extra_networks: Iterable[str] = ()) -> OverlaySnapshot:
+        records = self.view.records()
+        if not self.cluster_synced:
+            for name, record in self.cache.items():
+                records.setdefault(name, record)
+        peers = {n: for_datapath(self.view.endpoints(n), self.me) for n in self.view.held()}
+        return build_snapshot(records, self.local.values(), peers, self.me, extra_networks)
+
+    def push(self, extra_networks: Iterable[str] = ()) -> None:
+        if self.driver is not None:
+            self.driver.update(self.snapshot(extra_networks))
+
+    async def attach(self, spec: LocalEndpointSpec) -> None:
+        """Plug a container in through the driver (DatapathError propagates)."""
+        if self.driver is None or (spec.netns is None and spec.pid is None):
+            return
+        self.push(extra_networks=[spec.network])
+        await self.driver.attach(spec)
+        self.stats["datapath_attaches"] += 1
+
+    async def detach(self, spec: LocalEndpointSpec) -> None:
+        if self.driver is None or (spec.netns is None and spec.pid is None):
+            return
+        await self.driver.detach(spec)
+        self.stats["datapath_detaches"] += 1
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, *, alone: bool) -> None:
+        """Join CLUSTER_SCOPE, re-publish the persisted endpoints, feed the driver.
+
+        `alone`: no seeds were reachable (or none configured): the local tables are all
+        there is, so they count as synced."""
+        async with self.lock:
+            self._cluster_sync_mark = self.engine.syncs_completed[CLUSTER_SCOPE]
+            await self.node.join_network(CLUSTER_SCOPE)
+            for network in sorted({s.network for s in self.local.values()}):
+                await self.node.join_network(network)
+            for spec in sorted(self.local.values(), key=lambda s: s.endpoint_id):
+                await self.publish(spec)
+            if self.local:
+                event(log, "re-published local endpoints", event="endpoints_restored", count=len(self.local))
+            if alone:
+                self.cluster_synced = True
+            self.started = True
+            self.push()
+            for spec in sorted(self.local.values(), key=lambda s: s.endpoint_id):
+                try:
+                    await self.attach(spec)
+                except DatapathError as exc:
+                    self.stats["datapath_attach_failures"] += 1
+                    event(
+                        log,
+                        "re-attach failed",
+                        level=logging.ERROR,
+                        event="attach_failed",
+                        endpoint=spec.endpoint_id,
+                        error=str(exc),
+                    )
+        self.wake()
+
+    async def cluster_joined(self) -> None:
+        """After the first successful join: wait for the first CLUSTER_SCOPE sync (bounded),
+        then treat the tables as authoritative (see the module rules)."""
+        state = self.view.state
+        with trio.move_on_after(CLUSTER_SYNC_TIMEOUT):
+            while state.network_peers(CLUSTER_SCOPE) and (
+                self.engine.syncs_completed[CLUSTER_SCOPE] == self._cluster_sync_mark
+            ):
+                await trio.sleep(0.05)
+        async with self.lock:
+            if self.cluster_synced:
+                return
+            self.cluster_synced = True
+            table = self.node.table(CLUSTER_SCOPE, NETWORKS_TABLE)
+            for name, record in sorted(self.cache.items()):
+                if table.get(name) is None and not self.view.tombstoned(CLUSTER_SCOPE, NETWORKS_TABLE, name):
+                    await table.put(name, record.encode())
+                    event(log, "re-published network definition", event="network_restored", network=name)
+        self.wake()
+
+    # -- reacting to the tables -------------------------------------------------------------
+
+    def note(self, change: TableChange) -> None:
+        self.orphans.note(change, self.view, self.me, trio.current_time())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def watch(self) -> None:
+        """Feed table changes to `note` and wake `refresh` (runs until cancelled)."""
+        async with self.node.subscribe_tables() as changes:
+            async for change in changes:
+                self.note(change)
+                while len(changes):
+                    self.note(changes.receive_nowait())
+                if changes.dropped:
+                    self.stats["table_changes_dropped"] = changes.dropped
+                self.wake()
+
+    async def refresher(self) -> None:
+        """Run `refresh` after changes (debounced) and every REFRESH_PERIOD (until cancelled)."""
+        while True:
+            with trio.move_on_after(REFRESH_PERIOD):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            await trio.sleep(REFRESH_DEBOUNCE)
+            if self.started and not self.node.closed:
+                await self.refresh()
+
+    async def refresh(self) -> None:
+        async with self.lock:
+            self._find_conflicts()
+            await self._adopt()
+            await self._republish()
+            self._update_cache()
+            for network in self.view.held():
+                await self.release(network)
+            self.push()
+
+    def _find_conflicts(self) -> None:
+        found = {n: find_conflicts(n, self.view.endpoints(n)) for n in self.view.held()}
+        for network, conflicts in found.items():
+            known = set(self.conflicts.get(network, []))
+            for c in conflicts:
+                if c not in known:
+                    self.stats["conflicts_detected"] += 1
+                    event(
+                        log,
+                        f"duplicate {c.kind} in network",
+                        level=logging.WARNING,
+                        event="endpoint_conflict",
+                        network=network,
+                        kind=c.kind,
+                        value=c.value,
+                        endpoints=",".join(f"{i}@{o}" for i, o in c.endpoints),
+                    )
+        self.conflicts = {n: c for n, c in found.items() if c}
+
+    async def _adopt(self) -> None:
+        for orphan in self.orphans.due(self.view, self.me, trio.current_time()):
+            await self.node.table(orphan.network, orphan.table).put(orphan.key, orphan.value)
+            self.stats["adopted"] += 1
+            event(
+                log,
+                "adopted orphaned entry",
+                event="entry_adopted",
+                network=orphan.network,
+                table=orphan.table,
+                key=orphan.key,
+                previous_owner=orphan.owner,
+            )
+
+    async def _republish(self) -> None:
+        for spec in sorted(self.local.values(), key=lambda s: s.endpoint_id):
+            if not self.view.state.is_joined(spec.network):
+                await self.node.join_network(spec.network)
+            if not self.published(spec):
+                await self.publish(spec)
+                self.stats["republished"] += 1
+
+    def _update_cache(self) -> None:
+        records = self.view.records()
+        changed = False
+        for network in {s.network for s in self.local.values()}:
+            record = records.get(network)
+            if record is not None and self.cache.get(network) != record:
+                self.cache[network] = record
+                changed = True
+        if changed:
+            try:
+                self.persist()
+            except OSError as exc:
+                event(log, "cannot save state", level=logging.ERROR, event="state_error", error=str(exc))

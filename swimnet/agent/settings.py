@@ -1,0 +1,322 @@
+"""The agent's settings: a TOML file, then command-line flags over it, validated at once.
+
+    name = "host-a"                 # default: the name kept in the state directory, else the host name
+    bind = "0.0.0.0:7946"
+    advertise = "10.0.0.5:7946"     # default: derived from bind
+    join = ["10.0.0.6:7946"]
+    label = "prod"                  # cluster label ("" = none)
+    keyring = "/etc/swimnet/keyring"  # key file (base64, one key a line, primary first, mode 0600)
+    state_dir = "/var/lib/swimnet"
+    socket = "/run/swimnet/agent.sock"
+    metrics = "127.0.0.1:9946"      # "off" (or "") disables the metrics endpoint
+    profile = "lan"                 # lan | wan | local: memberlist's timing presets
+    log_format = "text"             # text | json
+    log_level = "info"              # debug | info | warning | error
+    datapath = true
+    underlay_mtu = 1500
+
+    [tuning]                        # expert/testing: overrides of the profile's protocol timings,
+    probe_interval = 0.2            # any swimnet.Config field except name, bind, advertise, meta,
+    suspicion_mult = 2              # keyring and label (e.g. probe_timeout, gossip_interval,
+    push_pull_interval = 2.0        # push_pull_interval, dead_reap_time, join_sync_delays...)
+
+    [tables]                        # expert/testing: swimnet.tables.TablesConfig fields
+    reap_interval = 5.0             # (reap_interval, network_reap_interval, node_reap_interval...)
+
+Rules:
+- a flag given on the command line replaces the file's value (`--join` replaces the whole
+  list); relative paths in the file are relative to the file's directory;
+- every error is a ConfigError whose message names where the value came from (the file path
+  or "command line"), the key (or flag) and the reason; unknown keys and wrong types are
+  errors, never ignored;
+- the protocol Config and TablesConfig are built here once, so a bad timing is reported
+  before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from swimnet.config import Config, parse_address
+from swimnet.errors import ConfigError
+from swimnet.security.keyring import Keyring
+from swimnet.tables.config import TablesConfig
+
+DEFAULT_BIND = "0.0.0.0:7946"
+DEFAULT_STATE_DIR = "/var/lib/swimnet"
+DEFAULT_SOCKET = "/run/swimnet/agent.sock"
+DEFAULT_METRICS = "127.0.0.1:9946"
+METRICS_PORT = 9946
+PROFILES: dict[str, Callable[..., Config]] = {"lan": Config.lan, "wan": Config.wan, "local": Config.local}
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+COMMAND_LINE = "command line"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_NOT_TUNABLE = frozenset({"name", "bind", "advertise", "meta", "keyring", "label"})
+_OFF = ("", "off", "none")
+
+
+@attrs.frozen(kw_only=True)
+class AgentSettings:
+    name: str | None = None
+    """None: the name kept in the state directory, else the host name."""
+    bind: str = DEFAULT_BIND
+    advertise: str | None = None
+    join: tuple[str, ...] = ()
+    label: str = ""
+    keyring: str | None = None
+    state_dir: str = DEFAULT_STATE_DIR
+    socket: str = DEFAULT_SOCKET
+    metrics: str | None = DEFAULT_METRICS
+    profile: str = "lan"
+    log_format: str = "text"
+    log_level: str = "info"
+    datapath: bool = True
+    underlay_mtu: int = 1500
+    tuning: dict[str, Any] = attrs.field(factory=dict)
+    tables: dict[str, Any] = attrs.field(factory=dict)
+    source: str = COMMAND_LINE
+    """Where the settings came from, for error messages (the config file or "command line")."""
+
+    def node_config(self, name: str = "", keyring: Keyring | None = None) -> Config:
+        """The protocol configuration (ConfigError naming the source and the field)."""
+        try:
+            return PROFILES[self.profile](
+                name=name,
+                bind=self.bind,
+                advertise=self.advertise,
+                label=self.label,
+                keyring=keyring,
+                **self.tuning,
+            )
+        except ConfigError as exc:
+            field = str(exc).split(":", 1)[0]
+            section = "tuning." if field in self.tuning else ""
+            raise ConfigError(f"{self.source}: {section}{exc}") from None
+
+    def tables_config(self) -> TablesConfig:
+        try:
+            return TablesConfig(**self.tables)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: tables.{exc}") from None
+
+
+# -- value checkers: (value, where, key) -> normalised value, ConfigError naming both ---------
+
+
+def _fail(where: str, key: str, reason: str) -> ConfigError:
+    return ConfigError(f"{where}: {key}: {reason}")
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _string(value: Any, where: str, key: str) -> str:
+    if type(value) is not str:
+        raise _fail(where, key, f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _name(value: Any, where: str, key: str) -> str:
+    text = _string(value, where, key)
+    if not _NAME.fullmatch(text):
+        raise _fail(where, key, f"{text!r} must be 1..63 characters of [A-Za-z0-9_.-], starting alphanumeric")
+    return text
+
+
+def _address(value: Any, where: str, key: str) -> str:
+    text = _string(value, where, key)
+    try:
+        parse_address(text, key)
+    except ConfigError as exc:
+        raise _fail(where, key, str(exc).split(": ", 1)[-1]) from None
+    return text
+
+
+def _address_list(value: Any, where: str, key: str) -> tuple[str, ...]:
+    if type(value) is str:
+        value = [value]
+    if type(value) is not list:
+        raise _fail(where, key, f"expected an array of 'host:port' strings, got {_type_name(value)}")
+    return tuple(_address(item, where, key) for item in value)
+
+
+def _metrics(value: Any, where: str, key: str) -> str | None:
+    text = _string(value, where, key)
+    if text.strip().lower() in _OFF:
+        return None
+    try:
+        parse_address(text, key, default_port=METRICS_PORT)
+    except ConfigError as exc:
+        raise _fail(where, key, str(exc).split(": ", 1)[-1]) from None
+    return text
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any, str, str], str]:
+    def check(value: Any, where: str, key: str) -> str:
+        text = _string(value, where, key)
+        if text not in options:
+            raise _fail(where, key, f"must be one of {', '.join(options)}, got {text!r}")
+        return text
+
+    return check
+
+
+def _boolean(value: Any, where: str, key: str) -> bool:
+    if type(value) is not bool:
+        raise _fail(where, key, f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _mtu(value: Any, where: str, key: str) -> int:
+    if type(value) is not int or not 576 <= value <= 65_535:
+        raise _fail(where, key, f"expected an integer 576..65535, got {value!r}")
+    return value
+
+
+_KEYS: dict[str, Callable[[Any, str, str], Any]] = {
+    "name": _name,
+    "bind": _address,
+    "advertise": _address,
+    "join": _address_list,
+    "label": _string,
+    "keyring": _string,
+    "state_dir": _string,
+    "socket": _string,
+    "metrics": _metrics,
+    "profile": _choice(tuple(PROFILES)),
+    "log_format": _choice(LOG_FORMATS),
+    "log_level": _choice(LOG_LEVELS),
+    "datapath": _boolean,
+    "underlay_mtu": _mtu,
+}
+_PATHS = ("keyring", "state_dir", "socket")
+FLAGS: dict[str, str] = {
+    "name": "--name",
+    "bind": "--bind",
+    "advertise": "--advertise",
+    "join": "--join",
+    "label": "--label",
+    "keyring": "--keyring",
+    "state_dir": "--state-dir",
+    "socket": "--socket",
+    "metrics": "--metrics",
+    "profile": "--profile",
+    "log_format": "--log-format",
+    "datapath": "--no-datapath",
+}
+"""Settings key -> the flag that overrides it."""
+
+
+# -- sections of expert overrides ---------------------------------------------------------------
+
+
+def _field_kinds(cls: type) -> dict[str, str]:
+    return {f.name: str(f.type) for f in attrs.fields(cls)}
+
+
+def _tuned(value: Any, kind: str, where: str, key: str) -> Any:
+    number = type(value) in (int, float)
+    if kind == "bool":
+        ok = type(value) is bool
+    elif kind == "int":
+        ok = type(value) is int
+    elif kind in ("float", "float | None"):
+        ok = number
+    elif kind.startswith("tuple[float"):
+        ok = type(value) is list and all(type(v) in (int, float) for v in value)
+        value = tuple(value) if ok else value
+    else:
+        ok = False
+    if not ok:
+        raise _fail(where, key, f"expected {kind.replace('float', 'number')}, got {_type_name(value)}")
+    return value
+
+
+def _section(table: Any, cls: type, where: str, section: str, exclude: frozenset[str]) -> dict[str, Any]:
+    if type(table) is not dict:
+        raise _fail(where, section, f"expected a table, got {_type_name(table)}")
+    kinds = {k: v for k, v in _field_kinds(cls).items() if k not in exclude}
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        full = f"{section}.{key}"
+        if key not in kinds:
+            raise _fail(where, full, "unknown key")
+        out[key] = _tuned(value, kinds[key], where, full)
+    return out
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 text") from None
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    data = read_toml(path)
+    base = os.path.dirname(os.path.abspath(path))
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "tuning":
+            values["tuning"] = _section(value, Config, path, "tuning", _NOT_TUNABLE)
+        elif key == "tables":
+            values["tables"] = _section(value, TablesConfig, path, "tables", frozenset())
+        elif key in _KEYS:
+            checked = _KEYS[key](value, path, key)
+            if key in _PATHS and checked:
+                checked = os.path.join(base, checked)
+            values[key] = checked
+        else:
+            raise _fail(path, key, "unknown key")
+    return values
+
+
+def _from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key not in _KEYS:
+            raise ConfigError(f"{COMMAND_LINE}: {key}: unknown setting")
+        flag = FLAGS.get(key, key)
+        checked = _KEYS[key](value, COMMAND_LINE, flag)
+        if key in _PATHS and checked:
+            checked = os.path.abspath(checked)
+        values[key] = checked
+    return values
+
+
+def load_settings(config_file: str | None, flags: Mapping[str, Any]) -> AgentSettings:
+    """Settings from the file (if any) with the flags over it; ConfigError on any problem.
+
+    `flags` maps settings keys to values (None: not given on the command line).
+    """
+    values = _from_file(config_file) if config_file is not None else {}
+    values.update(_from_flags(flags))
+    for key in _PATHS:
+        if values.get(key) == "":
+            where = config_file if config_file is not None else COMMAND_LINE
+            raise _fail(where, key, "must not be empty")
+    settings = AgentSettings(source=config_file if config_file is not None else COMMAND_LINE, **values)
+    settings.node_config()  # report bad timings and addresses now
+    settings.tables_config()
+    return settings
