@@ -122,7 +122,7 @@ class Config:
     """A peer is "near" if its estimated RTT is at most half the median RTT to known peers and
     that median exceeds this floor; the bias favours near peers and treats all others alike,
     so a flat network (a LAN: median under the floor) keeps uniform random choices."""
-    topology_uniform_share: float = 1.0 / 3.0
+    topology_uniform_share: float = 0.25
     """Share of those choices that stay uniform whatever the bias, so far zones still hear."""
     broadcast_queue_max: int = 100_000
 
