@@ -4,11 +4,15 @@
   for the metrics endpoint;
 - `syncs_completed[network]`: how many table sync conversations this node started have
   finished (the last reply came and no follow-up request was needed), so the agent can
-  wait for the initial sync of a network it just joined before checking for duplicates.
+  wait for the initial sync of a network it just joined before checking for duplicates;
+  `sync_now(network, now)` starts one at once with a random live peer of the network (the
+  tables layer's own join syncs run at fixed delays, and may have found no peer yet).
 
-Rules: both hook into public extension points only (`open_stream`, `register_stream`,
-`stream_failed`, `swim.on_rtt`); the protocol behaviour is unchanged. A conversation is
-tracked per peer address; one that fails is forgotten (the waiter times out instead).
+Rules: the observations hook into public extension points only (`open_stream`,
+`register_stream`, `stream_failed`, `swim.on_rtt`), `sync_now` does what the tables layer's
+sync timer does, through `TableState.start_sync`; the protocol behaviour is unchanged. A
+conversation is tracked per peer address; one that fails is forgotten (the waiter times
+out instead).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections import Counter
 from typing import Any
 
 from swimnet.engine import Engine, ReplyHandler, StreamHandler
-from swimnet.wire.messages import Address, WireMessage
+from swimnet.wire.messages import Address, State, WireMessage
 from swimnet.wire.tables import SyncReply, SyncRequest
 
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -64,6 +68,27 @@ class AgentEngine(Engine):
             observe(name, rtt, payload)
 
         self.swim.on_rtt = on_rtt
+
+    def sync_in_flight(self, network: str) -> bool:
+        return any(network in networks for networks in self._syncing.values())
+
+    def sync_now(self, network: str, now: float) -> bool:
+        """Start a sync of `network` with one random live peer; False if there is none."""
+        state = self.tables.state
+        live = [
+            m
+            for m in (self.swim.members.get(name) for name in state.network_peers(network))
+            if m is not None and m.state <= State.SUSPECT
+        ]
+        if not live:
+            return False
+        member = self.rng.choice(live)
+        request = state.start_sync(member.name, now, [network])
+        if request is None:
+            return False
+        self.open_stream(member.addr, request)
+        self.stats["table_sync_started"] += 1
+        return True
 
     def open_stream(self, addr: Address, message: WireMessage) -> None:
         if isinstance(message, SyncRequest):

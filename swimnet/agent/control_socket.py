@@ -17,14 +17,11 @@ import stat
 
 import trio
 
-from swimnet.errors import ConfigError, SwimnetError
+from swimnet.agent.errors import StartupError
+from swimnet.errors import ConfigError
 
 MAX_PATH = 107
 """sun_path is 108 bytes on Linux, NUL included."""
-
-
-class StartupError(SwimnetError):
-    """The agent cannot start (an address or the socket is taken)."""
 
 
 class ControlSocket:
@@ -33,10 +30,13 @@ class ControlSocket:
         self.listener = listener
         self.inode = inode
 
-    def remove(self) -> None:
+    def close(self) -> None:
+        """Stop listening and remove the socket file if it is still ours (idempotent)."""
         with contextlib.suppress(OSError):
             if os.lstat(self.path).st_ino == self.inode:
                 os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            self.listener.socket.close()
 
 
 def _clear_stale(path: str) -> None:

@@ -26,7 +26,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import attrs
@@ -34,13 +34,14 @@ import trio
 
 from swimnet.agent import settings as settings_mod
 from swimnet.agent.agent_engine import AgentEngine
-from swimnet.agent.control_socket import ControlSocket, StartupError, open_control_socket
+from swimnet.agent.control_socket import ControlSocket, open_control_socket
+from swimnet.agent.errors import StartupError
 from swimnet.agent.http_server import Limits, serve_http
 from swimnet.agent.keys_admin import KeysAdmin
 from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
 from swimnet.agent.metrics import metrics_handler, registry_for
 from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.overlay_state import DatapathDriverProtocol
+from swimnet.agent.overlay_state import DatapathDriverProtocol, LocalEndpointSpec
 from swimnet.agent.routes import ControlApi
 from swimnet.agent.settings import AgentSettings
 from swimnet.agent.state_store import Identity, StateDir
@@ -54,8 +55,10 @@ from swimnet.membership.events import (
     MemberSuspected,
     MemberUpdated,
 )
+from swimnet.overlay import NetworkRecord
 from swimnet.runtime import Node, open_node
 from swimnet.runtime.resolve import default_name
+from swimnet.security.keyring import Keyring
 from swimnet.wire.messages import State
 
 log = logging.getLogger(LOGGER)
@@ -93,7 +96,6 @@ class AgentRuntime:
     join_error: str | None = None
     metrics_address: str | None = None
     started_wall: float = attrs.field(factory=time.time)
-    signal_count: int = 0
 
     def status(self) -> dict[str, Any]:
         node, overlay = self.node, self.overlay
@@ -145,8 +147,17 @@ def resolve_identity(settings: AgentSettings, store: StateDir) -> Identity:
         name = saved.name
     else:
         name = default_name()
-        settings_mod._name(name, "host name", "name")  # a host name that cannot be a node name
+        settings_mod.check_node_name(name, "host name", "name")  # a host name that cannot be a node name
     return Identity(name, saved.incarnation + 1 if saved is not None else 1)
+
+
+def _load_keyring(settings: AgentSettings) -> Keyring | None:
+    if settings.keyring is None:
+        return None
+    try:
+        return load_keyring_file(settings.keyring)
+    except ConfigError as exc:
+        raise ConfigError(f"{settings.source}: keyring: {exc}") from None
 
 
 async def _log_members(node: Node) -> None:
@@ -213,16 +224,14 @@ async def _join(runtime: AgentRuntime, seeds: tuple[str, ...]) -> None:
         return
 
 
-async def _signals(runtime: AgentRuntime) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as received:
-        async for signum in received:
-            runtime.signal_count += 1
-            if signum == signal.SIGHUP:
-                runtime.keys.reload()
-                continue
-            event(log, "shutting down", event="shutdown", signal=signal.Signals(signum).name)
-            runtime.stop.set()
-            return
+async def _signals(runtime: AgentRuntime, received: AsyncIterator[int]) -> None:
+    async for signum in received:
+        if signum == signal.SIGHUP:
+            runtime.keys.reload()
+            continue
+        event(log, "shutting down", event="shutdown", signal=signal.Signals(signum).name)
+        runtime.stop.set()
+        return
 
 
 async def _serve_metrics(runtime: AgentRuntime, nursery: trio.Nursery, address: str) -> str:
@@ -245,7 +254,24 @@ async def run_agent(
     log_filter: NodeFilter | None = None,
     task_status: trio.TaskStatus[AgentRuntime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the agent until a signal (or `runtime.stop`); see the module docstring."""
+    """Run the agent until a signal (or `runtime.stop`); see the module docstring.
+
+    The signal receiver is installed first, so a signal during the start is not lost (it is
+    acted on once the agent runs)."""
+    if handle_signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as received:
+            await _run_agent(settings, driver_factory, received, log_filter, task_status)
+    else:
+        await _run_agent(settings, driver_factory, None, log_filter, task_status)
+
+
+async def _run_agent(
+    settings: AgentSettings,
+    driver_factory: DriverFactory | None,
+    signals: AsyncIterator[int] | None,
+    log_filter: NodeFilter | None,
+    task_status: trio.TaskStatus[AgentRuntime],
+) -> None:
     store = StateDir(settings.state_dir)
     store.open()
     control: ControlSocket | None = None
@@ -253,7 +279,7 @@ async def run_agent(
         identity = resolve_identity(settings, store)
         if log_filter is not None:
             log_filter.node = identity.name
-        keyring = load_keyring_file(settings.keyring) if settings.keyring is not None else None
+        keyring = _load_keyring(settings)
         local, cache = store.load_endpoints()
         config = settings.node_config(identity.name, keyring)
         tables_config = settings.tables_config()
@@ -272,13 +298,20 @@ async def run_agent(
                 raise StartupError(f"bind: cannot listen on {settings.bind}: {exc.strerror or exc}") from None
             store.save_identity(Identity(node.name, node.local_member.incarnation))
             await _run_node(
-                settings, node, store, control, local, cache, driver_factory, handle_signals, task_status
+                settings,
+                node,
+                store,
+                control,
+                local=local,
+                cache=cache,
+                driver_factory=driver_factory,
+                signals=signals,
+                task_status=task_status,
             )
+        event(log, "left the cluster", event="left")
     finally:
         if control is not None:
-            control.remove()
-            with contextlib.suppress(OSError):
-                control.listener.socket.close()
+            control.close()
         store.close()
 
 
@@ -287,10 +320,11 @@ async def _run_node(
     node: Node,
     store: StateDir,
     control: ControlSocket,
-    local: Any,
-    cache: Any,
+    *,
+    local: list[LocalEndpointSpec],
+    cache: dict[str, NetworkRecord],
     driver_factory: DriverFactory | None,
-    handle_signals: bool,
+    signals: AsyncIterator[int] | None,
     task_status: trio.TaskStatus[AgentRuntime],
 ) -> None:
     vtep = node.advertise_address[0]
@@ -313,8 +347,8 @@ async def _run_node(
     )
     try:
         async with trio.open_nursery() as nursery:
-            if handle_signals:
-                nursery.start_soon(_signals, runtime)
+            if signals is not None:
+                nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
             api = ControlApi(overlay, keys, runtime.status)
@@ -333,6 +367,7 @@ async def _run_node(
         if driver is not None:
             with trio.CancelScope(shield=True), trio.move_on_after(10.0):
                 await driver.close()
+        control.close()  # no new control requests while we leave
     event(log, "leaving the cluster", event="leaving")
 
 

@@ -26,11 +26,17 @@ Rules:
   a restarted agent re-attaching) is left as it is;
 - when a reconcile (re)creates a sandbox, the local endpoints of that network are attached
   again (their veth pairs died with the old one);
+- make before break at start: for `startup_grace` seconds from the first reconcile, FDB and
+  neighbour entries and unwanted sandboxes are added and repaired but never removed; a
+  restarted agent's first snapshots come before its tables have synced and list no remote
+  endpoints yet, and deleting what they omit would cut its containers off for that moment;
+  the held-back removals run when the grace ends (counted in `deletes_deferred`);
 - every datapath call runs in a worker thread, one at a time (CapacityLimiter(1)); a kernel
   call is never abandoned half-way when the caller is cancelled;
 - `stats` counts: reconciles, ops_applied, op_errors, reconcile_failures, invalid (skipped
   networks / endpoints, once each), attaches, attach_errors, detaches, detach_errors,
-  reattaches; `errors` sums op_errors, reconcile_failures, attach_errors, detach_errors.
+  reattaches, deletes_deferred; `errors` sums op_errors, reconcile_failures, attach_errors
+  and detach_errors.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import attrs
 import trio
 from pyroute2 import IPRoute
 
+from swimnet.agent.logs import LOGGER, event
 from swimnet.agent.overlay_state import LocalEndpointSpec, OverlaySnapshot
 from swimnet.datapath import (
     Datapath,
@@ -61,13 +68,21 @@ from swimnet.datapath import (
 from swimnet.datapath import names as dp_names
 from swimnet.datapath import netns as dp_netns
 from swimnet.datapath.model import FLOOD_MAC, Sandbox
-from swimnet.datapath.ops import ApplyResult, CreateBridge, CreateNamespace, Op
+from swimnet.datapath.ops import (
+    ApplyResult,
+    CreateBridge,
+    CreateNamespace,
+    DeleteFdb,
+    DeleteNamespace,
+    DeleteNeigh,
+    Op,
+)
 from swimnet.errors import ConfigError, DatapathError, LocalProtocolError, SwimnetError
 
 if TYPE_CHECKING:
     from swimnet.overlay import NetworkRecord
 
-log = logging.getLogger("swimnet.agent.datapath")
+log = logging.getLogger(f"{LOGGER}.datapath")
 
 T = TypeVar("T")
 UNATTACHED = "unattached"
@@ -88,7 +103,10 @@ class _Plan:
 class _Reconciled:
     plan: _Plan
     ops: tuple[Op, ...]
+    """The ops applied (without the deferred ones)."""
     result: ApplyResult
+    deferred: int = 0
+    """Removals held back during the startup grace."""
 
 
 def network_spec(name: str, record: NetworkRecord, vni: int) -> NetworkSpec:
@@ -125,17 +143,19 @@ class DatapathDriver:
         datapath: Datapath | None = None,
         reconcile_interval: float = 30.0,
         debounce: float = 0.1,
+        startup_grace: float = 5.0,
         threads: bool = True,
     ) -> None:
         dp_names.check_tag(node_tag)
-        if not reconcile_interval > 0 or not debounce >= 0:
-            raise ConfigError("reconcile_interval must be > 0 and debounce >= 0")
+        if not reconcile_interval > 0 or not debounce >= 0 or not startup_grace >= 0:
+            raise ConfigError("reconcile_interval must be > 0, debounce and startup_grace >= 0")
         self.node_tag = node_tag
         self.vtep = vtep
         self.underlay_mtu = underlay_mtu
         self.datapath: Datapath = datapath if datapath is not None else LinuxDatapath(node_tag)
         self.reconcile_interval = reconcile_interval
         self.debounce = debounce
+        self.startup_grace = startup_grace
         self.threads = threads
         """False: call the datapath inline (an in-memory datapath under a mock clock)."""
         self.stats: collections.Counter[str] = collections.Counter()
@@ -151,6 +171,9 @@ class DatapathDriver:
         self._closed = False
         self._skipped: set[str] = set()
         self._attaching: set[str] = set()
+        self._grace_until: float | None = None
+        """End of the startup grace (set by the first reconcile)."""
+        self._deferred = False
 
     # -- the agent's interface ----------------------------------------------------------
 
@@ -193,6 +216,8 @@ class DatapathDriver:
                     delay = min(retry, self.reconcile_interval)
                     retry = min(retry * 2, self.reconcile_interval)
                 deadline = trio.current_time() + delay
+                if self._deferred and self._grace_until is not None:
+                    deadline = min(deadline, self._grace_until)  # run the held-back removals
 
     async def attach(self, endpoint: LocalEndpointSpec) -> None:
         """Reconcile with the endpoint included, then plug it into its network's bridge."""
@@ -335,17 +360,39 @@ class DatapathDriver:
         if message not in self._skipped:
             self._skipped.add(message)
             self.stats["invalid"] += 1
-            log.warning("%s: skipped: %s", self.node_tag, message)
+            event(
+                log,
+                "datapath: skipped a bad value",
+                level=logging.WARNING,
+                event="datapath_skipped",
+                detail=message,
+            )
 
     async def _reconcile(self) -> _Reconciled:
         plan = self._plan()
-        done = await self._call(lambda: self._reconcile_sync(plan))
+        now = trio.current_time()
+        if self._grace_until is None:
+            self._grace_until = now + self.startup_grace
+        hold = now < self._grace_until
+        done = await self._call(lambda: self._reconcile_sync(plan, hold))
         self.stats["reconciles"] += 1
         self.stats["ops_applied"] += done.result.applied
         self.stats["op_errors"] += len(done.result.errors)
         self.stats["errors"] += len(done.result.errors)
+        self.stats["deletes_deferred"] += done.deferred
+        self._deferred = done.deferred > 0
         if done.result.errors:
             self.last_error = "; ".join(f"{e.op}: {e.message}" for e in done.result.errors[:3])
+        if done.ops or done.deferred:
+            event(
+                log,
+                "datapath: reconciled",
+                level=logging.WARNING if done.result.errors else logging.INFO,
+                event="datapath_reconciled",
+                ops=len(done.ops),
+                failed=len(done.result.errors),
+                deferred=done.deferred,
+            )
         return done
 
     async def _reconcile_quietly(self) -> bool:
@@ -357,15 +404,25 @@ class DatapathDriver:
             self.stats["errors"] += 1
             self.last_error = f"reconcile: {exc}"
             expected = isinstance(exc, (SwimnetError, OSError))
-            log.warning("%s: reconcile failed: %s", self.node_tag, exc, exc_info=not expected)
+            event(
+                log,
+                "datapath: reconcile failed",
+                level=logging.WARNING,
+                event="reconcile_failed",
+                error=str(exc),
+            )
+            if not expected:
+                log.warning("datapath: unexpected reconcile failure", exc_info=exc)
             return False
-        if done.ops:
-            log.info("%s: reconcile applied %d ops", self.node_tag, done.result.applied)
         return done.result.ok
 
-    def _reconcile_sync(self, plan: _Plan) -> _Reconciled:
+    def _reconcile_sync(self, plan: _Plan, hold_deletes: bool) -> _Reconciled:
         desired = plan.desired
         ops = diff(desired, self.datapath.dump())
+        deferred = 0
+        if hold_deletes:
+            kept = [op for op in ops if not _removal(op, desired)]
+            deferred, ops = len(ops) - len(kept), kept
         result = self.datapath.apply(ops)
         created = {
             op.netns if isinstance(op, CreateNamespace) else op.sandbox.netns
@@ -378,7 +435,7 @@ class DatapathDriver:
                 busy = ep.endpoint_id in self._attaching  # attach() plugs those in itself
                 if ep.network == box.network and ep.netns != UNATTACHED and not busy:
                     self._reattach(box, ep)
-        return _Reconciled(plan, tuple(ops), result)
+        return _Reconciled(plan, tuple(ops), result, deferred)
 
     def _reattach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         try:
@@ -388,7 +445,14 @@ class DatapathDriver:
             self.stats["attach_errors"] += 1
             self.stats["errors"] += 1
             self.last_error = str(exc)
-            log.warning("%s: re-attach of %s failed: %s", self.node_tag, endpoint.endpoint_id, exc)
+            event(
+                log,
+                "datapath: re-attach failed",
+                level=logging.WARNING,
+                event="reattach_failed",
+                endpoint=endpoint.endpoint_id,
+                error=str(exc),
+            )
 
     def _attach_one(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         if isinstance(self.datapath, LinuxDatapath) and linux_attached(sandbox, endpoint):
@@ -400,6 +464,14 @@ class DatapathDriver:
             if self.threads:
                 return await trio.to_thread.run_sync(fn)
             return fn()
+
+
+def _removal(op: Op, desired: DesiredState) -> bool:
+    """An entry delete, or the removal of a sandbox that is not desired (what the startup
+    grace defers); the delete of an unusable sandbox before its re-creation is not."""
+    if isinstance(op, DeleteNamespace):
+        return op.netns not in desired.sandboxes
+    return isinstance(op, (DeleteFdb, DeleteNeigh))
 
 
 def _netns_of(op: Op) -> str | None:

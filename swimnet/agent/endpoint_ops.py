@@ -190,17 +190,20 @@ def find_local(agent: OverlayAgent, ref: str) -> LocalEndpointSpec:
 
 
 def inspect(agent: OverlayAgent, ref: str) -> dict[str, Any]:
-    try:
-        spec = find_local(agent, ref)
-    except ApiError as exc:
-        if exc.status != 409:
-            raise
-        for net in agent.view.held():
-            for endpoint_id, record, owner in agent.view.endpoints(net):
-                if ref in (endpoint_id, record.name):
-                    return endpoint_json(endpoint_id, net, record, owner)
-        raise
-    return local_endpoint_json(spec, agent.vtep, agent.me, published=agent.published(spec))
+    """A local endpoint by id or name, else one of the held networks' endpoints."""
+    spec = agent.local.get(ref)
+    named = [s for s in agent.local.values() if s.name == ref]
+    if spec is None and len(named) == 1:
+        spec = named[0]
+    if spec is not None:
+        return local_endpoint_json(spec, agent.vtep, agent.me, published=agent.published(spec))
+    if named:
+        find_local(agent, ref)  # ambiguous: raises the 409
+    for net in agent.view.held():
+        for endpoint_id, record, owner in agent.view.endpoints(net):
+            if ref in (endpoint_id, record.name):
+                return endpoint_json(endpoint_id, net, record, owner)
+    raise not_found(f"endpoint {ref!r} not found on this agent", "id")
 
 
 async def remove(agent: OverlayAgent, ref: str) -> dict[str, Any]:

@@ -7,6 +7,12 @@ the HTTP layer turns it into `{"error": message, "field": field}` with that stat
 
 from __future__ import annotations
 
+from swimnet.errors import SwimnetError
+
+
+class StartupError(SwimnetError):
+    """The agent cannot start: its socket, address or state directory is taken (exit 1)."""
+
 
 class ApiError(Exception):
     """A refused control request: HTTP status, a message that says what is wrong, the field."""

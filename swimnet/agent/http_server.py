@@ -93,12 +93,12 @@ class _Connection:
             if data and not self._started:
                 self._started = True
                 self._deadline = trio.current_time() + self.limits.request_timeout
-            return data
+            return bytes(data)
         if self._started:
             raise _Refused(error_response(408, "request timeout: the request did not arrive in time"))
         raise _Refused(None)  # idle connection: close quietly
 
-    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
         while True:
             try:
                 event = self.conn.next_event()
@@ -121,6 +121,11 @@ class _Connection:
         if not self._started:
             self._started = True
             self._deadline = trio.current_time() + self.limits.request_timeout
+        head = len(first.method) + len(first.target) + sum(len(k) + len(v) + 4 for k, v in first.headers)
+        if head > self.limits.max_header:  # h11 bounds only heads that arrive in pieces
+            raise _Refused(
+                error_response(431, f"bad request: request head larger than {self.limits.max_header} bytes")
+            )
         body = await self._read_body(first)
         target = urlsplit(first.target.decode("latin-1"))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in first.headers}

@@ -110,10 +110,10 @@ class KeysAdmin:
                 error=str(exc),
             )
             return
-        for key in wanted.keys():
+        for key in wanted:
             ring.install(key)
         ring.use(wanted.primary)
-        for key in ring.keys():
+        for key in tuple(ring):
             if key not in wanted:
                 ring.remove(key)
         self._saved = ring.keys()

@@ -8,7 +8,9 @@ Rules:
   while it has a local endpoint there or owns a service entry there (live or tombstone: a
   deletion must outlive a copy a lagging peer might still hold); `hold()` joins a scope and
   waits (at most `sync_timeout`) for the first table sync, so duplicate checks see what the
-  other agents hold; scopes nobody needs any more are released by `refresh()`;
+  other agents hold (with no peer known yet, it waits `peer_grace` = 5 gossip intervals
+  for attachments still on their way); scopes nobody needs any more are released by
+  `refresh()`;
 - local endpoints are persisted before they are published, and re-published whenever the
   table does not show exactly our record (after a restart, or if someone overwrote it);
 - until the first cluster-wide sync after a start, the datapath gets the network records
@@ -16,8 +18,9 @@ Rules:
   down working sandboxes); after it, the tables are authoritative; a cached network that
   the synced cluster has neither as a live entry nor as a tombstone (a lone agent came back)
   is re-published once;
-- every change of the tables wakes `refresh()` (debounced): conflicts, adoption of orphaned
-  definitions, local re-publication, scope release, and a new snapshot for the driver.
+- every change of the tables wakes `refresh()` (debounced; it also runs every second):
+  conflicts, adoption of orphaned definitions, local re-publication, scope release, and
+  the snapshot for the driver, which gets it only when it differs from the last one sent.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ log = logging.getLogger(LOGGER)
 
 SYNC_TIMEOUT = 2.0
 """How long `hold()` waits for the first sync of a newly joined scope."""
+SYNC_ATTEMPTS = 3
+"""Syncs `hold()` starts itself (a peer that fails them is given up after this many)."""
 CLUSTER_SYNC_TIMEOUT = 5.0
 REFRESH_DEBOUNCE = 0.05
 REFRESH_PERIOD = 1.0
@@ -65,6 +70,7 @@ class OverlayAgent:
         local: Iterable[LocalEndpointSpec] = (),
         cache: dict[str, NetworkRecord] | None = None,
         sync_timeout: float = SYNC_TIMEOUT,
+        peer_grace: float | None = None,
     ) -> None:
         self.node = node
         self.store = store
@@ -75,6 +81,11 @@ class OverlayAgent:
         self.local: dict[str, LocalEndpointSpec] = {s.endpoint_id: s for s in local}
         self.cache: dict[str, NetworkRecord] = dict(cache or {})
         self.sync_timeout = sync_timeout
+        self.peer_grace = (
+            peer_grace
+            if peer_grace is not None
+            else min(sync_timeout, max(0.2, 5 * node.config.gossip_interval))
+        )
         self.lock = trio.Lock()
         self.orphans = Orphans(frozenset({(CLUSTER_SCOPE, NETWORKS_TABLE), (None, SERVICES_TABLE)}))
         self.conflicts: dict[str, list[Conflict]] = {}
@@ -83,6 +94,7 @@ class OverlayAgent:
         self.cluster_synced = False
         self._wake = trio.Event()
         self._cluster_sync_mark = 0
+        self._pushed: OverlaySnapshot | None = None
 
     @property
     def engine(self) -> AgentEngine:
@@ -93,19 +105,32 @@ class OverlayAgent:
     # -- scopes ---------------------------------------------------------------------------
 
     async def hold(self, network: str) -> bool:
-        """Join `network`'s scope (if needed) and wait for its first sync; True if joined now."""
+        """Join `network`'s scope (if needed) and wait for its first sync; True if joined now.
+
+        With peers in the network: wait until a sync with one of them completed (starting
+        one if none is under way), at most `sync_timeout`. With none known yet: wait a short
+        grace (`peer_grace`) for attachments still travelling by gossip, then go on."""
         state = self.view.state
         if state.is_joined(network):
             return False
-        before = self.engine.syncs_completed[network]
+        engine = self.engine
+        before = engine.syncs_completed[network]
         await self.node.join_network(network)
         event(log, "joined network scope", event="scope_joined", network=network)
-        if state.network_peers(network):
-            with trio.move_on_after(self.sync_timeout):
-                while self.engine.syncs_completed[network] == before:
-                    await trio.sleep(0.02)
-            if self.engine.syncs_completed[network] == before:
-                self.stats["scope_sync_timeouts"] += 1
+        now = trio.current_time()
+        deadline, grace_end = now + self.sync_timeout, now + self.peer_grace
+        attempts = 0
+        while engine.syncs_completed[network] == before:
+            now = trio.current_time()
+            peers = state.network_peers(network)
+            if now >= deadline or (not peers and now >= grace_end):
+                if peers:
+                    self.stats["scope_sync_timeouts"] += 1
+                break
+            if peers and not engine.sync_in_flight(network) and attempts < SYNC_ATTEMPTS:
+                attempts += 1
+                self.node.engine_call(lambda e, t: engine.sync_now(network, t))
+            await trio.sleep(0.02)
         return True
 
     def needs(self, network: str) -> bool:
@@ -149,8 +174,14 @@ class OverlayAgent:
         return build_snapshot(records, self.local.values(), peers, self.me, extra_networks)
 
     def push(self, extra_networks: Iterable[str] = ()) -> None:
-        if self.driver is not None:
-            self.driver.update(self.snapshot(extra_networks))
+        """Send the driver the desired state, if it differs from the last one sent."""
+        if self.driver is None:
+            return
+        snapshot = self.snapshot(extra_networks)
+        if snapshot != self._pushed:
+            self._pushed = snapshot
+            self.driver.update(snapshot)
+            self.stats["datapath_updates"] += 1
 
     async def attach(self, spec: LocalEndpointSpec) -> None:
         """Plug a container in through the driver (DatapathError propagates)."""
@@ -183,7 +214,7 @@ class OverlayAgent:
             if self.local:
                 event(log, "re-published local endpoints", event="endpoints_restored", count=len(self.local))
             if alone:
-                self.cluster_synced = True
+                await self._synced()
             self.started = True
             self.push()
             for spec in sorted(self.local.values(), key=lambda s: s.endpoint_id):
@@ -211,15 +242,19 @@ class OverlayAgent:
             ):
                 await trio.sleep(0.05)
         async with self.lock:
-            if self.cluster_synced:
-                return
-            self.cluster_synced = True
-            table = self.node.table(CLUSTER_SCOPE, NETWORKS_TABLE)
-            for name, record in sorted(self.cache.items()):
-                if table.get(name) is None and not self.view.tombstoned(CLUSTER_SCOPE, NETWORKS_TABLE, name):
-                    await table.put(name, record.encode())
-                    event(log, "re-published network definition", event="network_restored", network=name)
+            await self._synced()
         self.wake()
+
+    async def _synced(self) -> None:
+        """The tables now hold what the cluster knows: re-publish cached definitions it lacks."""
+        if self.cluster_synced:
+            return
+        self.cluster_synced = True
+        table = self.node.table(CLUSTER_SCOPE, NETWORKS_TABLE)
+        for name, record in sorted(self.cache.items()):
+            if table.get(name) is None and not self.view.tombstoned(CLUSTER_SCOPE, NETWORKS_TABLE, name):
+                await table.put(name, record.encode())
+                event(log, "re-published network definition", event="network_restored", network=name)
 
     # -- reacting to the tables -------------------------------------------------------------
 

@@ -3,7 +3,8 @@
     GET    /v1/status                                  health, counters, identity
     GET    /v1/members                                 the cluster as this agent sees it
     GET    /v1/networks                                every network (cluster-wide)
-    POST   /v1/networks                                {"name", "subnet", "vni"?, "gateway"?, "mtu"?, "options"?}
+    POST   /v1/networks                                {"name", "subnet", "vni"?, "gateway"?, "mtu"?,
+                                                        "options"?}
     GET    /v1/networks/{name}                         inspect (VNI collision, agents, endpoints, conflicts)
     DELETE /v1/networks/{name}
     GET    /v1/endpoints[?network=NAME]                endpoints of the networks this agent holds
@@ -27,7 +28,8 @@ Answers are JSON: 200 (201 for a creation) with the resource; errors are
 `{"error": "what is wrong", "field": "the request field or null"}` with 400 (bad request
 body or value), 404 (no such resource), 405 (method), 409 (conflict with the current state:
 name or address in use, resource busy, not the owner), 413 (body too large), 500 (the
-datapath or the state directory failed: nothing was changed). A refused request changes
+datapath or the state directory failed: nothing was changed), 503 (a change requested
+while the agent is still starting). A refused request changes
 nothing. Path segments are percent-decoded.
 """
 
@@ -119,6 +121,8 @@ class ControlApi:
                 allowed.append(route.method)
                 continue
             args = [unquote(g) for g in match.groups()]
+            if request.method != "GET" and not self.agent.started:
+                return error_response(503, "the agent is starting (joining the cluster): try again shortly")
             try:
                 status, payload = await route.action(request, args)
             except ApiError as exc:

@@ -127,7 +127,7 @@ def _string(value: Any, where: str, key: str) -> str:
     return value
 
 
-def _name(value: Any, where: str, key: str) -> str:
+def check_node_name(value: Any, where: str, key: str) -> str:
     text = _string(value, where, key)
     if not _NAME.fullmatch(text):
         raise _fail(where, key, f"{text!r} must be 1..63 characters of [A-Za-z0-9_.-], starting alphanumeric")
@@ -185,7 +185,7 @@ def _mtu(value: Any, where: str, key: str) -> int:
 
 
 _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
-    "name": _name,
+    "name": check_node_name,
     "bind": _address,
     "advertise": _address,
     "join": _address_list,

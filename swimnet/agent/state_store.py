@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from swimnet.agent.errors import StartupError
 from swimnet.agent.overlay_state import LocalEndpointSpec
 from swimnet.errors import ConfigError, DecodeError
 from swimnet.overlay import NetworkRecord
@@ -60,7 +61,7 @@ class StateDir:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise ConfigError(f"{self.path}: state directory is in use by another agent") from None
+            raise StartupError(f"{self.path}: state directory is in use by another agent") from None
         self._lock_fd = fd
 
     def close(self) -> None:

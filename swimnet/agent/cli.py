@@ -1,0 +1,437 @@
+"""`swimnet-agent`: run the daemon, or talk to a running one over its control socket.
+
+    swimnet-agent run [--config FILE] [--name N] [--bind H:P] [--advertise H:P] [--join H:P]...
+                      [--label L] [--keyring FILE] [--state-dir DIR] [--socket PATH]
+                      [--metrics H:P|off] [--profile lan|wan|local] [--log-format text|json]
+                      [--no-datapath]
+    swimnet-agent members | status
+    swimnet-agent network create NAME --subnet CIDR [--vni N] [--gateway IP] [--mtu N] [--opt K=V]...
+    swimnet-agent network ls | inspect NAME | rm NAME
+    swimnet-agent endpoint create NETWORK NAME --ip IP[/LEN] [--mac MAC] [--netns NAME | --pid PID]
+                      [--ifname eth0]
+    swimnet-agent endpoint ls [NETWORK] | inspect ID_OR_NAME | rm ID_OR_NAME
+    swimnet-agent service create NAME --network N [--vip IP] [--mode vip|dnsrr] [--port tcp:80:8080]...
+                      [--backend EP]...
+    swimnet-agent service update NAME --network N [same options]
+    swimnet-agent service ls [--network N] | inspect NAME [--network N] | rm NAME [--network N]
+    swimnet-agent keys list | install KEY|- | use ID | remove ID
+    swimnet-agent keygen
+    swimnet-agent tables NETWORK
+    swimnet-agent fdb NETWORK
+
+Every client command takes `--socket PATH` (default: $SWIMNET_SOCKET, else
+/run/swimnet/agent.sock) and `--json` (print the API's JSON answer instead of a table).
+
+Exit codes: 0 ok; 1 the agent refused the request (its message is printed) or failed;
+2 usage or configuration error; 3 the agent's socket cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+from swimnet.agent import render
+from swimnet.agent.client import AgentUnreachable, ApiFailure, call, segment
+from swimnet.agent.settings import DEFAULT_SOCKET, LOG_FORMATS, PROFILES
+
+EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+SOCKET_ENV = "SWIMNET_SOCKET"
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports usage errors by exception (run_cli prints them)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.format_usage()}{self.prog}: error: {message}")
+
+
+class _Context:
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> None:
+        self.args = args
+        self.out = out
+        self.err = err
+        self.stdin = stdin
+
+    def call(self, method: str, target: str, body: Any = None) -> Any:
+        return call(self.args.socket, method, target, body)
+
+    def show(self, doc: Any, human: Callable[[Any], str]) -> int:
+        if self.args.json:
+            self.out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        else:
+            text = human(doc)
+            if text:
+                self.out.write(text + "\n")
+        return EXIT_OK
+
+
+# -- argument helpers ------------------------------------------------------------------------------
+
+
+def _port(text: str) -> dict[str, Any]:
+    parts = text.split(":")
+    if len(parts) == 2:
+        parts = ["tcp", *parts]
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise argparse.ArgumentTypeError(f"expected PROTO:PUBLISHED:TARGET (e.g. tcp:80:8080), got {text!r}")
+    return {"protocol": parts[0], "published": int(parts[1]), "target": int(parts[2])}
+
+
+def _option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _q(name: str) -> str:
+    return segment(name)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_members(ctx: _Context) -> int:
+    return ctx.show(ctx.call("GET", "/v1/members"), render.members)
+
+
+def cmd_status(ctx: _Context) -> int:
+    return ctx.show(ctx.call("GET", "/v1/status"), render.status)
+
+
+def cmd_network_create(ctx: _Context) -> int:
+    a = ctx.args
+    body: dict[str, Any] = {"name": a.name, "subnet": a.subnet}
+    for key in ("vni", "gateway", "mtu"):
+        if getattr(a, key) is not None:
+            body[key] = getattr(a, key)
+    if a.opt:
+        body["options"] = dict(a.opt)
+    doc = ctx.call("POST", "/v1/networks", body)
+    return ctx.show(doc, lambda d: f"created network {d['name']} (subnet {d['subnet']}, vni {d['vni']})")
+
+
+def cmd_network_ls(ctx: _Context) -> int:
+    return ctx.show(ctx.call("GET", "/v1/networks"), render.networks)
+
+
+def cmd_network_inspect(ctx: _Context) -> int:
+    return ctx.show(ctx.call("GET", f"/v1/networks/{_q(ctx.args.name)}"), render.network)
+
+
+def cmd_network_rm(ctx: _Context) -> int:
+    doc = ctx.call("DELETE", f"/v1/networks/{_q(ctx.args.name)}")
+    return ctx.show(doc, lambda d: f"removed network {d['removed']}")
+
+
+def cmd_endpoint_create(ctx: _Context) -> int:
+    a = ctx.args
+    body: dict[str, Any] = {"name": a.name, "ip": a.ip}
+    for key in ("mac", "netns", "pid", "ifname"):
+        if getattr(a, key) is not None:
+            body[key] = getattr(a, key)
+    doc = ctx.call("POST", f"/v1/networks/{_q(a.network)}/endpoints", body)
+    return ctx.show(doc, lambda d: f"created endpoint {d['id']} ({d['name']} {d['ip']} {d['mac']})")
+
+
+def cmd_endpoint_ls(ctx: _Context) -> int:
+    target = "/v1/endpoints" + (f"?network={_q(ctx.args.network)}" if ctx.args.network else "")
+    return ctx.show(ctx.call("GET", target), render.endpoint_listing)
+
+
+def cmd_endpoint_inspect(ctx: _Context) -> int:
+    doc = ctx.call("GET", f"/v1/endpoints/{_q(ctx.args.ref)}")
+    return ctx.show(doc, lambda d: render.endpoints([d]))
+
+
+def cmd_endpoint_rm(ctx: _Context) -> int:
+    doc = ctx.call("DELETE", f"/v1/endpoints/{_q(ctx.args.ref)}")
+    return ctx.show(doc, lambda d: f"removed endpoint {d['removed']} ({d['name']}) from {d['network']}")
+
+
+def _service_body(a: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if a.vip is not None:
+        body["vip"] = a.vip
+    if a.mode is not None:
+        body["mode"] = a.mode
+    if a.port is not None:
+        body["ports"] = a.port
+    if a.backend is not None:
+        body["backends"] = a.backend
+    return body
+
+
+def cmd_service_create(ctx: _Context) -> int:
+    a = ctx.args
+    doc = ctx.call("POST", f"/v1/networks/{_q(a.network)}/services", {"name": a.name, **_service_body(a)})
+    return ctx.show(
+        doc, lambda d: f"created service {d['name']} in {d['network']} (vip {render.cell(d['vip'])})"
+    )
+
+
+def cmd_service_update(ctx: _Context) -> int:
+    a = ctx.args
+    doc = ctx.call("PATCH", f"/v1/networks/{_q(a.network)}/services/{_q(a.name)}", _service_body(a))
+    return ctx.show(doc, lambda d: f"updated service {d['name']} in {d['network']}")
+
+
+def cmd_service_ls(ctx: _Context) -> int:
+    target = "/v1/services" + (f"?network={_q(ctx.args.network)}" if ctx.args.network else "")
+    return ctx.show(ctx.call("GET", target), render.service_listing)
+
+
+def _service_network(ctx: _Context) -> str:
+    a = ctx.args
+    if a.network:
+        return str(a.network)
+    found = sorted({s["network"] for s in ctx.call("GET", "/v1/services")["services"] if s["name"] == a.name})
+    if len(found) != 1:
+        why = f"exists in networks {', '.join(found)}" if found else "is not known to this agent"
+        raise ApiFailure(404 if not found else 409, f"service {a.name!r} {why}: give --network")
+    return str(found[0])
+
+
+def cmd_service_inspect(ctx: _Context) -> int:
+    network = _service_network(ctx)
+    doc = ctx.call("GET", f"/v1/networks/{_q(network)}/services/{_q(ctx.args.name)}")
+    return ctx.show(doc, lambda d: render.services([d]))
+
+
+def cmd_service_rm(ctx: _Context) -> int:
+    network = _service_network(ctx)
+    doc = ctx.call("DELETE", f"/v1/networks/{_q(network)}/services/{_q(ctx.args.name)}")
+    return ctx.show(doc, lambda d: f"removed service {d['removed']} from {d['network']}")
+
+
+def _key_outcome(ctx: _Context, doc: dict[str, Any]) -> int:
+    ctx.show(doc, render.key_result)
+    return EXIT_OK if doc["ok"] else EXIT_API
+
+
+def cmd_keys_list(ctx: _Context) -> int:
+    return ctx.show(ctx.call("GET", "/v1/keys"), render.key_listing)
+
+
+def cmd_keys_install(ctx: _Context) -> int:
+    key = ctx.stdin.readline().strip() if ctx.args.key == "-" else ctx.args.key
+    return _key_outcome(ctx, ctx.call("POST", "/v1/keys", {"key": key}))
+
+
+def cmd_keys_use(ctx: _Context) -> int:
+    return _key_outcome(ctx, ctx.call("PUT", "/v1/keys/primary", {"id": ctx.args.id}))
+
+
+def cmd_keys_remove(ctx: _Context) -> int:
+    return _key_outcome(ctx, ctx.call("DELETE", f"/v1/keys/{_q(ctx.args.id)}"))
+
+
+def cmd_keygen(ctx: _Context) -> int:
+    from swimnet.keyfile_io import generate_key
+
+    ctx.out.write(base64.b64encode(generate_key()).decode("ascii") + "\n")
+    return EXIT_OK
+
+
+def cmd_tables(ctx: _Context) -> int:
+    return ctx.show(ctx.call("GET", f"/v1/tables/{_q(ctx.args.network)}"), render.tables_dump)
+
+
+def cmd_fdb(ctx: _Context) -> int:
+    return ctx.show(ctx.call("GET", f"/v1/fdb/{_q(ctx.args.network)}"), render.fdb)
+
+
+def cmd_run(ctx: _Context) -> int:
+    from swimnet.agent.daemon import main_run
+    from swimnet.agent.settings import load_settings
+    from swimnet.errors import ConfigError
+
+    a = ctx.args
+    flags = {
+        "name": a.name,
+        "bind": a.bind,
+        "advertise": a.advertise,
+        "join": a.join,
+        "label": a.label,
+        "keyring": a.keyring,
+        "state_dir": a.state_dir,
+        "socket": a.socket,
+        "metrics": a.metrics,
+        "profile": a.profile,
+        "log_format": a.log_format,
+        "datapath": False if a.no_datapath else None,
+    }
+    try:
+        settings = load_settings(a.config, flags)
+    except ConfigError as exc:
+        ctx.err.write(f"swimnet-agent: configuration error: {exc}\n")
+        return EXIT_USAGE
+    return main_run(settings)
+
+
+# -- the parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    client = _Parser(add_help=False)
+    client.add_argument(
+        "--socket",
+        default=os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET,
+        help=f"the agent's control socket (default: ${SOCKET_ENV} or {DEFAULT_SOCKET})",
+    )
+    client.add_argument("--json", action="store_true", help="print the API's JSON answer")
+
+    parser = _Parser(prog="swimnet-agent", description="SWIM gossip overlay network agent")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the agent daemon")
+    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    run.add_argument("--name", help="node name (default: the state directory's, else the host name)")
+    run.add_argument("--bind", metavar="HOST:PORT", help="gossip address (UDP and TCP)")
+    run.add_argument("--advertise", metavar="HOST:PORT", help="address the cluster reaches us at")
+    run.add_argument("--join", metavar="HOST:PORT", action="append", help="seed to join (repeatable)")
+    run.add_argument("--label", help="cluster label")
+    run.add_argument("--keyring", metavar="FILE", help="key file (encrypts gossip)")
+    run.add_argument("--state-dir", metavar="DIR", help="state directory")
+    run.add_argument("--socket", metavar="PATH", help="control socket path")
+    run.add_argument("--metrics", metavar="HOST:PORT", help="Prometheus metrics address, or 'off'")
+    run.add_argument("--profile", choices=sorted(PROFILES), help="protocol timing preset")
+    run.add_argument("--log-format", choices=LOG_FORMATS, help="log line format")
+    run.add_argument("--no-datapath", action="store_true", help="do not program the kernel")
+    run.set_defaults(handler=cmd_run, json=False)
+
+    sub.add_parser("members", parents=[client], help="list the cluster's members").set_defaults(
+        handler=cmd_members
+    )
+    sub.add_parser("status", parents=[client], help="the agent's health and counters").set_defaults(
+        handler=cmd_status
+    )
+
+    net = sub.add_parser("network", help="overlay networks").add_subparsers(dest="action", required=True)
+    p = net.add_parser("create", parents=[client], help="create a network")
+    p.add_argument("name")
+    p.add_argument("--subnet", required=True, metavar="CIDR")
+    p.add_argument("--vni", type=_positive_int)
+    p.add_argument("--gateway", metavar="IP")
+    p.add_argument("--mtu", type=_positive_int)
+    p.add_argument("--opt", type=_option, action="append", metavar="KEY=VALUE", help="network option")
+    p.set_defaults(handler=cmd_network_create)
+    net.add_parser("ls", parents=[client], help="list networks").set_defaults(handler=cmd_network_ls)
+    p = net.add_parser("inspect", parents=[client], help="show a network")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_network_inspect)
+    p = net.add_parser("rm", parents=[client], help="remove a network")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_network_rm)
+
+    ep = sub.add_parser("endpoint", help="endpoints").add_subparsers(dest="action", required=True)
+    p = ep.add_parser("create", parents=[client], help="create an endpoint on this agent")
+    p.add_argument("network")
+    p.add_argument("name")
+    p.add_argument("--ip", required=True, metavar="IP[/LEN]")
+    p.add_argument("--mac")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--netns", metavar="NAME", help="network namespace of the container")
+    where.add_argument("--pid", type=_positive_int, help="a process in the container's network namespace")
+    p.add_argument("--ifname", help="interface name in the container (default eth0)")
+    p.set_defaults(handler=cmd_endpoint_create)
+    p = ep.add_parser("ls", parents=[client], help="list endpoints (of the networks this agent holds)")
+    p.add_argument("network", nargs="?")
+    p.set_defaults(handler=cmd_endpoint_ls)
+    p = ep.add_parser("inspect", parents=[client], help="show an endpoint")
+    p.add_argument("ref", metavar="ID_OR_NAME")
+    p.set_defaults(handler=cmd_endpoint_inspect)
+    p = ep.add_parser("rm", parents=[client], help="remove an endpoint of this agent")
+    p.add_argument("ref", metavar="ID_OR_NAME")
+    p.set_defaults(handler=cmd_endpoint_rm)
+
+    svc = sub.add_parser("service", help="services").add_subparsers(dest="action", required=True)
+    for action, helptext in (("create", "create a service"), ("update", "change a service")):
+        p = svc.add_parser(action, parents=[client], help=helptext)
+        p.add_argument("name")
+        p.add_argument("--network", required=True)
+        p.add_argument("--vip", metavar="IP")
+        p.add_argument("--mode", choices=("vip", "dnsrr"))
+        p.add_argument("--port", type=_port, action="append", metavar="PROTO:PUBLISHED:TARGET")
+        p.add_argument(
+            "--backend", action="append", metavar="ENDPOINT", help="endpoint id or name (repeatable)"
+        )
+        p.set_defaults(handler=cmd_service_create if action == "create" else cmd_service_update)
+    p = svc.add_parser("ls", parents=[client], help="list services")
+    p.add_argument("--network")
+    p.set_defaults(handler=cmd_service_ls)
+    for action, handler in (("inspect", cmd_service_inspect), ("rm", cmd_service_rm)):
+        p = svc.add_parser(action, parents=[client], help=f"{action} a service")
+        p.add_argument("name")
+        p.add_argument("--network")
+        p.set_defaults(handler=handler)
+
+    keys = sub.add_parser("keys", help="cluster-wide keyring").add_subparsers(dest="action", required=True)
+    keys.add_parser("list", parents=[client], help="list key ids").set_defaults(handler=cmd_keys_list)
+    p = keys.add_parser("install", parents=[client], help="install a key everywhere")
+    p.add_argument("key", help="base64 key, or - to read it from stdin")
+    p.set_defaults(handler=cmd_keys_install)
+    for action, handler in (("use", cmd_keys_use), ("remove", cmd_keys_remove)):
+        p = keys.add_parser(action, parents=[client], help=f"{action} a key everywhere")
+        p.add_argument("id", help="key id (8 hex characters)")
+        p.set_defaults(handler=handler)
+
+    sub.add_parser("keygen", help="print a new random key (base64)").set_defaults(
+        handler=cmd_keygen, json=False
+    )
+    p = sub.add_parser("tables", parents=[client], help="dump a network's replicated tables")
+    p.add_argument("network")
+    p.set_defaults(handler=cmd_tables)
+    p = sub.add_parser("fdb", parents=[client], help="what the datapath programmed for a network")
+    p.add_argument("network")
+    p.set_defaults(handler=cmd_fdb)
+    return parser
+
+
+def run_cli(
+    argv: Sequence[str],
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    """Run one CLI command; the exit code (output goes to `out` / `err`)."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    try:
+        args = build_parser().parse_args(list(argv))
+    except UsageError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    ctx = _Context(args, out, err, stdin if stdin is not None else sys.stdin)
+    handler: Callable[[_Context], int] = args.handler
+    try:
+        return handler(ctx)
+    except AgentUnreachable as exc:
+        err.write(f"swimnet-agent: {exc}\n")
+        return EXIT_UNREACHABLE
+    except ApiFailure as exc:
+        where = f" (field: {exc.field})" if exc.field else ""
+        err.write(f"error: {exc.message}{where}\n")
+        return EXIT_API
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(sys.argv[1:] if argv is None else argv)
