@@ -36,6 +36,18 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The demo: a simulated cluster until the agent and datapath land."""
+    """The pets lab: two hosts (network namespaces), two swimnet-agents, a VXLAN overlay and a
+    web -> db conversation across it; needs root and iproute2. Elsewhere (or with `-- --sim`)
+    the narrated simulated cluster."""
+    import os
+    import shutil
+
     session.install("-e", ".")
-    session.run("python", "-m", "examples.demo", *session.posargs)
+    args = [a for a in session.posargs if a != "--sim"]
+    lab_possible = os.geteuid() == 0 and shutil.which("ip") and shutil.which("bridge")
+    if "--sim" not in session.posargs and lab_possible:
+        session.run("python", "-m", "examples.pets", *args)
+    else:
+        if "--sim" not in session.posargs:
+            session.log("the pets lab needs root and iproute2: running the simulated cluster demo")
+        session.run("python", "-m", "examples.demo", *args)
