@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import msgpack
@@ -56,6 +56,7 @@ from swimnet.security.seal import (
 from swimnet.tables.changes import TableChange
 from swimnet.tables.config import TablesConfig
 from swimnet.topology.coordinate import Coordinate
+from swimnet.topology.selection import choose_excluding
 from swimnet.topology.tracker import PeerCoordinates
 from swimnet.wire.codec import decode_packet, decode_stream, encode_message, encode_stream
 from swimnet.wire.keys import KeyOp, KeyOpAck, KeyringState
@@ -110,7 +111,8 @@ class Engine:
         self.topology = PeerCoordinates(rng, stats=self.stats)
         self.swim.ack_payload = self._ack_payload
         self.swim.on_rtt = self.topology.observe
-        self.swim.rtt_of = self._rtt_for_choice
+        if config.topology_bias > 0.0:
+            self.swim.biased_choice = self._biased_choice
         self.swim.on_forget = self.topology.forget
 
         self._random = nonce_source if nonce_source is not None else rng.randbytes
@@ -204,6 +206,12 @@ class Engine:
         # number): half the samples, a fraction of the bytes
         every = self.config.coordinate_every
         return self.topology.ack_payload() if every and seq % every == 0 else b""
+
+    def _biased_choice(self, candidates: Sequence[str], k: int, skip: Container[str]) -> list[str]:
+        cfg = self.config
+        return choose_excluding(
+            candidates, k, self.rng, self._rtt_for_choice, cfg.topology_bias, skip, cfg.topology_uniform_share
+        )
 
     def _rtt_for_choice(self, member: str) -> float | None:
         return self.topology.remoteness(member, self.config.topology_rtt_floor)

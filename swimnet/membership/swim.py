@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Container, Hashable, Sequence
 
 from swimnet.config import Config
 from swimnet.errors import LocalProtocolError
@@ -41,7 +41,6 @@ from swimnet.membership.member import Member, MemberRecord
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.membership.suspicion import Suspicion
 from swimnet.membership.timers import Timers
-from swimnet.topology.selection import choose_excluding
 from swimnet.wire.codec import encode_message, encode_stream, pack_packet
 from swimnet.wire.messages import (
     Ack,
@@ -127,8 +126,8 @@ class Swim:
         self.on_rtt: Callable[[str, float, bytes], None] = lambda name, rtt, payload: None
         self.local_user_state: Callable[[bool], bytes] = lambda join: b""
         self.merge_user_state: Callable[[bytes, bool, float], None] = lambda data, join, now: None
-        self.rtt_of: Callable[[str], float | None] | None = None
-        """Estimated round-trip time to a member (topology); enables biased peer choice."""
+        self.biased_choice: Callable[[Sequence[str], int, Container[str]], list[str]] | None = None
+        """Topology-aware choice (candidates, k, names to skip) -> names; None: uniform."""
         self.on_forget: Callable[[str], None] = lambda name: None
         self.event_hooks: list[Callable[[MemberEvent], None]] = []
         """Called with every membership event as it happens (layers above react at once)."""
@@ -749,24 +748,15 @@ class Swim:
     ) -> list[MemberRecord]:
         """Up to k distinct random members (never ourselves) that `accept` admits.
 
-        `biased` choices favour low estimated RTT (config.topology_bias, keeping a uniform
-        share); otherwise random probing of the probe order first (O(k) in a large healthy
-        cluster) and a full scan only when few members qualify, as memberlist's kRandomNodes.
+        `biased` choices go through `biased_choice` (the engine's topology layer) when set;
+        otherwise random probing of the probe order first (O(k) in a large healthy cluster)
+        and a full scan only when few members qualify, as memberlist's kRandomNodes.
         """
         if k <= 0:
             return []
         order, members, rng = self._order, self.members, self.rng
-        bias = self.config.topology_bias
-        if biased and bias > 0.0 and self.rtt_of is not None:
-            names = choose_excluding(
-                order,
-                k,
-                rng,
-                self.rtt_of,
-                bias,
-                _Ineligible(members, self._me, accept),
-                self.config.topology_uniform_share,
-            )
+        if biased and self.biased_choice is not None:
+            names = self.biased_choice(order, k, _Ineligible(members, self._me, accept))
             return [members[name] for name in names]
         n = len(order)
         picked: dict[str, MemberRecord] = {}
