@@ -110,7 +110,7 @@ class Config:
     """How often a node re-contacts unreachable seeds and recently failed members (heals splits)."""
     rejoin_window: float = 24 * 3600.0
     """How long failed members are remembered for rejoin attempts."""
-    join_sync_delays: tuple[float, ...] = (0.5, 1.5, 3.0)
+    join_sync_delays: tuple[float, ...] = (0.2, 0.6, 1.2, 2.4)
     """Extra push-pulls with random members this long after a join (speeds up bootstrap)."""
     leave_timeout: float = 5.0
     topology_bias: float = 0.7
