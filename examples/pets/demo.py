@@ -6,18 +6,15 @@ a swimnet VXLAN overlay. See examples/pets/__init__.py for what it shows; run it
 from __future__ import annotations
 
 import argparse
-import os
-import signal
+import functools
 import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
-from types import FrameType
-from typing import Any
 
-from examples.pets.lab import HOSTS, LabError, PetsLab, check_environment
+from examples.pets.lab import HOSTS, Interrupts, LabError, PetsLab, check_environment
 
 NETWORK = "petsOverlay"
 SUBNET = "10.0.9.0/24"
@@ -118,7 +115,8 @@ def _vxlan(frame: bytes) -> tuple[str, str, int, str, str, int] | None:
 
 def run(lab: PetsLab, say: Narrator) -> None:
     say.section("Building the lab: two hosts on a private underlay, all in network namespaces")
-    lab.build()
+    with lab.interrupts.shield():
+        lab.build()
     say.say(f"underlay   {lab.underlay}: bridge br-ul (nothing leaves it)")
     for host, address in HOSTS.items():
         say.say(f"host {host}     {lab.hosts[host]}: eth0 {address}/24 on the underlay")
@@ -129,8 +127,9 @@ def run(lab: PetsLab, say: Narrator) -> None:
     lab.wait_for(lambda: lab.cli("A", "status", as_json=True, check=False), "agent A to answer")
     lab.start_agent("B", join=["A"])
     for host in HOSTS:
-        lab.wait_for(lambda h=host: _members_alive(lab, h, 2), f"agent {host} to see 2 members alive")
+        lab.wait_for(functools.partial(_members_alive, lab, host, 2), f"agent {host} to see 2 members alive")
     say.say("each: python -m swimnet.agent run --name ... --bind <eth0>:7946 --socket ... --profile local")
+    say.say(f"the CLI talks to an agent over its control socket: '(on A)' = --socket {lab.socket('A')}")
     say.show("swimnet-agent members   (on A)", lab.cli("A", "members"))
 
     say.section(f"Creating the overlay network {NETWORK} on A; B learns it by gossip")
@@ -159,7 +158,9 @@ def run(lab: PetsLab, say: Narrator) -> None:
 
     say.section(f"web (on A) stores and reads pets at {DB_IP}:{DB_PORT}, through the overlay")
     words = ["set", "cat=Tom", "dog=Rex", "fish=Nemo", "get", "cat", "dog", "list"]
-    with Capture(lab.underlay, "ul-B") as capture:
+    with lab.interrupts.shield():
+        capture = Capture(lab.underlay, "ul-B")
+    with capture:
         lab.start_in("web", "web", [*kv, "client", f"{DB_IP}:{DB_PORT}", *words])
         code = lab.wait_exit("web", timeout=60)
         time.sleep(0.3)
@@ -197,43 +198,39 @@ def _tool(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> Any:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.pets", description=__doc__.split("\n")[0])
     parser.add_argument("--prefix", default="pets", help="prefix of every namespace name (default: pets)")
     args = parser.parse_args(argv)
-    problem = check_environment()
+    interrupts = Interrupts()
+    interrupts.install()
+    try:
+        with interrupts.shield():
+            problem = check_environment()
+    except KeyboardInterrupt:
+        return 130
     if problem is not None:
         print(f"pets: {problem}", file=sys.stderr)
         return 1
     print("swimnet pets demo: web on host A talks to db on host B over a VXLAN overlay that two")
     print("swimnet-agents program from their gossip-replicated tables (all inside network namespaces).")
     say = Narrator()
-    owner = os.getpid()
-    lab = PetsLab(args.prefix)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    lab = PetsLab(args.prefix, interrupts)
     acquired = False
     code = 1
     try:
-        lab.acquire()
+        with interrupts.shield():
+            lab.acquire()
         acquired = True
         run(lab, say)
         code = 0
     except KeyboardInterrupt:
-        if os.getpid() != owner:  # a forked helper (pyroute2 forks to enter namespaces)
-            os._exit(130)
         print("\npets: interrupted", file=sys.stderr)
         code = 130
     except LabError as exc:
         print(f"\npets: failed: {exc}", file=sys.stderr)
     finally:
-        if os.getpid() != owner:
-            os._exit(1)  # never clean up from a forked helper: only the process that built the lab
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        interrupts.ignore()  # nothing stops the cleanup
         if acquired:
             problems = lab.cleanup()
             left = lab.namespaces()
@@ -245,6 +242,5 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\ncleaned up: processes stopped, namespaces removed (t={took:.1f}s)")
         else:
             lab.discard()
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        interrupts.restore()
     return code

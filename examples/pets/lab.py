@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,6 +51,48 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class LabError(Exception):
     """The lab cannot run here, or a step failed (the message says which)."""
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, except inside `shield()` (a pyroute2 call
+    interrupted half-way can hang): there they are remembered and raised when it ends.
+    Forked helpers (pyroute2 forks to enter namespaces) ignore them and finish their work."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.depth = 0
+        self.pending = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handler)
+
+    def ignore(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.owner:
+            return
+        if self.depth:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shield(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
 
 
 def check_environment() -> str | None:
@@ -93,8 +135,9 @@ def _child_setup(netns_path: str | None) -> Callable[[], None]:
 
 
 class PetsLab:
-    def __init__(self, prefix: str = "pets") -> None:
+    def __init__(self, prefix: str = "pets", interrupts: Interrupts | None = None) -> None:
         self.prefix = prefix
+        self.interrupts = interrupts if interrupts is not None else Interrupts()
         self.underlay = f"{prefix}-ul"
         self.hosts = {h: f"{prefix}-{h}" for h in HOSTS}
         self.lock_path = Path(tempfile.gettempdir()) / f"swimnet-{prefix}.lock"
@@ -192,7 +235,12 @@ class PetsLab:
     def _spawn(self, name: str, argv: list[str], netns_path: str | None) -> subprocess.Popen[bytes]:
         with open(self.log(name), "ab") as out:
             proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, preexec_fn=_child_setup(netns_path)
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                preexec_fn=_child_setup(netns_path),
+                start_new_session=True,  # Ctrl-C reaches only us; cleanup() stops them in order
             )
         self.procs[name] = proc
         self._save_run_file()
@@ -242,13 +290,13 @@ class PetsLab:
     def cleanup(self) -> list[str]:
         """Stop every process (agents leave gracefully), remove every namespace; what failed."""
         problems: list[str] = []
-        for proc in self.procs.values():
+        # newest first: the containers' programs, then agent B (A is still there to hear it
+        # leave, so the leave is quick), then agent A
+        for name, proc in reversed(list(self.procs.items())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 8
-        for name, proc in self.procs.items():
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=8)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 try:
@@ -261,6 +309,8 @@ class PetsLab:
             with contextlib.suppress(OSError):
                 self.run_path.unlink()
         if self._lock is not None:
+            with contextlib.suppress(OSError):
+                self.lock_path.unlink()  # while still holding it
             self._lock.close()
             self._lock = None
         return problems

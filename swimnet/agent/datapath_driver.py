@@ -17,6 +17,9 @@ Rules:
   0.5 s doubling up to the interval);
 - nothing is reconciled before the first `update()`: an empty desired state would tear
   down the sandboxes of endpoints the agent is about to restore from its state directory;
+- network options honoured: `flood=true` (all-zeros FDB entries to every remote VTEP, for
+  broadcast and unknown unicast; off by default, ARP is answered from the neighbour
+  entries) and `vxlan_port=N` (default 4789);
 - a snapshot that cannot be converted is never applied: a network or endpoint with a bad
   value is skipped (counted, logged), and if the whole desired state is refused the kernel
   is left as it is;

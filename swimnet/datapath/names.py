@@ -1,7 +1,7 @@
 """Names of everything the datapath creates, and how to recognise them again.
 
 Rules:
-- a node tag is 1..48 characters of [A-Za-z0-9_.-] starting with a letter or digit;
+- a node tag is 1..63 characters (the agent's node names) of [A-Za-z0-9_.-] starting with a letter or digit;
 - the sandbox of network VNI v on node tag t is the network namespace `swn-<t>-<v>`; it is
   ours exactly when the part after `swn-<t>-` is all digits, so tags that extend each other
   (`a` and `a-1`) never claim each other's namespaces (`swn-a-1-7` is not `swn-a-<digits>`);
@@ -24,13 +24,13 @@ BRIDGE = "br0"
 VXLAN = "vxlan0"
 HOST_VXLAN_PREFIX = "swv"
 
-_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}")
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _HOST_VXLAN = re.compile(r"swv(\d{1,8})")
 
 
 def check_tag(tag: str) -> str:
     if not _TAG.fullmatch(tag):
-        raise ConfigError(f"node_tag: {tag!r} must be 1..48 characters of [A-Za-z0-9_.-]")
+        raise ConfigError(f"node_tag: {tag!r} must be 1..63 characters of [A-Za-z0-9_.-]")
     return tag
 
 
