@@ -331,7 +331,12 @@ async def _run_node(
     driver: DatapathDriverProtocol | None = None
     if settings.datapath:
         factory = driver_factory if driver_factory is not None else default_driver_factory
-        driver = factory(node_tag=node.name, vtep=vtep, underlay_mtu=settings.underlay_mtu)
+        driver = factory(
+            node_tag=node.name,
+            vtep=vtep,
+            underlay_mtu=settings.underlay_mtu,
+            reconcile_interval=settings.reconcile_interval,
+        )
     overlay = OverlayAgent(node, store, driver=driver, local=local, cache=cache)
     keys = KeysAdmin(node, settings.keyring)
     runtime = AgentRuntime(settings, node, overlay, keys, control.path)

@@ -14,6 +14,7 @@
     log_level = "info"              # debug | info | warning | error
     datapath = true
     underlay_mtu = 1500
+    reconcile_interval = 30.0
 
     [tuning]                        # expert/testing: overrides of the profile's protocol timings,
     probe_interval = 0.2            # any swimnet.Config field except name, bind, advertise, meta,
@@ -80,6 +81,8 @@ class AgentSettings:
     log_level: str = "info"
     datapath: bool = True
     underlay_mtu: int = 1500
+    reconcile_interval: float = 30.0
+    """Seconds between full datapath reconciles (repairs outside tampering)."""
     tuning: dict[str, Any] = attrs.field(factory=dict)
     tables: dict[str, Any] = attrs.field(factory=dict)
     source: str = COMMAND_LINE
@@ -184,6 +187,12 @@ def _mtu(value: Any, where: str, key: str) -> int:
     return value
 
 
+def _interval(value: Any, where: str, key: str) -> float:
+    if type(value) not in (int, float) or not 0.1 <= value <= 86_400:
+        raise _fail(where, key, f"expected seconds in 0.1..86400, got {value!r}")
+    return float(value)
+
+
 _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
     "name": check_node_name,
     "bind": _address,
@@ -199,6 +208,7 @@ _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
     "log_level": _choice(LOG_LEVELS),
     "datapath": _boolean,
     "underlay_mtu": _mtu,
+    "reconcile_interval": _interval,
 }
 _PATHS = ("keyring", "state_dir", "socket")
 FLAGS: dict[str, str] = {

@@ -18,7 +18,9 @@ from swimnet.errors import DatapathError
 
 
 class FakeDriver:
-    def __init__(self, node_tag: str, vtep: str, underlay_mtu: int = 1500) -> None:
+    def __init__(
+        self, node_tag: str, vtep: str, underlay_mtu: int = 1500, reconcile_interval: float = 30.0
+    ) -> None:
         self.node_tag = node_tag
         self.vtep = vtep
         self.underlay_mtu = underlay_mtu
