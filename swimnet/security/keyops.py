@@ -147,7 +147,9 @@ class KeyManager:
             self._finish(op_id)
 
     def next_deadline(self) -> float | None:
-        return min((p.deadline for p in self._pending.values()), default=None)
+        if not self._pending:
+            return None
+        return min(p.deadline for p in self._pending.values())
 
     def member_gone(self, name: str) -> None:
         """A member left or failed: stop waiting for its answer."""
