@@ -14,6 +14,8 @@
     swimnet_key_operations_total{action}       counter   cluster-wide key operations started
     swimnet_local_endpoints                    gauge     endpoints owned by this agent
     swimnet_endpoint_conflicts                 gauge     duplicate IPs/MACs in the held networks
+    swimnet_datapath_events_total{name}        counter   datapath driver counters (reconciles, ops
+                                                         applied, errors, attaches), with a datapath
     swimnet_counter_total{name}                counter   every raw counter of the node (diagnosis)
 
 Rules: nothing is computed between scrapes (a scrape reads the node's counters); the
@@ -114,6 +116,17 @@ class AgentCollector:
             "Duplicate IPs/MACs in the networks this agent holds",
             value=sum(len(c) for c in self.agent.conflicts.values()),
         )
+
+        driver_stats = getattr(self.agent.driver, "stats", None)
+        if driver_stats is not None:
+            datapath = CounterMetricFamily(
+                "swimnet_datapath_events",
+                "Datapath driver counters (reconciles, ops, errors)",
+                labels=["name"],
+            )
+            for name, value in sorted(dict(driver_stats).items()):
+                datapath.add_metric([name], value)
+            yield datapath
 
         raw = CounterMetricFamily("swimnet_counter", "Every raw counter of the node", labels=["name"])
         for name, value in sorted(stats.items()):

@@ -9,6 +9,7 @@ record whether the endpoint was already visible in the tables at that moment.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import trio
@@ -24,6 +25,8 @@ class FakeDriver:
         self.node_tag = node_tag
         self.vtep = vtep
         self.underlay_mtu = underlay_mtu
+        self.stats: Counter[str] = Counter()
+        """Like the real driver's counters (exported by /metrics)."""
         self.calls: list[tuple[str, str]] = []
         self.snapshots: list[OverlaySnapshot] = []
         self.known_networks: set[str] = set()

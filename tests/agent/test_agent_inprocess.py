@@ -210,8 +210,10 @@ async def test_a_duplicate_ip_that_slipped_through_is_reported_and_resolved(
         # the datapath of a keeps a's own endpoint and leaves the duplicate out
         await eventually(lambda: drivers.by_name["a"].last.networks.get("dn"), "dn in a's snapshot")
         assert "0000deadbeef" not in {r[1] for r in drivers.by_name["a"].last.remote}
+        a.overlay.driver.stats["reconciles"] += 2  # type: ignore[union-attr]
         metrics_text = generate_latest(registry_for(a.overlay)).decode()
         assert "swimnet_endpoint_conflicts 1.0" in metrics_text
+        assert 'swimnet_datapath_events_total{name="reconciles"} 2.0' in metrics_text
         # two networks racing for one VNI: the older keeps it, everyone agrees, inspect says so
         await run_cli_json(a, "network", "create", "v1", "--subnet", "10.2.0.0/24", "--vni", "5100")
         late = NetworkRecord("v2", "10.3.0.0/24", vni=5100, created=10**6)
