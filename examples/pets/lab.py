@@ -41,6 +41,8 @@ from typing import IO, Any
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
+from swimnet.datapath.netns import kernel_support_problem
+
 ROOT = Path(__file__).resolve().parents[2]
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -104,17 +106,9 @@ def check_environment() -> str | None:
     for tool in ("ip", "bridge"):
         if shutil.which(tool) is None:
             return f"the pets lab needs iproute2 ('{tool}' not found): apt-get install iproute2"
-    probe = f"pets-probe-{os.getpid()}"
-    try:
-        pr_netns.create(probe)
-        try:
-            with IPRoute(netns=probe, flags=0) as ipr:
-                ipr.link("add", ifname="vxp", kind="vxlan", vxlan_id=1, vxlan_port=4789, vxlan_learning=0)
-                ipr.link("add", ifname="brp", kind="bridge")
-        finally:
-            pr_netns.remove(probe)
-    except Exception as exc:
-        return f"this kernel cannot run the lab (network namespaces, bridge, VXLAN): {exc}"
+    problem = kernel_support_problem(f"pets-probe-{os.getpid()}")
+    if problem is not None:
+        return f"this kernel cannot run the lab: {problem}"
     return None
 
 

@@ -116,3 +116,26 @@ def socket_in(path: str, family: int, kind: int, proto: int = 0) -> socket.socke
         exc = failure[0]
         raise DatapathError(f"cannot open a socket in namespace {path}: {exc}") from exc
     return result[0]
+
+
+def kernel_support_problem(probe_name: str) -> str | None:
+    """None when this process can build a namespaced VXLAN overlay, else why not.
+
+    Tries it for real in a scratch namespace called `probe_name` (removed again): root,
+    network namespaces, a bridge and a VXLAN device.
+    """
+    if os.geteuid() != 0:
+        return "needs root (it creates network namespaces)"
+    from pyroute2 import IPRoute
+
+    try:
+        pr_netns.create(probe_name)
+        try:
+            with IPRoute(netns=probe_name, flags=0) as ipr:
+                ipr.link("add", ifname="vxp", kind="vxlan", vxlan_id=1, vxlan_port=4789, vxlan_learning=0)
+                ipr.link("add", ifname="brp", kind="bridge")
+        finally:
+            pr_netns.remove(probe_name)
+    except Exception as exc:
+        return f"network namespaces / bridge / VXLAN unavailable: {exc!r}"
+    return None

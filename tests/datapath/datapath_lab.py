@@ -25,7 +25,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
 from swimnet.datapath import LinuxDatapath
-from swimnet.datapath.netns import path_of, socket_in
+from swimnet.datapath.netns import kernel_support_problem, path_of, socket_in
 
 TAG = "dpt"
 ETH_P_ALL = 0x0003
@@ -33,20 +33,7 @@ ETH_P_ALL = 0x0003
 
 def probe() -> str | None:
     """None when the kernel tests can run, else the reason they cannot."""
-    if os.geteuid() != 0:
-        return "kernel tests need root"
-    name = f"{TAG}{os.getpid()}xprobe{secrets.token_hex(2)}"
-    try:
-        pr_netns.create(name)
-        try:
-            with IPRoute(netns=name, flags=0) as ipr:
-                ipr.link("add", ifname="vxp", kind="vxlan", vxlan_id=1, vxlan_port=4789, vxlan_learning=0)
-                ipr.link("add", ifname="brp", kind="bridge")
-        finally:
-            pr_netns.remove(name)
-    except Exception as exc:
-        return f"network namespaces / vxlan / bridge unavailable: {exc!r}"
-    return None
+    return kernel_support_problem(f"{TAG}{os.getpid()}xprobe{secrets.token_hex(2)}")
 
 
 def _ours(name: str) -> str | None:
