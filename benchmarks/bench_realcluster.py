@@ -79,7 +79,7 @@ def _traffic(nodes: list[Node]) -> dict[str, int]:
 
 
 def _alive_count(node: Node) -> int:
-    return sum(1 for state in node.engine.view().values() if state == State.ALIVE)
+    return sum(1 for state in node.view().values() if state == State.ALIVE)
 
 
 def _percentile(values: list[float], q: float) -> float:

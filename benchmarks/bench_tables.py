@@ -7,7 +7,7 @@ Scenarios:
 - anti-entropy: two members holding the same 100,000 entries run one sync conversation:
   bytes on the wire (request and reply frames, from the simulator's `stream_bytes_sent`
   around one sync the benchmark starts through the engine's own path:
-  `tables.state.start_sync` + `engine.open_stream`, the rest of the conversation is the
+  `engine.sync_network`, the rest of the conversation is the
   engine's), then the same with 10 and 1,000 entries changed on one side only. The changes
   are writes whose gossip was lost: the writer runs with a one-slot gossip queue
   (`TablesConfig(queue_max_len=1)`), so all but the last change reach the peer only by
@@ -113,7 +113,7 @@ def propagation(n: int, writers: int, seed: int = 21) -> dict[str, Any]:
         sim.node(name).join_network(NET)
 
     def attached() -> bool:
-        return all(sim.engine(x).tables.state.network_size(NET) == n for x in names)
+        return all(len(sim.engine(x).tables.peers(NET)) + 1 == n for x in names)
 
     if not sim.run_until(attached, timeout=120.0, step=0.5):
         raise RuntimeError(f"{sim.describe()}: attachments did not spread")
@@ -276,9 +276,8 @@ def _force_sync(sim: Simulation, initiator: str, peer: str) -> dict[str, Any]:
     frames_before = len(getattr(engines[peer], "frames", []))
 
     def start(engine: Engine) -> None:
-        request = engine.tables.state.start_sync(peer, sim.now, [NET])
-        assert request is not None, "nothing to sync"
-        engine.open_stream(sim.address(peer), request)
+        assert engine.tables.peers(NET) == [peer], "the cluster is the two of them"
+        assert engine.sync_network(NET, sim.now), "nothing to sync"
 
     t0 = sim.now
     sim.call(initiator, start)
@@ -307,8 +306,8 @@ def _force_sync(sim: Simulation, initiator: str, peer: str) -> dict[str, Any]:
 
 
 def _differences(sim: Simulation, a: str, b: str) -> int:
-    mine = {(e.table, e.key): e.version_hash for e in sim.engine(a).tables.state.entries(NET)}
-    theirs = {(e.table, e.key): e.version_hash for e in sim.engine(b).tables.state.entries(NET)}
+    mine = {(e.table, e.key): e.version_hash for e in sim.engine(a).tables.entries(NET)}
+    theirs = {(e.table, e.key): e.version_hash for e in sim.engine(b).tables.entries(NET)}
     return sum(1 for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
 
 
@@ -350,7 +349,7 @@ def anti_entropy(entries: int, changes: tuple[int, ...], seed: int = 41) -> dict
         )
     return {
         "entries": entries,
-        "method": "engine path: state.start_sync + engine.open_stream, stream_bytes_sent around it",
+        "method": "engine path: engine.sync_network, stream_bytes_sent around it",
         "runs": rows,
         "identical_bytes": identical["total_bytes"],
         "identical_target_bytes": TARGET_IDENTICAL_BYTES,

@@ -4,7 +4,7 @@ Modules, one concern each:
   settings        TOML file + flags -> AgentSettings (ConfigError names file, key, reason)
   state_store     the state directory: identity (name, incarnation), local endpoints
   daemon          the daemon's life: start, signals, graceful leave, exit codes
-  agent_engine    the Engine plus probe-RTT histogram and completed-sync counters
+  probe_rtt       the histogram of direct probe round-trip times (the node's ping observer)
   overlay_state   LocalEndpointSpec, OverlaySnapshot, the datapath driver interface
   overlay_agent   local endpoints, held scopes, refresh, datapath feed
   network_ops / endpoint_ops / service_ops    the control operations

@@ -33,7 +33,6 @@ import attrs
 import trio
 
 from swimnet.agent import settings as settings_mod
-from swimnet.agent.agent_engine import AgentEngine
 from swimnet.agent.control_socket import ControlSocket, open_control_socket
 from swimnet.agent.errors import StartupError
 from swimnet.agent.http_server import Limits, serve_http
@@ -42,6 +41,7 @@ from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
 from swimnet.agent.metrics import metrics_handler, registry_for
 from swimnet.agent.overlay_agent import OverlayAgent
 from swimnet.agent.overlay_state import DatapathDriverProtocol, LocalEndpointSpec
+from swimnet.agent.probe_rtt import RttHistogram
 from swimnet.agent.routes import ControlApi
 from swimnet.agent.settings import AgentSettings
 from swimnet.agent.state_store import Identity, StateDir
@@ -91,6 +91,8 @@ class AgentRuntime:
     overlay: OverlayAgent
     keys: KeysAdmin
     socket_path: str
+    rtt: RttHistogram | None = None
+    """The node's probe round-trip histogram (its ping observer)."""
     stop: trio.Event = attrs.field(factory=trio.Event)
     joined: bool = False
     join_error: str | None = None
@@ -241,7 +243,7 @@ async def _serve_metrics(runtime: AgentRuntime, nursery: trio.Nursery, address: 
     except OSError as exc:
         raise StartupError(f"metrics: cannot listen on {address}: {exc.strerror or exc}") from None
     bound = listeners[0].socket.getsockname()
-    handler = metrics_handler(registry_for(runtime.overlay))
+    handler = metrics_handler(registry_for(runtime.overlay, runtime.rtt))
     await nursery.start(serve_http, listeners, handler, Limits(max_body=0, idle_timeout=30.0))
     return format_address((str(bound[0]), int(bound[1])))
 
@@ -284,6 +286,7 @@ async def _run_agent(
         config = settings.node_config(identity.name, keyring)
         tables_config = settings.tables_config()
         control = await open_control_socket(settings.socket)
+        rtt = RttHistogram()
         async with contextlib.AsyncExitStack() as stack:
             try:
                 node = await stack.enter_async_context(
@@ -291,7 +294,7 @@ async def _run_agent(
                         config,
                         incarnation=identity.incarnation,
                         tables_config=tables_config,
-                        engine_factory=AgentEngine,
+                        ping_observer=rtt,
                     )
                 )
             except OSError as exc:
@@ -302,6 +305,7 @@ async def _run_agent(
                 node,
                 store,
                 control,
+                rtt=rtt,
                 local=local,
                 cache=cache,
                 driver_factory=driver_factory,
@@ -321,6 +325,7 @@ async def _run_node(
     store: StateDir,
     control: ControlSocket,
     *,
+    rtt: RttHistogram,
     local: list[LocalEndpointSpec],
     cache: dict[str, NetworkRecord],
     driver_factory: DriverFactory | None,
@@ -339,7 +344,7 @@ async def _run_node(
         )
     overlay = OverlayAgent(node, store, driver=driver, local=local, cache=cache)
     keys = KeysAdmin(node, settings.keyring)
-    runtime = AgentRuntime(settings, node, overlay, keys, control.path)
+    runtime = AgentRuntime(settings, node, overlay, keys, control.path, rtt)
     event(
         log,
         "agent started",

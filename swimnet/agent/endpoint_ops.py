@@ -219,7 +219,7 @@ async def remove(agent: OverlayAgent, ref: str) -> dict[str, Any]:
         except OSError as exc:
             agent.local[spec.endpoint_id] = spec
             raise ApiError(500, f"cannot save state: {exc}") from None
-        if agent.view.state.is_joined(spec.network):
+        if agent.view.tables.is_joined(spec.network):
             await agent.node.table(spec.network, PEERS_TABLE).delete(spec.endpoint_id)
         await agent.release(spec.network)
         agent.push()

@@ -30,9 +30,9 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from swimnet.agent.agent_engine import AgentEngine
 from swimnet.agent.http_server import Handler, Request, Response, error_response
 from swimnet.agent.overlay_agent import OverlayAgent
+from swimnet.agent.probe_rtt import RttHistogram
 from swimnet.wire.messages import State
 
 _KEY_ACTIONS = ("install", "use", "remove")
@@ -41,8 +41,9 @@ _KEY_ACTIONS = ("install", "use", "remove")
 class AgentCollector:
     """A prometheus_client custom collector over one agent."""
 
-    def __init__(self, agent: OverlayAgent) -> None:
+    def __init__(self, agent: OverlayAgent, rtt: RttHistogram | None = None) -> None:
         self.agent = agent
+        self.rtt = rtt
 
     def collect(self) -> Iterator[Any]:
         node = self.agent.node
@@ -73,11 +74,10 @@ class AgentCollector:
                 dropped.add_metric([name[len("drop_") :]], value)
         yield dropped
 
-        engine = node.engine
-        if isinstance(engine, AgentEngine):
+        if self.rtt is not None:
             rtt = HistogramMetricFamily("swimnet_probe_rtt_seconds", "Direct probe round-trip times")
-            buckets = [(bound, float(n)) for bound, n in engine.rtt.cumulative()]
-            rtt.add_metric([], buckets, engine.rtt.sum)
+            buckets = [(bound, float(n)) for bound, n in self.rtt.cumulative()]
+            rtt.add_metric([], buckets, self.rtt.sum)
             yield rtt
 
         yield CounterMetricFamily("swimnet_suspicions", "Suspicions", value=stats["suspicions"])
@@ -91,10 +91,10 @@ class AgentCollector:
         entries = GaugeMetricFamily(
             "swimnet_table_entries", "Visible table entries", labels=["network", "table"]
         )
-        state = engine.tables.state
-        for network in state.joined_networks():
+        tables = node.tables
+        for network in tables.networks():
             per_table: dict[str, int] = {}
-            for table, _ in state.live_entries(network):
+            for table, _ in tables.live_entries(network):
                 per_table[table] = per_table.get(table, 0) + 1
             for table, n in sorted(per_table.items()):
                 entries.add_metric([network, table], n)
@@ -143,9 +143,9 @@ def _directional(name: str, doc: str, stats: Any, received: str, sent: str) -> C
     return family
 
 
-def registry_for(agent: OverlayAgent) -> CollectorRegistry:
+def registry_for(agent: OverlayAgent, rtt: RttHistogram | None = None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(agent))
+    registry.register(AgentCollector(agent, rtt))
     return registry
 
 

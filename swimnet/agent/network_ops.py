@@ -63,7 +63,6 @@ async def create(agent: OverlayAgent, body: Body) -> dict[str, Any]:
             users = sorted(n for n, v in effective.items() if v == vni)
             if users:
                 raise conflict(f"vni: {vni} is used by network {users[0]!r}", "vni")
-        state = agent.view.state
         record = NetworkRecord(
             name=name,
             subnet=str(subnet),
@@ -71,7 +70,7 @@ async def create(agent: OverlayAgent, body: Body) -> dict[str, Any]:
             gateway=gateway,
             mtu=mtu if mtu is not None else 1450,
             options=options,
-            created=state.table_clock.time + 1,
+            created=agent.view.tables.lamport_time() + 1,
         )
         await agent.node.table(CLUSTER_SCOPE, NETWORKS_TABLE).put(name, record.encode())
         described = _describe(agent, record, agent.me)
@@ -97,8 +96,7 @@ def inspect(agent: OverlayAgent, name: str) -> dict[str, Any]:
         raise not_found(f"network {name!r} not found", "name")
     record, owner = found
     out = _describe(agent, record, owner)
-    attachments = agent.view.state.attachments.of_network(name)
-    out["agents"] = sorted(n for n, a in attachments.items() if not a.leaving)
+    out["agents"] = agent.view.tables.attached(name)
     if out["held"]:
         conflicts = agent.conflicts.get(name, [])
         flagged = {i for c in conflicts for i, _ in c.endpoints}

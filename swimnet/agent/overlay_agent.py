@@ -32,7 +32,6 @@ from collections.abc import Iterable
 import trio
 
 from swimnet.agent.adoption import Orphans
-from swimnet.agent.agent_engine import AgentEngine
 from swimnet.agent.conflicts import Conflict, find_conflicts, for_datapath
 from swimnet.agent.logs import LOGGER, event
 from swimnet.agent.overlay_state import (
@@ -77,7 +76,7 @@ class OverlayAgent:
         self.driver = driver
         self.me = node.name
         self.vtep = node.advertise_address[0]
-        self.view = TablesView(node.engine.tables.state)
+        self.view = TablesView(node.tables)
         self.local: dict[str, LocalEndpointSpec] = {s.endpoint_id: s for s in local}
         self.cache: dict[str, NetworkRecord] = dict(cache or {})
         self.sync_timeout = sync_timeout
@@ -93,14 +92,7 @@ class OverlayAgent:
         self.started = False
         self.cluster_synced = False
         self._wake = trio.Event()
-        self._cluster_sync_mark = 0
         self._pushed: OverlaySnapshot | None = None
-
-    @property
-    def engine(self) -> AgentEngine:
-        engine = self.node.engine
-        assert isinstance(engine, AgentEngine)
-        return engine
 
     # -- scopes ---------------------------------------------------------------------------
 
@@ -110,27 +102,21 @@ class OverlayAgent:
         With peers in the network: wait until a sync with one of them completed (starting
         one if none is under way), at most `sync_timeout`. With none known yet: wait a short
         grace (`peer_grace`) for attachments still travelling by gossip, then go on."""
-        state = self.view.state
-        if state.is_joined(network):
+        tables = self.node.tables
+        if tables.is_joined(network):
             return False
-        engine = self.engine
-        before = engine.syncs_completed[network]
         await self.node.join_network(network)
         event(log, "joined network scope", event="scope_joined", network=network)
-        now = trio.current_time()
-        deadline, grace_end = now + self.sync_timeout, now + self.peer_grace
-        attempts = 0
-        while engine.syncs_completed[network] == before:
-            now = trio.current_time()
-            peers = state.network_peers(network)
-            if now >= deadline or (not peers and now >= grace_end):
-                if peers:
-                    self.stats["scope_sync_timeouts"] += 1
-                break
-            if peers and not engine.sync_in_flight(network) and attempts < SYNC_ATTEMPTS:
-                attempts += 1
-                self.node.engine_call(lambda e, t: engine.sync_now(network, t))
-            await trio.sleep(0.02)
+        synced = False
+        with trio.move_on_after(self.sync_timeout):
+            if not tables.peers(network):
+                await trio.sleep(self.peer_grace)  # attachments may still be on their way
+            for _ in range(SYNC_ATTEMPTS if tables.peers(network) else 0):
+                if await self.node.sync_network(network, self.sync_timeout):
+                    synced = True
+                    break
+        if not synced and tables.peers(network):
+            self.stats["scope_sync_timeouts"] += 1
         return True
 
     def needs(self, network: str) -> bool:
@@ -142,7 +128,7 @@ class OverlayAgent:
 
     async def release(self, network: str) -> None:
         """Leave `network`'s scope unless this agent still needs it."""
-        if self.view.state.is_joined(network) and not self.needs(network):
+        if self.node.tables.is_joined(network) and not self.needs(network):
             await self.node.leave_network(network)
             event(log, "left network scope", event="scope_left", network=network)
 
@@ -205,7 +191,6 @@ class OverlayAgent:
         `alone`: no seeds were reachable (or none configured): the local tables are all
         there is, so they count as synced."""
         async with self.lock:
-            self._cluster_sync_mark = self.engine.syncs_completed[CLUSTER_SCOPE]
             await self.node.join_network(CLUSTER_SCOPE)
             for network in sorted({s.network for s in self.local.values()}):
                 await self.node.join_network(network)
@@ -235,12 +220,10 @@ class OverlayAgent:
     async def cluster_joined(self) -> None:
         """After the first successful join: wait for the first CLUSTER_SCOPE sync (bounded),
         then treat the tables as authoritative (see the module rules)."""
-        state = self.view.state
         with trio.move_on_after(CLUSTER_SYNC_TIMEOUT):
-            while state.network_peers(CLUSTER_SCOPE) and (
-                self.engine.syncs_completed[CLUSTER_SCOPE] == self._cluster_sync_mark
-            ):
-                await trio.sleep(0.05)
+            for _ in range(SYNC_ATTEMPTS if self.node.tables.peers(CLUSTER_SCOPE) else 0):
+                if await self.node.sync_network(CLUSTER_SCOPE, CLUSTER_SYNC_TIMEOUT):
+                    break
         async with self.lock:
             await self._synced()
         self.wake()
@@ -330,7 +313,7 @@ class OverlayAgent:
 
     async def _republish(self) -> None:
         for spec in sorted(self.local.values(), key=lambda s: s.endpoint_id):
-            if not self.view.state.is_joined(spec.network):
+            if not self.view.tables.is_joined(spec.network):
                 await self.node.join_network(spec.network)
             if not self.published(spec):
                 await self.publish(spec)

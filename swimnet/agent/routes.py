@@ -141,11 +141,10 @@ class ControlApi:
 
     async def _members(self, request: Request, args: list[str]) -> tuple[int, Any]:
         node = self.agent.node
-        engine = node.engine
 
         def row(m: Member) -> dict[str, Any]:
             local = m.name == node.name
-            return member_json(m, None if local else engine.rtt_estimate(m.name), local=local)
+            return member_json(m, None if local else node.rtt_estimate(m.name), local=local)
 
         members = sorted(node.members(), key=lambda m: (m.state is not State.ALIVE, m.name))
         return 200, [row(m) for m in members]
@@ -242,14 +241,13 @@ _DECODERS: dict[str, Callable[[bytes], Any]] = {
 
 
 def _entry_json(agent: OverlayAgent, e: Entry) -> dict[str, Any]:
-    state = agent.view.state
     out: dict[str, Any] = {
         "table": e.table,
         "key": e.key,
         "owner": e.owner,
         "ltime": e.ltime,
         "deleted": e.deleted,
-        "hidden": state.is_failed(e.owner),
+        "hidden": agent.view.tables.owner_failed(e.owner),
         "size": len(e.value),
     }
     decode = _DECODERS.get(e.table)
@@ -267,24 +265,24 @@ def _entry_json(agent: OverlayAgent, e: Entry) -> dict[str, Any]:
 def dump_tables(agent: OverlayAgent, network: str) -> dict[str, Any]:
     """Every stored entry of a network (tombstones and hidden entries included), its
     attachments and its digest, like NetworkDB's diagnostic server."""
-    state = agent.view.state
-    attachments = state.attachments.of_network(network)
-    if not state.is_joined(network):
+    tables = agent.node.tables
+    attachments = tables.attachments(network)
+    if not tables.is_joined(network):
         agents = sorted(n for n, a in attachments.items() if not a.leaving)
         where = f"; agents that do: {', '.join(agents)}" if agents else ""
         raise not_found(
             f"this agent does not hold network {network!r} (no local endpoint or service here){where}",
             "network",
         )
-    entries = sorted(state.entries(network), key=lambda e: (e.table, e.key))
-    count, digest = state.digest_hash(network)
+    entries = sorted(tables.entries(network), key=lambda e: (e.table, e.key))
+    count, digest = tables.digest_hash(network)
     return {
         "network": network,
         "attachments": [
-            {"node": node, "ltime": a.ltime, "leaving": a.leaving, "failed": state.is_failed(node)}
+            {"node": node, "ltime": a.ltime, "leaving": a.leaving, "failed": tables.owner_failed(node)}
             for node, a in sorted(attachments.items())
         ],
         "entries": [_entry_json(agent, e) for e in entries],
         "digest": {"count": count, "hash": f"{digest:016x}"},
-        "table_clock": state.table_clock.time,
+        "table_clock": tables.lamport_time(),
     }

@@ -29,7 +29,7 @@ from swimnet.overlay import (
     assign_vnis,
 )
 from swimnet.tables.entry import Entry
-from swimnet.tables.state import TableState
+from swimnet.tables.view import TablesReader
 
 
 @attrs.frozen
@@ -59,14 +59,14 @@ def _service(value: bytes) -> ServiceRecord:
 
 
 class TablesView:
-    def __init__(self, state: TableState) -> None:
-        self.state = state
+    def __init__(self, tables: TablesReader) -> None:
+        self.tables = tables
         self.undecodable: Counter[str] = Counter()
 
     def _rows(self, network: str, table: str) -> list[tuple[str, bytes, str]]:
         return sorted(
             (key, value, owner)
-            for (t, key), (value, owner) in self.state.live_entries(network).items()
+            for (t, key), (value, owner) in self.tables.live_entries(network).items()
             if t == table
         )
 
@@ -102,10 +102,10 @@ class TablesView:
 
     def held(self) -> list[str]:
         """Networks whose endpoint and service tables this node holds."""
-        return [n for n in self.state.joined_networks() if n != CLUSTER_SCOPE]
+        return [n for n in self.tables.networks() if n != CLUSTER_SCOPE]
 
     def is_held(self, network: str) -> bool:
-        return network != CLUSTER_SCOPE and self.state.is_joined(network)
+        return network != CLUSTER_SCOPE and self.tables.is_joined(network)
 
     def endpoints(self, network: str) -> list[tuple[str, EndpointRecord, str]]:
         """(endpoint id, record, owner) of the network's visible endpoints."""
@@ -131,7 +131,7 @@ class TablesView:
 
     def stored(self, network: str, table: str, key: str) -> Entry | None:
         """The stored version of a key, tombstones and hidden entries included."""
-        for e in self.state.entries(network):
+        for e in self.tables.entries(network):
             if e.table == table and e.key == key:
                 return e
         return None
@@ -141,8 +141,8 @@ class TablesView:
         return e is not None and e.deleted
 
     def visible(self, network: str, table: str, key: str) -> tuple[bytes, str] | None:
-        return self.state.live_entries(network).get((table, key))
+        return self.tables.live_entries(network).get((table, key))
 
     def owns_any(self, network: str, table: str, me: str) -> bool:
         """Whether `me` owns any stored entry (live or tombstone) of the table."""
-        return any(e.table == table and e.owner == me for e in self.state.entries(network))
+        return any(e.table == table and e.owner == me for e in self.tables.entries(network))

@@ -2,8 +2,11 @@
 
 Inputs are decoded messages (`handle_message`), push-pull state (`merge_remote_state`),
 timer expiries (`handle_timer`) and API calls, each with `now`. Outputs accumulate in
-`outbox` (plaintext datagrams as (address, bytes)), `streams` (push-pull requests to open)
-and `events` (MemberEvent values); the owner drains them after every call.
+`outbox` (plaintext datagrams as (address, bytes)), `streams` (stream requests to open, each
+with its kind: "join", "push_pull" or "ping"); the owner drains them after every call.
+Membership events go to the `events` delegate as they happen. The layers above are
+reached only through the delegates given at construction (`SwimDelegates`: ping, state,
+events, peer selection, broadcast sources).
 
 Rules (hashicorp/memberlist's state.go, with its precedence exactly):
 - alive(inc) applies only if inc > known incarnation (or it reclaims a left/reclaimable
@@ -23,11 +26,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Container, Hashable, Sequence
+from collections.abc import Callable, Hashable
 
 from swimnet.config import Config
 from swimnet.errors import LocalProtocolError
 from swimnet.membership.awareness import Awareness
+from swimnet.membership.delegates import SwimDelegates
 from swimnet.membership.events import (
     MemberEvent,
     MemberFailed,
@@ -102,35 +106,28 @@ class Swim:
         *,
         incarnation: int = 1,
         meta: bytes | None = None,
+        delegates: SwimDelegates | None = None,
+        stats: Counter[str] | None = None,
     ) -> None:
+        d = delegates if delegates is not None else SwimDelegates()
+        self._ping = d.ping
+        self._state = d.state
+        self._event_delegate = d.events
+        self._selection = d.selection
+        self._extra_queues = d.broadcasts
         self.config = config
         self.rng = rng
         self.name = config.name
         self.addr = config.advertise_address
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.queue = BroadcastQueue(config.retransmit_mult, config.broadcast_queue_max)
-        self.extra_queues: list[BroadcastQueue] = []
-        """Further piggyback sources (e.g. network attachments), drained after ours."""
         self.timers = Timers()
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[str] = stats if stats is not None else Counter()
         self.outbox: list[tuple[Address, bytes]] = []
         self.streams: list[tuple[Address, bytes, str]] = []
         """(address, request frame, kind) of streams to open; kind says how a failure counts."""
-        self.events: list[MemberEvent] = []
         self.packet_budget = config.packet_size
         """Bytes a plaintext datagram may take (packet size minus sealing overhead)."""
-
-        # hooks for the layers above (the engine sets them)
-        self.ack_payload: Callable[[int], bytes] = lambda seq: b""
-        """The payload of our ack to a ping with this sequence number (topology)."""
-        self.on_rtt: Callable[[str, float, bytes], None] = lambda name, rtt, payload: None
-        self.local_user_state: Callable[[bool], bytes] = lambda join: b""
-        self.merge_user_state: Callable[[bytes, bool, float], None] = lambda data, join, now: None
-        self.biased_choice: Callable[[Sequence[str], int, Container[str]], list[str]] | None = None
-        """Topology-aware choice (candidates, k, names to skip) -> names; None: uniform."""
-        self.on_forget: Callable[[str], None] = lambda name: None
-        self.event_hooks: list[Callable[[MemberEvent], None]] = []
-        """Called with every membership event as it happens (layers above react at once)."""
 
         self.members: dict[str, MemberRecord] = {}
         self._order: list[str] = []
@@ -145,7 +142,6 @@ class Swim:
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
         self._by_addr: dict[Address, MemberRecord] = {}
-        self._joining: set[Address] = set()
         self._rebutted: dict[str, float] = {}
 
         me = MemberRecord(
@@ -183,10 +179,8 @@ class Swim:
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
 
-    def _emit(self, event: MemberEvent) -> None:
-        self.events.append(event)
-        for hook in self.event_hooks:
-            hook(event)
+    def _emit(self, event: MemberEvent, now: float) -> None:
+        self._event_delegate.notify_member_event(event, now)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -206,9 +200,9 @@ class Swim:
             return []
         n = len(self.members)
         taken = self.queue.take(budget, _PER_MESSAGE_OVERHEAD, n)
-        if self.extra_queues:
+        if self._extra_queues:
             budget -= sum(len(b) for b in taken)
-            for q in self.extra_queues:
+            for q in self._extra_queues:
                 if budget <= 0:
                     break
                 more = q.take(budget, _PER_MESSAGE_OVERHEAD, n)
@@ -221,17 +215,13 @@ class Swim:
     ) -> None:
         self.queue.queue(key, encode_message(message), on_done)
 
-    def _push_pull_message(self, join: bool) -> PushPull:
-        return PushPull(join, tuple(m.to_wire() for m in self.members.values()), self.local_user_state(join))
+    def _push_pull_message(self, join: bool, now: float) -> PushPull:
+        members = tuple(m.to_wire() for m in self.members.values())
+        return PushPull(join, members, self._state.local_state(join, now))
 
-    def push_pull_request(self, join: bool) -> bytes:
-        """A push-pull request frame (the runtime sends it on a stream)."""
-        return encode_stream(self._push_pull_message(join))
-
-    def _open_push_pull(self, addr: Address, join: bool) -> None:
-        if join:
-            self._joining.add(addr)
-        self.streams.append((addr, self.push_pull_request(join), "join" if join else "push_pull"))
+    def _open_push_pull(self, addr: Address, join: bool, now: float) -> None:
+        request = encode_stream(self._push_pull_message(join, now))
+        self.streams.append((addr, request, "join" if join else "push_pull"))
 
     # -- API -------------------------------------------------------------------------------
 
@@ -241,7 +231,7 @@ class Swim:
             if addr not in self._seeds:
                 self._seeds.append(addr)
             if addr != self.addr:
-                self._open_push_pull(addr, join=True)
+                self._open_push_pull(addr, True, now)
 
     def joined(self, addr: Address, now: float) -> None:
         """A join push-pull with `addr` succeeded: schedule the post-join syncs."""
@@ -295,7 +285,7 @@ class Swim:
         if msg.target != self.name:
             self.stats["drop_wrong_target"] += 1
             return
-        self.send(addr, [Ack(msg.seq, self.ack_payload(msg.seq))])
+        self.send(addr, [Ack(msg.seq, self._ping.ack_payload(msg.seq))])
 
     def _on_indirect_ping(self, msg: IndirectPing, addr: Address, now: float) -> None:
         seq = self._next_seq()
@@ -319,7 +309,7 @@ class Swim:
         if via_stream:
             self.stats["probe_ok_only_over_stream"] += 1  # UDP may be blocked or lossy
         elif addr == pending.addr:  # direct UDP answer: a real round-trip time
-            self.on_rtt(pending.target, now - pending.sent, msg.payload)
+            self._ping.notify_ping_complete(pending.target, now - pending.sent, msg.payload, now)
 
     def handle_stream_ping(self, msg: Ping) -> bytes | None:
         """A probe over a stream (memberlist's TCP fallback): answer with an ack frame."""
@@ -390,9 +380,9 @@ class Swim:
             m.state = State.ALIVE
             m.state_change = now
         if old_state >= State.DEAD:
-            self._emit(MemberJoined(m.snapshot()))
+            self._emit(MemberJoined(m.snapshot()), now)
         elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
-            self._emit(MemberUpdated(m.snapshot()))
+            self._emit(MemberUpdated(m.snapshot()), now)
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
         m = self.members.get(s.node)
@@ -427,7 +417,7 @@ class Swim:
         self._suspicions[s.node] = timer
         self.timers.set(("suspicion", s.node), timer.deadline)
         self.stats["suspicions"] += 1
-        self._emit(MemberSuspected(m.snapshot()))
+        self._emit(MemberSuspected(m.snapshot()), now)
 
     def _on_dead(self, d: Dead, now: float) -> None:
         m = self.members.get(d.node)
@@ -453,7 +443,7 @@ class Swim:
         if m.state == State.DEAD and m is not self._me:
             self._failed.add(m.name)
         if d.node != self.name:
-            self._emit((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()))
+            self._emit((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()), now)
 
     def _drop_suspicion(self, name: str) -> None:
         if self._suspicions.pop(name, None) is not None:
@@ -501,14 +491,14 @@ class Swim:
     def handle_push_pull(self, remote: PushPull, addr: Address, now: float) -> bytes:
         """Server side: merge the peer's state, answer with ours (after the merge)."""
         self.merge_remote_state(remote, now)
-        return encode_stream(self._push_pull_message(False))
+        return encode_stream(self._push_pull_message(False, now))
 
-    def push_pull_reply(self, remote: PushPull, addr: Address, now: float) -> None:
-        """Client side: merge the reply to a request we opened to `addr`."""
+    def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, join: bool) -> None:
+        """Client side: merge the reply to a request we opened to `addr` (`join`: it was a
+        join exchange, which schedules the post-join syncs)."""
         refutations = self.stats["refutations"]
         self.merge_remote_state(remote, now)
-        if addr in self._joining:
-            self._joining.discard(addr)
+        if join:
             self.joined(addr, now)
         if self.stats["refutations"] != refutations:
             # the peer believed us suspect or dead: tell it directly, it may not hear gossip
@@ -516,14 +506,13 @@ class Swim:
             self.send(addr, [Alive(me.incarnation, me.name, me.addr, me.meta, me.vsn)])
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
-        self._joining.discard(addr)
         self.stats["push_pull_failed"] += 1
 
     def merge_remote_state(self, remote: PushPull, now: float) -> None:
         for r in remote.members:
             self._merge_member(r, now)
         if remote.user:
-            self.merge_user_state(remote.user, remote.join, now)
+            self._state.merge_remote_state(remote.user, remote.join, now)
 
     def _merge_member(self, r: MemberState, now: float) -> None:
         m = self.members.get(r.name)
@@ -610,7 +599,7 @@ class Swim:
             n for n, m in self.members.items() if m.dead_or_left and now - m.state_change > reap_after
         ]:
             m = self.members.pop(name)
-            self.on_forget(name)
+            self._ping.forget(name)
             self._failed.discard(name)
             if self._by_addr.get(m.addr) is m:
                 del self._by_addr[m.addr]
@@ -662,7 +651,7 @@ class Swim:
             self.send(relay.reply_to, [Nack(relay.origin_seq)])
 
     def _has_broadcasts(self) -> bool:
-        return bool(len(self.queue)) or any(len(q) for q in self.extra_queues)
+        return bool(len(self.queue)) or any(len(q) for q in self._extra_queues)
 
     def wake_gossip(self, now: float) -> None:
         """Re-arm the idle gossip tick (on its original phase) once there is something to send.
@@ -703,7 +692,7 @@ class Swim:
     def _push_pull_random(self, now: float) -> None:
         peers = self._random_members(1, lambda m: m.state == State.ALIVE, biased=True)
         if peers:
-            self._open_push_pull(peers[0].addr, join=False)
+            self._open_push_pull(peers[0].addr, False, now)
 
     def _rejoin(self, now: float) -> None:
         """Heal splits: re-contact unreachable seeds and remembered failed members.
@@ -735,7 +724,7 @@ class Swim:
         if missing:
             chosen.append(self.rng.choice(missing))
         for addr in dict.fromkeys(chosen):
-            self._open_push_pull(addr, join=False)
+            self._open_push_pull(addr, False, now)
 
     # -- peer choice -----------------------------------------------------------------------
 
@@ -748,15 +737,15 @@ class Swim:
     ) -> list[MemberRecord]:
         """Up to k distinct random members (never ourselves) that `accept` admits.
 
-        `biased` choices go through `biased_choice` (the engine's topology layer) when set;
+        `biased` choices go through the `selection` delegate (topology) when there is one;
         otherwise random probing of the probe order first (O(k) in a large healthy cluster)
         and a full scan only when few members qualify, as memberlist's kRandomNodes.
         """
         if k <= 0:
             return []
         order, members, rng = self._order, self.members, self.rng
-        if biased and self.biased_choice is not None:
-            names = self.biased_choice(order, k, _Ineligible(members, self._me, accept))
+        if biased and self._selection is not None:
+            names = self._selection.choose(order, k, _Ineligible(members, self._me, accept))
             return [members[name] for name in names]
         n = len(order)
         picked: dict[str, MemberRecord] = {}

@@ -25,7 +25,8 @@ import trio
 from swimnet.config import Config, format_address
 from swimnet.engine import Engine
 from swimnet.errors import LocalProtocolError
-from swimnet.runtime.node import DEFAULT_MAX_STREAMS, EngineFactory, Node
+from swimnet.layers.topology import PingObserver
+from swimnet.runtime.node import DEFAULT_MAX_STREAMS, Node
 from swimnet.runtime.resolve import Seed, default_name, is_numeric, resolve, resolve_advertise
 from swimnet.runtime.subscriptions import DEFAULT_BUFFER
 from swimnet.runtime.transport import open_transport
@@ -50,14 +51,14 @@ async def open_node(
     event_buffer: int = DEFAULT_BUFFER,
     max_streams: int = DEFAULT_MAX_STREAMS,
     tables_config: TablesConfig | None = None,
-    engine_factory: EngineFactory = Engine,
+    ping_observer: PingObserver | None = None,
 ) -> AsyncIterator[Node]:
     """Start a node; `async with open_node(config) as node:` (see the module rules).
 
     `incarnation` starts the local member above a previous life (a restart under the same
     name must use a higher one); `rng` defaults to one seeded from os.urandom; `event_buffer`
     is the default subscription buffer; `max_streams` bounds concurrent stream exchanges per
-    direction; `engine_factory` builds the engine (an Engine subclass or wrapper).
+    direction; `ping_observer` is told of every direct probe round trip (e.g. a histogram).
     """
     if not isinstance(event_buffer, int) or event_buffer < 1:
         raise LocalProtocolError("event_buffer: must be an integer >= 1")
@@ -71,7 +72,7 @@ async def open_node(
         effective = config.evolve(
             name=name, bind=format_address(transport.address), advertise=format_address(advertise)
         )
-        engine = engine_factory(
+        engine = Engine(
             effective,
             rng=rng if rng is not None else random.Random(os.urandom(32)),
             now=trio.current_time(),
@@ -79,6 +80,7 @@ async def open_node(
             nonce_source=os.urandom,
             wall_clock=time.time,
             tables_config=tables_config,
+            ping_observer=ping_observer,
         )
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
@@ -108,7 +110,7 @@ async def serve_node(
     event_buffer: int = DEFAULT_BUFFER,
     max_streams: int = DEFAULT_MAX_STREAMS,
     tables_config: TablesConfig | None = None,
-    engine_factory: EngineFactory = Engine,
+    ping_observer: PingObserver | None = None,
     task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a node until cancelled, for `node = await nursery.start(serve_node, config)`.
@@ -124,7 +126,7 @@ async def serve_node(
         event_buffer=event_buffer,
         max_streams=max_streams,
         tables_config=tables_config,
-        engine_factory=engine_factory,
+        ping_observer=ping_observer,
     ) as node:
         seed_list = list(seeds)
         if seed_list:

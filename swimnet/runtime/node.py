@@ -9,9 +9,12 @@ Rules:
   connection), the timer (sleeps in a cancel scope whose deadline `_flush` keeps equal to
   engine.next_deadline(): earlier wakes it sooner, later saves a useless wake-up; a timer
   wake-up costs trio several times an I/O wake-up), one task per stream exchange we open;
+- waiting is event-driven: operations that take time (key operations, table syncs) end with
+  a completion event from the engine (`KeyOpFinished`, `SyncFinished`); `_flush` hands it to
+  the waiter registered before the operation's output went out; nothing polls;
 - nothing a peer sends raises out: the engine, the transport and the stream layer count what
-  they refuse; an unexpected exception inside the engine while it handles peer input is
-  logged and counted as internal_error_* instead of killing the node;
+  they refuse; an unexpected exception inside the engine (while it handles peer input or a
+  timer) is logged and counted as internal_error_* instead of killing the node;
 - leaving the `async with open_node(...)` block normally leaves the cluster gracefully
   (waits until the leave went out, at most leave_timeout); leaving it by an exception or a
   cancellation is a crash: the sockets are closed and nothing more is sent.
@@ -24,13 +27,14 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
 from swimnet.config import Config, format_address
-from swimnet.engine import Engine
+from swimnet.engine import Engine, EngineEvent, StreamRequest
 from swimnet.errors import JoinError, LocalProtocolError
+from swimnet.layers.events import KeyOpFinished, SyncFinished
 from swimnet.membership.events import MemberEvent
 from swimnet.membership.member import Member
 from swimnet.runtime import streams
@@ -41,8 +45,10 @@ from swimnet.runtime.transport import Transport, error_name
 from swimnet.security.keyops import KeyOpResult
 from swimnet.security.keyring import Keyring
 from swimnet.tables.changes import TableChange
+from swimnet.tables.view import TablesReader
+from swimnet.topology.coordinate import Coordinate
 from swimnet.wire.limits import MAX_META
-from swimnet.wire.messages import Address
+from swimnet.wire.messages import Address, State
 
 log = logging.getLogger("swimnet.runtime")
 
@@ -53,8 +59,22 @@ _RECEIVE_BATCH = 64
 _RECEIVE_BUFFER = 1 << 16
 """Bytes read per datagram: more than any UDP payload (MAX_DATAGRAM)."""
 
-EngineFactory = Callable[..., Engine]
 T = TypeVar("T")
+
+
+class _Outcome(Generic[T]):
+    """One waiter's result: set once by `_flush` when the completion event comes."""
+
+    __slots__ = ("done", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: T | None = None
+
+    def set(self, value: T) -> None:
+        if not self.done.is_set():
+            self.value = value
+            self.done.set()
 
 
 class Node:
@@ -80,6 +100,8 @@ class Node:
         self._subscriptions: list[Subscription[MemberEvent]] = []
         self._table_subscriptions: list[Subscription[TableChange]] = []
         self._timer_scope: trio.CancelScope | None = None
+        self._key_ops: dict[int, _Outcome[KeyOpResult]] = {}
+        self._syncs: dict[str, list[_Outcome[bool]]] = {}
         self._left = False
         self._leave_done = trio.Event()
         self._closed = False
@@ -100,11 +122,6 @@ class Node:
         return self._engine.config
 
     @property
-    def engine(self) -> Engine:
-        """The protocol state machine (read it; never call its input methods yourself)."""
-        return self._engine
-
-    @property
     def address(self) -> Address:
         """The address both sockets are bound to (the real port when the config said 0)."""
         return self._transport.address
@@ -121,6 +138,30 @@ class Node:
     def members(self) -> list[Member]:
         """Every member this node knows (itself included), in any state."""
         return self._engine.members()
+
+    def view(self) -> dict[str, State]:
+        """Member name -> state, as this node sees it (cheaper than `members()`)."""
+        return self._engine.view()
+
+    @property
+    def incarnation(self) -> int:
+        """Our incarnation number (it grows with every refutation and meta change)."""
+        return self._engine.incarnation
+
+    def rtt_estimate(self, member: str) -> float | None:
+        """Estimated round-trip time (seconds) to a member from network coordinates."""
+        return self._engine.rtt_estimate(member)
+
+    @property
+    def coordinate(self) -> Coordinate:
+        """Our Vivaldi network coordinate."""
+        return self._engine.coordinate
+
+    @property
+    def tables(self) -> TablesReader:
+        """The replicated tables of the networks this node joined, read-only (write with
+        `node.table(net, name)`)."""
+        return self._engine.tables
 
     @property
     def health_score(self) -> int:
@@ -180,31 +221,33 @@ class Node:
     async def _join_exchanges(self, targets: list[Address], failures: list[str]) -> set[Address]:
         engine = self._engine
         engine.join(targets, trio.current_time())
-        requests: dict[Address, bytes] = {}
-        for addr, request in engine.streams_to_open():
-            if addr in targets and addr not in requests:
-                requests[addr] = request
+        joins: list[StreamRequest] = []
+        for request in engine.streams_to_open():
+            if request.kind == "join":
+                joins.append(request)
             else:
-                self._nursery.start_soon(self._exchange, addr, request)
+                self._nursery.start_soon(self._exchange, request)
         self._flush()
         answered: set[Address] = set()
 
-        async def one(addr: Address, request: bytes) -> None:
+        async def one(request: StreamRequest) -> None:
+            addr = request.addr
+            timeout = self.config.tcp_timeout
             reply, failure = await streams.request(
-                self._transport, addr, request, timeout=self.config.tcp_timeout, limiter=self._out_limiter
+                self._transport, addr, request.data, timeout=timeout, limiter=self._out_limiter
             )
             if reply is None:
-                engine.stream_failed(addr, trio.current_time(), request)
+                self._stream_failed(request)
                 failures.append(f"{format_address(addr)}: no answer ({failure})")
-            elif self._stream_reply(reply, addr, request):
+            elif self._stream_reply(reply, request):
                 answered.add(addr)
             else:
                 failures.append(f"{format_address(addr)}: invalid reply")
             self._flush()
 
         async with trio.open_nursery() as nursery:
-            for addr, request in requests.items():
-                nursery.start_soon(one, addr, request)
+            for request in joins:
+                nursery.start_soon(one, request)
         return answered
 
     async def set_meta(self, meta: bytes) -> None:
@@ -251,7 +294,7 @@ class Node:
 
     def subscribe_tables(self, buffer: int | None = None) -> Subscription[TableChange]:
         """Table changes (every network, in order), with the same overflow policy as
-        `subscribe`; resynchronise from `table_items()` after drops."""
+        `subscribe`; resynchronise from `node.tables` after drops."""
         return Subscription(
             self._event_buffer if buffer is None else buffer,
             partial(self._add_subscription, self._table_subscriptions),
@@ -261,7 +304,8 @@ class Node:
     @property
     def keys(self) -> Keys:
         """Cluster-wide keyring operations: install / use / remove / list."""
-        return Keys(self)
+        engine = self._engine
+        return Keys(self._key_op, lambda: engine.keyring, lambda: engine.key_version)
 
     @property
     def keyring(self) -> Keyring | None:
@@ -277,7 +321,7 @@ class Node:
         visible entry (the snapshot), then the table's changes as they happen (derived from
         state, not from wire messages), with the overflow policy of `subscribe`."""
         self._check_running()
-        snapshot = self._engine.table_snapshot(network, table)
+        snapshot = self._engine.tables.snapshot(network, table)
         return Subscription(
             self._event_buffer if buffer is None else max(buffer, 1),
             partial(self._add_subscription, self._table_subscriptions),
@@ -286,11 +330,10 @@ class Node:
             initial=snapshot,
         )
 
-    # -- tables and keys (thin wrappers: the engine call, then its output goes out) ----------
+    # -- tables and keys -----------------------------------------------------------------------
 
-    def engine_call(self, call: Callable[[Engine, float], T]) -> T:
-        """Run `call(engine, now)` and send what it queued: the way to use any engine API
-        that has no wrapper here (calling engine methods directly would leave output unsent)."""
+    def _call(self, call: Callable[[Engine, float], T]) -> T:
+        """Run `call(engine, now)` and send what it queued."""
         self._check_running()
         try:
             return call(self._engine, trio.current_time())
@@ -298,42 +341,54 @@ class Node:
             self._flush()
 
     async def join_network(self, network: str) -> list[TableChange]:
-        changes = self.engine_call(lambda engine, now: engine.join_network(network, now))
+        """Hold `network`'s tables from now on (synced with a member of it at once)."""
+        changes = self._call(lambda engine, now: engine.join_network(network, now))
         await trio.lowlevel.checkpoint()
         return changes
 
     async def leave_network(self, network: str) -> list[TableChange]:
-        changes = self.engine_call(lambda engine, now: engine.leave_network(network, now))
+        changes = self._call(lambda engine, now: engine.leave_network(network, now))
         await trio.lowlevel.checkpoint()
         return changes
 
-    async def table_put(self, network: str, table: str, key: str, value: bytes) -> list[TableChange]:
-        changes = self.engine_call(lambda engine, now: engine.table_put(network, table, key, value, now))
-        await trio.lowlevel.checkpoint()
-        return changes
+    async def sync_network(self, network: str, timeout: float | None = None) -> bool:
+        """Sync `network`'s tables with one live peer of it now and wait until that ended
+        (or another sync of the network did); False if there was no peer, the sync failed,
+        or `timeout` (default tcp_timeout) passed."""
+        self._check_running()
+        outcome: _Outcome[bool] = _Outcome()
+        try:
+            if not self._engine.sync_network(network, trio.current_time()):
+                return False
+            self._syncs.setdefault(network, []).append(outcome)
+        finally:
+            self._flush()
+        with trio.move_on_after(self.config.tcp_timeout if timeout is None else timeout):
+            await outcome.done.wait()
+        waiting = self._syncs.get(network)
+        if waiting is not None and outcome in waiting:
+            waiting.remove(outcome)
+            if not waiting:
+                del self._syncs[network]
+        return outcome.value is True
 
-    async def table_delete(self, network: str, table: str, key: str) -> list[TableChange]:
-        changes = self.engine_call(lambda engine, now: engine.table_delete(network, table, key, now))
-        await trio.lowlevel.checkpoint()
-        return changes
-
-    def table_get(self, network: str, table: str, key: str) -> bytes | None:
-        return self._engine.table_get(network, table, key)
-
-    def table_items(self, network: str, table: str) -> dict[str, bytes]:
-        return self._engine.table_items(network, table)
-
-    def networks(self) -> list[str]:
-        return self._engine.networks()
-
-    async def key_op(self, action: str, key_or_id: bytes | str, timeout: float = 10.0) -> int:
-        """Start a cluster-wide keyring operation (install/use/remove); see `key_op_result`."""
-        op_id = self.engine_call(lambda engine, now: engine.key_op(action, key_or_id, now, timeout))
-        await trio.lowlevel.checkpoint()
-        return op_id
-
-    def key_op_result(self, op_id: int) -> KeyOpResult | None:
-        return self._engine.key_op_result(op_id)
+    async def _key_op(self, action: str, key_or_id: bytes | str, timeout: float) -> KeyOpResult:
+        """Run a cluster-wide keyring operation to its end (see `keys`)."""
+        self._check_running()
+        outcome: _Outcome[KeyOpResult] = _Outcome()
+        try:
+            op_id = self._engine.key_op(action, key_or_id, trio.current_time(), timeout)
+            self._key_ops[op_id] = outcome
+        finally:
+            self._flush()
+        try:
+            with trio.move_on_after(timeout + 1.0):
+                await outcome.done.wait()
+        finally:
+            self._key_ops.pop(op_id, None)
+        if outcome.value is None:
+            raise LocalProtocolError(f"key {action}: no result after {timeout} s")
+        return outcome.value
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -359,9 +414,9 @@ class Node:
             send = self._transport.send_datagram
             for addr, data in out:
                 send(addr, data)
-        for addr, request in engine.streams_to_open():
+        for request in engine.streams_to_open():
             if not self._closed:
-                self._nursery.start_soon(self._exchange, addr, request)
+                self._nursery.start_soon(self._exchange, request)
         events = engine.events()
         if events:
             self._dispatch(events)
@@ -375,12 +430,19 @@ class Node:
         if self._left and engine.leave_done:
             self._leave_done.set()
 
-    def _dispatch(self, events: list[MemberEvent | TableChange]) -> None:
+    def _dispatch(self, events: list[EngineEvent]) -> None:
         members, tables = tuple(self._subscriptions), tuple(self._table_subscriptions)
         for event in events:
             if type(event) is TableChange:
                 for table_sub in tables:
                     table_sub.push(event)
+            elif type(event) is KeyOpFinished:
+                key_op = self._key_ops.get(event.op_id)
+                if key_op is not None:
+                    key_op.set(event.result)
+            elif type(event) is SyncFinished:
+                for sync in self._syncs.pop(event.network, ()):
+                    sync.set(event.ok)
             else:
                 for member_sub in members:
                     member_sub.push(event)  # type: ignore[arg-type]
@@ -389,23 +451,33 @@ class Node:
         self._stats[f"internal_error_{where}"] += 1
         log.exception("%s: engine failed in %s (input dropped)", self.name, where)
 
-    def _stream_reply(self, reply: bytes, addr: Address, request: bytes) -> bool:
+    def _stream_reply(self, reply: bytes, request: StreamRequest) -> bool:
         """Hand a reply to the engine; True if it accepted it."""
         try:
-            return self._engine.stream_reply(reply, addr, trio.current_time(), request)
+            return self._engine.stream_reply(request.id, reply, trio.current_time())
         except Exception:
             self._internal_error("stream_reply")
             return False
 
-    async def _exchange(self, addr: Address, request: bytes) -> None:
+    def _stream_failed(self, request: StreamRequest) -> None:
+        try:
+            self._engine.stream_failed(request.id, trio.current_time())
+        except Exception:
+            self._internal_error("stream_failed")
+
+    async def _exchange(self, request: StreamRequest) -> None:
         """A stream exchange the engine asked for."""
         reply, _ = await streams.request(
-            self._transport, addr, request, timeout=self.config.tcp_timeout, limiter=self._out_limiter
+            self._transport,
+            request.addr,
+            request.data,
+            timeout=self.config.tcp_timeout,
+            limiter=self._out_limiter,
         )
         if reply is None:
-            self._engine.stream_failed(addr, trio.current_time(), request)
+            self._stream_failed(request)
         else:
-            self._stream_reply(reply, addr, request)
+            self._stream_reply(reply, request)
         self._flush()
 
     def _handle_stream(self, request: bytes, peer: Address) -> bytes | None:
@@ -453,7 +525,10 @@ class Node:
                 self._timer_scope = scope
                 await trio.sleep_forever()
             self._timer_scope = None
-            engine.handle_timer(trio.current_time())
+            try:
+                engine.handle_timer(trio.current_time())
+            except Exception:
+                self._internal_error("handle_timer")
             self._flush()
 
     def _start(self) -> None:
@@ -503,13 +578,17 @@ class Table:
 
     async def put(self, key: str, value: bytes) -> list[TableChange]:
         """Create or update our entry (LocalProtocolError if the network is not joined)."""
-        return await self.node.table_put(self.network, self.table, key, value)
+        changes = self.node._call(lambda e, now: e.table_put(self.network, self.table, key, value, now))
+        await trio.lowlevel.checkpoint()
+        return changes
 
     async def delete(self, key: str) -> list[TableChange]:
-        return await self.node.table_delete(self.network, self.table, key)
+        changes = self.node._call(lambda e, now: e.table_delete(self.network, self.table, key, now))
+        await trio.lowlevel.checkpoint()
+        return changes
 
     def get(self, key: str) -> bytes | None:
-        return self.node.table_get(self.network, self.table, key)
+        return self.node.tables.get(self.network, self.table, key)
 
     def items(self) -> dict[str, bytes]:
-        return self.node.table_items(self.network, self.table)
+        return self.node.tables.items(self.network, self.table)

@@ -7,14 +7,27 @@ restart, the new one); calls on a crashed node raise LocalProtocolError.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from swimnet.errors import LocalProtocolError
 from swimnet.tables.changes import TableChange
 
 if TYPE_CHECKING:
     from swimnet.engine import Engine
-    from swimnet.sim.simulation import Simulation
+
+
+class Driver(Protocol):
+    """What a handle needs of the simulation (swimnet.sim.simulation.Simulation)."""
+
+    @property
+    def now(self) -> float: ...
+
+    def engine(self, name: str) -> Engine: ...
+
+    def running(self) -> list[str]: ...
+
+    def call(self, name: str, action: Callable[[Engine], object]) -> None: ...
 
 
 class SimTable:
@@ -32,16 +45,16 @@ class SimTable:
         return self._node._call(lambda e, now: e.table_delete(self.network, self.table, key, now))  # type: ignore[no-any-return]
 
     def get(self, key: str) -> bytes | None:
-        return self._node.engine.table_get(self.network, self.table, key)
+        return self._node.engine.tables.get(self.network, self.table, key)
 
     def items(self) -> dict[str, bytes]:
-        return self._node.engine.table_items(self.network, self.table)
+        return self._node.engine.tables.items(self.network, self.table)
 
 
 class SimNode:
     """`sim.node(name)`: the node's API, synchronous; engine attributes pass through."""
 
-    def __init__(self, sim: Simulation, name: str) -> None:
+    def __init__(self, sim: Driver, name: str) -> None:
         self._sim = sim
         self.name = name
 

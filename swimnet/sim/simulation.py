@@ -19,19 +19,24 @@ import heapq
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from swimnet.config import Config
-from swimnet.engine import Engine
-from swimnet.membership.events import MemberEvent
+from swimnet.engine import Engine, EngineEvent
 from swimnet.sim.links import LatencyModel, as_model
 from swimnet.sim.node import SimNode
-from swimnet.tables.changes import TableChange
 from swimnet.wire.messages import Address, State
 
 _TIMER, _DGRAM, _STREAM_REQ, _STREAM_REPLY, _STREAM_TIMEOUT, _STALL_END, _CALL = range(7)
 
-EventHook = Callable[[float, str, MemberEvent | TableChange], None]
+EventHook = Callable[[float, str, EngineEvent], None]
+
+
+class EngineFactory(Protocol):
+    """Builds each simulated node's engine (per-node configuration, tables limits, test
+    doubles); `Engine` itself by default."""
+
+    def __call__(self, config: Config, *, rng: random.Random, now: float, incarnation: int) -> Engine: ...
 
 
 class _Slot:
@@ -58,7 +63,7 @@ class Simulation:
         *,
         latency: float | LatencyModel = 0.0005,
         loss: float = 0.0,
-        engine_factory: Callable[..., Engine] | None = None,
+        engine_factory: EngineFactory | None = None,
     ) -> None:
         self.seed = seed
         self.config = config if config is not None else Config.lan()
@@ -67,7 +72,7 @@ class Simulation:
         self.loss = loss
         self._rng = random.Random(seed)
         self._net_rng = random.Random(self._rng.getrandbits(64))
-        self._engine_factory = engine_factory or Engine
+        self._engine_factory: EngineFactory = engine_factory if engine_factory is not None else Engine
         self._heap: list[tuple[float, int, int, Any]] = []
         self._seq = 0
         self._slots: dict[str, _Slot] = {}
@@ -158,7 +163,7 @@ class Simulation:
         if slot.running:
             raise ValueError(f"{name} is running")
         old = slot.engine
-        slot.engine = self._new_engine(old.config, old.swim.incarnation + 1)
+        slot.engine = self._new_engine(old.config, old.incarnation + 1)
         slot.running = True
         slot.gen += 1
         slot.stalled_until = 0.0
@@ -248,9 +253,9 @@ class Simulation:
             elif kind == _STREAM_REPLY:
                 self._stream_reply(data)
             elif kind == _STREAM_TIMEOUT:
-                slot, gen, sid, server_addr, request = data
+                slot, gen, sid, stream_id = data
                 if self._streams_open.pop(sid, False) and slot.gen == gen and slot.running:
-                    slot.engine.stream_failed(server_addr, when, request)
+                    slot.engine.stream_failed(stream_id, when)
                     self._after(slot)
             elif kind == _STALL_END:
                 self._end_stall(data)
@@ -282,19 +287,20 @@ class Simulation:
                     continue
                 self._push(now + latency(slot.name, dst.name, rng), _DGRAM, (dst, dst.gen, slot.addr, data))
         streams = engine.streams_to_open()
-        for addr, request in streams:
+        for stream in streams:
+            request = stream.data
             self._stream_seq += 1
             sid = self._stream_seq
             self._streams_open[sid] = True
-            self._push(now + engine.config.tcp_timeout, _STREAM_TIMEOUT, (slot, slot.gen, sid, addr, request))
-            dst = self._by_addr.get(addr)
+            self._push(now + engine.config.tcp_timeout, _STREAM_TIMEOUT, (slot, slot.gen, sid, stream.id))
+            dst = self._by_addr.get(stream.addr)
             if dst is None or self._group.get(dst.name, 0) != self._group.get(slot.name, 0):
                 continue
             self.stats[slot.name]["stream_bytes_sent"] += len(request)
             if self.classify is not None:
                 self.traffic[f"{self.classify(slot.name, dst.name)}_stream_bytes"] += len(request)
             delay = self.latency(slot.name, dst.name, self._net_rng)
-            self._push(now + delay, _STREAM_REQ, (dst, dst.gen, slot, slot.gen, sid, request))
+            self._push(now + delay, _STREAM_REQ, (dst, dst.gen, slot, slot.gen, sid, stream.id, request))
         events = engine.events()
         if events and self.on_event is not None:
             for event in events:
@@ -321,8 +327,8 @@ class Simulation:
         slot.engine.receive_datagram(data, src, self.now)
         self._after(slot)
 
-    def _stream_request(self, item: tuple[_Slot, int, _Slot, int, int, bytes]) -> None:
-        server, gen, client, client_gen, sid, request = item
+    def _stream_request(self, item: tuple[_Slot, int, _Slot, int, int, int, bytes]) -> None:
+        server, gen, client, client_gen, sid, stream_id, request = item
         if server.gen != gen or not server.running or not self._streams_open.get(sid):
             return
         if server.stalled_until > self.now:
@@ -336,17 +342,17 @@ class Simulation:
         if self.classify is not None:
             self.traffic[f"{self.classify(server.name, client.name)}_stream_bytes"] += len(reply)
         delay = self.latency(server.name, client.name, self._net_rng)
-        self._push(self.now + delay, _STREAM_REPLY, (client, client_gen, sid, server.addr, reply, request))
+        self._push(self.now + delay, _STREAM_REPLY, (client, client_gen, sid, stream_id, reply))
 
-    def _stream_reply(self, item: tuple[_Slot, int, int, Address, bytes, bytes]) -> None:
-        client, gen, sid, server_addr, reply, request = item
+    def _stream_reply(self, item: tuple[_Slot, int, int, int, bytes]) -> None:
+        client, gen, sid, stream_id, reply = item
         if not self._streams_open.pop(sid, False) or client.gen != gen or not client.running:
             return
         if client.stalled_until > self.now:
             self._streams_open[sid] = True  # still open until the client drains it
             client.backlog.append((_STREAM_REPLY, item))
             return
-        client.engine.stream_reply(reply, server_addr, self.now, request)
+        client.engine.stream_reply(stream_id, reply, self.now)
         self._after(client)
 
     def _end_stall(self, data: tuple[_Slot, int]) -> None:
@@ -376,11 +382,11 @@ class Simulation:
         expected = len(running)
         names = {s.name for s in running}
         for slot in running:
-            members = slot.engine.swim.members
-            alive = [n for n, m in members.items() if m.state == State.ALIVE]
+            view = slot.engine.view()
+            alive = [n for n, state in view.items() if state == State.ALIVE]
             if len(alive) != expected or not names.issuperset(alive):
                 return False
-            if any(m.state == State.SUSPECT for m in members.values()):
+            if any(state == State.SUSPECT for state in view.values()):
                 return False
         return True
 
@@ -388,16 +394,14 @@ class Simulation:
         """Every running member of `network` holds the same live entries (and at least one
         running node has joined it)."""
         holders = [
-            s.engine.tables.state.live_entries(network)
+            s.engine.tables.live_entries(network)
             for s in self._slots.values()
-            if s.running and s.engine.tables.state.is_joined(network)
+            if s.running and s.engine.tables.is_joined(network)
         ]
         return bool(holders) and all(h == holders[0] for h in holders[1:])
 
     def alive_fraction(self, name: str) -> float:
         """Share of running nodes that `name` currently sees alive."""
         running = {s.name for s in self._slots.values() if s.running}
-        members = self._slots[name].engine.swim.members
-        return sum(1 for n in running if (m := members.get(n)) is not None and m.state == State.ALIVE) / len(
-            running
-        )
+        view = self._slots[name].engine.view()
+        return sum(1 for n in running if view.get(n) == State.ALIVE) / len(running)

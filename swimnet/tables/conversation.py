@@ -17,17 +17,65 @@ Rules:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import Protocol
 
 import attrs
 
+from swimnet.tables.attachments import Attachment, AttachmentTable
 from swimnet.tables.changes import TableChange
+from swimnet.tables.config import TablesConfig
+from swimnet.tables.digest import Digest
+from swimnet.tables.entry import Entry
 from swimnet.tables.sync import Budget, Response, describe, to_record
 from swimnet.wire.messages import WireMessage
-from swimnet.wire.tables import MAX_SECTION_ATTACHMENTS, SyncReply, SyncRequest, SyncSection
+from swimnet.wire.tables import (
+    MAX_SECTION_ATTACHMENTS,
+    AttachmentRecord,
+    EntryRecord,
+    SyncReply,
+    SyncRequest,
+    SyncSection,
+)
 
-if TYPE_CHECKING:
-    from swimnet.tables.state import TableState
+
+class TableState(Protocol):
+    """What a conversation reads and merges (swimnet.tables.state.TableState provides it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> TablesConfig: ...
+
+    @property
+    def stats(self) -> Counter[str]: ...
+
+    @property
+    def attachments(self) -> AttachmentTable: ...
+
+    def is_joined(self, network: str) -> bool: ...
+
+    def is_failed(self, name: str) -> bool: ...
+
+    def digest(self, network: str) -> Digest: ...
+
+    def apply_record(
+        self, network: str, rec: EntryRecord, now: float, changes: list[TableChange]
+    ) -> Entry | None: ...
+
+    def attachment_record(self, network: str, node: str, a: Attachment, now: float) -> AttachmentRecord: ...
+
+    def merge_attachment(
+        self,
+        network: str,
+        node: str,
+        ltime: int,
+        leaving: bool,
+        residual_s: int,
+        now: float,
+        changes: list[TableChange],
+    ) -> bool: ...
 
 
 def start(state: TableState, networks: list[str], now: float) -> SyncRequest | None:

@@ -246,6 +246,17 @@ def decode_stream(data: bytes) -> WireMessage:
     return _message(item)
 
 
+def decode_message(data: bytes) -> WireMessage:
+    """One message as `encode_message` wrote it (no version byte): a push-pull section."""
+    if type(data) is not bytes or len(data) > MAX_STREAM_FRAME:
+        raise DecodeError(f"message: expected at most {MAX_STREAM_FRAME} bytes")
+    try:
+        item = _unpackb(data, MAX_STREAM_FRAME)
+    except Exception as exc:
+        raise DecodeError(f"message: not msgpack ({type(exc).__name__})") from None
+    return _message(item)
+
+
 def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPull:
     """PushPull without materialising every member twice: members are cached by their bytes."""
     join = f.boolean(unpacker.unpack(), "push_pull.join")

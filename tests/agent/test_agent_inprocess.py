@@ -145,7 +145,7 @@ async def test_a_failed_attach_publishes_nothing(tmp_path: Path) -> None:
         drivers.by_name["a"].fail_attach = "no such namespace: ctr9"
         err = await run_cli_fail(a, "endpoint", "create", "dp", "c9", "--ip", "10.1.0.9", "--netns", "ctr9")
         assert "datapath: no such namespace: ctr9" in err
-        assert a.overlay.local == {} and a.node.networks() == ["_cluster"]
+        assert a.overlay.local == {} and a.node.tables.networks() == ["_cluster"]
         state = (
             json.loads((tmp_path / "a" / "state" / "endpoints.json").read_text())
             if (tmp_path / "a" / "state" / "endpoints.json").exists()

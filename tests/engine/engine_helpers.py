@@ -69,7 +69,9 @@ class Opened:
     addr: Address
     request: WireMessage
     raw: bytes = b""
-    """The request frame as handed out (what stream_reply / stream_failed take back)."""
+    """The request frame as handed out."""
+    id: int = 0
+    """The stream id (what stream_reply / stream_failed take back)."""
 
 
 Responder = Callable[["Harness", Sent], None]
@@ -83,6 +85,7 @@ class Harness:
         self.now = now
         self.sent: list[Sent] = []
         self.opened: list[Opened] = []
+        self._answered: set[int] = set()
         self.events_log: list[tuple[float, MemberEvent]] = []
         self._events_read = 0
         self.addr_of: dict[str, Address] = {SELF: SELF_ADDR}
@@ -134,10 +137,26 @@ class Harness:
         assert type(decoded) is PushPull
         return decoded
 
-    def stream_reply(self, reply: WireMessage, src: Address | str) -> list[Sent]:
-        addr = self.addr_of[src] if isinstance(src, str) else src
-        self.engine.stream_reply(encode_stream(reply), addr, self.now)
+    def stream_reply(self, reply: WireMessage, src: Address | str | Opened) -> list[Sent]:
+        """Answer a stream the engine opened: `src` is that stream, or its peer (then the
+        latest unanswered stream to it)."""
+        self.engine.stream_reply(self._stream_to(src).id, encode_stream(reply), self.now)
         return self.collect()
+
+    def stream_failed(self, src: Address | str | Opened) -> list[Sent]:
+        self.engine.stream_failed(self._stream_to(src).id, self.now)
+        return self.collect()
+
+    def _stream_to(self, src: Address | str | Opened) -> Opened:
+        if isinstance(src, Opened):
+            opened = src
+        else:
+            addr = self.addr_of[src] if isinstance(src, str) else src
+            found = [o for o in self.opened if o.addr == addr and o.id not in self._answered]
+            assert found, f"no open stream to {addr}"
+            opened = found[-1]
+        self._answered.add(opened.id)
+        return opened
 
     # -- output ----------------------------------------------------------------------------
 
@@ -148,8 +167,8 @@ class Harness:
             for addr, data in self.engine.datagrams_to_send()
         ]
         self.sent.extend(new)
-        for addr, request in self.engine.streams_to_open():
-            self.opened.append(Opened(self.now, addr, decode_stream(request), request))
+        for r in self.engine.streams_to_open():
+            self.opened.append(Opened(self.now, r.addr, decode_stream(r.data), r.data, r.id))
         for event in self.engine.events():
             self.events_log.append((self.now, event))
         return new

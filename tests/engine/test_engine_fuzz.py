@@ -151,7 +151,7 @@ def test_garbage_stream_reply_never_raises_nor_changes_membership(data: bytes) -
     h.engine.join([PEER_ADDR], h.now)
     h.collect()
     before = _snapshot(h)
-    h.engine.stream_reply(data, PEER_ADDR, h.now)
+    h.engine.stream_reply(h.opened[-1].id, data, h.now)
     if _decodes(decode_stream, data):
         return
     _assert_untouched(h, before)
@@ -195,6 +195,8 @@ def test_any_ack_payload_is_survived(payloads: list[bytes]) -> None:
 # -- determinism -----------------------------------------------------------------------------
 
 NAMES = ["a", "b", "c", "d", SELF]
+stream_ids = st.integers(min_value=0, max_value=12)
+"""Stream ids: some were handed out by the engine, some never were."""
 ADDRS = {n: (f"10.0.1.{i + 2}", 7946) for i, n in enumerate(NAMES)}
 ADDRS[SELF] = SELF_ADDR
 names = st.sampled_from(NAMES)
@@ -217,8 +219,8 @@ operations = st.lists(
         st.tuples(st.just("datagram"), st.lists(messages, min_size=1, max_size=4), names),
         st.tuples(st.just("advance"), st.floats(0.0, 4.0)),
         st.tuples(st.just("push_pull"), st.lists(member_states, max_size=5), names),
-        st.tuples(st.just("reply"), st.lists(member_states, max_size=5), names),
-        st.tuples(st.just("failed"), names),
+        st.tuples(st.just("reply"), st.lists(member_states, max_size=5), stream_ids),
+        st.tuples(st.just("failed"), stream_ids),
         st.tuples(st.just("meta"), st.binary(max_size=3)),
         st.tuples(st.just("leave")),
     ),
@@ -262,9 +264,9 @@ def _run(seed: int, ops: list[tuple[Any, ...]]) -> list[Any]:
             request = encode_stream(PushPull(False, tuple(op[1])))
             trace.append(engine.handle_stream(request, ADDRS[op[2]], now))
         elif kind == "reply":
-            engine.stream_reply(encode_stream(PushPull(False, tuple(op[1]))), ADDRS[op[2]], now)
+            engine.stream_reply(op[2], encode_stream(PushPull(False, tuple(op[1]))), now)
         elif kind == "failed":
-            engine.stream_failed(ADDRS[op[1]], now)
+            engine.stream_failed(op[1], now)
         elif kind == "meta":
             if engine.leaving:  # refused once leaving (LocalProtocolError)
                 trace.append("meta refused")

@@ -100,6 +100,8 @@ def test_remote_dead_about_ourselves_is_refuted_in_the_reply() -> None:
 def test_client_side_refutation_is_also_sent_straight_to_the_peer() -> None:
     h = Harness()
     h.feed([Alive(1, "peer", A1)])
+    h.engine.join([A1], h.now)  # a push-pull to the peer, whose reply says we are suspect
+    h.collect()
     out = h.stream_reply(PushPull(False, (_ms(SELF, SELF_ADDR, 1, State.SUSPECT),)), src=A1)
     assert h.engine.local_member.incarnation == 2
     direct = [m for s in out if s.addr == A1 for m in s.of(Alive) if m.node == SELF]
@@ -131,6 +133,7 @@ def _join_then_fail_a_stream_ping(fail_the_ping: bool) -> tuple[Harness, list[Op
     h = Harness(seed=4, push_pull_interval=1000.0)  # keep the periodic sync out of the way
     h.engine.join([A1], h.now)
     h.collect()
+    (join,) = h.opened
     h.feed([Alive(1, "seed", A1)])  # the seed is gossiped to us before the join reply
     while True:  # probe the seed: no UDP answer, so the probe falls back to a stream ping
         probe = h.probe_to("seed")
@@ -139,8 +142,8 @@ def _join_then_fail_a_stream_ping(fail_the_ping: bool) -> tuple[Harness, list[Op
             break
     if fail_the_ping:  # the runtime reports: the stream ping failed
         ping = next(o for o in h.opened if type(o.request) is Ping)
-        h.engine.stream_failed(A1, h.now, ping.raw)
-    h.stream_reply(PushPull(False, (_ms("seed", A1, 1, State.ALIVE),)), src=A1)  # the join reply
+        h.stream_failed(ping)
+    h.stream_reply(PushPull(False, (_ms("seed", A1, 1, State.ALIVE),)), join)  # the join reply
     h.feed([Alive(1, "late", A4)])  # someone new turns up: the join syncs are due
     start = len(h.opened)
     h.advance(h.now + 1.5 * max(h.config.join_sync_delays) + 0.1)

@@ -348,9 +348,9 @@ async def test_table_entries_replicate_over_real_sockets() -> None:
         await wait_for(lambda: converged([a, b]), what="convergence")
         await a.join_network("overlay1")
         await b.join_network("overlay1")
-        assert a.networks() == ["overlay1"]
+        assert a.tables.networks() == ["overlay1"]
         async with b.subscribe_tables() as changes, b.subscribe() as members:
-            local = await a.table_put("overlay1", "endpoints", "ep1", b"10.0.0.2")
+            local = await a.table("overlay1", "endpoints").put("ep1", b"10.0.0.2")
             assert [c.key for c in local] == ["ep1"]
             change = await changes.receive()
             assert (change.network, change.table, change.key, change.value) == (
@@ -360,9 +360,9 @@ async def test_table_entries_replicate_over_real_sockets() -> None:
                 b"10.0.0.2",
             )
             assert change.owner == "ta"
-            assert b.table_items("overlay1", "endpoints") == {"ep1": b"10.0.0.2"}
-            await a.table_delete("overlay1", "endpoints", "ep1")
-            await wait_for(lambda: b.table_get("overlay1", "endpoints", "ep1") is None, what="delete")
+            assert b.table("overlay1", "endpoints").items() == {"ep1": b"10.0.0.2"}
+            await a.table("overlay1", "endpoints").delete("ep1")
+            await wait_for(lambda: b.tables.get("overlay1", "endpoints", "ep1") is None, what="delete")
             assert len(members) == 0  # table changes never reach member subscriptions
 
 

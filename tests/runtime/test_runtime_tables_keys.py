@@ -19,7 +19,7 @@ async def test_table_handle_and_watch_with_snapshot_then_changes() -> None:
             await h.node.join_network("ovnet")
         await a.node.table("ovnet", "overlay_peer").put("ep-a", b"A")
         await wait_for(lambda: b.node.table("ovnet", "overlay_peer").get("ep-a") == b"A", what="replication")
-        assert c.node.table_items("ovnet", "overlay_peer") == {}  # not a member of ovnet
+        assert c.node.tables.items("ovnet", "overlay_peer") == {}  # not a member of ovnet
 
         async with b.node.watch("ovnet", "overlay_peer") as events:
             first = await events.__anext__()

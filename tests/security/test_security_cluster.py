@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Any
 
 from swimnet.config import Config
-from swimnet.engine import Engine
+from swimnet.engine import Engine, EngineEvent
+from swimnet.layers.events import KeyOpFinished
 from swimnet.membership.events import MemberEvent, MemberFailed
 from swimnet.security import Keyring
 from swimnet.security.keyops import KeyOpResult
@@ -51,13 +52,24 @@ def _record_failures(sim: Simulation) -> list[tuple[float, str, str]]:
 
 
 def _key_op(sim: Simulation, operator: str, action: str, arg: bytes | str) -> KeyOpResult:
+    """Start a key operation and run until its KeyOpFinished event comes out."""
     op: list[int] = []
-    sim.call(operator, lambda e: op.append(e.key_op(action, arg, sim.now)))
-    engine = sim.node(operator)
-    assert sim.run_until(lambda: engine.key_op_result(op[0]) is not None, 30), sim.describe()
-    result = engine.key_op_result(op[0])
-    assert result is not None
-    return result
+    finished: dict[int, KeyOpResult] = {}
+    previous = sim.on_event
+
+    def record(now: float, name: str, event: EngineEvent) -> None:
+        if name == operator and isinstance(event, KeyOpFinished):
+            finished[event.op_id] = event.result
+        if previous is not None:
+            previous(now, name, event)
+
+    sim.on_event = record
+    try:
+        sim.call(operator, lambda e: op.append(e.key_op(action, arg, sim.now)))
+        assert sim.run_until(lambda: op[0] in finished, 30), sim.describe()
+    finally:
+        sim.on_event = previous
+    return finished[op[0]]
 
 
 def test_rotating_keys_three_times_under_loss_rejects_nothing() -> None:
@@ -191,7 +203,7 @@ def test_replaying_captured_traffic_changes_nothing() -> None:
         }
 
     before = snapshot()
-    versions = {n: sim.node(n).keys.version for n in sim.running()}
+    versions = {n: sim.node(n).key_version for n in sim.running()}
     events: list[MemberEvent] = []
     sim.on_event = lambda now, observer, event: events.append(event)
     for receiver, src, data in captured:
@@ -199,4 +211,4 @@ def test_replaying_captured_traffic_changes_nothing() -> None:
             sim.inject(receiver, data, src)
     assert snapshot() == before, sim.describe()
     assert events == [], (events[:5], sim.describe())
-    assert {n: sim.node(n).keys.version for n in sim.running()} == versions, sim.describe()
+    assert {n: sim.node(n).key_version for n in sim.running()} == versions, sim.describe()

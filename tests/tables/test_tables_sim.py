@@ -2,7 +2,7 @@
 
 Every node is a real `Engine` (membership, gossip, sync streams, codec) under the
 discrete-event simulator; only the clock is virtual. Checkers read engine state from outside
-(`engine.tables.state`); every assertion message names the seed (`sim.describe()`).
+(the engine's private table state); every assertion message names the seed (`sim.describe()`).
 
 Islands: the simulator has no public "new name at an old address"; `respawn_as` builds one
 from its internals (a new slot for the old address, the old slot left crashed), which is what
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 from collections import Counter
 from collections.abc import Callable
 
@@ -54,7 +55,7 @@ def make_sim(
 
 
 def state(sim: Simulation, name: str) -> TableState:
-    return sim.engine(name).tables.state
+    return sim.engine(name)._tables._state  # white-box: the table state itself
 
 
 def join_all(sim: Simulation, names: list[str], network: str = NET) -> None:
@@ -475,7 +476,7 @@ def test_non_members_never_store_a_networks_entries(seed: int) -> None:
                     assert not s.is_joined(net) and s.entries(net) == [], why(sim, f"{n} holds {net} entries")
         assert not violations, why(sim, "; ".join(violations[:5]))
 
-    rng = sim.engine(names[0]).rng
+    rng = random.Random(sim.seed)
     for step in range(120):
         for net, group in members.items():
             writer = sorted(group)[step % len(group)]

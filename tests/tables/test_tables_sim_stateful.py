@@ -249,7 +249,7 @@ class TablesMachine(RuleBasedStateMachine):
             return
         assert not self.violations, self.why("; ".join(self.violations[:3]))
         for name in self._running():
-            state = self.sim.engine(name).tables.state
+            state = self.sim.engine(name)._tables._state  # white-box
             assert set(state.joined_networks()) == self.joined[name], self.why(f"{name} networks")
             for net in NETS:
                 if net not in self.joined[name]:
@@ -279,7 +279,7 @@ class TablesMachine(RuleBasedStateMachine):
             members = self._members(net)
             views = []
             for name in members:
-                live = self.sim.engine(name).tables.state.live_entries(net)
+                live = self.sim.engine(name).tables.live_entries(net)
                 views.append(dict(live))
                 shared = live.pop((TABLE, SHARED), None)
                 if live != want:
@@ -293,7 +293,7 @@ class TablesMachine(RuleBasedStateMachine):
             if members and not self.sim.tables_converged(net):
                 found.append(f"{net}: not tables_converged")
         for observer in self._running():
-            state = self.sim.engine(observer).tables.state
+            state = self.sim.engine(observer)._tables._state  # white-box
             for gone in self.left:
                 if self.last_seen.get((observer, gone)) is MemberLeft:
                     for net in NETS:
