@@ -315,8 +315,7 @@ class Engine:
         else:
             self._policy = SecurityPolicy(ring, cfg.label, verify_incoming, encrypt_outgoing)
         self._keys.set_keyring(ring)
-        overhead = protect_overhead(self._policy) if self._policy is not None else 0
-        self._swim.packet_budget = cfg.packet_size - overhead
+        self._swim.set_sealing_overhead(protect_overhead(self._policy) if self._policy is not None else 0)
 
     def _after(self, result: _T, now: float) -> _T:
         """An API call changed state: piggybacked output may be due."""
@@ -513,10 +512,8 @@ class Engine:
         return stream_id
 
     def datagrams_to_send(self) -> list[tuple[Address, bytes]]:
-        swim = self._swim
-        out = swim.outbox
+        out = self._swim.take_outbox() if self._swim.outbox else []
         if out:
-            swim.outbox = []
             if self._policy is not None:
                 out = [(addr, self._protect(data)) for addr, data in out]
             self._stats["packets_sent"] += len(out)
@@ -525,10 +522,8 @@ class Engine:
 
     def streams_to_open(self) -> list[StreamRequest]:
         """The stream exchanges to run, their frames sealed (see StreamRequest)."""
-        swim = self._swim
-        if swim.streams:
-            pending, swim.streams = swim.streams, []
-            for addr, frame, kind in pending:
+        if self._swim.streams:
+            for addr, frame, kind in self._swim.take_streams():
                 self._open_stream(addr, frame, kind, None)
         if not self._outgoing:
             return []

@@ -47,8 +47,7 @@ class TablesLayer:
 
     def __init__(self, host: Host, now: float, config: TablesConfig | None = None) -> None:
         self._host = host
-        self._state = TableState(host.name, config, host.rng, membership_gated=True)
-        self._state.stats = host.stats  # one counter for the whole node
+        self._state = TableState(host.name, config, host.rng, membership_gated=True, stats=host.stats)
         self.reader = TablesReader(self._state)
         self.broadcasts = self._state.network_queue
         self._timers = Timers()

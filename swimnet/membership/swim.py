@@ -126,8 +126,7 @@ class Swim:
         self.outbox: list[tuple[Address, bytes]] = []
         self.streams: list[tuple[Address, bytes, str]] = []
         """(address, request frame, kind) of streams to open; kind says how a failure counts."""
-        self.packet_budget = config.packet_size
-        """Bytes a plaintext datagram may take (packet size minus sealing overhead)."""
+        self._packet_budget = config.packet_size
 
         self.members: dict[str, MemberRecord] = {}
         self._order: list[str] = []
@@ -179,6 +178,25 @@ class Swim:
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
 
+    def take_outbox(self) -> list[tuple[Address, bytes]]:
+        """The datagrams queued since the last call (plaintext), in order."""
+        out, self.outbox = self.outbox, []
+        return out
+
+    def take_streams(self) -> list[tuple[Address, bytes, str]]:
+        """The stream requests queued since the last call: (address, frame, kind)."""
+        out, self.streams = self.streams, []
+        return out
+
+    @property
+    def packet_budget(self) -> int:
+        """Bytes a plaintext datagram may take (packet size minus sealing overhead)."""
+        return self._packet_budget
+
+    def set_sealing_overhead(self, overhead: int) -> None:
+        """Sealing adds `overhead` bytes to every datagram (security switched at run time)."""
+        self._packet_budget = self.config.packet_size - overhead
+
     def _emit(self, event: MemberEvent, now: float) -> None:
         self._event_delegate.notify_member_event(event, now)
 
@@ -192,7 +210,7 @@ class Swim:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
         parts = [encode_message(m) for m in messages]
         used = _PACKET_HEADER + sum(len(p) for p in parts)
-        parts.extend(self._broadcasts(self.packet_budget - used))
+        parts.extend(self._broadcasts(self._packet_budget - used))
         self.outbox.append((addr, pack_packet(parts)))
 
     def _broadcasts(self, budget: int) -> list[bytes]:
@@ -678,7 +696,7 @@ class Swim:
             biased=True,
         )
         for target in targets:
-            parts = self._broadcasts(self.packet_budget - _PACKET_HEADER)
+            parts = self._broadcasts(self._packet_budget - _PACKET_HEADER)
             if not parts:
                 return
             self.outbox.append((target.addr, pack_packet(parts)))

@@ -18,6 +18,7 @@ from swimnet.errors import LocalProtocolError
 from swimnet.security.keyops import KeyOpResult
 from swimnet.security.keyring import Keyring
 
+
 @attrs.frozen
 class KeyringListing:
     primary: str

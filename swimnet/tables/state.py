@@ -75,6 +75,7 @@ class TableState:
         rng: random.Random | None = None,
         *,
         membership_gated: bool = False,
+        stats: Counter[str] | None = None,
     ) -> None:
         self.name = name
         self.config = config if config is not None else TablesConfig()
@@ -84,7 +85,8 @@ class TableState:
         self.attachments = AttachmentTable()
         self.network_queue = BroadcastQueue(self.config.retransmit_mult, self.config.queue_max_len)
         """NetworkEvents to piggyback on membership gossip (retransmits sized by cluster)."""
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[str] = stats if stats is not None else Counter()
+        """Counters by reason (the engine passes its own: one counter per node)."""
         self._queues: dict[str, NetworkQueues] = {}  # the joined networks
         self._stores: dict[str, NetworkStore] = {}
         self._failed: dict[str, float] = {}  # name -> when its hidden entries are reaped
