@@ -240,9 +240,7 @@ def desired_state(
     locals_by_net: dict[str, list[LocalEndpoint]] = {}
     for lep in local_endpoints:
         if lep.network not in specs:
-            raise ConfigError(
-                "local_endpoints", f"{lep.endpoint_id!r} is on unknown network {lep.network!r}"
-            )
+            raise ConfigError("local_endpoints", f"{lep.endpoint_id!r} is on unknown network {lep.network!r}")
         locals_by_net.setdefault(lep.network, []).append(lep)
     remotes_by_net: dict[str, list[RemoteEndpoint]] = {}
     for rep in remote_endpoints:
