@@ -28,7 +28,7 @@ Rules:
   protocol: tcp or udp (lower case);
 - VNI 1..2**24-1; network MTU 576..9000; underlay MTU 576..65535; integers, never booleans;
 - netns: a namespace name of 1..255 characters of [A-Za-z0-9_.-] (not '.' or '..'), an
-  absolute path of at most 4096 bytes of printable characters, or a process id 1..4194304.
+  absolute path of at most 4096 bytes of printable characters, or a process id 1..4194303.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ MTU_MIN = 576
 MTU_MAX = 9000
 UNDERLAY_MTU_MAX = 65_535
 PORT_MAX = 65_535
-PID_MAX = 2**22
-"""The kernel's PID_MAX_LIMIT."""
+PID_MAX = 2**22 - 1
+"""Process ids are below the kernel's PID_MAX_LIMIT (2**22)."""
 IFNAME_MAX = 15
 PROTOCOLS = ("tcp", "udp")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import attrs
 
@@ -35,16 +35,17 @@ VXLAN_OVERHEAD = 50
 FLOOD_MAC = "00:00:00:00:00:00"
 VNI_MAX = values.VNI_MAX
 MIN_MTU = values.MTU_MIN
+P = ParamSpec("P")
 T = TypeVar("T")
 
 Fdb = frozenset[tuple[str, str]]
 """(MAC, VTEP) pairs of `self` FDB entries on a VXLAN device."""
 
 
-def _parsed(parse: Callable[..., T], *args: Any) -> T:
+def _parsed(parse: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """The value `parse` (a swimnet.values parser) returns; its InvalidValue as a ConfigError."""
     try:
-        return parse(*args)
+        return parse(*args, **kwargs)
     except values.InvalidValue as exc:
         raise ConfigError(exc.field, exc.reason) from None
 
