@@ -24,12 +24,12 @@ DEFAULT_PORT = 7946
 def parse_address(value: str, field: str = "address", default_port: int = DEFAULT_PORT) -> Address:
     """'host:port', 'host', '[v6]:port' or '[v6]' -> (host, port); ConfigError naming `field`."""
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{field}: expected 'host:port', got {value!r}")
+        raise ConfigError(field, f"expected 'host:port', got {value!r}")
     text = value.strip()
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise ConfigError(f"{field}: malformed IPv6 address {value!r}")
+            raise ConfigError(field, f"malformed IPv6 address {value!r}")
         port_text = rest[1:] if rest else ""
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
@@ -38,11 +38,11 @@ def parse_address(value: str, field: str = "address", default_port: int = DEFAUL
     else:
         host, port_text = text, ""
     if not host:
-        raise ConfigError(f"{field}: empty host in {value!r}")
+        raise ConfigError(field, f"empty host in {value!r}")
     if port_text == "":
         return (host, default_port)
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65_535:
-        raise ConfigError(f"{field}: port must be 0..65535, got {port_text!r}")
+        raise ConfigError(field, f"port must be 0..65535, got {port_text!r}")
     return (host, int(port_text))
 
 
@@ -53,17 +53,17 @@ def format_address(addr: Address) -> str:
 
 def _positive(field: str, value: Any) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        raise ConfigError(f"{field}: must be a positive number, got {value!r}")
+        raise ConfigError(field, f"must be a positive number, got {value!r}")
 
 
 def _non_negative(field: str, value: Any) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{field}: must be >= 0, got {value!r}")
+        raise ConfigError(field, f"must be >= 0, got {value!r}")
 
 
 def _int_at_least(field: str, value: Any, low: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{field}: must be an integer >= {low}, got {value!r}")
+        raise ConfigError(field, f"must be an integer >= {low}, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -128,16 +128,16 @@ class Config:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or len(self.name.encode()) > MAX_NAME:
-            raise ConfigError(f"name: must be a string of at most {MAX_NAME} bytes")
+            raise ConfigError("name", f"must be a string of at most {MAX_NAME} bytes")
         parse_address(self.bind, "bind")
         if self.advertise is not None:
             parse_address(self.advertise, "advertise")
         if self.keyring is not None and not isinstance(self.keyring, Keyring):
-            raise ConfigError("keyring: must be a swimnet.Keyring")
+            raise ConfigError("keyring", "must be a swimnet.Keyring")
         if not isinstance(self.label, str) or len(self.label.encode()) > 255:
-            raise ConfigError("label: must be a string of at most 255 bytes")
+            raise ConfigError("label", "must be a string of at most 255 bytes")
         if not isinstance(self.meta, bytes) or len(self.meta) > MAX_META:
-            raise ConfigError(f"meta: must be bytes of at most {MAX_META} bytes")
+            raise ConfigError("meta", f"must be bytes of at most {MAX_META} bytes")
         for field in (
             "probe_interval",
             "probe_timeout",
@@ -155,9 +155,9 @@ class Config:
         if self.replay_window is not None:
             _positive("replay_window", self.replay_window)
             if self.replay_window >= self.effective_dead_reap_time:
-                raise ConfigError("replay_window: must be shorter than dead_reap_time")
+                raise ConfigError("replay_window", "must be shorter than dead_reap_time")
         if self.probe_timeout > self.probe_interval:
-            raise ConfigError("probe_timeout: must not exceed probe_interval")
+            raise ConfigError("probe_timeout", "must not exceed probe_interval")
         _int_at_least("indirect_checks", self.indirect_checks, 0)
         _int_at_least("gossip_nodes", self.gossip_nodes, 0)
         _int_at_least("suspicion_mult", self.suspicion_mult, 1)
@@ -166,16 +166,16 @@ class Config:
         _int_at_least("awareness_max_multiplier", self.awareness_max_multiplier, 1)
         _int_at_least("packet_size", self.packet_size, 512)
         if self.packet_size > 65_000:
-            raise ConfigError("packet_size: must be at most 65000")
+            raise ConfigError("packet_size", "must be at most 65000")
         _non_negative("topology_rtt_floor", self.topology_rtt_floor)
         for field in ("topology_bias", "topology_uniform_share"):
             value = getattr(self, field)
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{field}: must be a number in [0, 1], got {value!r}")
+                raise ConfigError(field, f"must be a number in [0, 1], got {value!r}")
         _int_at_least("broadcast_queue_max", self.broadcast_queue_max, 16)
         _int_at_least("coordinate_every", self.coordinate_every, 0)
         if not all(isinstance(d, int | float) and d > 0 for d in self.join_sync_delays):
-            raise ConfigError("join_sync_delays: must be positive numbers")
+            raise ConfigError("join_sync_delays", "must be positive numbers")
 
     # -- derived values ----------------------------------------------------------------
 
@@ -243,7 +243,7 @@ class Config:
         fields = attrs.fields_dict(cls)
         for key in overrides:
             if key not in fields:
-                raise ConfigError(f"{key}: unknown configuration field")
+                raise ConfigError(key, "unknown configuration field")
         return cls(**{**preset, **overrides})
 
     def evolve(self, **changes: Any) -> Config:

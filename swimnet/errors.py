@@ -1,7 +1,7 @@
 """The one exception tree of swimnet.
 
 SwimnetError
-  ConfigError            a configuration value is wrong (the message names the field)
+  ConfigError            a configuration value is wrong (`field` and `reason` say which and why)
   LocalProtocolError     the caller misused the API (e.g. join after leave)
   JoinError              no seed could be reached
   RemoteProtocolError    a peer sent something we refuse
@@ -21,7 +21,23 @@ class SwimnetError(Exception):
 
 
 class ConfigError(SwimnetError, ValueError):
-    """A configuration value is invalid; the message names the field."""
+    """A configuration value is invalid.
+
+    `field` names what is at fault (a setting, a key, a file path), `reason` says why and
+    `where` (optional) where the value came from (a config file, "command line");
+    `str()` is "field: reason", or "where: field: reason". Callers read `exc.field`, never
+    parse the message.
+    """
+
+    def __init__(self, field: str, reason: str, where: str = "") -> None:
+        super().__init__(field, reason, where)
+        self.field = field
+        self.reason = reason
+        self.where = where
+
+    def __str__(self) -> str:
+        text = f"{self.field}: {self.reason}"
+        return f"{self.where}: {text}" if self.where else text
 
 
 class LocalProtocolError(SwimnetError):

@@ -5,7 +5,7 @@ Rules:
   group or others may read, write or execute (``mode & 0o077``), like ssh does with
   private keys. The mode is read from the open descriptor, so the file checked is the
   file read. Every error (missing file, not UTF-8, parse error) is a ConfigError whose
-  message starts with the path.
+  field is the path (so its message starts with it).
 - ``save_keyring_file`` is atomic: it writes a mode-0600 temporary file in the same
   directory, fsyncs it, renames it over ``path`` and fsyncs the directory. Readers see the
   old file or the new one, never a mix; on failure the temporary file is removed and the
@@ -41,15 +41,15 @@ def load_keyring_file(path: StrPath) -> Keyring:
         # O_NONBLOCK: a FIFO planted at `path` must not hang us before the S_ISREG check.
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise ConfigError(f"{name}: cannot open key file: {exc.strerror}") from None
+        raise ConfigError(name, f"cannot open key file: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{name}: key file is not a regular file")
+            raise ConfigError(name, "key file is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             raise ConfigError(
-                f"{name}: key file mode {mode:04o} lets group or others access it; run chmod 600 {name}"
+                name, f"key file mode {mode:04o} lets group or others access it; run chmod 600 {name}"
             )
     except BaseException:
         os.close(fd)
@@ -59,11 +59,11 @@ def load_keyring_file(path: StrPath) -> Keyring:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{name}: key file is not UTF-8 text") from None
+        raise ConfigError(name, "key file is not UTF-8 text") from None
     try:
         return parse_keyring(text)
     except ConfigError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+        raise ConfigError(name, str(exc)) from None
 
 
 def save_keyring_file(path: StrPath, keyring: Keyring) -> None:

@@ -63,7 +63,7 @@ def _clear_stale(path: str) -> None:
 
 async def open_control_socket(path: str, backlog: int = 64) -> ControlSocket:
     if len(os.fsencode(path)) > MAX_PATH:
-        raise ConfigError(f"socket: path {path!r} is longer than {MAX_PATH} bytes")
+        raise ConfigError("socket", f"path {path!r} is longer than {MAX_PATH} bytes")
     directory = os.path.dirname(path) or "."
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)

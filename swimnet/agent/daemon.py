@@ -140,8 +140,9 @@ def resolve_identity(settings: AgentSettings, store: StateDir) -> Identity:
     saved = store.load_identity()
     if saved is not None and settings.name is not None and settings.name != saved.name:
         raise ConfigError(
-            f"{store.path}: the state directory belongs to node {saved.name!r}, not {settings.name!r} "
-            "(use another --state-dir for another node)"
+            store.path,
+            f"the state directory belongs to node {saved.name!r}, not {settings.name!r} "
+            "(use another --state-dir for another node)",
         )
     if settings.name is not None:
         name = settings.name
@@ -159,7 +160,7 @@ def _load_keyring(settings: AgentSettings) -> Keyring | None:
     try:
         return load_keyring_file(settings.keyring)
     except ConfigError as exc:
-        raise ConfigError(f"{settings.source}: keyring: {exc}") from None
+        raise ConfigError("keyring", str(exc), settings.source) from None
 
 
 async def _log_members(node: Node) -> None:

@@ -118,7 +118,7 @@ def network_spec(name: str, record: NetworkRecord, vni: int) -> NetworkSpec:
     try:
         port = int(options.get("vxlan_port", "4789"))
     except ValueError:
-        raise ConfigError(f"network {name!r}: option vxlan_port is not a number") from None
+        raise ConfigError("options.vxlan_port", "not a number", f"network {name!r}") from None
     flood = options.get("flood", "").lower() in TRUE_WORDS
     return NetworkSpec(
         name, vni, record.subnet, gateway=record.gateway, mtu=record.mtu, port=port, flood=flood
@@ -150,8 +150,12 @@ class DatapathDriver:
         threads: bool = True,
     ) -> None:
         dp_names.check_tag(node_tag)
-        if not reconcile_interval > 0 or not debounce >= 0 or not startup_grace >= 0:
-            raise ConfigError("reconcile_interval must be > 0, debounce and startup_grace >= 0")
+        if not reconcile_interval > 0:
+            raise ConfigError("reconcile_interval", f"must be > 0, got {reconcile_interval!r}")
+        if not debounce >= 0:
+            raise ConfigError("debounce", f"must be >= 0, got {debounce!r}")
+        if not startup_grace >= 0:
+            raise ConfigError("startup_grace", f"must be >= 0, got {startup_grace!r}")
         self.node_tag = node_tag
         self.vtep = vtep
         self.underlay_mtu = underlay_mtu

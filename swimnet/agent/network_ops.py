@@ -47,7 +47,7 @@ async def create(agent: OverlayAgent, body: Body) -> dict[str, Any]:
     gateway_text = body.text("gateway")
     vni = body.integer("vni")
     mtu = body.integer("mtu")
-    options = body.string_map("options") or {}
+    options = checks.network_options(body.string_map("options") or {})
     body.done()
     gateway = str(checks.host_in(gateway_text, subnet, "gateway").ip) if gateway_text else None
     if vni is not None:

@@ -27,9 +27,10 @@
 Rules:
 - a flag given on the command line replaces the file's value (`--join` replaces the whole
   list); relative paths in the file are relative to the file's directory;
-- every error is a ConfigError whose message names where the value came from (the file path
-  or "command line"), the key (or flag) and the reason; unknown keys and wrong types are
-  errors, never ignored;
+- every error is a ConfigError whose `where` is where the value came from (the file path
+  or "command line"), `field` the key (or flag) and `reason` the reason; unknown keys and
+  wrong types are errors, never ignored; values of a kind swimnet.values knows (the node
+  name, the underlay MTU) get its verdict;
 - the protocol Config and TablesConfig are built here once, so a bad timing is reported
   before anything starts.
 """
@@ -37,13 +38,13 @@ Rules:
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
+from swimnet import values
 from swimnet.config import Config, parse_address
 from swimnet.errors import ConfigError
 from swimnet.security.keyring import Keyring
@@ -59,7 +60,6 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 COMMAND_LINE = "command line"
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _NOT_TUNABLE = frozenset({"name", "bind", "advertise", "meta", "keyring", "label"})
 _OFF = ("", "off", "none")
 
@@ -100,22 +100,21 @@ class AgentSettings:
                 **self.tuning,
             )
         except ConfigError as exc:
-            field = str(exc).split(":", 1)[0]
-            section = "tuning." if field in self.tuning else ""
-            raise ConfigError(f"{self.source}: {section}{exc}") from None
+            section = "tuning." if exc.field in self.tuning else ""
+            raise ConfigError(f"{section}{exc.field}", exc.reason, self.source) from None
 
     def tables_config(self) -> TablesConfig:
         try:
             return TablesConfig(**self.tables)
         except ConfigError as exc:
-            raise ConfigError(f"{self.source}: tables.{exc}") from None
+            raise ConfigError(f"tables.{exc.field}", exc.reason, self.source) from None
 
 
 # -- value checkers: (value, where, key) -> normalised value, ConfigError naming both ---------
 
 
 def _fail(where: str, key: str, reason: str) -> ConfigError:
-    return ConfigError(f"{where}: {key}: {reason}")
+    return ConfigError(key, reason, where)
 
 
 def _type_name(value: Any) -> str:
@@ -132,9 +131,10 @@ def _string(value: Any, where: str, key: str) -> str:
 
 def check_node_name(value: Any, where: str, key: str) -> str:
     text = _string(value, where, key)
-    if not _NAME.fullmatch(text):
-        raise _fail(where, key, f"{text!r} must be 1..63 characters of [A-Za-z0-9_.-], starting alphanumeric")
-    return text
+    try:
+        return values.node_name(text, key)
+    except values.InvalidValue as exc:
+        raise _fail(where, key, exc.reason) from None
 
 
 def _address(value: Any, where: str, key: str) -> str:
@@ -142,7 +142,7 @@ def _address(value: Any, where: str, key: str) -> str:
     try:
         parse_address(text, key)
     except ConfigError as exc:
-        raise _fail(where, key, str(exc).split(": ", 1)[-1]) from None
+        raise _fail(where, key, exc.reason) from None
     return text
 
 
@@ -161,7 +161,7 @@ def _metrics(value: Any, where: str, key: str) -> str | None:
     try:
         parse_address(text, key, default_port=METRICS_PORT)
     except ConfigError as exc:
-        raise _fail(where, key, str(exc).split(": ", 1)[-1]) from None
+        raise _fail(where, key, exc.reason) from None
     return text
 
 
@@ -182,9 +182,10 @@ def _boolean(value: Any, where: str, key: str) -> bool:
 
 
 def _mtu(value: Any, where: str, key: str) -> int:
-    if type(value) is not int or not 576 <= value <= 65_535:
-        raise _fail(where, key, f"expected an integer 576..65535, got {value!r}")
-    return value
+    try:
+        return values.underlay_mtu(value, key)
+    except values.InvalidValue as exc:
+        raise _fail(where, key, exc.reason) from None
 
 
 def _interval(value: Any, where: str, key: str) -> float:
@@ -274,11 +275,11 @@ def read_toml(path: str) -> dict[str, Any]:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+        raise ConfigError(path, f"cannot read config file: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(path, f"invalid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: invalid TOML: not UTF-8 text") from None
+        raise ConfigError(path, "invalid TOML: not UTF-8 text") from None
 
 
 def _from_file(path: str) -> dict[str, Any]:
@@ -306,7 +307,7 @@ def _from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if key not in _KEYS:
-            raise ConfigError(f"{COMMAND_LINE}: {key}: unknown setting")
+            raise ConfigError(key, "unknown setting", COMMAND_LINE)
         flag = FLAGS.get(key, key)
         checked = _KEYS[key](value, COMMAND_LINE, flag)
         if key in _PATHS and checked:

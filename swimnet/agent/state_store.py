@@ -56,7 +56,7 @@ class StateDir:
             os.makedirs(self.path, mode=0o700, exist_ok=True)
             fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot use state directory: {exc.strerror or exc}") from None
+            raise ConfigError(self.path, f"cannot use state directory: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -108,7 +108,7 @@ class StateDir:
     # -- files ------------------------------------------------------------------------------
 
     def _corrupt(self, name: str, reason: str) -> ConfigError:
-        return ConfigError(f"{os.path.join(self.path, name)}: corrupt state file: {reason}")
+        return ConfigError(os.path.join(self.path, name), f"corrupt state file: {reason}")
 
     def _read(self, name: str) -> dict[str, Any] | None:
         path = os.path.join(self.path, name)
@@ -118,7 +118,7 @@ class StateDir:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot read state file: {exc.strerror or exc}") from None
+            raise ConfigError(path, f"cannot read state file: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise self._corrupt(name, f"not JSON ({exc})") from None
         if type(doc) is not dict or doc.get("version") != FORMAT_VERSION:

@@ -14,62 +14,40 @@ Rules:
   answered by the VXLAN proxy from the neighbour entries;
 - the overlay MTU is `underlay_mtu - 50` (VXLAN over IPv4), lowered to the network's own
   `mtu` when that is smaller: a network never asks for more than the underlay carries;
-- every value is validated and normalised on construction (MACs lower case, CIDRs in
-  canonical form); a bad value raises ConfigError naming the field.
+- every value is validated and normalised on construction by the parsers of swimnet.values
+  (the overlay records and the agent use the same ones, so a value the overlay accepts is
+  never skipped here); a bad value raises ConfigError naming the field.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import ParamSpec, TypeVar
 
 import attrs
 
+from swimnet import values
 from swimnet.datapath import names
 from swimnet.errors import ConfigError, LocalProtocolError
 
 VXLAN_OVERHEAD = 50
 FLOOD_MAC = "00:00:00:00:00:00"
-VNI_MAX = 2**24 - 1
-MIN_MTU = 576
+VNI_MAX = values.VNI_MAX
+MIN_MTU = values.MTU_MIN
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Fdb = frozenset[tuple[str, str]]
 """(MAC, VTEP) pairs of `self` FDB entries on a VXLAN device."""
 
 
-def check_mac(value: str, field: str, *, unicast: bool = True) -> str:
-    parts = value.lower().replace("-", ":").split(":")
-    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts):
-        raise ConfigError(f"{field}: not a MAC address: {value!r}")
-    mac = ":".join(parts)
-    if unicast and (int(parts[0], 16) & 1 or mac == FLOOD_MAC):
-        raise ConfigError(f"{field}: {mac} is not a unicast MAC address")
-    return mac
-
-
-def check_ipv4(value: str, field: str) -> str:
+def _parsed(parse: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """The value `parse` (a swimnet.values parser) returns; its InvalidValue as a ConfigError."""
     try:
-        return str(ipaddress.IPv4Address(value))
-    except ValueError:
-        raise ConfigError(f"{field}: not an IPv4 address: {value!r}") from None
-
-
-def check_cidr(value: str, field: str) -> str:
-    """An IPv4 address with prefix length, e.g. 10.1.0.2/24 (a bare address means /32)."""
-    try:
-        return str(ipaddress.IPv4Interface(value))
-    except ValueError:
-        raise ConfigError(f"{field}: not an IPv4 address/prefix: {value!r}") from None
-
-
-def _check_name(value: str, field: str) -> None:
-    if not value or len(value) > 128:
-        raise ConfigError(f"{field}: 1..128 characters, got {value!r}")
-
-
-def _check_ifname(value: str, field: str) -> None:
-    if not value or len(value) > 15 or "/" in value or any(c.isspace() for c in value):
-        raise ConfigError(f"{field}: not a valid interface name: {value!r}")
+        return parse(*args, **kwargs)
+    except values.InvalidValue as exc:
+        raise ConfigError(exc.field, exc.reason) from None
 
 
 @attrs.frozen
@@ -86,23 +64,16 @@ class NetworkSpec:
     flood: bool = False
 
     def __attrs_post_init__(self) -> None:
-        _check_name(self.name, "name")
-        if not 1 <= self.vni <= VNI_MAX:
-            raise ConfigError(f"vni: must be 1..{VNI_MAX}, got {self.vni}")
-        try:
-            net = ipaddress.IPv4Network(self.subnet, strict=True)
-        except ValueError as exc:
-            raise ConfigError(f"subnet: {exc}") from None
+        _parsed(values.name, self.name, "name")
+        _parsed(values.vni, self.vni, "vni")
+        net = _parsed(values.subnet, self.subnet, "subnet")
         object.__setattr__(self, "subnet", str(net))
         if self.gateway is not None:
-            gateway = check_ipv4(self.gateway, "gateway")
-            if ipaddress.IPv4Address(gateway) not in net:
-                raise ConfigError(f"gateway: {gateway} is outside {net}")
-            object.__setattr__(self, "gateway", gateway)
-        if self.mtu is not None and not MIN_MTU <= self.mtu <= 65535:
-            raise ConfigError(f"mtu: must be {MIN_MTU}..65535, got {self.mtu}")
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"port: must be 1..65535, got {self.port}")
+            gateway = _parsed(values.host_in, self.gateway, net, "gateway")
+            object.__setattr__(self, "gateway", str(gateway.ip))
+        if self.mtu is not None:
+            _parsed(values.mtu, self.mtu, "mtu")
+        object.__setattr__(self, "port", _parsed(values.port, self.port, "port"))
 
 
 @attrs.frozen
@@ -118,10 +89,11 @@ class RemoteEndpoint:
     """Underlay IPv4 address of the owning host."""
 
     def __attrs_post_init__(self) -> None:
-        _check_name(self.endpoint_id, "endpoint_id")
-        object.__setattr__(self, "ip", check_cidr(self.ip, "ip"))
-        object.__setattr__(self, "mac", check_mac(self.mac, "mac"))
-        object.__setattr__(self, "vtep", check_ipv4(self.vtep, "vtep"))
+        _parsed(values.name, self.network, "network")
+        _parsed(values.name, self.endpoint_id, "endpoint_id")
+        object.__setattr__(self, "ip", str(_parsed(values.host_interface, self.ip, "ip")))
+        object.__setattr__(self, "mac", _parsed(values.mac, self.mac, "mac"))
+        object.__setattr__(self, "vtep", _parsed(values.vtep, self.vtep, "vtep"))
 
     @property
     def address(self) -> str:
@@ -141,16 +113,13 @@ class LocalEndpoint:
     ifname: str = "eth0"
 
     def __attrs_post_init__(self) -> None:
-        _check_name(self.endpoint_id, "endpoint_id")
-        _check_name(self.name, "name")
-        object.__setattr__(self, "ip", check_cidr(self.ip, "ip"))
-        object.__setattr__(self, "mac", check_mac(self.mac, "mac"))
-        _check_ifname(self.ifname, "ifname")
-        if isinstance(self.netns, int):
-            if self.netns <= 0:
-                raise ConfigError(f"netns: not a process id: {self.netns}")
-        elif not self.netns or (not self.netns.startswith("/") and "/" in self.netns):
-            raise ConfigError(f"netns: a namespace name, an absolute path or a pid, got {self.netns!r}")
+        _parsed(values.name, self.network, "network")
+        _parsed(values.name, self.endpoint_id, "endpoint_id")
+        _parsed(values.name, self.name, "name")
+        object.__setattr__(self, "ip", str(_parsed(values.host_interface, self.ip, "ip")))
+        object.__setattr__(self, "mac", _parsed(values.mac, self.mac, "mac"))
+        _parsed(values.ifname, self.ifname, "ifname")
+        _parsed(values.netns, self.netns, "netns")
 
     @property
     def address(self) -> str:
@@ -209,7 +178,7 @@ def overlay_mtu(spec: NetworkSpec, underlay_mtu: int) -> int:
     if spec.mtu is not None:
         mtu = min(mtu, spec.mtu)
     if mtu < MIN_MTU:
-        raise ConfigError(f"underlay_mtu: {underlay_mtu} leaves MTU {mtu} for {spec.name!r} (< {MIN_MTU})")
+        raise ConfigError("underlay_mtu", f"{underlay_mtu} leaves MTU {mtu} for {spec.name!r} (< {MIN_MTU})")
     return mtu
 
 
@@ -258,20 +227,21 @@ def desired_state(
 ) -> DesiredState:
     """What the kernel of this host should hold (see the module rules)."""
     names.check_tag(node_tag)
-    local_vtep = check_ipv4(local_vtep, "local_vtep")
+    local_vtep = _parsed(values.vtep, local_vtep, "local_vtep")
+    _parsed(values.underlay_mtu, underlay_mtu, "underlay_mtu")
     specs: dict[str, NetworkSpec] = {}
     vnis: dict[int, str] = {}
     for spec in networks:
         if spec.name in specs:
-            raise ConfigError(f"networks: {spec.name!r} given twice")
+            raise ConfigError("networks", f"{spec.name!r} given twice")
         if spec.vni in vnis:
-            raise ConfigError(f"networks: {spec.name!r} and {vnis[spec.vni]!r} share VNI {spec.vni}")
+            raise ConfigError("networks", f"{spec.name!r} and {vnis[spec.vni]!r} share VNI {spec.vni}")
         specs[spec.name] = spec
         vnis[spec.vni] = spec.name
     locals_by_net: dict[str, list[LocalEndpoint]] = {}
     for lep in local_endpoints:
         if lep.network not in specs:
-            raise ConfigError(f"local_endpoints: {lep.endpoint_id!r} is on unknown network {lep.network!r}")
+            raise ConfigError("local_endpoints", f"{lep.endpoint_id!r} is on unknown network {lep.network!r}")
         locals_by_net.setdefault(lep.network, []).append(lep)
     remotes_by_net: dict[str, list[RemoteEndpoint]] = {}
     for rep in remote_endpoints:

@@ -1,7 +1,8 @@
 """Names of everything the datapath creates, and how to recognise them again.
 
 Rules:
-- a node tag is 1..63 characters (the agent's node names) of [A-Za-z0-9_.-] starting with a letter or digit;
+- a node tag is an agent's node name (swimnet.values.node_name: 1..63 characters of
+  [A-Za-z0-9_.-] starting with a letter or digit);
 - the sandbox of network VNI v on node tag t is the network namespace `swn-<t>-<v>`; it is
   ours exactly when the part after `swn-<t>-` is all digits, so tags that extend each other
   (`a` and `a-1`) never claim each other's namespaces (`swn-a-1-7` is not `swn-a-<digits>`);
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from swimnet import values
 from swimnet.errors import ConfigError
 
 PREFIX = "swn-"
@@ -24,14 +26,14 @@ BRIDGE = "br0"
 VXLAN = "vxlan0"
 HOST_VXLAN_PREFIX = "swv"
 
-_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _HOST_VXLAN = re.compile(r"swv(\d{1,8})")
 
 
 def check_tag(tag: str) -> str:
-    if not _TAG.fullmatch(tag):
-        raise ConfigError(f"node_tag: {tag!r} must be 1..63 characters of [A-Za-z0-9_.-]")
-    return tag
+    try:
+        return values.node_name(tag, "node_tag")
+    except values.InvalidValue as exc:
+        raise ConfigError(exc.field, exc.reason) from None
 
 
 def sandbox_prefix(tag: str) -> str:

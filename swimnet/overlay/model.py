@@ -8,8 +8,10 @@ Tables (see swimnet.tables):
 - network <name>, table "services": service name -> ServiceRecord (VIP, mode, ports,
   backend endpoint ids).
 
-Rules: records validate their fields on construction (ValueError naming the field) and on
-decoding (DecodeError); unknown document fields are preserved through decode/encode.
+Rules: records validate and normalise their fields on construction with the parsers of
+swimnet.values (InvalidValue, a ValueError naming the field), so a record the overlay
+accepts is one the datapath and the agent accept too; decoding raises DecodeError instead;
+unknown document fields are preserved through decode/encode.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from swimnet import values
 from swimnet.errors import DecodeError
 from swimnet.overlay.documents import decode_document, encode_document, take
 
@@ -27,7 +30,7 @@ NETWORKS_TABLE = "networks"
 PEERS_TABLE = "overlay_peer"
 SERVICES_TABLE = "services"
 VNI_MIN = 4096
-VNI_MAX = 2**24 - 1
+VNI_MAX = values.VNI_MAX
 SERVICE_MODES = ("vip", "dnsrr")
 
 
@@ -35,15 +38,6 @@ def mac_from_ip(ip: str) -> str:
     """Docker's derivation: 02:42 followed by the four bytes of the IPv4 address."""
     addr = ipaddress.IPv4Address(ip.split("/")[0])
     return "02:42:" + ":".join(f"{b:02x}" for b in addr.packed)
-
-
-def _check_mac(mac: str) -> str:
-    parts = mac.lower().split(":")
-    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts):
-        raise ValueError(f"mac: not a MAC address: {mac!r}")
-    if int(parts[0], 16) & 1:
-        raise ValueError(f"mac: {mac} is a multicast address")
-    return ":".join(parts)
 
 
 @attrs.frozen
@@ -60,15 +54,15 @@ class NetworkRecord:
     extra: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if not self.name or self.name.startswith("_") or len(self.name) > 64:
-            raise ValueError("name: 1..64 characters, not starting with '_'")
-        net = ipaddress.ip_network(self.subnet, strict=True)  # ValueError names the problem
-        if self.gateway is not None and ipaddress.ip_address(self.gateway) not in net:
-            raise ValueError(f"gateway: {self.gateway} is outside {self.subnet}")
-        if self.vni is not None and not 1 <= self.vni <= VNI_MAX:
-            raise ValueError(f"vni: must be 1..{VNI_MAX}")
-        if not 576 <= self.mtu <= 9000:
-            raise ValueError("mtu: must be 576..9000")
+        values.name(self.name, "name")
+        net = values.subnet(self.subnet, "subnet")
+        object.__setattr__(self, "subnet", str(net))
+        if self.gateway is not None:
+            object.__setattr__(self, "gateway", str(values.host_in(self.gateway, net, "gateway").ip))
+        if self.vni is not None:
+            values.vni(self.vni, "vni")
+        values.mtu(self.mtu, "mtu")
+        object.__setattr__(self, "options", values.network_options(self.options, "options"))
 
     def encode(self) -> bytes:
         fields = {
@@ -114,17 +108,14 @@ class EndpointRecord:
     extra: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if not self.name or len(self.name) > 128:
-            raise ValueError("name: 1..128 characters")
-        iface = ipaddress.ip_interface(self.ip)
-        if iface.ip == iface.network.network_address and iface.network.prefixlen < 31:
-            raise ValueError(f"ip: {self.ip} is the network address")
-        object.__setattr__(self, "mac", _check_mac(self.mac))
-        ipaddress.ip_address(self.vtep)
+        values.name(self.name, "name")
+        object.__setattr__(self, "ip", str(values.host_interface(self.ip, "ip")))
+        object.__setattr__(self, "mac", values.mac(self.mac, "mac"))
+        object.__setattr__(self, "vtep", values.vtep(self.vtep, "vtep"))
 
     @property
     def address(self) -> str:
-        return str(ipaddress.ip_interface(self.ip).ip)
+        return self.ip.split("/")[0]
 
     def encode(self) -> bytes:
         return encode_document(
@@ -158,19 +149,19 @@ class ServiceRecord:
     extra: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if not self.name or len(self.name) > 128:
-            raise ValueError("name: 1..128 characters")
+        values.name(self.name, "name")
         if self.mode not in SERVICE_MODES:
-            raise ValueError(f"mode: one of {', '.join(SERVICE_MODES)}")
+            raise values.InvalidValue("mode", f"one of {', '.join(SERVICE_MODES)}")
         if self.mode == "vip" and self.vip is None:
-            raise ValueError("vip: required in vip mode")
+            raise values.InvalidValue("vip", "required in vip mode")
         if self.mode == "dnsrr" and self.vip is not None:
-            raise ValueError("vip: dnsrr services have no VIP")
+            raise values.InvalidValue("vip", "dnsrr services have no VIP")
         if self.vip is not None:
-            ipaddress.ip_address(self.vip)
-        for proto, published, target in self.ports:
-            if proto not in ("tcp", "udp") or not (0 < published < 65536 and 0 < target < 65536):
-                raise ValueError("ports: (tcp|udp, 1..65535, 1..65535)")
+            object.__setattr__(self, "vip", values.address(self.vip, "vip"))
+        ports = tuple(values.port_mapping(*p, "ports") for p in self.ports)
+        object.__setattr__(self, "ports", ports)
+        for backend in self.backends:
+            values.name(backend, "backends")
 
     def encode(self) -> bytes:
         fields = {

@@ -35,17 +35,17 @@ def parse_keys(text: str) -> list[bytes]:
         try:
             key = base64.b64decode(stripped, validate=True)
         except (binascii.Error, ValueError):
-            raise ConfigError(f"key file line {number}: not valid base64") from None
+            raise ConfigError(f"key file line {number}", "not valid base64") from None
         if len(key) != KEY_SIZE:
-            raise ConfigError(f"key file line {number}: a key must be {KEY_SIZE} bytes, got {len(key)}")
+            raise ConfigError(f"key file line {number}", f"a key must be {KEY_SIZE} bytes, got {len(key)}")
         raw_id = key_id(key)
         if raw_id in seen:
             what = "repeats" if key in keys else "has the same id as"
-            raise ConfigError(f"key file line {number}: key {raw_id.hex()} {what} line {seen[raw_id]}")
+            raise ConfigError(f"key file line {number}", f"key {raw_id.hex()} {what} line {seen[raw_id]}")
         seen[raw_id] = number
         keys.append(key)
     if not keys:
-        raise ConfigError("key file: no keys (at least one line with a base64 key)")
+        raise ConfigError("key file", "no keys (at least one line with a base64 key)")
     return keys
 
 

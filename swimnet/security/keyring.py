@@ -39,10 +39,10 @@ def key_id(key: bytes) -> bytes:
 
 def _check_key(key: bytes) -> bytes:
     if not isinstance(key, bytes | bytearray | memoryview):
-        raise ConfigError(f"keyring: a key must be bytes, not {type(key).__name__}")
+        raise ConfigError("keyring", f"a key must be bytes, not {type(key).__name__}")
     key = bytes(key)
     if len(key) != KEY_SIZE:
-        raise ConfigError(f"keyring: a key must be {KEY_SIZE} bytes, got {len(key)}")
+        raise ConfigError("keyring", f"a key must be {KEY_SIZE} bytes, got {len(key)}")
     return key
 
 
@@ -57,10 +57,10 @@ class Keyring:
         for key in keys:
             key = _check_key(key)
             if key in self._keys:
-                raise ConfigError(f"keyring: key {key_id(key).hex()} is listed twice")
+                raise ConfigError("keyring", f"key {key_id(key).hex()} is listed twice")
             self._add(key)
         if not self._keys:
-            raise ConfigError("keyring: at least one key is required")
+            raise ConfigError("keyring", "at least one key is required")
         self._primary_raw_id = key_id(self._keys[0])
         self._generation = 0
 
@@ -155,7 +155,7 @@ class Keyring:
     def _add(self, key: bytes) -> None:
         raw = key_id(key)
         if raw in self._by_id:
-            raise ConfigError(f"keyring: two different keys share the id {raw.hex()}")
+            raise ConfigError("keyring", f"two different keys share the id {raw.hex()}")
         self._keys.append(key)
         self._by_id[raw] = key
 
@@ -168,7 +168,7 @@ class Keyring:
                 raw = b""
             if len(raw) != KEY_ID_SIZE:
                 raise ConfigError(
-                    f"keyring: {action}: a key id is {2 * KEY_ID_SIZE} hex chars, got {key_or_id!r}"
+                    "keyring", f"{action}: a key id is {2 * KEY_ID_SIZE} hex chars, got {key_or_id!r}"
                 )
             found = self._by_id.get(raw)
             if found is None:

@@ -114,7 +114,7 @@ def encode_label(label: str) -> bytes:
     """The label as UTF-8; ConfigError if it is longer than 255 bytes."""
     raw = label.encode("utf-8")
     if len(raw) > MAX_LABEL_SIZE:
-        raise ConfigError(f"label: at most {MAX_LABEL_SIZE} UTF-8 bytes, got {len(raw)}")
+        raise ConfigError("label", f"at most {MAX_LABEL_SIZE} UTF-8 bytes, got {len(raw)}")
     return raw
 
 

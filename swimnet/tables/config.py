@@ -15,7 +15,7 @@ from swimnet.errors import ConfigError
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
-        raise ConfigError(f"{attribute.name}: must be positive, got {value!r}")
+        raise ConfigError(attribute.name, f"must be positive, got {value!r}")
 
 
 @attrs.frozen

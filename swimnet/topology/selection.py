@@ -90,13 +90,13 @@ def choose_helpers(
 
 def _check(k: int, bias: float, uniform_share: float, max_tournament: int) -> None:
     if k < 0:
-        raise ConfigError(f"k: must be >= 0, got {k}")
+        raise ConfigError("k", f"must be >= 0, got {k}")
     if not 0.0 <= bias <= 1.0:
-        raise ConfigError(f"bias: must be in [0, 1], got {bias!r}")
+        raise ConfigError("bias", f"must be in [0, 1], got {bias!r}")
     if not 0.0 <= uniform_share <= 1.0:
-        raise ConfigError(f"uniform_share: must be in [0, 1], got {uniform_share!r}")
+        raise ConfigError("uniform_share", f"must be in [0, 1], got {uniform_share!r}")
     if max_tournament < 1:
-        raise ConfigError(f"max_tournament: must be >= 1, got {max_tournament}")
+        raise ConfigError("max_tournament", f"must be >= 1, got {max_tournament}")
 
 
 def random_round(x: float, rng: random.Random) -> int:

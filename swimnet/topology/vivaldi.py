@@ -54,18 +54,18 @@ class RejectedSample(SwimnetError, ValueError):
 
 def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not (math.isfinite(value) and value > 0.0):
-        raise ConfigError(f"{attribute.name}: must be a finite number > 0, got {value!r}")
+        raise ConfigError(attribute.name, f"must be a finite number > 0, got {value!r}")
 
 
 def _unit_interval(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0.0 < value <= 1.0:
-        raise ConfigError(f"{attribute.name}: must be in (0, 1], got {value!r}")
+        raise ConfigError(attribute.name, f"must be in (0, 1], got {value!r}")
 
 
 def _count(low: int, high: int) -> Callable[[object, attrs.Attribute[int], int], None]:
     def check(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
         if type(value) is not int or not low <= value <= high:
-            raise ConfigError(f"{attribute.name}: must be an integer in {low}..{high}")
+            raise ConfigError(attribute.name, f"must be an integer in {low}..{high}")
 
     return check
 

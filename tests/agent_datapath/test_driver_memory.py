@@ -241,19 +241,25 @@ async def test_a_snapshot_that_cannot_be_programmed_is_not_applied(autojump_cloc
 
 
 async def test_bad_values_are_skipped_and_the_rest_is_programmed(autojump_clock: object) -> None:
+    # the overlay records refuse what the datapath would refuse (one verdict) ...
+    with pytest.raises(ValueError, match="only IPv4"):
+        network("v6", "fd00::/64")
+    with pytest.raises(ValueError, match="only IPv4"):
+        remote("six", "fd00::5/64", "192.0.2.12")
+    # ... so only a local endpoint spec (the agent's own state) can still carry a bad value
     driver, mem = make()
-    nets = {"ovnet": (network(), 4097), "v6": (network("v6", "fd00::/64"), 4098)}
-    remotes = [*base().remote, remote("six", "fd00::5/64", "192.0.2.12", network="ovnet")]
-    remotes.append(remote("v6peer", "fd00::6/64", "192.0.2.12", network="v6"))
-    driver.update(
-        snapshot(nets, [local("web", "10.1.0.1/24"), local("w6", "fd00::1/64", network="v6")], remotes)
-    )
+    locals_ = [
+        local("web", "10.1.0.1/24"),
+        local("w6", "fd00::1/64"),
+        local("bad", "10.1.0.9/24", ifname="a/b"),
+    ]
+    driver.update(snapshot({"ovnet": (network(), 4097)}, locals_, base().remote))
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
         await until(lambda: driver.stats["reconciles"] == 1)
         assert set(mem.sandboxes) == {SB}
         assert entries(mem) == EXPECTED
-        assert driver.stats["invalid"] == 2  # the IPv6 network and the IPv6 endpoint, once each
+        assert driver.stats["invalid"] == 2  # the IPv6 endpoint and the bad interface name, once each
         await trio.sleep(100)
         assert driver.stats["invalid"] == 2
         nursery.cancel_scope.cancel()

@@ -91,10 +91,14 @@ def test_bad_values_raise_config_error(make: object) -> None:
 
 
 def test_values_are_normalised() -> None:
-    r = RemoteEndpoint("a", "e", "10.1.0.2/24", "02-AA-00-00-00-01", "192.0.2.1")
+    r = RemoteEndpoint("a", "e", "10.1.0.2/24", "02:AA:00:00:00:01", "192.0.2.1")
     assert r.mac == "02:aa:00:00:00:01"
+    with pytest.raises(ConfigError, match="six hex pairs separated by ':'"):  # one written form
+        RemoteEndpoint("a", "e", "10.1.0.2/24", "02-AA-00-00-00-01", "192.0.2.1")
     assert r.address == "10.1.0.2"
-    assert LocalEndpoint("a", "e", "c", "10.1.0.2", "02:00:00:00:00:01", 1234).ip == "10.1.0.2/32"
+    assert LocalEndpoint("a", "e", "c", "10.1.0.2/255.255.255.0", "02:00:00:00:00:01", 1).ip == "10.1.0.2/24"
+    with pytest.raises(ConfigError, match="no prefix length"):  # never a /32 by accident
+        LocalEndpoint("a", "e", "c", "10.1.0.2", "02:00:00:00:00:01", 1234)
 
 
 def test_sandbox_names_never_claim_another_tags_namespaces() -> None:
