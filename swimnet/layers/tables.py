@@ -54,7 +54,9 @@ class TablesLayer:
         self._gossip_idle = True
         self._syncs: dict[int, tuple[str, tuple[str, ...]]] = {}
         """Open sync streams: id -> (peer, networks of the conversation)."""
-        self._timers.set(_ANTI_ENTROPY, now + host.config.push_pull_interval * host.rng.random())
+        self._started: float | None = now
+        """The first anti-entropy round is drawn when the engine first asks for deadlines
+        (after membership drew its own timers: one rng order for every engine)."""
 
     def message_handlers(self) -> Mapping[type, MessageHandler]:
         return {NetworkEvent: self._on_gossip, TableEvent: self._on_gossip}
@@ -149,6 +151,10 @@ class TablesLayer:
     # -- timers -------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
+        if self._started is not None:
+            host = self._host
+            self._timers.set(_ANTI_ENTROPY, self._started + host.config.push_pull_interval * host.rng.random())
+            self._started = None
         reap = self._state.next_deadline()
         if reap is not None and _REAP not in self._timers:
             self._timers.set(_REAP, reap)
