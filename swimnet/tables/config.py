@@ -37,3 +37,7 @@ class TablesConfig:
     """Requests in one sync conversation (64 x 4 MiB = 256 MiB)."""
     summary_max: int = attrs.field(default=32, validator=_positive)
     """A digest region with at most this many entries is sent as summaries, not child hashes."""
+    sync_relay_max: int = attrs.field(default=64, validator=_positive)
+    """A sync section that brings at most this many newer entries relays them by gossip: news
+    whose gossip was lost (loss, a partition) then spreads in gossip time, not one sync
+    partner per push_pull_interval; a larger section is a bulk catch-up and is not relayed."""

@@ -10,6 +10,9 @@ Rules:
   known before the entry is checked;
 - a section is processed for entries only if this node has joined the network and the peer
   is attached to it (not leaving, not failed); otherwise only attachments flow;
+- newer entries a section brought are relayed by gossip when they are few
+  (`sync_relay_max`): a write whose gossip was lost spreads at gossip speed once one
+  member has it; a bulk catch-up (a late joiner) is not relayed;
 - one budget (`sync_chunk_bytes`) caps each message; a section cut short says `more`; the
   responder echoes `more`; the initiator, once it has nothing else to say for a network
   marked `more`, starts a fresh digest round for it; `sync_max_rounds` ends a conversation.
@@ -65,6 +68,8 @@ class TableState(Protocol):
     ) -> Entry | None: ...
 
     def attachment_record(self, network: str, node: str, a: Attachment, now: float) -> AttachmentRecord: ...
+
+    def relay(self, network: str, e: Entry, now: float) -> None: ...
 
     def merge_attachment(
         self,
@@ -161,8 +166,10 @@ def process(
     if not state.attachments.active(network, peer) or state.is_failed(peer):
         state.stats["sync_peer_not_attached"] += 1
         return SyncSection(network, attachments=atts, attachments_full=full)
-    for rec in section.entries:
-        state.apply_record(network, rec, now, changes)
+    applied = [e for rec in section.entries if (e := state.apply_record(network, rec, now, changes))]
+    if len(applied) <= state.config.sync_relay_max:
+        for e in applied:
+            state.relay(network, e, now)
     response = Response(state.digest(network), budget, state.config.summary_max)
     response.run(section.wants, section.summaries, section.hashes)
     return SyncSection(

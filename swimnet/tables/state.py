@@ -512,6 +512,10 @@ class TableState:
         self._replace(network, old, new, changes)
         return new
 
+    def relay(self, network: str, e: Entry, now: float) -> None:
+        """Gossip a received entry version on (as a relay: after our own writes)."""
+        self._queue_entry(network, e, now, own=False)
+
     def _own_echo_agrees(self, rec: EntryRecord, old: Entry | None) -> bool:
         if old is None or old.owner != self.name:
             return rec.deleted  # we hold no version of ours: only "deleted" is true
