@@ -243,7 +243,7 @@ def cmd_keys_remove(ctx: _Context) -> int:
 
 
 def cmd_keygen(ctx: _Context) -> int:
-    from swimnet.keyfile_io import generate_key
+    from swimnet.io.keyfile import generate_key
 
     ctx.out.write(base64.b64encode(generate_key()).decode("ascii") + "\n")
     return EXIT_OK

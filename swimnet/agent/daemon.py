@@ -47,7 +47,7 @@ from swimnet.agent.settings import AgentSettings
 from swimnet.agent.state_store import Identity, StateDir
 from swimnet.config import format_address, parse_address
 from swimnet.errors import ConfigError, JoinError
-from swimnet.keyfile_io import load_keyring_file
+from swimnet.io.keyfile import load_keyring_file
 from swimnet.membership.events import (
     MemberFailed,
     MemberJoined,

@@ -25,7 +25,7 @@ from swimnet.agent.errors import ApiError, conflict, not_found
 from swimnet.agent.logs import LOGGER, event
 from swimnet.agent.views import key_result_json
 from swimnet.errors import ConfigError, LocalProtocolError
-from swimnet.keyfile_io import load_keyring_file, save_keyring_file
+from swimnet.io.keyfile import load_keyring_file, save_keyring_file
 from swimnet.runtime import Node
 from swimnet.security.keyring import Keyring
 
