@@ -35,13 +35,13 @@ import trio
 from swimnet.agent import settings as settings_mod
 from swimnet.agent.agent_engine import AgentEngine
 from swimnet.agent.control_socket import ControlSocket, open_control_socket
+from swimnet.agent.domain.ports import DatapathDriverProtocol
 from swimnet.agent.errors import StartupError
 from swimnet.agent.http_server import Limits, serve_http
 from swimnet.agent.keys_admin import KeysAdmin
 from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
 from swimnet.agent.metrics import metrics_handler, registry_for
 from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.overlay_state import DatapathDriverProtocol, LocalEndpointSpec
 from swimnet.agent.routes import ControlApi
 from swimnet.agent.settings import AgentSettings
 from swimnet.agent.state_store import Identity, StateDir
@@ -55,7 +55,7 @@ from swimnet.membership.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from swimnet.overlay import NetworkRecord
+from swimnet.overlay import LocalEndpointSpec, NetworkRecord
 from swimnet.runtime import Node, open_node
 from swimnet.runtime.resolve import default_name
 from swimnet.security.keyring import Keyring

@@ -57,7 +57,6 @@ import trio
 from pyroute2 import IPRoute
 
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.overlay_state import LocalEndpointSpec, OverlaySnapshot
 from swimnet.datapath import (
     Datapath,
     DesiredState,
@@ -81,6 +80,7 @@ from swimnet.datapath.ops import (
     Op,
 )
 from swimnet.errors import ConfigError, DatapathError, LocalProtocolError, SwimnetError
+from swimnet.overlay import LocalEndpointSpec, OverlaySnapshot
 
 if TYPE_CHECKING:
     from swimnet.overlay import NetworkRecord

@@ -29,10 +29,9 @@ from swimnet.agent.errors import ApiError, bad_request, conflict, not_found
 from swimnet.agent.fields import Body
 from swimnet.agent.logs import LOGGER, event
 from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.overlay_state import LocalEndpointSpec
 from swimnet.agent.views import endpoint_json, local_endpoint_json
 from swimnet.errors import DatapathError
-from swimnet.overlay import PEERS_TABLE, mac_from_ip
+from swimnet.overlay import PEERS_TABLE, LocalEndpointSpec, mac_from_ip
 
 log = logging.getLogger(LOGGER)
 

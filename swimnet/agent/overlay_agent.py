@@ -34,17 +34,21 @@ import trio
 from swimnet.agent.adoption import Orphans
 from swimnet.agent.agent_engine import AgentEngine
 from swimnet.agent.conflicts import Conflict, find_conflicts, for_datapath
+from swimnet.agent.domain.ports import DatapathDriverProtocol
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.overlay_state import (
-    DatapathDriverProtocol,
+from swimnet.agent.state_store import StateDir
+from swimnet.agent.tables_view import TablesView
+from swimnet.errors import DatapathError
+from swimnet.overlay import (
+    CLUSTER_SCOPE,
+    NETWORKS_TABLE,
+    PEERS_TABLE,
+    SERVICES_TABLE,
+    EndpointRecord,
     LocalEndpointSpec,
     OverlaySnapshot,
     build_snapshot,
 )
-from swimnet.agent.state_store import StateDir
-from swimnet.agent.tables_view import TablesView
-from swimnet.errors import DatapathError
-from swimnet.overlay import CLUSTER_SCOPE, NETWORKS_TABLE, PEERS_TABLE, SERVICES_TABLE, EndpointRecord
 from swimnet.overlay.model import NetworkRecord
 from swimnet.runtime import Node
 from swimnet.tables.changes import TableChange

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from swimnet.agent.overlay_state import LocalEndpointSpec
 from swimnet.config import format_address
 from swimnet.membership.member import Member
-from swimnet.overlay import EndpointRecord, NetworkRecord, ServiceRecord
+from swimnet.overlay import EndpointRecord, LocalEndpointSpec, NetworkRecord, ServiceRecord
 from swimnet.security.keyops import KeyOpResult
 
 Json = dict[str, Any]

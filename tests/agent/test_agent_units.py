@@ -16,11 +16,10 @@ from swimnet.agent.conflicts import find_conflicts, for_datapath
 from swimnet.agent.daemon import resolve_identity
 from swimnet.agent.errors import ApiError, StartupError
 from swimnet.agent.logs import event, setup_logging
-from swimnet.agent.overlay_state import LocalEndpointSpec, build_snapshot
 from swimnet.agent.settings import AgentSettings
 from swimnet.agent.state_store import Identity, StateDir
 from swimnet.errors import ConfigError
-from swimnet.overlay import EndpointRecord, NetworkRecord
+from swimnet.overlay import EndpointRecord, LocalEndpointSpec, NetworkRecord, build_snapshot
 
 NET = ipaddress.IPv4Network("10.1.0.0/24")
 

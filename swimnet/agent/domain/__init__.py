@@ -1,0 +1,1 @@
+"""The overlay agent's domain (filled in by the following commits)."""
