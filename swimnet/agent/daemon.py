@@ -76,9 +76,14 @@ _MEMBER_EVENTS = {
 
 
 def default_driver_factory(**kwargs: Any) -> DatapathDriverProtocol:
-    from swimnet.agent.datapath_driver import DatapathDriver  # lazily: absent without a datapath
+    """The kernel datapath driver; imported lazily (pyroute2), so `--no-datapath` runs without it."""
+    from swimnet.datapath.driver import DatapathDriver
+    from swimnet.datapath.linux import LinuxDatapath
 
-    driver: DatapathDriverProtocol = DatapathDriver(**kwargs)
+    datapath = LinuxDatapath(kwargs["node_tag"])
+    driver: DatapathDriverProtocol = DatapathDriver(
+        **kwargs, datapath=datapath, log=logging.getLogger(f"{LOGGER}.datapath")
+    )
     return driver
 
 

@@ -17,13 +17,11 @@ import sys
 import time
 from typing import Any, TextIO
 
+from swimnet.logfields import FIELDS_ATTR, event
+
+__all__ = ["LOGGER", "JsonFormatter", "NodeFilter", "TextFormatter", "event", "setup_logging"]
+
 LOGGER = "swimnet.agent"
-_FIELDS = "swimnet_fields"
-
-
-def event(logger: logging.Logger, message: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """Log `message` with structured fields (shown as k=v in text, keys in JSON)."""
-    logger.log(level, message, extra={_FIELDS: fields})
 
 
 class NodeFilter(logging.Filter):
@@ -44,7 +42,7 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    fields = getattr(record, _FIELDS, None)
+    fields = getattr(record, FIELDS_ATTR, None)
     return fields if isinstance(fields, dict) else {}
 
 
