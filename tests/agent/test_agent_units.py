@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from swimnet.agent import checks, render
-from swimnet.agent.conflicts import find_conflicts, for_datapath
-from swimnet.agent.daemon import resolve_identity
+from swimnet.agent import checks
+from swimnet.agent.cli import render
+from swimnet.agent.daemon.run import resolve_identity
+from swimnet.agent.daemon.settings import AgentSettings
+from swimnet.agent.daemon.state_store import Identity, StateDir
+from swimnet.agent.domain.conflicts import find_conflicts, for_datapath
 from swimnet.agent.errors import ApiError, StartupError
 from swimnet.agent.logs import event, setup_logging
-from swimnet.agent.settings import AgentSettings
-from swimnet.agent.state_store import Identity, StateDir
 from swimnet.errors import ConfigError
 from swimnet.overlay import EndpointRecord, LocalEndpointSpec, NetworkRecord, build_snapshot
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import attrs
 
-from swimnet.agent.tables_view import TablesView
+from swimnet.agent.domain.tables_view import TablesView
 from swimnet.tables.changes import ChangeKind, TableChange
 
 ADOPT_WINDOW = 60.0

@@ -22,8 +22,8 @@ from typing import Any
 
 from swimnet.agent import checks
 from swimnet.agent.errors import ApiError, conflict, not_found
+from swimnet.agent.http.answers import key_result_json
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.views import key_result_json
 from swimnet.errors import ConfigError, LocalProtocolError
 from swimnet.io.keyfile import load_keyring_file, save_keyring_file
 from swimnet.runtime import Node

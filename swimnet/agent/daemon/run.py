@@ -32,19 +32,19 @@ from typing import Any
 import attrs
 import trio
 
-from swimnet.agent import settings as settings_mod
 from swimnet.agent.agent_engine import AgentEngine
-from swimnet.agent.control_socket import ControlSocket, open_control_socket
+from swimnet.agent.daemon import settings as settings_mod
+from swimnet.agent.daemon.metrics import metrics_handler, registry_for
+from swimnet.agent.daemon.settings import AgentSettings
+from swimnet.agent.daemon.state_store import Identity, StateDir
+from swimnet.agent.domain.keys import KeysAdmin
+from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.domain.ports import DatapathDriverProtocol
 from swimnet.agent.errors import StartupError
-from swimnet.agent.http_server import Limits, serve_http
-from swimnet.agent.keys_admin import KeysAdmin
+from swimnet.agent.http.control_socket import ControlSocket, open_control_socket
+from swimnet.agent.http.routes import ControlApi
+from swimnet.agent.http.server import Limits, serve_http
 from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
-from swimnet.agent.metrics import metrics_handler, registry_for
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.routes import ControlApi
-from swimnet.agent.settings import AgentSettings
-from swimnet.agent.state_store import Identity, StateDir
 from swimnet.config import format_address, parse_address
 from swimnet.errors import ConfigError, JoinError
 from swimnet.io.keyfile import load_keyring_file

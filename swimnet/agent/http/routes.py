@@ -43,13 +43,15 @@ from urllib.parse import unquote
 
 import attrs
 
-from swimnet.agent import endpoint_ops, network_ops, service_ops
+from swimnet.agent.domain import endpoints as endpoint_ops
+from swimnet.agent.domain import networks as network_ops
+from swimnet.agent.domain import services as service_ops
+from swimnet.agent.domain.keys import KeysAdmin
+from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.errors import ApiError, conflict, not_found
 from swimnet.agent.fields import Body
-from swimnet.agent.http_server import Request, Response, error_response, json_response
-from swimnet.agent.keys_admin import KeysAdmin
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.views import member_json
+from swimnet.agent.http.answers import member_json
+from swimnet.agent.http.server import Request, Response, error_response, json_response
 from swimnet.errors import DatapathError, DecodeError
 from swimnet.membership.member import Member
 from swimnet.overlay import (

@@ -22,11 +22,11 @@ import logging
 from typing import Any
 
 from swimnet.agent import checks
+from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.errors import conflict, not_found
 from swimnet.agent.fields import Body
+from swimnet.agent.http.answers import endpoint_json, network_json, service_json
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.views import endpoint_json, network_json, service_json
 from swimnet.overlay import CLUSTER_SCOPE, NETWORKS_TABLE, NetworkRecord
 
 log = logging.getLogger(LOGGER)

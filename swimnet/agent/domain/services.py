@@ -21,11 +21,11 @@ import logging
 from typing import Any
 
 from swimnet.agent import checks
+from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.errors import bad_request, conflict, not_found
 from swimnet.agent.fields import Body
+from swimnet.agent.http.answers import service_json
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.views import service_json
 from swimnet.overlay import SERVICES_TABLE, NetworkRecord, ServiceRecord
 
 log = logging.getLogger(LOGGER)

@@ -31,8 +31,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from swimnet.agent.agent_engine import AgentEngine
-from swimnet.agent.http_server import Handler, Request, Response, error_response
-from swimnet.agent.overlay_agent import OverlayAgent
+from swimnet.agent.domain.overlay import OverlayAgent
+from swimnet.agent.http.server import Handler, Request, Response, error_response
 from swimnet.wire.messages import State
 
 _KEY_ACTIONS = ("install", "use", "remove")

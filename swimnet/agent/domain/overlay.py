@@ -31,13 +31,13 @@ from collections.abc import Iterable
 
 import trio
 
-from swimnet.agent.adoption import Orphans
 from swimnet.agent.agent_engine import AgentEngine
-from swimnet.agent.conflicts import Conflict, find_conflicts, for_datapath
+from swimnet.agent.daemon.state_store import StateDir
+from swimnet.agent.domain.adoption import Orphans
+from swimnet.agent.domain.conflicts import Conflict, find_conflicts, for_datapath
 from swimnet.agent.domain.ports import DatapathDriverProtocol
+from swimnet.agent.domain.tables_view import TablesView
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.state_store import StateDir
-from swimnet.agent.tables_view import TablesView
 from swimnet.errors import DatapathError
 from swimnet.overlay import (
     CLUSTER_SCOPE,

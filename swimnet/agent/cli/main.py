@@ -36,9 +36,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from swimnet.agent import render
-from swimnet.agent.client import AgentUnreachable, ApiFailure, call, segment
-from swimnet.agent.settings import DEFAULT_SOCKET, LOG_FORMATS, PROFILES
+from swimnet.agent.cli import render
+from swimnet.agent.cli.client import AgentUnreachable, ApiFailure, call, segment
+from swimnet.agent.daemon.settings import DEFAULT_SOCKET, LOG_FORMATS, PROFILES
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SOCKET_ENV = "SWIMNET_SOCKET"
@@ -258,8 +258,8 @@ def cmd_fdb(ctx: _Context) -> int:
 
 
 def cmd_run(ctx: _Context) -> int:
-    from swimnet.agent.daemon import main_run
-    from swimnet.agent.settings import load_settings
+    from swimnet.agent.daemon.run import main_run
+    from swimnet.agent.daemon.settings import load_settings
     from swimnet.errors import ConfigError
 
     a = ctx.args

@@ -25,11 +25,11 @@ import secrets
 from typing import Any
 
 from swimnet.agent import checks
+from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.errors import ApiError, bad_request, conflict, not_found
 from swimnet.agent.fields import Body
+from swimnet.agent.http.answers import endpoint_json, local_endpoint_json
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.views import endpoint_json, local_endpoint_json
 from swimnet.errors import DatapathError
 from swimnet.overlay import PEERS_TABLE, LocalEndpointSpec, mac_from_ip
 
