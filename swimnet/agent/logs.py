@@ -2,8 +2,9 @@
 
     event(log, "network created", event="network_created", network="web", vni=4242)
 
-Rules: every record carries the node name (a filter adds it to every record of every
-logger, swimnet's own included); `text` format is
+Rules: `event` (from `swimnet.logfields`) puts the fields on the record; every record
+carries the node name (a filter adds it to every record of every logger, swimnet's own
+included); `text` format is
 `2024-05-01T12:00:00.123Z INFO a: network created event=network_created network=web`;
 `json` format is one JSON object per line with the keys time, level, node, logger, msg,
 the event fields, and `exc` when there is a traceback. Logs go to stderr.

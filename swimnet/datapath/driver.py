@@ -482,4 +482,3 @@ def _netns_of(op: Op) -> str | None:
         return netns
     sandbox = getattr(op, "sandbox", None)
     return sandbox.netns if isinstance(sandbox, Sandbox) else None
-

@@ -18,8 +18,8 @@
                                                          applied, errors, attaches), with a datapath
     swimnet_counter_total{name}                counter   every raw counter of the node (diagnosis)
 
-Rules: nothing is computed between scrapes (a scrape reads the node's counters); the
-server is the agent's own HTTP server on TCP (GET /metrics only).
+Rules: nothing is computed between scrapes (a scrape reads the node's counters, through
+the agent's `Cluster`); the server is the agent's own HTTP server on TCP (GET /metrics only).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from swimnet.agent.agent_engine import AgentEngine
 from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.http.server import Handler, Request, Response, error_response
 from swimnet.wire.messages import State
@@ -45,13 +44,13 @@ class AgentCollector:
         self.agent = agent
 
     def collect(self) -> Iterator[Any]:
-        node = self.agent.node
-        stats = node.stats
+        cluster = self.agent.cluster
+        stats = cluster.stats
         members = GaugeMetricFamily(
             "swimnet_members", "Members by state, as this agent sees them", labels=["state"]
         )
         counts = {s.label: 0 for s in State}
-        for m in node.members():
+        for m in cluster.members():
             counts[m.state.label] += 1
         for label, n in sorted(counts.items()):
             members.add_metric([label], n)
@@ -73,11 +72,11 @@ class AgentCollector:
                 dropped.add_metric([name[len("drop_") :]], value)
         yield dropped
 
-        engine = node.engine
-        if isinstance(engine, AgentEngine):
+        histogram = cluster.rtt_histogram()
+        if histogram is not None:
             rtt = HistogramMetricFamily("swimnet_probe_rtt_seconds", "Direct probe round-trip times")
-            buckets = [(bound, float(n)) for bound, n in engine.rtt.cumulative()]
-            rtt.add_metric([], buckets, engine.rtt.sum)
+            buckets = [(bound, float(n)) for bound, n in histogram.cumulative()]
+            rtt.add_metric([], buckets, histogram.sum)
             yield rtt
 
         yield CounterMetricFamily("swimnet_suspicions", "Suspicions", value=stats["suspicions"])
@@ -85,16 +84,16 @@ class AgentCollector:
             "swimnet_refutations", "Refutations of suspicions of us", value=stats["refutations"]
         )
         yield GaugeMetricFamily(
-            "swimnet_health_score", "Lifeguard local health score", value=node.health_score
+            "swimnet_health_score", "Lifeguard local health score", value=cluster.health_score
         )
 
         entries = GaugeMetricFamily(
             "swimnet_table_entries", "Visible table entries", labels=["network", "table"]
         )
-        state = engine.tables.state
-        for network in state.joined_networks():
+        tables = cluster.tables
+        for network in tables.networks():
             per_table: dict[str, int] = {}
-            for table, _ in state.live_entries(network):
+            for table, _ in tables.live_entries(network):
                 per_table[table] = per_table.get(table, 0) + 1
             for table, n in sorted(per_table.items()):
                 entries.add_metric([network, table], n)

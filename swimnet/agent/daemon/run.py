@@ -12,7 +12,12 @@ While running: one log line per membership change; table changes wake the overla
 the keyring file are saved when they change (checked every second).
 
 Signals: SIGTERM / SIGINT leave the cluster gracefully (others see "left"), close the
-driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `keys_admin`).
+driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `domain.keys`).
+
+Wiring: the node comes from `domain.cluster.open_agent_node` and reaches the domain only as
+a `Cluster`; the domain (`OverlayAgent`, `KeysAdmin`, bundled as `Operations`) is served by
+`http.routes.ControlApi` on the control socket; the driver is built by `driver_factory`
+(default: `swimnet.datapath.driver.DatapathDriver` over a `LinuxDatapath`).
 
 Exit codes (`main_run`): 0 after a signal, 2 for a configuration error (file, key and
 reason printed), 1 when the agent cannot start (socket or address taken) or fails.
@@ -32,12 +37,13 @@ from typing import Any
 import attrs
 import trio
 
-from swimnet.agent.agent_engine import AgentEngine
 from swimnet.agent.daemon import settings as settings_mod
 from swimnet.agent.daemon.metrics import metrics_handler, registry_for
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.agent.daemon.state_store import Identity, StateDir
+from swimnet.agent.domain.cluster import Cluster, open_agent_node
 from swimnet.agent.domain.keys import KeysAdmin
+from swimnet.agent.domain.operations import Operations
 from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.domain.ports import DatapathDriverProtocol
 from swimnet.agent.errors import StartupError
@@ -56,7 +62,7 @@ from swimnet.membership.events import (
     MemberUpdated,
 )
 from swimnet.overlay import LocalEndpointSpec, NetworkRecord
-from swimnet.runtime import Node, open_node
+from swimnet.runtime import Node
 from swimnet.runtime.resolve import default_name
 from swimnet.security.keyring import Keyring
 from swimnet.wire.messages import State
@@ -96,6 +102,7 @@ class AgentRuntime:
     overlay: OverlayAgent
     keys: KeysAdmin
     socket_path: str
+    state_dir: str
     stop: trio.Event = attrs.field(factory=trio.Event)
     joined: bool = False
     join_error: str | None = None
@@ -131,7 +138,7 @@ class AgentRuntime:
             "keyring": None if ring is None else {"primary": ring.primary_id, "keys": len(ring)},
             "metrics": self.metrics_address,
             "socket": self.socket_path,
-            "state_dir": overlay.store.path,
+            "state_dir": self.state_dir,
             "uptime_s": round(time.time() - self.started_wall, 3),
             "stats": dict(sorted(node.stats.items())),
             "agent_stats": dict(sorted(overlay.stats.items())),
@@ -292,12 +299,7 @@ async def _run_agent(
         async with contextlib.AsyncExitStack() as stack:
             try:
                 node = await stack.enter_async_context(
-                    open_node(
-                        config,
-                        incarnation=identity.incarnation,
-                        tables_config=tables_config,
-                        engine_factory=AgentEngine,
-                    )
+                    open_agent_node(config, incarnation=identity.incarnation, tables_config=tables_config)
                 )
             except OSError as exc:
                 raise StartupError(f"bind: cannot listen on {settings.bind}: {exc.strerror or exc}") from None
@@ -342,9 +344,9 @@ async def _run_node(
             underlay_mtu=settings.underlay_mtu,
             reconcile_interval=settings.reconcile_interval,
         )
-    overlay = OverlayAgent(node, store, driver=driver, local=local, cache=cache)
+    overlay = OverlayAgent(Cluster(node), store, driver=driver, local=local, cache=cache)
     keys = KeysAdmin(node, settings.keyring)
-    runtime = AgentRuntime(settings, node, overlay, keys, control.path)
+    runtime = AgentRuntime(settings, node, overlay, keys, control.path, store.path)
     event(
         log,
         "agent started",
@@ -361,7 +363,7 @@ async def _run_node(
                 nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
-            api = ControlApi(overlay, keys, runtime.status)
+            api = ControlApi(Operations.over(overlay, keys), runtime.status)
             await nursery.start(serve_http, [control.listener], api.handle, Limits())
             if settings.metrics is not None:
                 runtime.metrics_address = await _serve_metrics(runtime, nursery, settings.metrics)

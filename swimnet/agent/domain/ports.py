@@ -1,11 +1,14 @@
-"""What the overlay agent is given to drive the kernel: the datapath driver, as a Protocol.
+"""What the overlay agent is given at construction, as Protocols (besides the cluster).
 
-Rules: the domain feeds the driver snapshots (`update`, cheap and synchronous: the driver
-reconciles in the background), plugs containers in and out (`attach` / `detach`, raising
-DatapathError when the kernel refuses) and asks what the kernel holds (`fdb`); `stats`, when
-the driver keeps them, are counters for status and metrics. The daemon owns the driver's
-life (`run` under its nursery, `close` on the way out). `swimnet.datapath.driver.DatapathDriver`
-implements it; tests pass an in-memory fake.
+- `EndpointStore`: where the agent's own endpoints and their networks' records persist
+  (`swimnet.agent.daemon.state_store.StateDir`); `save_endpoints` is atomic and raises
+  OSError when it cannot write (the caller undoes the change it was saving);
+- `DatapathDriverProtocol`: the domain feeds the driver snapshots (`update`, cheap and
+  synchronous: the driver reconciles in the background), plugs containers in and out
+  (`attach` / `detach`, raising DatapathError when the kernel refuses) and asks what the
+  kernel holds (`fdb`); the daemon owns the driver's life (`run` under its nursery, `close`
+  on the way out). `swimnet.datapath.driver.DatapathDriver` implements it; tests pass an
+  in-memory fake. A driver's `stats` counters, if it has them, show in status and metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from typing import Protocol
 
 import trio
 
-from swimnet.overlay import LocalEndpointSpec, OverlaySnapshot
+from swimnet.overlay import LocalEndpointSpec, NetworkRecord, OverlaySnapshot
+
+
+class EndpointStore(Protocol):
+    def save_endpoints(self, specs: list[LocalEndpointSpec], networks: dict[str, NetworkRecord]) -> None: ...
 
 
 class DatapathDriverProtocol(Protocol):

@@ -7,13 +7,17 @@ Rules:
 - decoding is cached by value bytes (records are immutable values);
 - a network's endpoints and services are known only if this node holds the network's
   scope (like Docker: a host only knows the overlays it participates in); `held()` says
-  which; the network definitions (CLUSTER_SCOPE) are held by every agent.
+  which; the network definitions (CLUSTER_SCOPE) are held by every agent;
+- it reads the node's tables only through a `TableReader` (given at construction; the
+  agent's comes from `cluster.Cluster.tables`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import attrs
 
@@ -29,7 +33,28 @@ from swimnet.overlay import (
     assign_vnis,
 )
 from swimnet.tables.entry import Entry
-from swimnet.tables.state import TableState
+
+
+class TableReader(Protocol):
+    """Read-only queries of the replicated tables this node holds."""
+
+    def networks(self) -> list[str]:
+        """The joined networks (CLUSTER_SCOPE included)."""
+        ...
+
+    def is_joined(self, network: str) -> bool: ...
+
+    def live_entries(self, network: str) -> Mapping[tuple[str, str], tuple[bytes, str]]:
+        """(table, key) -> (value, owner) of the visible entries."""
+        ...
+
+    def entries(self, network: str) -> Sequence[Entry]:
+        """Every stored version (tombstones and hidden entries included)."""
+        ...
+
+    def peers(self, network: str) -> list[str]:
+        """Attached (not leaving, not failed) members of the network other than this node."""
+        ...
 
 
 @attrs.frozen
@@ -59,14 +84,14 @@ def _service(value: bytes) -> ServiceRecord:
 
 
 class TablesView:
-    def __init__(self, state: TableState) -> None:
-        self.state = state
+    def __init__(self, tables: TableReader) -> None:
+        self.tables = tables
         self.undecodable: Counter[str] = Counter()
 
     def _rows(self, network: str, table: str) -> list[tuple[str, bytes, str]]:
         return sorted(
             (key, value, owner)
-            for (t, key), (value, owner) in self.state.live_entries(network).items()
+            for (t, key), (value, owner) in self.tables.live_entries(network).items()
             if t == table
         )
 
@@ -102,10 +127,18 @@ class TablesView:
 
     def held(self) -> list[str]:
         """Networks whose endpoint and service tables this node holds."""
-        return [n for n in self.state.joined_networks() if n != CLUSTER_SCOPE]
+        return [n for n in self.tables.networks() if n != CLUSTER_SCOPE]
 
     def is_held(self, network: str) -> bool:
-        return network != CLUSTER_SCOPE and self.state.is_joined(network)
+        return network != CLUSTER_SCOPE and self.tables.is_joined(network)
+
+    def is_joined(self, network: str) -> bool:
+        """Whether this node holds the scope (CLUSTER_SCOPE included)."""
+        return self.tables.is_joined(network)
+
+    def peers(self, network: str) -> list[str]:
+        """The other agents attached to the scope (not leaving, not failed)."""
+        return self.tables.peers(network)
 
     def endpoints(self, network: str) -> list[tuple[str, EndpointRecord, str]]:
         """(endpoint id, record, owner) of the network's visible endpoints."""
@@ -131,7 +164,7 @@ class TablesView:
 
     def stored(self, network: str, table: str, key: str) -> Entry | None:
         """The stored version of a key, tombstones and hidden entries included."""
-        for e in self.state.entries(network):
+        for e in self.tables.entries(network):
             if e.table == table and e.key == key:
                 return e
         return None
@@ -141,8 +174,8 @@ class TablesView:
         return e is not None and e.deleted
 
     def visible(self, network: str, table: str, key: str) -> tuple[bytes, str] | None:
-        return self.state.live_entries(network).get((table, key))
+        return self.tables.live_entries(network).get((table, key))
 
     def owns_any(self, network: str, table: str, me: str) -> bool:
         """Whether `me` owns any stored entry (live or tombstone) of the table."""
-        return any(e.table == table and e.owner == me for e in self.state.entries(network))
+        return any(e.table == table and e.owner == me for e in self.tables.entries(network))
