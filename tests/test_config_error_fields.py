@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from swimnet import Config
-from swimnet.agent.settings import AgentSettings, load_settings
+from swimnet.agent.daemon.settings import AgentSettings, load_settings
 from swimnet.errors import ConfigError, SwimnetError
 
 SOURCES = sorted((Path(__file__).parent.parent / "swimnet").rglob("*.py"))

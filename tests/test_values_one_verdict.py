@@ -1,7 +1,7 @@
 """One value, one verdict: the overlay records (construction and decoding), the datapath
 model and the agent's checks accept a value with the same normal form, or all refuse it,
 each with its own error type naming the field (InvalidValue, DecodeError, ConfigError, a
-400 ApiError)."""
+INVALID OperationError)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from swimnet import values
 from swimnet.agent import checks
-from swimnet.agent.errors import ApiError
-from swimnet.agent.settings import check_node_name
+from swimnet.agent.errors import ErrorKind, OperationError, invalid
+from swimnet.agent.daemon.settings import check_node_name
 from swimnet.datapath import names
 from swimnet.datapath.model import LocalEndpoint, NetworkSpec, RemoteEndpoint
 from swimnet.errors import ConfigError, DecodeError
@@ -53,8 +53,8 @@ class Kind:
 
 
 def _named(exc: Exception, names: tuple[str, ...]) -> bool:
-    if isinstance(exc, ApiError):
-        return exc.status == 400 and exc.field in names
+    if isinstance(exc, OperationError):
+        return exc.kind is ErrorKind.INVALID and exc.field in names
     if isinstance(exc, (ConfigError, values.InvalidValue)):
         return exc.field in names
     return any(f"{name}:" in str(exc) for name in names)
@@ -129,7 +129,7 @@ def _agent_ip(value: str) -> str:
     adds before it publishes; records hold the full form only, so bare values are compared
     by the full form's rule here."""
     if "/" not in value:
-        raise ApiError(400, "ip: no prefix length", "ip")
+        raise invalid("ip: no prefix length", "ip")
     try:
         net = ipaddress.ip_interface(value).network
     except ValueError:
@@ -151,14 +151,14 @@ KINDS: dict[str, Kind] = {
             _decoding(EndpointRecord, ENDPOINT_DOC, "mac", str),
             Path("datapath remote", lambda v: _remote(mac=v).mac, ConfigError),
             Path("datapath local", lambda v: _local(mac=v).mac, ConfigError),
-            Path("agent", checks.mac, ApiError),
+            Path("agent", checks.mac, OperationError),
         ),
     ),
     "ifname": Kind(  # the overlay records carry no interface name
         "ifname",
         (
             Path("datapath", lambda v: _local(ifname=v).ifname, ConfigError),
-            Path("agent", checks.ifname, ApiError),
+            Path("agent", checks.ifname, OperationError),
         ),
     ),
     "ip": Kind(
@@ -168,7 +168,7 @@ KINDS: dict[str, Kind] = {
             _decoding(EndpointRecord, ENDPOINT_DOC, "ip", str),
             Path("datapath remote", lambda v: _remote(ip=v).ip, ConfigError),
             Path("datapath local", lambda v: _local(ip=v).ip, ConfigError),
-            Path("agent", _agent_ip, ApiError),
+            Path("agent", _agent_ip, OperationError),
         ),
     ),
     "gateway": Kind(
@@ -177,7 +177,7 @@ KINDS: dict[str, Kind] = {
             Path("overlay", lambda v: NetworkRecord("n", str(NET), gateway=v).gateway, IV),
             _decoding(NetworkRecord, NETWORK_DOC, "gateway", str),
             Path("datapath", lambda v: _spec(gateway=v).gateway, ConfigError),
-            Path("agent", lambda v: str(checks.host_in(v, NET, "gateway").ip), ApiError),
+            Path("agent", lambda v: str(checks.host_in(v, NET, "gateway").ip), OperationError),
         ),
     ),
     "vtep": Kind(  # the agent's VTEP is its advertise address, not a request value
@@ -194,7 +194,7 @@ KINDS: dict[str, Kind] = {
             Path("overlay", lambda v: NetworkRecord("n", v).subnet, IV),
             _decoding(NetworkRecord, NETWORK_DOC, "subnet", str),
             Path("datapath", lambda v: _spec(subnet=v).subnet, ConfigError),
-            Path("agent", lambda v: str(checks.subnet(v)), ApiError),
+            Path("agent", lambda v: str(checks.subnet(v)), OperationError),
         ),
     ),
     "name": Kind(
@@ -206,7 +206,7 @@ KINDS: dict[str, Kind] = {
             _decoding(NetworkRecord, NETWORK_DOC, "name", str),
             Path("datapath network", lambda v: _spec(name=v).name, ConfigError),
             Path("datapath endpoint", lambda v: _local(name=v).name, ConfigError),
-            Path("agent", checks.name, ApiError),
+            Path("agent", checks.name, OperationError),
         ),
     ),
     "endpoint_id": Kind(
@@ -214,7 +214,7 @@ KINDS: dict[str, Kind] = {
         (
             Path("datapath remote", lambda v: _remote(endpoint_id=v).endpoint_id, ConfigError),
             Path("datapath local", lambda v: _local(endpoint_id=v).endpoint_id, ConfigError),
-            Path("agent", lambda v: checks.name(v, "endpoint_id"), ApiError),
+            Path("agent", lambda v: checks.name(v, "endpoint_id"), OperationError),
         ),
     ),
     "ports": Kind(
@@ -229,7 +229,7 @@ KINDS: dict[str, Kind] = {
                 DecodeError,
                 int,
             ),
-            Path("agent", lambda v: checks.port_mapping("tcp", v, v)[1], ApiError),
+            Path("agent", lambda v: checks.port_mapping("tcp", v, v)[1], OperationError),
         ),
     ),
     "port": Kind(  # a network's VXLAN port: option text in the record, a number in the datapath
@@ -238,7 +238,7 @@ KINDS: dict[str, Kind] = {
             Path("overlay", lambda v: int(_options(v)["vxlan_port"]), IV, str),
             Path("datapath", lambda v: _spec(port=v).port, ConfigError),
             Path(
-                "agent", lambda v: int(checks.network_options({"vxlan_port": v})["vxlan_port"]), ApiError, str
+                "agent", lambda v: int(checks.network_options({"vxlan_port": v})["vxlan_port"]), OperationError, str
             ),
         ),
         aliases=("options.vxlan_port",),
@@ -247,7 +247,7 @@ KINDS: dict[str, Kind] = {
         "netns",
         (
             Path("datapath", lambda v: _local(netns=v).netns, ConfigError),
-            Path("agent", _agent_netns, ApiError),
+            Path("agent", _agent_netns, OperationError),
         ),
     ),
     "vni": Kind(
@@ -256,7 +256,7 @@ KINDS: dict[str, Kind] = {
             Path("overlay", lambda v: NetworkRecord("n", str(NET), vni=v).vni, IV),
             _decoding(NetworkRecord, NETWORK_DOC, "vni", int),
             Path("datapath", lambda v: _spec(vni=v).vni, ConfigError),
-            Path("agent", checks.vni, ApiError),
+            Path("agent", checks.vni, OperationError),
         ),
     ),
     "mtu": Kind(
@@ -265,7 +265,7 @@ KINDS: dict[str, Kind] = {
             Path("overlay", lambda v: NetworkRecord("n", str(NET), mtu=v).mtu, IV),
             _decoding(NetworkRecord, NETWORK_DOC, "mtu", int),
             Path("datapath", lambda v: _spec(mtu=v).mtu, ConfigError),
-            Path("agent", checks.mtu, ApiError),
+            Path("agent", checks.mtu, OperationError),
         ),
     ),
     "node_tag": Kind(  # the datapath's node tag is the agent's node name

@@ -1,24 +1,28 @@
-"""swimnet-agent: the per-host daemon (config, state directory, control API, CLI, metrics).
+"""swimnet-agent: the per-host daemon that turns the gossip cluster into overlay networks.
 
-Modules, one concern each:
-  settings        TOML file + flags -> AgentSettings (ConfigError names file, key, reason)
-  state_store     the state directory: identity (name, incarnation), local endpoints
-  daemon          the daemon's life: start, signals, graceful leave, exit codes
-  probe_rtt       the histogram of direct probe round-trip times (the node's ping observer)
-  overlay_state   LocalEndpointSpec, OverlaySnapshot, the datapath driver interface
-  overlay_agent   local endpoints, held scopes, refresh, datapath feed
-  network_ops / endpoint_ops / service_ops    the control operations
-  tables_view     typed read-only view of the replicated tables
-  adoption        re-publishing network and service definitions whose writer went away
-  conflicts       duplicate IP/MAC detection and deterministic datapath resolution
-  keys_admin      cluster-wide key operations, SIGHUP reload, key file write-back
-  http_server     h11 HTTP/1.1 server under trio (bounded, with timeouts)
-  routes          the control API's URL scheme (documented there)
-  control_socket  the 0600 Unix socket
-  metrics         Prometheus collector and endpoint
-  client / cli / render    the command line
-  logs            text / JSON log lines with the node name
-  datapath_driver the kernel datapath (separate; imported only when the datapath is on)
+Packages, by role:
+  domain/   the overlay agent: network, endpoint, service, key and diagnosis operations with
+            typed arguments; raises OperationError (kind + field); talks to the node only
+            through domain/cluster.py
+  http/     the control API: h11 server, the 0600 Unix socket, routes (body -> typed
+            arguments -> domain; error kind -> status), the JSON answers
+  cli/      the command line: argument parsing and entry point, commands, the blocking
+            client, human rendering
+  daemon/   wiring: settings (TOML + flags), state directory, the run loop (start, signals,
+            graceful leave, exit codes), Prometheus metrics
 
-Nothing is imported here: `swimnet-agent keygen` and the client commands stay light.
+Shared by every role (kept at this level):
+  errors        OperationError / ErrorKind (what an operation refuses) and StartupError
+  checks        value checks of operation arguments (raise INVALID naming the field)
+  fields        JSON request bodies read field by field (raise INVALID naming the field)
+  logs          log lines with the node name, text or JSON (structured fields: swimnet.logfields)
+  agent_engine  the Engine subclass counting syncs and probe RTTs; only domain/cluster.py
+                uses it (to be replaced by the node's own sync and RTT API)
+
+Elsewhere: the datapath driver is `swimnet.datapath.driver` (imported lazily by the daemon,
+only when the datapath is on); the snapshot it is fed is `swimnet.overlay.snapshot`.
+
+Dependencies point one way: cli -> (daemon, lazily, for `run`); daemon -> http, domain;
+http -> domain; domain -> swimnet's library layers. Nothing is imported here:
+`swimnet-agent keygen` and the client commands stay light.
 """

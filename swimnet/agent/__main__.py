@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from swimnet.agent.cli import main
+from swimnet.agent.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Checks of control-request values: each returns the normalised value or raises ApiError
+"""Checks of control-request values: each returns the normalised value or raises an INVALID OperationError
 (400, naming the field and what is wrong). Pure: no tables, no I/O.
 
 Rules: the verdict on a network value (names, subnets, addresses, MACs, interface names,
@@ -27,7 +27,7 @@ _KEY_ID = re.compile(r"[0-9a-f]{8}")
 
 
 def _api(parse: Callable[P, R]) -> Callable[P, R]:
-    """`parse` with its InvalidValue raised as a 400 ApiError naming the field."""
+    """`parse` with its InvalidValue raised as an INVALID OperationError (HTTP 400) naming the field."""
 
     @functools.wraps(parse)
     def check(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -1,11 +1,26 @@
-"""The control API's error value: what a request did wrong, as the client will see it.
+"""The agent's error values: what an operation refuses (and why), and a daemon that cannot start.
 
-Rules: `ApiError(status, message, field)` is raised by the agent's operations before they
-change anything (validation first, then the change), so a refused request leaves no trace;
-the HTTP layer turns it into `{"error": message, "field": field}` with that status.
+Rules:
+- `OperationError(kind, message, field)` is raised by the domain's operations (and by the
+  value checks in `checks` and `fields`): `kind` says what went wrong, `field` names the
+  argument at fault (None: the request as a whole), the message says what is wrong and
+  starts with the field's name when there is one;
+- kinds: INVALID (a value is malformed or does not fit: a bad address, an IP outside the
+  subnet, a backend that is not an endpoint), NOT_FOUND (no such network, endpoint, service
+  or key), CONFLICT (the request contradicts the current state: a name or address in use, a
+  resource still in use, not the owner, a feature that is off), FAILED (the datapath or the
+  state directory failed while applying it);
+- an operation checks before it changes anything and undoes its own earlier steps when a
+  later one fails: after an OperationError nothing is half-applied;
+- front ends translate the kind and nothing else (the HTTP routes: 400, 404, 409, 500) and
+  show the message and field unchanged;
+- `StartupError`: the daemon cannot start (its socket, address or state directory is
+  taken): exit code 1.
 """
 
 from __future__ import annotations
+
+import enum
 
 from swimnet.errors import SwimnetError
 
@@ -14,26 +29,41 @@ class StartupError(SwimnetError):
     """The agent cannot start: its socket, address or state directory is taken (exit 1)."""
 
 
-class ApiError(Exception):
-    """A refused control request: HTTP status, a message that says what is wrong, the field."""
+class ErrorKind(enum.Enum):
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    FAILED = "failed"
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+
+class OperationError(SwimnetError):
+    """A refused or failed operation: its kind, a message that says what is wrong, the field."""
+
+    def __init__(self, kind: ErrorKind, message: str, field: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.kind = kind
         self.message = message
         self.field = field
 
-    def to_json(self) -> dict[str, str | None]:
-        return {"error": self.message, "field": self.field}
+    def __repr__(self) -> str:
+        return f"OperationError({self.kind.value}, {self.message!r}, field={self.field!r})"
 
 
-def bad_request(message: str, field: str | None = None) -> ApiError:
-    return ApiError(400, message, field)
+def invalid(message: str, field: str | None = None) -> OperationError:
+    return OperationError(ErrorKind.INVALID, message, field)
 
 
-def not_found(message: str, field: str | None = None) -> ApiError:
-    return ApiError(404, message, field)
+def not_found(message: str, field: str | None = None) -> OperationError:
+    return OperationError(ErrorKind.NOT_FOUND, message, field)
 
 
-def conflict(message: str, field: str | None = None) -> ApiError:
-    return ApiError(409, message, field)
+def conflict(message: str, field: str | None = None) -> OperationError:
+    return OperationError(ErrorKind.CONFLICT, message, field)
+
+
+def failed(message: str, field: str | None = None) -> OperationError:
+    return OperationError(ErrorKind.FAILED, message, field)
+
+
+bad_request = invalid
+"""The name `checks` and `fields` raise through (an INVALID OperationError)."""

@@ -2,8 +2,9 @@
 
     event(log, "network created", event="network_created", network="web", vni=4242)
 
-Rules: every record carries the node name (a filter adds it to every record of every
-logger, swimnet's own included); `text` format is
+Rules: `event` (from `swimnet.logfields`) puts the fields on the record; every record
+carries the node name (a filter adds it to every record of every logger, swimnet's own
+included); `text` format is
 `2024-05-01T12:00:00.123Z INFO a: network created event=network_created network=web`;
 `json` format is one JSON object per line with the keys time, level, node, logger, msg,
 the event fields, and `exc` when there is a traceback. Logs go to stderr.
@@ -17,13 +18,11 @@ import sys
 import time
 from typing import Any, TextIO
 
+from swimnet.logfields import FIELDS_ATTR, event
+
+__all__ = ["LOGGER", "JsonFormatter", "NodeFilter", "TextFormatter", "event", "setup_logging"]
+
 LOGGER = "swimnet.agent"
-_FIELDS = "swimnet_fields"
-
-
-def event(logger: logging.Logger, message: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """Log `message` with structured fields (shown as k=v in text, keys in JSON)."""
-    logger.log(level, message, extra={_FIELDS: fields})
 
 
 class NodeFilter(logging.Filter):
@@ -44,7 +43,7 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    fields = getattr(record, _FIELDS, None)
+    fields = getattr(record, FIELDS_ATTR, None)
     return fields if isinstance(fields, dict) else {}
 
 

@@ -6,7 +6,9 @@
 
 `LinuxDatapath` programs the kernel (pyroute2 for devices, batched raw netlink for FDB and
 neighbour entries); `MemoryDatapath` keeps the same state in memory. Both reconcile from
-what they hold, never from what they were told earlier.
+what they hold, never from what they were told earlier, and both provide the `Datapath`
+protocol. `swimnet.datapath.driver.DatapathDriver` (trio; not imported here) keeps a
+datapath equal to the overlay snapshots the agent computes, in the background.
 """
 
 from typing import TYPE_CHECKING

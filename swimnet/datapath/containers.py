@@ -9,7 +9,10 @@ Rules:
   of the same name (a half-done earlier attach) is deleted first;
 - an attach that fails half-way deletes the pair again (deleting one end deletes both) and
   raises DatapathError; a container name clash is refused before anything is created;
-- detach deletes the sandbox end; a missing sandbox or veth is not an error.
+- detach deletes the sandbox end; a missing sandbox or veth is not an error;
+- `attached` says whether the container already has the endpoint's interface (same name
+  and MAC) and the sandbox its veth enslaved to the bridge: attaching again would only
+  break a working endpoint (a restarted agent re-attaching); any doubt answers False.
 """
 
 from __future__ import annotations
@@ -94,3 +97,23 @@ def detach(sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
             raise DatapathError(f"detach {endpoint.endpoint_id} from {sandbox.netns}: {exc}") from exc
     except OSError as exc:
         raise DatapathError(f"detach {endpoint.endpoint_id} from {sandbox.netns}: {exc}") from exc
+
+
+def attached(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
+    """Whether the endpoint is plugged in already (see the module rules)."""
+    spath, cpath = netns.path_of(sandbox.netns), netns.path_of(endpoint.netns)
+    if not (os.path.exists(spath) and os.path.exists(cpath)):
+        return False
+    try:
+        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=cpath, flags=0) as ct:
+            peer = ct.link_lookup(ifname=endpoint.ifname)
+            if not peer:
+                return False
+            address = ct.get_links(peer[0])[0].get_attr("IFLA_ADDRESS")
+            veth = sb.link_lookup(ifname=names.veth_name(endpoint.endpoint_id))
+            bridge = sb.link_lookup(ifname=sandbox.bridge)
+            if not veth or not bridge or address != endpoint.mac:
+                return False
+            return bool(sb.get_links(veth[0])[0].get_attr("IFLA_MASTER") == bridge[0])
+    except OSError:
+        return False

@@ -164,5 +164,9 @@ class LinuxDatapath:
         """Plug a container into its network's bridge (see swimnet.datapath.containers)."""
         return containers.attach(sandbox, endpoint)
 
+    def attached(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
+        """Whether the container already has the endpoint's interface on the sandbox's bridge."""
+        return containers.attached(sandbox, endpoint)
+
     def detach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         containers.detach(sandbox, endpoint)

@@ -197,6 +197,17 @@ class MemoryDatapath:
         box.ports[veth] = endpoint
         return veth
 
+    def attached(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
+        box = self.sandboxes.get(sandbox.netns)
+        if box is None or box.bridge is None:
+            return False
+        port = box.ports.get(names.veth_name(endpoint.endpoint_id))
+        return port is not None and (port.netns, port.ifname, port.mac) == (
+            endpoint.netns,
+            endpoint.ifname,
+            endpoint.mac,
+        )
+
     def detach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         box = self.sandboxes.get(sandbox.netns)
         if box is not None:

@@ -156,7 +156,7 @@ class ApplyResult:
 
 
 class Datapath(Protocol):
-    """What the agent drives: the Linux datapath and the in-memory one both provide it."""
+    """What the datapath driver drives: the Linux datapath and the in-memory one both provide it."""
 
     node_tag: str
 
@@ -167,5 +167,10 @@ class Datapath(Protocol):
     def reconcile(self, desired: DesiredState) -> ApplyResult: ...
 
     def attach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> str: ...
+
+    def attached(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
+        """Whether `endpoint` is plugged into `sandbox` already (same interface name and MAC
+        in its container, its veth on the bridge): then `attach` would only disturb it."""
+        ...
 
     def detach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None: ...

@@ -152,8 +152,8 @@ class TablesLayer:
 
     def next_deadline(self) -> float | None:
         if self._started is not None:
-            host = self._host
-            self._timers.set(_ANTI_ENTROPY, self._started + host.config.push_pull_interval * host.rng.random())
+            first = self._started + self._host.config.push_pull_interval * self._host.rng.random()
+            self._timers.set(_ANTI_ENTROPY, first)
             self._started = None
         reap = self._state.next_deadline()
         if reap is not None and _REAP not in self._timers:

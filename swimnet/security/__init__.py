@@ -3,7 +3,7 @@
 Rules: pure (no I/O, no clock, no ``os.urandom``; nonces come from an injected source);
 key material never appears in reprs or messages, only 8-hex-char key ids; every failure to
 open a peer's packet is an AuthenticationError whose ``reason`` is in ``DROP_REASONS``.
-Key files on disk and key generation live in ``swimnet.keyfile_io``.
+Key files on disk and key generation live in ``swimnet.io.keyfile``.
 """
 
 from __future__ import annotations

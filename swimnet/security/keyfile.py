@@ -1,5 +1,5 @@
 """The key file format: text in, Keyring out, and back. Pure (the file I/O and the
-permission checks live in ``swimnet.keyfile_io``).
+permission checks live in ``swimnet.io.keyfile``).
 
 Format rules:
 - One key per line, standard base64 (RFC 4648, with padding) of exactly 32 bytes.

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from swimnet.agent.cli import run_cli
+from swimnet.agent.cli.main import run_cli
 
 WAIT = 30.0
 POLL = 0.1

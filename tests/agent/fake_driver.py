@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import trio
 
-from swimnet.agent.overlay_state import LocalEndpointSpec, OverlaySnapshot
 from swimnet.errors import DatapathError
+from swimnet.overlay import LocalEndpointSpec, OverlaySnapshot
 
 
 class FakeDriver:

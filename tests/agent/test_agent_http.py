@@ -10,7 +10,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from swimnet.agent.http_server import Limits, Request, Response, json_response, serve_http, serve_stream
+from swimnet.agent.http.server import Limits, Request, Response, json_response, serve_http, serve_stream
 
 LIMITS = Limits(max_header=1024, max_body=100, request_timeout=5.0, idle_timeout=20.0, max_connections=2)
 

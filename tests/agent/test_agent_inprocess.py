@@ -18,9 +18,9 @@ from agent_harness import cli
 from fake_driver import FakeDriver
 from prometheus_client import generate_latest
 
-from swimnet.agent.daemon import AgentRuntime, run_agent
-from swimnet.agent.metrics import registry_for
-from swimnet.agent.settings import AgentSettings
+from swimnet.agent.daemon.metrics import registry_for
+from swimnet.agent.daemon.run import AgentRuntime, run_agent
+from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.config import format_address
 from swimnet.overlay import CLUSTER_SCOPE, NETWORKS_TABLE, PEERS_TABLE, EndpointRecord, NetworkRecord
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from agent_harness import Agent, Cluster, cli, wait_for
 
-from swimnet.keyfile_io import generate_key
+from swimnet.io.keyfile import generate_key
 from swimnet.security.keyring import Keyring
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from swimnet.agent.settings import (
+from swimnet.agent.daemon.settings import (
     COMMAND_LINE,
     DEFAULT_METRICS,
     DEFAULT_SOCKET,

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from swimnet.agent import checks, render
-from swimnet.agent.conflicts import find_conflicts, for_datapath
-from swimnet.agent.daemon import resolve_identity
-from swimnet.agent.errors import ApiError, StartupError
+from swimnet.agent import checks
+from swimnet.agent.cli import render
+from swimnet.agent.daemon.run import resolve_identity
+from swimnet.agent.daemon.settings import AgentSettings
+from swimnet.agent.daemon.state_store import Identity, StateDir
+from swimnet.agent.domain.conflicts import find_conflicts, for_datapath
+from swimnet.agent.errors import ErrorKind, OperationError, StartupError
 from swimnet.agent.logs import event, setup_logging
-from swimnet.agent.overlay_state import LocalEndpointSpec, build_snapshot
-from swimnet.agent.settings import AgentSettings
-from swimnet.agent.state_store import Identity, StateDir
 from swimnet.errors import ConfigError
-from swimnet.overlay import EndpointRecord, NetworkRecord
+from swimnet.overlay import EndpointRecord, LocalEndpointSpec, NetworkRecord, build_snapshot
 
 NET = ipaddress.IPv4Network("10.1.0.0/24")
 
@@ -45,28 +45,29 @@ def test_host_addresses_inside_the_subnet(value: str, result: str) -> None:
     ],
 )
 def test_bad_host_addresses(value: str, why: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(OperationError) as caught:
         checks.host_in(value, NET, "ip")
-    assert caught.value.status == 400 and caught.value.field == "ip" and why in caught.value.message
+    error = caught.value
+    assert error.kind is ErrorKind.INVALID and error.field == "ip" and why in error.message
 
 
 def test_other_checks() -> None:
     assert checks.mac("02:42:0A:01:00:02") == "02:42:0a:01:00:02"
     for bad in ("01:00:5e:00:00:01", "00:00:00:00:00:00", "02:42:0a:01:00", "zz:42:0a:01:00:02"):
-        with pytest.raises(ApiError):
+        with pytest.raises(OperationError):
             checks.mac(bad)
     assert checks.subnet("10.2.0.0/16") == ipaddress.IPv4Network("10.2.0.0/16")
     for bad in ("10.2.0.1/16", "10.2.0.0/31", "fd00::/64", "x"):
-        with pytest.raises(ApiError):
+        with pytest.raises(OperationError):
             checks.subnet(bad)
     assert checks.ifname("eth1") == "eth1"
     for bad in ("", "a" * 16, "a/b", "a b", ".."):
-        with pytest.raises(ApiError):
+        with pytest.raises(OperationError):
             checks.ifname(bad)
     assert checks.key_id(" ABCDEF01 ") == "abcdef01"
-    with pytest.raises(ApiError, match="a key must be 32 bytes"):
+    with pytest.raises(OperationError, match="a key must be 32 bytes"):
         checks.key("AAAA")
-    with pytest.raises(ApiError, match=r"ports must be 1\.\.65535"):
+    with pytest.raises(OperationError, match=r"ports must be 1\.\.65535"):
         checks.port_mapping("tcp", 0, 80)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from swimnet.agent.overlay_state import LocalEndpointSpec, OverlaySnapshot
-from swimnet.overlay import EndpointRecord, NetworkRecord, mac_from_ip
+from swimnet.overlay import EndpointRecord, LocalEndpointSpec, NetworkRecord, OverlaySnapshot, mac_from_ip
 
 __all__ = ["LocalEndpointSpec", "OverlaySnapshot", "local", "network", "remote", "snapshot"]
 

@@ -15,8 +15,8 @@ import trio
 from datapath_lab import Lab, lab, probe, run, udp_exchange
 from overlay_fixtures import LocalEndpointSpec, OverlaySnapshot, local, network, remote, snapshot
 
-from swimnet.agent.datapath_driver import DatapathDriver
 from swimnet.datapath import LinuxDatapath
+from swimnet.datapath.driver import DatapathDriver
 from swimnet.datapath.names import sandbox_name
 from swimnet.datapath.netns import path_of
 

@@ -13,8 +13,8 @@ import pytest
 import trio
 from overlay_fixtures import local, network, remote, snapshot
 
-from swimnet.agent.datapath_driver import DatapathDriver
 from swimnet.datapath import LocalEndpoint, MemoryDatapath, NetworkSpec, desired_state, diff
+from swimnet.datapath.driver import DatapathDriver
 from swimnet.datapath.names import sandbox_name, veth_name
 from swimnet.datapath.ops import CreateBridge, Op, ReplaceFdb
 from swimnet.errors import DatapathError

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swimnet.errors import ConfigError
-from swimnet.keyfile_io import generate_key, load_keyring_file, save_keyring_file
+from swimnet.io.keyfile import generate_key, load_keyring_file, save_keyring_file
 from swimnet.security import Keyring, format_keyring, parse_keyring, parse_keys
 
 A, B, C = (bytes([n]) * 32 for n in (1, 2, 3))

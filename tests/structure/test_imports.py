@@ -129,4 +129,4 @@ def test_the_checker_sees_a_cycle_and_an_io_import() -> None:
     """The checks above can fail: a made-up graph with a cycle is reported."""
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _is_pure("swimnet.engine") and _is_pure("swimnet.tables.state")
-    assert not _is_pure("swimnet.runtime.node") and not _is_pure("swimnet.keyfile_io")
+    assert not _is_pure("swimnet.runtime.node") and not _is_pure("swimnet.io.keyfile")

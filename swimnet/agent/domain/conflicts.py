@@ -32,13 +32,6 @@ class Conflict:
     endpoints: tuple[tuple[str, str], ...]
     """(endpoint id, owner), by id."""
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "value": self.value,
-            "endpoints": [{"id": i, "owner": o} for i, o in self.endpoints],
-        }
-
 
 def find_conflicts(network: str, rows: Iterable[Row]) -> list[Conflict]:
     by: dict[tuple[str, str], list[tuple[str, str]]] = {}

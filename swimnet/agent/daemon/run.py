@@ -12,7 +12,12 @@ While running: one log line per membership change; table changes wake the overla
 the keyring file are saved when they change (checked every second).
 
 Signals: SIGTERM / SIGINT leave the cluster gracefully (others see "left"), close the
-driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `keys_admin`).
+driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `domain.keys`).
+
+Wiring: the node comes from `domain.cluster.open_agent_node` and reaches the domain only as
+a `Cluster`; the domain (`OverlayAgent`, `KeysAdmin`, bundled as `Operations`) is served by
+`http.routes.ControlApi` on the control socket; the driver is built by `driver_factory`
+(default: `swimnet.datapath.driver.DatapathDriver` over a `LinuxDatapath`).
 
 Exit codes (`main_run`): 0 after a signal, 2 for a configuration error (file, key and
 reason printed), 1 when the agent cannot start (socket or address taken) or fails.
@@ -32,22 +37,24 @@ from typing import Any
 import attrs
 import trio
 
-from swimnet.agent import settings as settings_mod
-from swimnet.agent.control_socket import ControlSocket, open_control_socket
+from swimnet.agent.daemon import settings as settings_mod
+from swimnet.agent.daemon.metrics import metrics_handler, registry_for
+from swimnet.agent.daemon.settings import AgentSettings
+from swimnet.agent.daemon.state_store import Identity, StateDir
+from swimnet.agent.domain.cluster import Cluster, open_agent_node
+from swimnet.agent.domain.keys import KeysAdmin
+from swimnet.agent.domain.operations import Operations
+from swimnet.agent.domain.overlay import OverlayAgent
+from swimnet.agent.domain.ports import DatapathDriverProtocol
 from swimnet.agent.errors import StartupError
-from swimnet.agent.http_server import Limits, serve_http
-from swimnet.agent.keys_admin import KeysAdmin
+from swimnet.agent.http.control_socket import ControlSocket, open_control_socket
+from swimnet.agent.http.routes import ControlApi
+from swimnet.agent.http.server import Limits, serve_http
 from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
-from swimnet.agent.metrics import metrics_handler, registry_for
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.overlay_state import DatapathDriverProtocol, LocalEndpointSpec
 from swimnet.agent.probe_rtt import RttHistogram
-from swimnet.agent.routes import ControlApi
-from swimnet.agent.settings import AgentSettings
-from swimnet.agent.state_store import Identity, StateDir
 from swimnet.config import format_address, parse_address
 from swimnet.errors import ConfigError, JoinError
-from swimnet.keyfile_io import load_keyring_file
+from swimnet.io.keyfile import load_keyring_file
 from swimnet.membership.events import (
     MemberFailed,
     MemberJoined,
@@ -55,8 +62,8 @@ from swimnet.membership.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from swimnet.overlay import NetworkRecord
-from swimnet.runtime import Node, open_node
+from swimnet.overlay import LocalEndpointSpec, NetworkRecord
+from swimnet.runtime import Node
 from swimnet.runtime.resolve import default_name
 from swimnet.security.keyring import Keyring
 from swimnet.wire.messages import State
@@ -76,9 +83,14 @@ _MEMBER_EVENTS = {
 
 
 def default_driver_factory(**kwargs: Any) -> DatapathDriverProtocol:
-    from swimnet.agent.datapath_driver import DatapathDriver  # lazily: absent without a datapath
+    """The kernel datapath driver; imported lazily (pyroute2), so `--no-datapath` runs without it."""
+    from swimnet.datapath.driver import DatapathDriver
+    from swimnet.datapath.linux import LinuxDatapath
 
-    driver: DatapathDriverProtocol = DatapathDriver(**kwargs)
+    datapath = LinuxDatapath(kwargs["node_tag"])
+    driver: DatapathDriverProtocol = DatapathDriver(
+        **kwargs, datapath=datapath, log=logging.getLogger(f"{LOGGER}.datapath")
+    )
     return driver
 
 
@@ -91,8 +103,7 @@ class AgentRuntime:
     overlay: OverlayAgent
     keys: KeysAdmin
     socket_path: str
-    rtt: RttHistogram | None = None
-    """The node's probe round-trip histogram (its ping observer)."""
+    state_dir: str
     stop: trio.Event = attrs.field(factory=trio.Event)
     joined: bool = False
     join_error: str | None = None
@@ -128,7 +139,7 @@ class AgentRuntime:
             "keyring": None if ring is None else {"primary": ring.primary_id, "keys": len(ring)},
             "metrics": self.metrics_address,
             "socket": self.socket_path,
-            "state_dir": overlay.store.path,
+            "state_dir": self.state_dir,
             "uptime_s": round(time.time() - self.started_wall, 3),
             "stats": dict(sorted(node.stats.items())),
             "agent_stats": dict(sorted(overlay.stats.items())),
@@ -244,7 +255,7 @@ async def _serve_metrics(runtime: AgentRuntime, nursery: trio.Nursery, address: 
     except OSError as exc:
         raise StartupError(f"metrics: cannot listen on {address}: {exc.strerror or exc}") from None
     bound = listeners[0].socket.getsockname()
-    handler = metrics_handler(registry_for(runtime.overlay, runtime.rtt))
+    handler = metrics_handler(registry_for(runtime.overlay))
     await nursery.start(serve_http, listeners, handler, Limits(max_body=0, idle_timeout=30.0))
     return format_address((str(bound[0]), int(bound[1])))
 
@@ -290,14 +301,10 @@ async def _run_agent(
         rtt = RttHistogram()
         async with contextlib.AsyncExitStack() as stack:
             try:
-                node = await stack.enter_async_context(
-                    open_node(
-                        config,
-                        incarnation=identity.incarnation,
-                        tables_config=tables_config,
-                        ping_observer=rtt,
-                    )
+                opening = open_agent_node(
+                    config, incarnation=identity.incarnation, tables_config=tables_config, rtt=rtt
                 )
+                node = await stack.enter_async_context(opening)
             except OSError as exc:
                 raise StartupError(f"bind: cannot listen on {settings.bind}: {exc.strerror or exc}") from None
             store.save_identity(Identity(node.name, node.local_member.incarnation))
@@ -343,9 +350,9 @@ async def _run_node(
             underlay_mtu=settings.underlay_mtu,
             reconcile_interval=settings.reconcile_interval,
         )
-    overlay = OverlayAgent(node, store, driver=driver, local=local, cache=cache)
+    overlay = OverlayAgent(Cluster(node, rtt), store, driver=driver, local=local, cache=cache)
     keys = KeysAdmin(node, settings.keyring)
-    runtime = AgentRuntime(settings, node, overlay, keys, control.path, rtt)
+    runtime = AgentRuntime(settings, node, overlay, keys, control.path, store.path)
     event(
         log,
         "agent started",
@@ -362,7 +369,7 @@ async def _run_node(
                 nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
-            api = ControlApi(overlay, keys, runtime.status)
+            api = ControlApi(Operations.over(overlay, keys), runtime.status)
             await nursery.start(serve_http, [control.listener], api.handle, Limits())
             if settings.metrics is not None:
                 runtime.metrics_address = await _serve_metrics(runtime, nursery, settings.metrics)

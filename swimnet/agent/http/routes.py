@@ -29,13 +29,17 @@ Answers are JSON: 200 (201 for a creation) with the resource; errors are
 body or value), 404 (no such resource), 405 (method), 409 (conflict with the current state:
 name or address in use, resource busy, not the owner), 413 (body too large), 500 (the
 datapath or the state directory failed: nothing was changed), 503 (a change requested
-while the agent is still starting). A refused request changes
-nothing. Path segments are percent-decoded.
+while the agent is still starting). A refused request changes nothing. Path segments are
+percent-decoded.
+
+Rules: a route parses (path segments, query, body -> typed arguments, see `requests`),
+calls one domain operation (`swimnet.agent.domain.operations.Operations`) and renders its
+answer (`answers`); the only translation of a domain error is its kind to a status
+(INVALID 400, NOT_FOUND 404, CONFLICT 409, FAILED 500), with the domain's message and field.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,27 +47,20 @@ from urllib.parse import unquote
 
 import attrs
 
-from swimnet.agent import endpoint_ops, network_ops, service_ops
-from swimnet.agent.errors import ApiError, conflict, not_found
-from swimnet.agent.fields import Body
-from swimnet.agent.http_server import Request, Response, error_response, json_response
-from swimnet.agent.keys_admin import KeysAdmin
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.views import member_json
-from swimnet.errors import DatapathError, DecodeError
-from swimnet.membership.member import Member
-from swimnet.overlay import (
-    NETWORKS_TABLE,
-    PEERS_TABLE,
-    SERVICES_TABLE,
-    EndpointRecord,
-    NetworkRecord,
-    ServiceRecord,
-)
-from swimnet.tables.entry import Entry
-from swimnet.wire.messages import State
+from swimnet.agent.domain.operations import Operations
+from swimnet.agent.errors import ErrorKind, OperationError
+from swimnet.agent.http import answers, requests
+from swimnet.agent.http.server import Request, Response, error_response, json_response
 
 Action = Callable[[Request, list[str]], Awaitable[tuple[int, Any]]]
+
+STATUS = {
+    ErrorKind.INVALID: 400,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.FAILED: 500,
+}
+"""The status of each domain error kind (the only translation the routes make)."""
 
 
 @attrs.frozen
@@ -76,14 +73,8 @@ class Route:
 class ControlApi:
     """Routes control requests to the agent's operations (see the module docstring)."""
 
-    def __init__(
-        self,
-        agent: OverlayAgent,
-        keys: KeysAdmin,
-        status: Callable[[], dict[str, Any]],
-    ) -> None:
-        self.agent = agent
-        self.keys = keys
+    def __init__(self, ops: Operations, status: Callable[[], dict[str, Any]]) -> None:
+        self.ops = ops
         self.status = status
         seg = r"([^/]+)"
         table: list[tuple[str, str, Action]] = [
@@ -121,12 +112,12 @@ class ControlApi:
                 allowed.append(route.method)
                 continue
             args = [unquote(g) for g in match.groups()]
-            if request.method != "GET" and not self.agent.started:
+            if request.method != "GET" and not self.ops.ready:
                 return error_response(503, "the agent is starting (joining the cluster): try again shortly")
             try:
                 status, payload = await route.action(request, args)
-            except ApiError as exc:
-                return json_response(exc.status, exc.to_json())
+            except OperationError as exc:
+                return error_response(STATUS[exc.kind], exc.message, exc.field)
             return json_response(status, payload)
         if allowed:
             return error_response(
@@ -140,149 +131,95 @@ class ControlApi:
         return 200, self.status()
 
     async def _members(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        node = self.agent.node
-
-        def row(m: Member) -> dict[str, Any]:
-            local = m.name == node.name
-            return member_json(m, None if local else node.rtt_estimate(m.name), local=local)
-
-        members = sorted(node.members(), key=lambda m: (m.state is not State.ALIVE, m.name))
-        return 200, [row(m) for m in members]
+        return 200, [answers.member_json(m) for m in self.ops.diagnosis.members()]
 
     # -- networks -----------------------------------------------------------------------------
 
     async def _networks(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, network_ops.listing(self.agent)
+        return 200, [answers.network_json(n) for n in self.ops.networks.listing()]
 
     async def _network_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 201, await network_ops.create(self.agent, Body(request.body))
+        r = requests.network_create(request.body)
+        info = await self.ops.networks.create(
+            r.name, r.subnet, vni=r.vni, gateway=r.gateway, mtu=r.mtu, options=r.options
+        )
+        return 201, answers.network_json(info)
 
     async def _network_inspect(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, network_ops.inspect(self.agent, args[0])
+        return 200, answers.network_detail_json(self.ops.networks.inspect(args[0]))
 
     async def _network_remove(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, await network_ops.remove(self.agent, args[0])
+        await self.ops.networks.remove(args[0])
+        return 200, {"removed": args[0]}
 
     # -- endpoints ----------------------------------------------------------------------------
 
     async def _endpoints(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, endpoint_ops.listing(self.agent, request.query.get("network") or None)
+        listing = self.ops.endpoints.listing(request.query.get("network") or None)
+        return 200, answers.endpoint_listing_json(listing)
 
     async def _endpoint_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 201, await endpoint_ops.create(self.agent, args[0], Body(request.body))
+        r = requests.endpoint_create(request.body)
+        info = await self.ops.endpoints.create(
+            args[0], r.name, r.ip, mac=r.mac, netns=r.netns, pid=r.pid, ifname=r.ifname
+        )
+        return 201, answers.endpoint_json(info)
 
     async def _endpoint_inspect(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, endpoint_ops.inspect(self.agent, args[0])
+        return 200, answers.endpoint_json(self.ops.endpoints.inspect(args[0]))
 
     async def _endpoint_remove(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, await endpoint_ops.remove(self.agent, args[0])
+        return 200, answers.endpoint_removed_json(await self.ops.endpoints.remove(args[0]))
 
     # -- services -----------------------------------------------------------------------------
 
     async def _services(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, service_ops.listing(self.agent, request.query.get("network") or None)
+        listing = self.ops.services.listing(request.query.get("network") or None)
+        return 200, answers.service_listing_json(listing)
 
     async def _service_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 201, await service_ops.create(self.agent, args[0], Body(request.body))
+        f = requests.service_fields(request.body, creating=True)
+        assert f.name is not None
+        info = await self.ops.services.create(
+            args[0], f.name, vip=f.vip, mode=f.mode, ports=f.ports, backends=f.backends
+        )
+        return 201, answers.service_json(info)
 
     async def _service_inspect(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, service_ops.inspect(self.agent, args[0], args[1])
+        return 200, answers.service_json(self.ops.services.inspect(args[0], args[1]))
 
     async def _service_update(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, await service_ops.update(self.agent, args[0], args[1], Body(request.body))
+        f = requests.service_fields(request.body, creating=False)
+        info = await self.ops.services.update(
+            args[0], args[1], vip=f.vip, mode=f.mode, ports=f.ports, backends=f.backends
+        )
+        return 200, answers.service_json(info)
 
     async def _service_remove(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, await service_ops.remove(self.agent, args[0], args[1])
+        await self.ops.services.remove(args[0], args[1])
+        return 200, {"removed": args[1], "network": args[0]}
 
     # -- keys ---------------------------------------------------------------------------------
 
     async def _keys(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, self.keys.listing()
+        return 200, answers.key_listing_json(self.ops.keys.listing())
 
     async def _key_install(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        body = Body(request.body)
-        key = body.text("key", required=True) or ""
-        body.done()
-        return 200, await self.keys.install(key)
+        key = requests.key_install(request.body)
+        return 200, answers.key_result_json(await self.ops.keys.install(key))
 
     async def _key_use(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        body = Body(request.body)
-        key_id = body.text("id", required=True) or ""
-        body.done()
-        return 200, await self.keys.use(key_id)
+        key_id = requests.key_use(request.body)
+        return 200, answers.key_result_json(await self.ops.keys.use(key_id))
 
     async def _key_remove(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, await self.keys.remove(args[0])
+        return 200, answers.key_result_json(await self.ops.keys.remove(args[0]))
 
     # -- diagnosis ----------------------------------------------------------------------------
 
     async def _tables(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, dump_tables(self.agent, args[0])
+        return 200, answers.tables_dump_json(self.ops.diagnosis.tables(args[0]))
 
     async def _fdb(self, request: Request, args: list[str]) -> tuple[int, Any]:
         network = args[0]
-        driver = self.agent.driver
-        if driver is None:
-            raise conflict("datapath disabled: this agent runs with --no-datapath")
-        if self.agent.view.network(network) is None:
-            raise not_found(f"network {network!r} not found", "network")
-        try:
-            entries = await driver.fdb(network)
-        except DatapathError as exc:
-            raise ApiError(500, f"datapath: {exc}") from None
-        return 200, {"network": network, "entries": entries}
-
-
-_DECODERS: dict[str, Callable[[bytes], Any]] = {
-    NETWORKS_TABLE: NetworkRecord.decode,
-    PEERS_TABLE: EndpointRecord.decode,
-    SERVICES_TABLE: ServiceRecord.decode,
-}
-
-
-def _entry_json(agent: OverlayAgent, e: Entry) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "table": e.table,
-        "key": e.key,
-        "owner": e.owner,
-        "ltime": e.ltime,
-        "deleted": e.deleted,
-        "hidden": agent.view.tables.owner_failed(e.owner),
-        "size": len(e.value),
-    }
-    decode = _DECODERS.get(e.table)
-    try:
-        if decode is None:
-            raise DecodeError("unknown table")
-        record = decode(e.value)
-        out["value"] = attrs.asdict(record, filter=lambda a, _: a.name != "extra")
-    except DecodeError:
-        out["value"] = None
-        out["raw"] = base64.b64encode(e.value).decode("ascii")
-    return out
-
-
-def dump_tables(agent: OverlayAgent, network: str) -> dict[str, Any]:
-    """Every stored entry of a network (tombstones and hidden entries included), its
-    attachments and its digest, like NetworkDB's diagnostic server."""
-    tables = agent.node.tables
-    attachments = tables.attachments(network)
-    if not tables.is_joined(network):
-        agents = sorted(n for n, a in attachments.items() if not a.leaving)
-        where = f"; agents that do: {', '.join(agents)}" if agents else ""
-        raise not_found(
-            f"this agent does not hold network {network!r} (no local endpoint or service here){where}",
-            "network",
-        )
-    entries = sorted(tables.entries(network), key=lambda e: (e.table, e.key))
-    count, digest = tables.digest_hash(network)
-    return {
-        "network": network,
-        "attachments": [
-            {"node": node, "ltime": a.ltime, "leaving": a.leaving, "failed": tables.owner_failed(node)}
-            for node, a in sorted(attachments.items())
-        ],
-        "entries": [_entry_json(agent, e) for e in entries],
-        "digest": {"count": count, "hash": f"{digest:016x}"},
-        "table_clock": tables.lamport_time(),
-    }
+        return 200, {"network": network, "entries": await self.ops.diagnosis.fdb(network)}

@@ -1,6 +1,6 @@
-"""The agent's datapath driver: keeps the kernel equal to the replicated overlay, in the background.
+"""The datapath driver: keeps the kernel equal to the replicated overlay, in the background.
 
-    driver = DatapathDriver(node_tag, vtep)          # LinuxDatapath(node_tag) by default
+    driver = DatapathDriver(node_tag, vtep, datapath=LinuxDatapath(node_tag))  # or MemoryDatapath
     await nursery.start(driver.run)
     driver.update(snapshot)                          # on every overlay change (cheap, sync)
     await driver.attach(endpoint) / detach(endpoint) # plug a container in / out
@@ -36,6 +36,11 @@ Rules:
   the held-back removals run when the grace ends (counted in `deletes_deferred`);
 - every datapath call runs in a worker thread, one at a time (CapacityLimiter(1)); a kernel
   call is never abandoned half-way when the caller is cancelled;
+- the driver knows datapaths only through the `Datapath` protocol (dump, apply, attach,
+  attached, detach): it imports no kernel library; the caller chooses the datapath;
+- input is `swimnet.overlay`'s snapshot values (what the agent computes from its tables);
+  log lines carry structured fields (`swimnet.logfields`) on the logger given (default
+  `swimnet.datapath.driver`);
 - `stats` counts: reconciles, ops_applied, op_errors, reconcile_failures, invalid (skipped
   networks / endpoints, once each), attaches, attach_errors, detaches, detach_errors,
   reattaches, deletes_deferred; `errors` sums op_errors, reconcile_failures, attach_errors
@@ -48,45 +53,38 @@ import collections
 import ipaddress
 import logging
 import math
-import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import attrs
 import trio
-from pyroute2 import IPRoute
 
-from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.overlay_state import LocalEndpointSpec, OverlaySnapshot
-from swimnet.datapath import (
-    Datapath,
+from swimnet.datapath import names as dp_names
+from swimnet.datapath.diff import diff
+from swimnet.datapath.model import (
+    FLOOD_MAC,
     DesiredState,
-    LinuxDatapath,
     LocalEndpoint,
     NetworkSpec,
     RemoteEndpoint,
+    Sandbox,
     desired_state,
-    diff,
 )
-from swimnet.datapath import names as dp_names
-from swimnet.datapath import netns as dp_netns
-from swimnet.datapath.model import FLOOD_MAC, Sandbox
 from swimnet.datapath.ops import (
     ApplyResult,
     CreateBridge,
     CreateNamespace,
+    Datapath,
     DeleteFdb,
     DeleteNamespace,
     DeleteNeigh,
     Op,
 )
 from swimnet.errors import ConfigError, DatapathError, LocalProtocolError, SwimnetError
+from swimnet.logfields import event
+from swimnet.overlay import LocalEndpointSpec, NetworkRecord, OverlaySnapshot
 
-if TYPE_CHECKING:
-    from swimnet.overlay import NetworkRecord
-
-log = logging.getLogger(f"{LOGGER}.datapath")
-
+LOGGER = "swimnet.datapath.driver"
 T = TypeVar("T")
 UNATTACHED = "unattached"
 """Placeholder namespace of a local endpoint that names no container (it still keeps its
@@ -143,11 +141,12 @@ class DatapathDriver:
         vtep: str,
         underlay_mtu: int = 1500,
         *,
-        datapath: Datapath | None = None,
+        datapath: Datapath,
         reconcile_interval: float = 30.0,
         debounce: float = 0.1,
         startup_grace: float = 5.0,
         threads: bool = True,
+        log: logging.Logger | None = None,
     ) -> None:
         dp_names.check_tag(node_tag)
         if not reconcile_interval > 0:
@@ -159,7 +158,8 @@ class DatapathDriver:
         self.node_tag = node_tag
         self.vtep = vtep
         self.underlay_mtu = underlay_mtu
-        self.datapath: Datapath = datapath if datapath is not None else LinuxDatapath(node_tag)
+        self.datapath = datapath
+        self.log = log if log is not None else logging.getLogger(LOGGER)
         self.reconcile_interval = reconcile_interval
         self.debounce = debounce
         self.startup_grace = startup_grace
@@ -368,7 +368,7 @@ class DatapathDriver:
             self._skipped.add(message)
             self.stats["invalid"] += 1
             event(
-                log,
+                self.log,
                 "datapath: skipped a bad value",
                 level=logging.WARNING,
                 event="datapath_skipped",
@@ -392,7 +392,7 @@ class DatapathDriver:
             self.last_error = "; ".join(f"{e.op}: {e.message}" for e in done.result.errors[:3])
         if done.ops or done.deferred:
             event(
-                log,
+                self.log,
                 "datapath: reconciled",
                 level=logging.WARNING if done.result.errors else logging.INFO,
                 event="datapath_reconciled",
@@ -412,14 +412,14 @@ class DatapathDriver:
             self.last_error = f"reconcile: {exc}"
             expected = isinstance(exc, (SwimnetError, OSError))
             event(
-                log,
+                self.log,
                 "datapath: reconcile failed",
                 level=logging.WARNING,
                 event="reconcile_failed",
                 error=str(exc),
             )
             if not expected:
-                log.warning("datapath: unexpected reconcile failure", exc_info=exc)
+                self.log.warning("datapath: unexpected reconcile failure", exc_info=exc)
             return False
         return done.result.ok
 
@@ -453,7 +453,7 @@ class DatapathDriver:
             self.stats["errors"] += 1
             self.last_error = str(exc)
             event(
-                log,
+                self.log,
                 "datapath: re-attach failed",
                 level=logging.WARNING,
                 event="reattach_failed",
@@ -462,9 +462,8 @@ class DatapathDriver:
             )
 
     def _attach_one(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
-        if isinstance(self.datapath, LinuxDatapath) and linux_attached(sandbox, endpoint):
-            return
-        self.datapath.attach(sandbox, endpoint)
+        if not self.datapath.attached(sandbox, endpoint):
+            self.datapath.attach(sandbox, endpoint)
 
     async def _call(self, fn: Callable[[], T]) -> T:
         async with self._limiter:
@@ -487,24 +486,3 @@ def _netns_of(op: Op) -> str | None:
         return netns
     sandbox = getattr(op, "sandbox", None)
     return sandbox.netns if isinstance(sandbox, Sandbox) else None
-
-
-def linux_attached(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
-    """Whether the container already has this endpoint's interface (same name and MAC) and
-    the sandbox its veth enslaved to the bridge: then attaching again would only break it."""
-    spath, cpath = dp_netns.path_of(sandbox.netns), dp_netns.path_of(endpoint.netns)
-    if not (os.path.exists(spath) and os.path.exists(cpath)):
-        return False
-    try:
-        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=cpath, flags=0) as ct:
-            peer = ct.link_lookup(ifname=endpoint.ifname)
-            if not peer:
-                return False
-            address = ct.get_links(peer[0])[0].get_attr("IFLA_ADDRESS")
-            veth = sb.link_lookup(ifname=dp_names.veth_name(endpoint.endpoint_id))
-            bridge = sb.link_lookup(ifname=sandbox.bridge)
-            if not veth or not bridge or address != endpoint.mac:
-                return False
-            return bool(sb.get_links(veth[0])[0].get_attr("IFLA_MASTER") == bridge[0])
-    except OSError:
-        return False

@@ -1,5 +1,10 @@
 """The agent's overlay state: its own endpoints, the scopes it holds, and the datapath feed.
 
+The core the operations (`networks`, `endpoints`, `services`) work on. Its collaborators
+come in at construction: the cluster (`cluster.Cluster`, the node as the agent uses it),
+the endpoint store (`ports.EndpointStore`, the state directory) and the datapath driver
+(`ports.DatapathDriverProtocol`, None without a datapath).
+
 Rules:
 - one lock (`lock`) serialises every change an agent makes (API operations, restore,
   adoption, re-publication, scope release): checks and the change they guard happen under
@@ -31,29 +36,30 @@ from collections.abc import Iterable
 
 import trio
 
-from swimnet.agent.adoption import Orphans
-from swimnet.agent.conflicts import Conflict, find_conflicts, for_datapath
+from swimnet.agent.domain.adoption import Orphans
+from swimnet.agent.domain.cluster import Cluster
+from swimnet.agent.domain.conflicts import Conflict, find_conflicts, for_datapath
+from swimnet.agent.domain.ports import DatapathDriverProtocol, EndpointStore
+from swimnet.agent.domain.tables_view import TablesView
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.overlay_state import (
-    DatapathDriverProtocol,
+from swimnet.errors import DatapathError
+from swimnet.overlay import (
+    CLUSTER_SCOPE,
+    NETWORKS_TABLE,
+    PEERS_TABLE,
+    SERVICES_TABLE,
+    EndpointRecord,
     LocalEndpointSpec,
     OverlaySnapshot,
     build_snapshot,
 )
-from swimnet.agent.state_store import StateDir
-from swimnet.agent.tables_view import TablesView
-from swimnet.errors import DatapathError
-from swimnet.overlay import CLUSTER_SCOPE, NETWORKS_TABLE, PEERS_TABLE, SERVICES_TABLE, EndpointRecord
 from swimnet.overlay.model import NetworkRecord
-from swimnet.runtime import Node
 from swimnet.tables.changes import TableChange
 
 log = logging.getLogger(LOGGER)
 
 SYNC_TIMEOUT = 2.0
 """How long `hold()` waits for the first sync of a newly joined scope."""
-SYNC_ATTEMPTS = 3
-"""Syncs `hold()` starts itself (a peer that fails them is given up after this many)."""
 CLUSTER_SYNC_TIMEOUT = 5.0
 REFRESH_DEBOUNCE = 0.05
 REFRESH_PERIOD = 1.0
@@ -62,8 +68,8 @@ REFRESH_PERIOD = 1.0
 class OverlayAgent:
     def __init__(
         self,
-        node: Node,
-        store: StateDir,
+        cluster: Cluster,
+        store: EndpointStore,
         *,
         driver: DatapathDriverProtocol | None,
         local: Iterable[LocalEndpointSpec] = (),
@@ -71,19 +77,17 @@ class OverlayAgent:
         sync_timeout: float = SYNC_TIMEOUT,
         peer_grace: float | None = None,
     ) -> None:
-        self.node = node
+        self.cluster = cluster
         self.store = store
         self.driver = driver
-        self.me = node.name
-        self.vtep = node.advertise_address[0]
-        self.view = TablesView(node.tables)
+        self.me = cluster.name
+        self.vtep = cluster.vtep
+        self.view = TablesView(cluster.tables)
         self.local: dict[str, LocalEndpointSpec] = {s.endpoint_id: s for s in local}
         self.cache: dict[str, NetworkRecord] = dict(cache or {})
         self.sync_timeout = sync_timeout
         self.peer_grace = (
-            peer_grace
-            if peer_grace is not None
-            else min(sync_timeout, max(0.2, 5 * node.config.gossip_interval))
+            peer_grace if peer_grace is not None else min(sync_timeout, max(0.2, 5 * cluster.gossip_interval))
         )
         self.lock = trio.Lock()
         self.orphans = Orphans(frozenset({(CLUSTER_SCOPE, NETWORKS_TABLE), (None, SERVICES_TABLE)}))
@@ -102,20 +106,14 @@ class OverlayAgent:
         With peers in the network: wait until a sync with one of them completed (starting
         one if none is under way), at most `sync_timeout`. With none known yet: wait a short
         grace (`peer_grace`) for attachments still travelling by gossip, then go on."""
-        tables = self.node.tables
-        if tables.is_joined(network):
+        if self.view.is_joined(network):
             return False
-        await self.node.join_network(network)
+        await self.cluster.join_network(network)
         event(log, "joined network scope", event="scope_joined", network=network)
-        synced = False
-        with trio.move_on_after(self.sync_timeout):
-            if not tables.peers(network):
-                await trio.sleep(self.peer_grace)  # attachments may still be on their way
-            for _ in range(SYNC_ATTEMPTS if tables.peers(network) else 0):
-                if await self.node.sync_network(network, self.sync_timeout):
-                    synced = True
-                    break
-        if not synced and tables.peers(network):
+        synced = await self.cluster.synced_after_join(
+            network, timeout=self.sync_timeout, grace=self.peer_grace
+        )
+        if not synced:
             self.stats["scope_sync_timeouts"] += 1
         return True
 
@@ -128,8 +126,8 @@ class OverlayAgent:
 
     async def release(self, network: str) -> None:
         """Leave `network`'s scope unless this agent still needs it."""
-        if self.node.tables.is_joined(network) and not self.needs(network):
-            await self.node.leave_network(network)
+        if self.view.is_joined(network) and not self.needs(network):
+            await self.cluster.leave_network(network)
             event(log, "left network scope", event="scope_left", network=network)
 
     # -- local endpoints ------------------------------------------------------------------
@@ -138,12 +136,14 @@ class OverlayAgent:
         return EndpointRecord(spec.name, spec.ip, spec.mac, self.vtep)
 
     def persist(self) -> None:
+        """Save the local endpoints and their networks' records (OSError: nothing changed)."""
         networks = {s.network for s in self.local.values()}
-        self.cache = {n: r for n, r in self.cache.items() if n in networks}
-        self.store.save_endpoints(list(self.local.values()), self.cache)
+        cache = {n: r for n, r in self.cache.items() if n in networks}
+        self.store.save_endpoints(list(self.local.values()), cache)
+        self.cache = cache
 
     async def publish(self, spec: LocalEndpointSpec) -> None:
-        await self.node.table(spec.network, PEERS_TABLE).put(spec.endpoint_id, self.record_of(spec).encode())
+        await self.cluster.put(spec.network, PEERS_TABLE, spec.endpoint_id, self.record_of(spec).encode())
 
     def published(self, spec: LocalEndpointSpec) -> bool:
         found = self.view.visible(spec.network, PEERS_TABLE, spec.endpoint_id)
@@ -191,9 +191,9 @@ class OverlayAgent:
         `alone`: no seeds were reachable (or none configured): the local tables are all
         there is, so they count as synced."""
         async with self.lock:
-            await self.node.join_network(CLUSTER_SCOPE)
+            await self.cluster.join_network(CLUSTER_SCOPE)
             for network in sorted({s.network for s in self.local.values()}):
-                await self.node.join_network(network)
+                await self.cluster.join_network(network)
             for spec in sorted(self.local.values(), key=lambda s: s.endpoint_id):
                 await self.publish(spec)
             if self.local:
@@ -220,10 +220,7 @@ class OverlayAgent:
     async def cluster_joined(self) -> None:
         """After the first successful join: wait for the first CLUSTER_SCOPE sync (bounded),
         then treat the tables as authoritative (see the module rules)."""
-        with trio.move_on_after(CLUSTER_SYNC_TIMEOUT):
-            for _ in range(SYNC_ATTEMPTS if self.node.tables.peers(CLUSTER_SCOPE) else 0):
-                if await self.node.sync_network(CLUSTER_SCOPE, CLUSTER_SYNC_TIMEOUT):
-                    break
+        await self.cluster.synced(CLUSTER_SCOPE, timeout=CLUSTER_SYNC_TIMEOUT)
         async with self.lock:
             await self._synced()
         self.wake()
@@ -233,10 +230,10 @@ class OverlayAgent:
         if self.cluster_synced:
             return
         self.cluster_synced = True
-        table = self.node.table(CLUSTER_SCOPE, NETWORKS_TABLE)
         for name, record in sorted(self.cache.items()):
-            if table.get(name) is None and not self.view.tombstoned(CLUSTER_SCOPE, NETWORKS_TABLE, name):
-                await table.put(name, record.encode())
+            live = self.cluster.get(CLUSTER_SCOPE, NETWORKS_TABLE, name)
+            if live is None and not self.view.tombstoned(CLUSTER_SCOPE, NETWORKS_TABLE, name):
+                await self.cluster.put(CLUSTER_SCOPE, NETWORKS_TABLE, name, record.encode())
                 event(log, "re-published network definition", event="network_restored", network=name)
 
     # -- reacting to the tables -------------------------------------------------------------
@@ -249,7 +246,7 @@ class OverlayAgent:
 
     async def watch(self) -> None:
         """Feed table changes to `note` and wake `refresh` (runs until cancelled)."""
-        async with self.node.subscribe_tables() as changes:
+        async with self.cluster.subscribe_tables() as changes:
             async for change in changes:
                 self.note(change)
                 while len(changes):
@@ -265,7 +262,7 @@ class OverlayAgent:
                 await self._wake.wait()
             self._wake = trio.Event()
             await trio.sleep(REFRESH_DEBOUNCE)
-            if self.started and not self.node.closed:
+            if self.started and not self.cluster.closed:
                 await self.refresh()
 
     async def refresh(self) -> None:
@@ -299,7 +296,7 @@ class OverlayAgent:
 
     async def _adopt(self) -> None:
         for orphan in self.orphans.due(self.view, self.me, trio.current_time()):
-            await self.node.table(orphan.network, orphan.table).put(orphan.key, orphan.value)
+            await self.cluster.put(orphan.network, orphan.table, orphan.key, orphan.value)
             self.stats["adopted"] += 1
             event(
                 log,
@@ -313,8 +310,8 @@ class OverlayAgent:
 
     async def _republish(self) -> None:
         for spec in sorted(self.local.values(), key=lambda s: s.endpoint_id):
-            if not self.view.tables.is_joined(spec.network):
-                await self.node.join_network(spec.network)
+            if not self.view.is_joined(spec.network):
+                await self.cluster.join_network(spec.network)
             if not self.published(spec):
                 await self.publish(spec)
                 self.stats["republished"] += 1

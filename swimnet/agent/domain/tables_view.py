@@ -7,13 +7,17 @@ Rules:
 - decoding is cached by value bytes (records are immutable values);
 - a network's endpoints and services are known only if this node holds the network's
   scope (like Docker: a host only knows the overlays it participates in); `held()` says
-  which; the network definitions (CLUSTER_SCOPE) are held by every agent.
+  which; the network definitions (CLUSTER_SCOPE) are held by every agent;
+- it reads the node's tables only through a `TableReader` (given at construction; the
+  agent's comes from `cluster.Cluster.tables`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import attrs
 
@@ -29,7 +33,28 @@ from swimnet.overlay import (
     assign_vnis,
 )
 from swimnet.tables.entry import Entry
-from swimnet.tables.view import TablesReader
+
+
+class TableReader(Protocol):
+    """Read-only queries of the replicated tables this node holds."""
+
+    def networks(self) -> list[str]:
+        """The joined networks (CLUSTER_SCOPE included)."""
+        ...
+
+    def is_joined(self, network: str) -> bool: ...
+
+    def live_entries(self, network: str) -> Mapping[tuple[str, str], tuple[bytes, str]]:
+        """(table, key) -> (value, owner) of the visible entries."""
+        ...
+
+    def entries(self, network: str) -> Sequence[Entry]:
+        """Every stored version (tombstones and hidden entries included)."""
+        ...
+
+    def peers(self, network: str) -> list[str]:
+        """Attached (not leaving, not failed) members of the network other than this node."""
+        ...
 
 
 @attrs.frozen
@@ -59,7 +84,7 @@ def _service(value: bytes) -> ServiceRecord:
 
 
 class TablesView:
-    def __init__(self, tables: TablesReader) -> None:
+    def __init__(self, tables: TableReader) -> None:
         self.tables = tables
         self.undecodable: Counter[str] = Counter()
 
@@ -106,6 +131,14 @@ class TablesView:
 
     def is_held(self, network: str) -> bool:
         return network != CLUSTER_SCOPE and self.tables.is_joined(network)
+
+    def is_joined(self, network: str) -> bool:
+        """Whether this node holds the scope (CLUSTER_SCOPE included)."""
+        return self.tables.is_joined(network)
+
+    def peers(self, network: str) -> list[str]:
+        """The other agents attached to the scope (not leaving, not failed)."""
+        return self.tables.peers(network)
 
     def endpoints(self, network: str) -> list[tuple[str, EndpointRecord, str]]:
         """(endpoint id, record, owner) of the network's visible endpoints."""

@@ -24,23 +24,51 @@ Every client command takes `--socket PATH` (default: $SWIMNET_SOCKET, else
 
 Exit codes: 0 ok; 1 the agent refused the request (its message is printed) or failed;
 2 usage or configuration error; 3 the agent's socket cannot be reached.
+
+This module is the argument parser and the entry point (`main`, the `swimnet-agent` script);
+the commands are in `commands`.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from swimnet.agent import render
-from swimnet.agent.client import AgentUnreachable, ApiFailure, call, segment
-from swimnet.agent.settings import DEFAULT_SOCKET, LOG_FORMATS, PROFILES
+from swimnet.agent.cli.client import AgentUnreachable, ApiFailure
+from swimnet.agent.cli.commands import (
+    EXIT_API,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Context,
+    cmd_endpoint_create,
+    cmd_endpoint_inspect,
+    cmd_endpoint_ls,
+    cmd_endpoint_rm,
+    cmd_fdb,
+    cmd_keygen,
+    cmd_keys_install,
+    cmd_keys_list,
+    cmd_keys_remove,
+    cmd_keys_use,
+    cmd_members,
+    cmd_network_create,
+    cmd_network_inspect,
+    cmd_network_ls,
+    cmd_network_rm,
+    cmd_run,
+    cmd_service_create,
+    cmd_service_inspect,
+    cmd_service_ls,
+    cmd_service_rm,
+    cmd_service_update,
+    cmd_status,
+    cmd_tables,
+)
+from swimnet.agent.daemon.settings import DEFAULT_SOCKET, LOG_FORMATS, PROFILES
 
-EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SOCKET_ENV = "SWIMNET_SOCKET"
 
 
@@ -53,26 +81,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.format_usage()}{self.prog}: error: {message}")
-
-
-class _Context:
-    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> None:
-        self.args = args
-        self.out = out
-        self.err = err
-        self.stdin = stdin
-
-    def call(self, method: str, target: str, body: Any = None) -> Any:
-        return call(self.args.socket, method, target, body)
-
-    def show(self, doc: Any, human: Callable[[Any], str]) -> int:
-        if self.args.json:
-            self.out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        else:
-            text = human(doc)
-            if text:
-                self.out.write(text + "\n")
-        return EXIT_OK
 
 
 # -- argument helpers ------------------------------------------------------------------------------
@@ -98,191 +106,6 @@ def _positive_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return int(text)
-
-
-def _q(name: str) -> str:
-    return segment(name)
-
-
-# -- commands -----------------------------------------------------------------------------------
-
-
-def cmd_members(ctx: _Context) -> int:
-    return ctx.show(ctx.call("GET", "/v1/members"), render.members)
-
-
-def cmd_status(ctx: _Context) -> int:
-    return ctx.show(ctx.call("GET", "/v1/status"), render.status)
-
-
-def cmd_network_create(ctx: _Context) -> int:
-    a = ctx.args
-    body: dict[str, Any] = {"name": a.name, "subnet": a.subnet}
-    for key in ("vni", "gateway", "mtu"):
-        if getattr(a, key) is not None:
-            body[key] = getattr(a, key)
-    if a.opt:
-        body["options"] = dict(a.opt)
-    doc = ctx.call("POST", "/v1/networks", body)
-    return ctx.show(doc, lambda d: f"created network {d['name']} (subnet {d['subnet']}, vni {d['vni']})")
-
-
-def cmd_network_ls(ctx: _Context) -> int:
-    return ctx.show(ctx.call("GET", "/v1/networks"), render.networks)
-
-
-def cmd_network_inspect(ctx: _Context) -> int:
-    return ctx.show(ctx.call("GET", f"/v1/networks/{_q(ctx.args.name)}"), render.network)
-
-
-def cmd_network_rm(ctx: _Context) -> int:
-    doc = ctx.call("DELETE", f"/v1/networks/{_q(ctx.args.name)}")
-    return ctx.show(doc, lambda d: f"removed network {d['removed']}")
-
-
-def cmd_endpoint_create(ctx: _Context) -> int:
-    a = ctx.args
-    body: dict[str, Any] = {"name": a.name, "ip": a.ip}
-    for key in ("mac", "netns", "pid", "ifname"):
-        if getattr(a, key) is not None:
-            body[key] = getattr(a, key)
-    doc = ctx.call("POST", f"/v1/networks/{_q(a.network)}/endpoints", body)
-    return ctx.show(doc, lambda d: f"created endpoint {d['id']} ({d['name']} {d['ip']} {d['mac']})")
-
-
-def cmd_endpoint_ls(ctx: _Context) -> int:
-    target = "/v1/endpoints" + (f"?network={_q(ctx.args.network)}" if ctx.args.network else "")
-    return ctx.show(ctx.call("GET", target), render.endpoint_listing)
-
-
-def cmd_endpoint_inspect(ctx: _Context) -> int:
-    doc = ctx.call("GET", f"/v1/endpoints/{_q(ctx.args.ref)}")
-    return ctx.show(doc, lambda d: render.endpoints([d]))
-
-
-def cmd_endpoint_rm(ctx: _Context) -> int:
-    doc = ctx.call("DELETE", f"/v1/endpoints/{_q(ctx.args.ref)}")
-    return ctx.show(doc, lambda d: f"removed endpoint {d['removed']} ({d['name']}) from {d['network']}")
-
-
-def _service_body(a: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if a.vip is not None:
-        body["vip"] = a.vip
-    if a.mode is not None:
-        body["mode"] = a.mode
-    if a.port is not None:
-        body["ports"] = a.port
-    if a.backend is not None:
-        body["backends"] = a.backend
-    return body
-
-
-def cmd_service_create(ctx: _Context) -> int:
-    a = ctx.args
-    doc = ctx.call("POST", f"/v1/networks/{_q(a.network)}/services", {"name": a.name, **_service_body(a)})
-    return ctx.show(
-        doc, lambda d: f"created service {d['name']} in {d['network']} (vip {render.cell(d['vip'])})"
-    )
-
-
-def cmd_service_update(ctx: _Context) -> int:
-    a = ctx.args
-    doc = ctx.call("PATCH", f"/v1/networks/{_q(a.network)}/services/{_q(a.name)}", _service_body(a))
-    return ctx.show(doc, lambda d: f"updated service {d['name']} in {d['network']}")
-
-
-def cmd_service_ls(ctx: _Context) -> int:
-    target = "/v1/services" + (f"?network={_q(ctx.args.network)}" if ctx.args.network else "")
-    return ctx.show(ctx.call("GET", target), render.service_listing)
-
-
-def _service_network(ctx: _Context) -> str:
-    a = ctx.args
-    if a.network:
-        return str(a.network)
-    found = sorted({s["network"] for s in ctx.call("GET", "/v1/services")["services"] if s["name"] == a.name})
-    if len(found) != 1:
-        why = f"exists in networks {', '.join(found)}" if found else "is not known to this agent"
-        raise ApiFailure(404 if not found else 409, f"service {a.name!r} {why}: give --network")
-    return str(found[0])
-
-
-def cmd_service_inspect(ctx: _Context) -> int:
-    network = _service_network(ctx)
-    doc = ctx.call("GET", f"/v1/networks/{_q(network)}/services/{_q(ctx.args.name)}")
-    return ctx.show(doc, lambda d: render.services([d]))
-
-
-def cmd_service_rm(ctx: _Context) -> int:
-    network = _service_network(ctx)
-    doc = ctx.call("DELETE", f"/v1/networks/{_q(network)}/services/{_q(ctx.args.name)}")
-    return ctx.show(doc, lambda d: f"removed service {d['removed']} from {d['network']}")
-
-
-def _key_outcome(ctx: _Context, doc: dict[str, Any]) -> int:
-    ctx.show(doc, render.key_result)
-    return EXIT_OK if doc["ok"] else EXIT_API
-
-
-def cmd_keys_list(ctx: _Context) -> int:
-    return ctx.show(ctx.call("GET", "/v1/keys"), render.key_listing)
-
-
-def cmd_keys_install(ctx: _Context) -> int:
-    key = ctx.stdin.readline().strip() if ctx.args.key == "-" else ctx.args.key
-    return _key_outcome(ctx, ctx.call("POST", "/v1/keys", {"key": key}))
-
-
-def cmd_keys_use(ctx: _Context) -> int:
-    return _key_outcome(ctx, ctx.call("PUT", "/v1/keys/primary", {"id": ctx.args.id}))
-
-
-def cmd_keys_remove(ctx: _Context) -> int:
-    return _key_outcome(ctx, ctx.call("DELETE", f"/v1/keys/{_q(ctx.args.id)}"))
-
-
-def cmd_keygen(ctx: _Context) -> int:
-    from swimnet.keyfile_io import generate_key
-
-    ctx.out.write(base64.b64encode(generate_key()).decode("ascii") + "\n")
-    return EXIT_OK
-
-
-def cmd_tables(ctx: _Context) -> int:
-    return ctx.show(ctx.call("GET", f"/v1/tables/{_q(ctx.args.network)}"), render.tables_dump)
-
-
-def cmd_fdb(ctx: _Context) -> int:
-    return ctx.show(ctx.call("GET", f"/v1/fdb/{_q(ctx.args.network)}"), render.fdb)
-
-
-def cmd_run(ctx: _Context) -> int:
-    from swimnet.agent.daemon import main_run
-    from swimnet.agent.settings import load_settings
-    from swimnet.errors import ConfigError
-
-    a = ctx.args
-    flags = {
-        "name": a.name,
-        "bind": a.bind,
-        "advertise": a.advertise,
-        "join": a.join,
-        "label": a.label,
-        "keyring": a.keyring,
-        "state_dir": a.state_dir,
-        "socket": a.socket,
-        "metrics": a.metrics,
-        "profile": a.profile,
-        "log_format": a.log_format,
-        "datapath": False if a.no_datapath else None,
-    }
-    try:
-        settings = load_settings(a.config, flags)
-    except ConfigError as exc:
-        ctx.err.write(f"swimnet-agent: configuration error: {exc}\n")
-        return EXIT_USAGE
-    return main_run(settings)
 
 
 # -- the parser ---------------------------------------------------------------------------------
@@ -420,8 +243,8 @@ def run_cli(
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    ctx = _Context(args, out, err, stdin if stdin is not None else sys.stdin)
-    handler: Callable[[_Context], int] = args.handler
+    ctx = Context(args, out, err, stdin if stdin is not None else sys.stdin)
+    handler: Callable[[Context], int] = args.handler
     try:
         return handler(ctx)
     except AgentUnreachable as exc:

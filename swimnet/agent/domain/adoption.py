@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import attrs
 
-from swimnet.agent.tables_view import TablesView
+from swimnet.agent.domain.tables_view import TablesView
 from swimnet.tables.changes import ChangeKind, TableChange
 
 ADOPT_WINDOW = 60.0
@@ -51,7 +51,7 @@ class Orphans:
         """Record a DELETED change that was not a deletion."""
         if change.kind is not ChangeKind.DELETED or change.owner == me:
             return
-        if not self.watched(change.network, change.table) or not view.tables.is_joined(change.network):
+        if not self.watched(change.network, change.table) or not view.is_joined(change.network):
             return
         if view.tombstoned(change.network, change.table, change.key):
             return
@@ -63,16 +63,15 @@ class Orphans:
         out: list[Orphan] = []
         for key, orphan in list(self._items.items()):
             network, table, entry_key = key
-            tables = view.tables
             if (
                 now - orphan.since > self.window
-                or not tables.is_joined(network)
+                or not view.is_joined(network)
                 or view.visible(network, table, entry_key) is not None
                 or view.tombstoned(network, table, entry_key)
             ):
                 del self._items[key]
                 continue
-            if min([me, *tables.peers(network)]) == me:
+            if min([me, *view.peers(network)]) == me:
                 del self._items[key]
                 out.append(orphan)
         return out

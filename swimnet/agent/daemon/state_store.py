@@ -28,9 +28,8 @@ from typing import Any
 import attrs
 
 from swimnet.agent.errors import StartupError
-from swimnet.agent.overlay_state import LocalEndpointSpec
 from swimnet.errors import ConfigError, DecodeError
-from swimnet.overlay import NetworkRecord
+from swimnet.overlay import LocalEndpointSpec, NetworkRecord
 
 FORMAT_VERSION = 1
 NODE_FILE = "node.json"

@@ -18,8 +18,8 @@
                                                          applied, errors, attaches), with a datapath
     swimnet_counter_total{name}                counter   every raw counter of the node (diagnosis)
 
-Rules: nothing is computed between scrapes (a scrape reads the node's counters); the
-server is the agent's own HTTP server on TCP (GET /metrics only).
+Rules: nothing is computed between scrapes (a scrape reads the node's counters, through
+the agent's `Cluster`); the server is the agent's own HTTP server on TCP (GET /metrics only).
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from swimnet.agent.http_server import Handler, Request, Response, error_response
-from swimnet.agent.overlay_agent import OverlayAgent
-from swimnet.agent.probe_rtt import RttHistogram
+from swimnet.agent.domain.overlay import OverlayAgent
+from swimnet.agent.http.server import Handler, Request, Response, error_response
 from swimnet.wire.messages import State
 
 _KEY_ACTIONS = ("install", "use", "remove")
@@ -41,18 +40,17 @@ _KEY_ACTIONS = ("install", "use", "remove")
 class AgentCollector:
     """A prometheus_client custom collector over one agent."""
 
-    def __init__(self, agent: OverlayAgent, rtt: RttHistogram | None = None) -> None:
+    def __init__(self, agent: OverlayAgent) -> None:
         self.agent = agent
-        self.rtt = rtt
 
     def collect(self) -> Iterator[Any]:
-        node = self.agent.node
-        stats = node.stats
+        cluster = self.agent.cluster
+        stats = cluster.stats
         members = GaugeMetricFamily(
             "swimnet_members", "Members by state, as this agent sees them", labels=["state"]
         )
         counts = {s.label: 0 for s in State}
-        for m in node.members():
+        for m in cluster.members():
             counts[m.state.label] += 1
         for label, n in sorted(counts.items()):
             members.add_metric([label], n)
@@ -74,10 +72,11 @@ class AgentCollector:
                 dropped.add_metric([name[len("drop_") :]], value)
         yield dropped
 
-        if self.rtt is not None:
+        histogram = cluster.rtt_histogram()
+        if histogram is not None:
             rtt = HistogramMetricFamily("swimnet_probe_rtt_seconds", "Direct probe round-trip times")
-            buckets = [(bound, float(n)) for bound, n in self.rtt.cumulative()]
-            rtt.add_metric([], buckets, self.rtt.sum)
+            buckets = [(bound, float(n)) for bound, n in histogram.cumulative()]
+            rtt.add_metric([], buckets, histogram.sum)
             yield rtt
 
         yield CounterMetricFamily("swimnet_suspicions", "Suspicions", value=stats["suspicions"])
@@ -85,13 +84,13 @@ class AgentCollector:
             "swimnet_refutations", "Refutations of suspicions of us", value=stats["refutations"]
         )
         yield GaugeMetricFamily(
-            "swimnet_health_score", "Lifeguard local health score", value=node.health_score
+            "swimnet_health_score", "Lifeguard local health score", value=cluster.health_score
         )
 
         entries = GaugeMetricFamily(
             "swimnet_table_entries", "Visible table entries", labels=["network", "table"]
         )
-        tables = node.tables
+        tables = cluster.tables
         for network in tables.networks():
             per_table: dict[str, int] = {}
             for table, _ in tables.live_entries(network):
@@ -143,9 +142,9 @@ def _directional(name: str, doc: str, stats: Any, received: str, sent: str) -> C
     return family
 
 
-def registry_for(agent: OverlayAgent, rtt: RttHistogram | None = None) -> CollectorRegistry:
+def registry_for(agent: OverlayAgent) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(agent, rtt))
+    registry.register(AgentCollector(agent))
     return registry
 
 

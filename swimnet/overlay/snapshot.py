@@ -1,8 +1,8 @@
-"""What the datapath needs, computed from the replicated tables, and the driver interface.
+"""What a host's datapath needs, computed from the replicated tables.
 
 Values:
-- `LocalEndpointSpec`: an endpoint owned by this agent (persisted in the state directory);
-  `netns` / `pid` name the container to plug it into (None: record only);
+- `LocalEndpointSpec`: an endpoint owned by this host's agent (persisted in its state
+  directory); `netns` / `pid` name the container to plug it into (None: record only);
 - `OverlaySnapshot`: the desired overlay for this host: the networks with a local endpoint
   (record and effective VNI from `assign_vnis` over every known network), the local
   endpoints, and the endpoints other agents published in those networks.
@@ -10,19 +10,18 @@ Values:
 Rules: `build_snapshot` is pure (tables in, snapshot out); a network appears only if this
 agent has a local endpoint in it and the network's record is known; remote endpoints come
 only from networks in the snapshot, are never our own entries, and undecodable entries are
-skipped (counted by the caller). The daemon talks to the datapath only through
-`DatapathDriverProtocol`.
+skipped (counted by the caller). The agent produces snapshots, the datapath driver
+(`swimnet.datapath.driver`) consumes them: both depend on this module, not on each other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol
 
 import attrs
-import trio
 
-from swimnet.overlay import EndpointRecord, NetworkRecord, assign_vnis
+from swimnet.overlay.model import EndpointRecord, NetworkRecord
+from swimnet.overlay.vni import assign_vnis
 
 
 @attrs.frozen
@@ -48,20 +47,6 @@ class OverlaySnapshot:
     local: tuple[LocalEndpointSpec, ...]
     remote: tuple[tuple[str, str, EndpointRecord], ...]
     """(network, endpoint id, record) of OTHER agents' endpoints."""
-
-
-class DatapathDriverProtocol(Protocol):
-    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
-
-    def update(self, snapshot: OverlaySnapshot) -> None: ...
-
-    async def attach(self, endpoint: LocalEndpointSpec) -> None: ...
-
-    async def detach(self, endpoint: LocalEndpointSpec) -> None: ...
-
-    async def fdb(self, network: str) -> list[dict[str, str]]: ...
-
-    async def close(self) -> None: ...
 
 
 def build_snapshot(

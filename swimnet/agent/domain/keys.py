@@ -2,10 +2,12 @@
 writing the ring back to the key file.
 
 Rules:
-- API operations are cluster-wide (`node.keys`: applied locally at once, then gossiped; the
-  answer says which members acknowledged, refused or missed them); a request the local
-  ring refuses (removing the primary, an unknown id) changes nothing and is a 409 (404 for
-  an unknown id); without a keyring every operation is a 409;
+- operations are cluster-wide (`node.keys`: applied locally at once, then gossiped; the
+  KeyOpResult says which members acknowledged, refused or missed them); arguments are a
+  32-byte key (INVALID otherwise) or a key id (8 hex characters, INVALID otherwise); an
+  id no installed key has is NOT_FOUND; a request the local ring refuses (removing the
+  primary) changes nothing and is a CONFLICT; without a keyring every operation is a
+  CONFLICT;
 - SIGHUP reloads the key file LOCALLY: its keys are installed, its first key becomes
   primary, keys not in the file are removed; a file that cannot be read or parsed changes
   nothing (logged);
@@ -18,16 +20,15 @@ Rules:
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from swimnet.agent import checks
-from swimnet.agent.errors import ApiError, conflict, not_found
+from swimnet.agent.errors import conflict, invalid, not_found
 from swimnet.agent.logs import LOGGER, event
-from swimnet.agent.views import key_result_json
 from swimnet.errors import ConfigError, LocalProtocolError
-from swimnet.keyfile_io import load_keyring_file, save_keyring_file
-from swimnet.runtime import Node
-from swimnet.security.keyring import Keyring
+from swimnet.io.keyfile import load_keyring_file, save_keyring_file
+from swimnet.runtime import KeyringListing, Node
+from swimnet.security.keyops import KeyOpResult
+from swimnet.security.keyring import KEY_SIZE, Keyring
 
 log = logging.getLogger(LOGGER)
 
@@ -48,23 +49,23 @@ class KeysAdmin:
             raise conflict("encryption is off: this agent has no keyring (start it with --keyring)")
         return ring
 
-    def listing(self) -> dict[str, Any]:
+    def listing(self) -> KeyringListing:
         self._ring()
-        listed = self.node.keys.list()
-        return {"primary": listed.primary, "keys": list(listed.ids), "version": listed.version}
+        return self.node.keys.list()
 
-    async def install(self, key_text: str) -> dict[str, Any]:
-        key = checks.key(key_text)
+    async def install(self, key: bytes) -> KeyOpResult:
+        if len(key) != KEY_SIZE:
+            raise invalid(f"key: a key must be {KEY_SIZE} bytes, got {len(key)}", "key")
         self._ring()
         return await self._run("install", key)
 
-    async def use(self, key_id: str) -> dict[str, Any]:
+    async def use(self, key_id: str) -> KeyOpResult:
         return await self._run("use", checks.key_id(key_id))
 
-    async def remove(self, key_id: str) -> dict[str, Any]:
+    async def remove(self, key_id: str) -> KeyOpResult:
         return await self._run("remove", checks.key_id(key_id))
 
-    async def _run(self, action: str, arg: bytes | str) -> dict[str, Any]:
+    async def _run(self, action: str, arg: bytes | str) -> KeyOpResult:
         ring = self._ring()
         if isinstance(arg, str) and ring.key_for_id(bytes.fromhex(arg)) is None:
             raise not_found(f"id: no installed key has id {arg}", "id")
@@ -78,7 +79,7 @@ class KeysAdmin:
             else:
                 result = await keys.remove(arg, KEY_OP_TIMEOUT)
         except (LocalProtocolError, ConfigError) as exc:
-            raise ApiError(409, f"key {action}: {exc}", "id" if action != "install" else "key") from None
+            raise conflict(f"key {action}: {exc}", "id" if action != "install" else "key") from None
         event(
             log,
             f"key {action}",
@@ -89,7 +90,7 @@ class KeysAdmin:
             missing=len(result.missing),
         )
         self.save_if_changed()
-        return key_result_json(result)
+        return result
 
     def reload(self) -> None:
         """SIGHUP: make the ring equal to the key file (see the module rules)."""

@@ -1,0 +1,269 @@
+"""Endpoint operations: create, list, inspect, remove (the per-network overlay_peer tables).
+
+Rules:
+- an endpoint belongs to the agent that created it: its entry (id -> name, IP, MAC, VTEP =
+  this agent's advertise host) is written by that agent only, and only that agent removes
+  it (elsewhere: CONFLICT naming the owner); ids are 12 random hex characters;
+- create checks, in order, before anything changes: the arguments (INVALID: name, ifname,
+  netns or pid but not both, netns, pid, mac), that the network exists (NOT_FOUND), that
+  the IP is a host address of its subnet (INVALID), then - holding the network's scope and
+  after its first sync - that the IP is not the gateway nor used by another endpoint or a
+  service VIP, that the MAC and the name are free in the network (CONFLICT); then the
+  datapath attaches the container (if a netns or pid was given), the endpoint is persisted,
+  and only then published. A failed step undoes the earlier ones (detach, forget, release
+  the scope) and is FAILED: nothing is published;
+- remove detaches the container, forgets and persists, then deletes the entry; a detach
+  that fails changes nothing, a persist that fails re-attaches the container (FAILED);
+- two agents creating the same IP at the same moment can both pass the check: both entries
+  stay (different keys); every agent that holds the network reports the conflict (log,
+  `network inspect`, `endpoint ls` flag, metrics) and the datapath resolves it
+  deterministically (see `conflicts`);
+- listing shows the endpoints of the networks this agent holds (a host knows only the
+  overlays it takes part in); `not_held` names the known networks it does not hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from swimnet.agent import checks
+from swimnet.agent.domain.overlay import OverlayAgent
+from swimnet.agent.domain.values import EndpointInfo, EndpointListing, LocalEndpointInfo
+from swimnet.agent.errors import conflict, failed, invalid, not_found
+from swimnet.agent.logs import LOGGER, event
+from swimnet.errors import DatapathError
+from swimnet.overlay import PEERS_TABLE, LocalEndpointSpec, mac_from_ip
+
+log = logging.getLogger(LOGGER)
+
+
+class Endpoints:
+    def __init__(self, agent: OverlayAgent) -> None:
+        self.agent = agent
+
+    def _new_id(self) -> str:
+        while True:
+            endpoint_id = secrets.token_hex(6)
+            if endpoint_id not in self.agent.local:
+                return endpoint_id
+
+    async def create(
+        self,
+        network: str,
+        name: str,
+        ip: str,
+        *,
+        mac: str | None = None,
+        netns: str | None = None,
+        pid: int | None = None,
+        ifname: str = "eth0",
+    ) -> LocalEndpointInfo:
+        """Create an endpoint of this agent in `network`; `ip` with or without the prefix."""
+        agent = self.agent
+        checks.name(name)
+        checks.ifname(ifname)
+        if netns is not None and pid is not None:
+            raise invalid("netns: give either netns or pid, not both", "netns")
+        if netns is not None:
+            checks.netns(netns)
+        if pid is not None:
+            checks.pid(pid)
+        mac = checks.mac(mac) if mac else None
+        async with agent.lock:
+            record = agent.view.network(network)
+            if record is None:
+                raise not_found(f"network {network!r} not found", "network")
+            iface = checks.host_in(ip, checks.subnet(record.subnet), "ip")
+            address = str(iface.ip)
+            mac = mac or mac_from_ip(address)
+            if record.gateway == address:
+                raise conflict(f"ip: {address} is the gateway of network {network!r}", "ip")
+            joined_now = await agent.hold(network)
+            try:
+                self._check_free(network, name, address, mac)
+                spec = LocalEndpointSpec(
+                    endpoint_id=self._new_id(),
+                    network=network,
+                    name=name,
+                    ip=str(iface),
+                    mac=mac,
+                    netns=netns,
+                    pid=pid,
+                    ifname=ifname,
+                )
+                try:
+                    await agent.attach(spec)
+                except DatapathError as exc:
+                    agent.stats["datapath_attach_failures"] += 1
+                    raise failed(f"datapath: {exc}") from None
+                cached = agent.cache.get(network)
+                try:
+                    agent.local[spec.endpoint_id] = spec
+                    agent.cache[network] = record
+                    agent.persist()
+                except OSError as exc:
+                    agent.local.pop(spec.endpoint_id, None)
+                    if cached is None:
+                        agent.cache.pop(network, None)
+                    else:
+                        agent.cache[network] = cached
+                    await self._undo_attach(spec)
+                    raise failed(f"cannot save state: {exc}") from None
+                await agent.publish(spec)
+            except BaseException:
+                if joined_now:
+                    await agent.release(network)
+                agent.push()
+                raise
+            agent.push()
+            event(
+                log,
+                "endpoint created",
+                event="endpoint_created",
+                network=network,
+                endpoint=spec.endpoint_id,
+                name=name,
+                ip=spec.ip,
+                mac=mac,
+            )
+        agent.wake()
+        return LocalEndpointInfo(spec, agent.vtep, agent.me, published=True)
+
+    def _check_free(self, network: str, name: str, address: str, mac: str) -> None:
+        agent = self.agent
+        for endpoint_id, other, owner in agent.view.endpoints(network):
+            where = f"endpoint {other.name!r} ({endpoint_id}) on {owner}"
+            if other.address == address:
+                raise conflict(f"ip: {address} is already used in network {network!r} by {where}", "ip")
+            if other.mac == mac:
+                raise conflict(f"mac: {mac} is already used in network {network!r} by {where}", "mac")
+            if other.name == name:
+                raise conflict(f"name: network {network!r} already has an endpoint named {name!r}", "name")
+        for spec in agent.local.values():  # published or not, our own count too
+            if spec.network == network and spec.ip.split("/")[0] == address:
+                raise conflict(f"ip: {address} is already used in network {network!r} by {spec.name!r}", "ip")
+        for service_name, service, _ in agent.view.services(network):
+            if service.vip == address:
+                raise conflict(f"ip: {address} is the VIP of service {service_name!r}", "ip")
+
+    async def _undo_attach(self, spec: LocalEndpointSpec) -> None:
+        try:
+            await self.agent.detach(spec)
+        except DatapathError as exc:
+            event(
+                log,
+                "detach failed",
+                level=logging.ERROR,
+                event="detach_failed",
+                endpoint=spec.endpoint_id,
+                error=str(exc),
+            )
+
+    async def _undo_detach(self, spec: LocalEndpointSpec) -> None:
+        try:
+            await self.agent.attach(spec)
+        except DatapathError as exc:
+            self.agent.stats["datapath_attach_failures"] += 1
+            event(
+                log,
+                "re-attach failed",
+                level=logging.ERROR,
+                event="attach_failed",
+                endpoint=spec.endpoint_id,
+                error=str(exc),
+            )
+
+    def listing(self, network: str | None = None) -> EndpointListing:
+        """The endpoints of the held networks (all, or `network`'s) and this agent's own."""
+        agent = self.agent
+        known = agent.view.networks()
+        if (
+            network is not None
+            and network not in known
+            and not any(s.network == network for s in agent.local.values())
+        ):
+            raise not_found(f"network {network!r} not found", "network")
+        held = [n for n in agent.view.held() if network is None or n == network]
+        rows: list[EndpointInfo | LocalEndpointInfo] = []
+        for net in held:
+            flagged = {i for c in agent.conflicts.get(net, []) for i, _ in c.endpoints}
+            for endpoint_id, record, owner in agent.view.endpoints(net):
+                local = agent.local.get(endpoint_id) if owner == agent.me else None
+                rows.append(
+                    EndpointInfo(
+                        endpoint_id, net, record, owner, local=local, conflict=endpoint_id in flagged
+                    )
+                )
+        shown = {r.endpoint_id for r in rows if isinstance(r, EndpointInfo)}
+        for spec in sorted(agent.local.values(), key=lambda s: (s.network, s.endpoint_id)):
+            if spec.endpoint_id not in shown and (network is None or spec.network == network):
+                rows.append(LocalEndpointInfo(spec, agent.vtep, agent.me, published=False))
+        not_held = sorted(n for n in known if n not in held and (network is None or n == network))
+        return EndpointListing(rows, not_held)
+
+    def find_local(self, ref: str) -> LocalEndpointSpec:
+        """A local endpoint by id, else by name (unique among local endpoints)."""
+        agent = self.agent
+        spec = agent.local.get(ref)
+        if spec is not None:
+            return spec
+        named = [s for s in agent.local.values() if s.name == ref]
+        if len(named) > 1:
+            ids = ", ".join(sorted(s.endpoint_id for s in named))
+            raise conflict(f"endpoint name {ref!r} is ambiguous on this agent (ids {ids}): use the id", "id")
+        if named:
+            return named[0]
+        for net in agent.view.held():
+            for endpoint_id, record, owner in agent.view.endpoints(net):
+                if ref in (endpoint_id, record.name):
+                    raise conflict(f"endpoint {ref!r} belongs to agent {owner!r}: remove it there", "id")
+        raise not_found(f"endpoint {ref!r} not found on this agent", "id")
+
+    def inspect(self, ref: str) -> EndpointInfo | LocalEndpointInfo:
+        """A local endpoint by id or name, else one of the held networks' endpoints."""
+        agent = self.agent
+        spec = agent.local.get(ref)
+        named = [s for s in agent.local.values() if s.name == ref]
+        if spec is None and len(named) == 1:
+            spec = named[0]
+        if spec is not None:
+            return LocalEndpointInfo(spec, agent.vtep, agent.me, published=agent.published(spec))
+        if named:
+            self.find_local(ref)  # ambiguous: raises the CONFLICT
+        for net in agent.view.held():
+            for endpoint_id, record, owner in agent.view.endpoints(net):
+                if ref in (endpoint_id, record.name):
+                    return EndpointInfo(endpoint_id, net, record, owner)
+        raise not_found(f"endpoint {ref!r} not found on this agent", "id")
+
+    async def remove(self, ref: str) -> LocalEndpointSpec:
+        """Remove a local endpoint (by id or name); the endpoint removed."""
+        agent = self.agent
+        async with agent.lock:
+            spec = self.find_local(ref)
+            try:
+                await agent.detach(spec)
+            except DatapathError as exc:
+                raise failed(f"datapath: {exc}") from None
+            del agent.local[spec.endpoint_id]
+            try:
+                agent.persist()
+            except OSError as exc:
+                agent.local[spec.endpoint_id] = spec
+                await self._undo_detach(spec)
+                raise failed(f"cannot save state: {exc}") from None
+            if agent.view.is_joined(spec.network):
+                await agent.cluster.delete(spec.network, PEERS_TABLE, spec.endpoint_id)
+            await agent.release(spec.network)
+            agent.push()
+            event(
+                log,
+                "endpoint removed",
+                event="endpoint_removed",
+                network=spec.network,
+                endpoint=spec.endpoint_id,
+                name=spec.name,
+            )
+        agent.wake()
+        return spec

@@ -1,0 +1,229 @@
+"""Service operations: create, update, list, inspect, remove (the per-network services tables).
+
+Rules:
+- a service is one entry of <network>/"services" keyed by its name: VIP (vip mode; none in
+  dnsrr mode), ports (protocol, published, target) and backend endpoint ids; backends may
+  be given by endpoint id or by name (unique in the network) and are stored as ids;
+- the agent holds the network's scope to create, update or remove a service there (the
+  checks see the network's endpoints and services after the first sync) and keeps holding
+  it while it owns the entry (see `overlay`); the entry outlives its writer: when the
+  writer leaves or fails, another agent of the network adopts it (`adoption`); a refused
+  change releases a scope it joined for the occasion;
+- checks before any change: arguments (INVALID: name, mode, ports), network exists
+  (NOT_FOUND), name free on create / the service exists on update and remove (CONFLICT /
+  NOT_FOUND), VIP given in vip mode and not in dnsrr mode, inside the subnet (INVALID) and
+  used by no endpoint, gateway or other service (CONFLICT), every backend an endpoint of
+  the network (INVALID);
+- update replaces only the arguments given (None: keep; `backends` replaces the whole
+  list); a VIP is kept while the mode stays the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from swimnet.agent import checks
+from swimnet.agent.domain.overlay import OverlayAgent
+from swimnet.agent.domain.values import ServiceInfo, ServiceListing
+from swimnet.agent.errors import conflict, invalid, not_found
+from swimnet.agent.logs import LOGGER, event
+from swimnet.overlay import SERVICES_TABLE, NetworkRecord, ServiceRecord
+
+log = logging.getLogger(LOGGER)
+
+MODES = ("vip", "dnsrr")
+
+Port = tuple[str, int, int]
+"""(protocol, published, target)."""
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise invalid(f"mode: must be vip or dnsrr, got {mode!r}", "mode")
+    return mode
+
+
+def _check_arguments(mode: str | None, ports: Sequence[Port] | None) -> tuple[Port, ...] | None:
+    if mode is not None:
+        check_mode(mode)
+    return None if ports is None else tuple(checks.port_mapping(*port) for port in ports)
+
+
+class Services:
+    def __init__(self, agent: OverlayAgent) -> None:
+        self.agent = agent
+
+    def _resolve_backends(self, network: str, refs: Sequence[str]) -> tuple[str, ...]:
+        endpoints = self.agent.view.endpoints(network)
+        ids = {endpoint_id for endpoint_id, _, _ in endpoints}
+        out: list[str] = []
+        for ref in refs:
+            if ref in ids:
+                out.append(ref)
+                continue
+            named = [endpoint_id for endpoint_id, record, _ in endpoints if record.name == ref]
+            if len(named) != 1:
+                why = "is ambiguous" if named else "is not an endpoint"
+                raise invalid(f"backends: {ref!r} {why} of network {network!r}", "backends")
+            out.append(named[0])
+        return tuple(dict.fromkeys(out))
+
+    def _check_vip(self, record: NetworkRecord, service: str, vip: str | None) -> str | None:
+        if vip is None:
+            return None
+        address = str(checks.host_in(vip, checks.subnet(record.subnet), "vip").ip)
+        if address == record.gateway:
+            raise conflict(f"vip: {address} is the gateway of network {record.name!r}", "vip")
+        for endpoint_id, endpoint, owner in self.agent.view.endpoints(record.name):
+            if endpoint.address == address:
+                raise conflict(
+                    f"vip: {address} is used by endpoint {endpoint.name!r} ({endpoint_id}) on {owner}", "vip"
+                )
+        for name, other, _ in self.agent.view.services(record.name):
+            if name != service and other.vip == address:
+                raise conflict(f"vip: {address} is the VIP of service {name!r}", "vip")
+        return address
+
+    def _build(
+        self,
+        record: NetworkRecord,
+        name: str,
+        old: ServiceRecord | None,
+        *,
+        vip: str | None,
+        mode: str | None,
+        ports: tuple[Port, ...] | None,
+        backends: Sequence[str] | None,
+    ) -> ServiceRecord:
+        mode = mode or (old.mode if old is not None else "vip")
+        if vip is None and old is not None and mode == old.mode:
+            vip = old.vip
+        if mode == "vip" and vip is None:
+            raise invalid("vip: required in vip mode", "vip")
+        if mode == "dnsrr" and vip is not None:
+            raise invalid("vip: dnsrr services have no VIP", "vip")
+        vip = self._check_vip(record, name, vip)
+        if ports is None:
+            ports = old.ports if old is not None else ()
+        if backends is not None:
+            ids = self._resolve_backends(record.name, backends)
+        else:
+            ids = old.backends if old is not None else ()
+        extra = dict(old.extra) if old is not None else {}
+        return ServiceRecord(name=name, vip=vip, mode=mode, ports=ports, backends=ids, extra=extra)
+
+    def _network(self, network: str) -> NetworkRecord:
+        record = self.agent.view.network(network)
+        if record is None:
+            raise not_found(f"network {network!r} not found", "network")
+        return record
+
+    def _current(self, network: str, name: str) -> ServiceRecord | None:
+        for key, record, _ in self.agent.view.services(network):
+            if key == name:
+                return record
+        return None
+
+    async def create(
+        self,
+        network: str,
+        name: str,
+        *,
+        vip: str | None = None,
+        mode: str | None = None,
+        ports: Sequence[Port] | None = None,
+        backends: Sequence[str] | None = None,
+    ) -> ServiceInfo:
+        """Create a service (mode "vip" unless given: then `vip` is required)."""
+        agent = self.agent
+        checks.name(name)
+        checked_ports = _check_arguments(mode, ports)
+        async with agent.lock:
+            record = self._network(network)
+            joined_now = await agent.hold(network)
+            try:
+                if self._current(network, name) is not None:
+                    raise conflict(f"name: network {network!r} already has a service {name!r}", "name")
+                service = self._build(
+                    record, name, None, vip=vip, mode=mode, ports=checked_ports, backends=backends
+                )
+                await agent.cluster.put(network, SERVICES_TABLE, service.name, service.encode())
+            except BaseException:
+                if joined_now:
+                    await agent.release(network)
+                raise
+            event(
+                log,
+                "service created",
+                event="service_created",
+                network=network,
+                service=service.name,
+                vip=service.vip,
+            )
+        agent.wake()
+        return ServiceInfo(network, service, agent.me)
+
+    async def update(
+        self,
+        network: str,
+        name: str,
+        *,
+        vip: str | None = None,
+        mode: str | None = None,
+        ports: Sequence[Port] | None = None,
+        backends: Sequence[str] | None = None,
+    ) -> ServiceInfo:
+        """Change the arguments given (None: keep)."""
+        agent = self.agent
+        checked_ports = _check_arguments(mode, ports)
+        async with agent.lock:
+            record = self._network(network)
+            joined_now = await agent.hold(network)
+            try:
+                old = self._current(network, name)
+                if old is None:
+                    raise not_found(f"service {name!r} not found in network {network!r}", "name")
+                service = self._build(
+                    record, name, old, vip=vip, mode=mode, ports=checked_ports, backends=backends
+                )
+                await agent.cluster.put(network, SERVICES_TABLE, name, service.encode())
+            except BaseException:
+                if joined_now:
+                    await agent.release(network)
+                raise
+            event(log, "service updated", event="service_updated", network=network, service=name)
+        agent.wake()
+        return ServiceInfo(network, service, agent.me)
+
+    def listing(self, network: str | None = None) -> ServiceListing:
+        view = self.agent.view
+        if network is not None and view.network(network) is None:
+            raise not_found(f"network {network!r} not found", "network")
+        held = [n for n in view.held() if network is None or n == network]
+        rows = [ServiceInfo(n, r, o) for n in held for _, r, o in view.services(n)]
+        not_held = sorted(n for n in view.networks() if n not in held and (network is None or n == network))
+        return ServiceListing(rows, not_held)
+
+    def inspect(self, network: str, name: str) -> ServiceInfo:
+        self._network(network)
+        for key, record, owner in self.agent.view.services(network):
+            if key == name:
+                return ServiceInfo(network, record, owner)
+        raise not_found(f"service {name!r} not found in network {network!r}", "name")
+
+    async def remove(self, network: str, name: str) -> None:
+        agent = self.agent
+        async with agent.lock:
+            self._network(network)
+            joined_now = await agent.hold(network)
+            try:
+                if self._current(network, name) is None:
+                    raise not_found(f"service {name!r} not found in network {network!r}", "name")
+                await agent.cluster.delete(network, SERVICES_TABLE, name)
+            except BaseException:
+                if joined_now:
+                    await agent.release(network)
+                raise
+            event(log, "service removed", event="service_removed", network=network, service=name)
+        agent.wake()
