@@ -2,7 +2,8 @@
 
 Every layer calls these parsers (overlay records, the datapath model, the agent's request
 checks and settings), so one value gets one verdict everywhere; each layer maps
-InvalidValue (`field`, `reason`) to its own error (DecodeError, ConfigError, the agent's INVALID OperationError).
+InvalidValue (`field`, `reason`) to its own error (DecodeError, ConfigError, the agent's
+INVALID OperationError).
 Pure: no I/O, no imports of the agent, the datapath or the runtime.
 
 Rules:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from swimnet import values
 from swimnet.agent import checks
-from swimnet.agent.errors import ErrorKind, OperationError, invalid
 from swimnet.agent.daemon.settings import check_node_name
+from swimnet.agent.errors import ErrorKind, OperationError, invalid
 from swimnet.datapath import names
 from swimnet.datapath.model import LocalEndpoint, NetworkSpec, RemoteEndpoint
 from swimnet.errors import ConfigError, DecodeError
@@ -238,7 +238,10 @@ KINDS: dict[str, Kind] = {
             Path("overlay", lambda v: int(_options(v)["vxlan_port"]), IV, str),
             Path("datapath", lambda v: _spec(port=v).port, ConfigError),
             Path(
-                "agent", lambda v: int(checks.network_options({"vxlan_port": v})["vxlan_port"]), OperationError, str
+                "agent",
+                lambda v: int(checks.network_options({"vxlan_port": v})["vxlan_port"]),
+                OperationError,
+                str,
             ),
         ),
         aliases=("options.vxlan_port",),

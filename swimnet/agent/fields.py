@@ -1,8 +1,8 @@
 """Request bodies: a JSON object read field by field, with types checked.
 
 Rules: the body must be a JSON object (an empty body counts as `{}`); a missing required
-field, a wrong type or an unknown field is an INVALID OperationError (HTTP 400) naming the field; `done()` must be
-called after the last field is read, so a typo in a field name is reported instead of
+field, a wrong type or an unknown field is an INVALID OperationError (HTTP 400) naming the
+field; `done()` must be called after the last field is read, so a typo in a field name is reported instead of
 silently ignored. Booleans are never accepted as integers.
 """
 
