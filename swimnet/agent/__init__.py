@@ -16,8 +16,8 @@ Shared by every role (kept at this level):
   checks        value checks of operation arguments (raise INVALID naming the field)
   fields        JSON request bodies read field by field (raise INVALID naming the field)
   logs          log lines with the node name, text or JSON (structured fields: swimnet.logfields)
-  agent_engine  the Engine subclass counting syncs and probe RTTs; only domain/cluster.py
-                uses it (to be replaced by the node's own sync and RTT API)
+  probe_rtt     the histogram of direct probe round-trip times (the node's ping observer,
+                read by the metrics)
 
 Elsewhere: the datapath driver is `swimnet.datapath.driver` (imported lazily by the daemon,
 only when the datapath is on); the snapshot it is fed is `swimnet.overlay.snapshot`.
