@@ -18,10 +18,13 @@ Rules:
 - unverified members stay out of the regular probe round; in peer choices (gossip targets,
   probe helpers, push-pull peers, the layers' choices) they only fill what verified members
   cannot (a joiner that knows one verified member still gossips to three, and what it
-  sends them makes them answer or relay, which verifies them). They are probed in a round of their own, one per probe tick beside the
-  regular probe, each at most every `VERIFY_RETRY` probe intervals; those probes never
+  sends them makes them answer or relay, which verifies them);
+- they are probed in a round of their own: one per probe tick beside the regular probe,
+  drawn at random among the live unverified ones (so the members of a cluster probe
+  different ones), each at most every `VERIFY_RETRY` probe intervals; those probes never
   move the health score. So members that do not exist cost memory and one extra probe per
-  tick, and never delay the detection of real failures nor soak up gossip.
+  tick, die at the pace of the cluster's probes, and never delay the detection of real
+  failures nor soak up gossip.
 
 The limits are sized for clusters of thousands: a joiner takes a 5,000-member cluster in
 five exchanges, and a real member is verified within a probe interval or two of sending us
@@ -30,6 +33,7 @@ anything (it probes us, gossips to us, or answers our verification probe).
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
@@ -110,23 +114,27 @@ class Admission:
         return evict
 
     def next_to_verify(
-        self, members: dict[str, MemberRecord], now: float, retry: float
+        self, members: dict[str, MemberRecord], now: float, retry: float, rng: random.Random
     ) -> MemberRecord | None:
-        """The oldest live unverified member not probed in the last `retry` seconds."""
-        stale = []
+        """A live unverified member not probed in the last `retry` seconds, drawn at random
+        (so the members of a cluster probe different ones: forged members die R times as fast)."""
+        names = list(self._unverified)
+        if not names:
+            return None
+        start = int(rng.random() * len(names))
         found = None
-        for name, m in self._unverified.items():
+        for i in range(len(names)):
+            name = names[(start + i) % len(names)]
+            m = self._unverified[name]
             if members.get(name) is not m or m.verified:
-                stale.append(name)
+                del self._unverified[name]
+                self._probed.pop(name, None)
                 continue
-            if m.state > State.SUSPECT or now - self._probed.get(name, -retry) < retry:
-                continue
+            if m.state != State.ALIVE or now - self._probed.get(name, -retry) < retry:
+                continue  # a suspect is being dealt with; a refuted one waits for its retry
             self._probed[name] = now
             found = m
             break
-        for name in stale:
-            del self._unverified[name]
-            self._probed.pop(name, None)
         return found
 
 

@@ -31,6 +31,14 @@ from collections.abc import Callable, Container, Hashable, Sequence
 
 from swimnet.config import Config
 from swimnet.errors import LocalProtocolError
+from swimnet.membership import incarnation as inc
+from swimnet.membership.admission import (
+    VERIFY_RETRY,
+    Admission,
+    unverified_only,
+    verified_only,
+    vouched_for,
+)
 from swimnet.membership.awareness import Awareness
 from swimnet.membership.events import (
     MemberEvent,
@@ -39,14 +47,6 @@ from swimnet.membership.events import (
     MemberLeft,
     MemberSuspected,
     MemberUpdated,
-)
-from swimnet.membership import incarnation as inc
-from swimnet.membership.admission import (
-    VERIFY_RETRY,
-    Admission,
-    unverified_only,
-    verified_only,
-    vouched_for,
 )
 from swimnet.membership.formulas import push_pull_scale, suspicion_timeout
 from swimnet.membership.isolation import REJOIN_FANOUT, Isolation
@@ -163,9 +163,10 @@ class Swim:
         self._rebutted: dict[str, float] = {}
         self._admission = Admission()
         self._isolation = Isolation()
+        inc.check_own(incarnation)
 
         me = MemberRecord(
-            self.name, self.addr, inc.check_own(incarnation), State.ALIVE, now, config.meta if meta is None else meta, VSN
+            self.name, self.addr, incarnation, State.ALIVE, now, config.meta if meta is None else meta, VSN
         )
         self._me = me
         self._insert(me)
@@ -649,7 +650,9 @@ class Swim:
         self.timers.set(_PROBE_TICK, now + self.awareness.scale(cfg.probe_interval))
         if self._leaving:
             return
-        unverified = self._admission.next_to_verify(self.members, now, VERIFY_RETRY * cfg.probe_interval)
+        unverified = self._admission.next_to_verify(
+            self.members, now, VERIFY_RETRY * cfg.probe_interval, self.rng
+        )
         if unverified is not None:
             self._send_probe(unverified, now, verifying=True)
         target = self._next_probe_target(now)

@@ -317,13 +317,19 @@ def _dec_alive(v: list[Any]) -> Alive:
 def _dec_suspect(v: list[Any]) -> Suspect:
     f.fields(v, 3, "suspect")
     return Suspect(
-        f.uint(v[1], "suspect.incarnation", MAX_INCARNATION), f.name(v[2], "suspect.node"), f.name(v[3], "suspect.sender")
+        f.uint(v[1], "suspect.incarnation", MAX_INCARNATION),
+        f.name(v[2], "suspect.node"),
+        f.name(v[3], "suspect.sender"),
     )
 
 
 def _dec_dead(v: list[Any]) -> Dead:
     f.fields(v, 3, "dead")
-    return Dead(f.uint(v[1], "dead.incarnation", MAX_INCARNATION), f.name(v[2], "dead.node"), f.name(v[3], "dead.sender"))
+    return Dead(
+        f.uint(v[1], "dead.incarnation", MAX_INCARNATION),
+        f.name(v[2], "dead.node"),
+        f.name(v[3], "dead.sender"),
+    )
 
 
 _STATES = tuple(State)
@@ -367,7 +373,10 @@ register(IndirectPing, lambda m: [m.seq, m.target, list(m.target_addr), m.source
 register(Ack, lambda m: [m.seq, m.payload], _dec_ack)
 register(Nack, lambda m: [m.seq], _dec_nack)
 register(
-    Alive, lambda m: [_inc(m.incarnation), m.node, list(m.addr), m.meta, list(m.vsn)], _dec_alive, relayed=True
+    Alive,
+    lambda m: [_inc(m.incarnation), m.node, list(m.addr), m.meta, list(m.vsn)],
+    _dec_alive,
+    relayed=True,
 )
 register(Suspect, lambda m: [_inc(m.incarnation), m.node, m.sender], _dec_suspect, relayed=True)
 register(Dead, lambda m: [_inc(m.incarnation), m.node, m.sender], _dec_dead, relayed=True)
