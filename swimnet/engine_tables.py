@@ -9,7 +9,7 @@ Rules:
   everything, later ones compare digests), again shortly after, then every
   push_pull_interval with one random member per network (digest-first anti-entropy);
 - membership events drive the table state: joined -> member_alive (restores hidden
-  entries), failed -> member_failed (hides them), left -> member_left (drops them);
+  entries), failed -> member_failed (hides them), left -> member_left (hides them briefly);
 - every TableChange (local or remote) is appended to the engine's events, in order.
 """
 
@@ -119,7 +119,7 @@ class TablesLayer:
 
     def next_deadline(self) -> float | None:
         reap = self.state.next_deadline()
-        if reap is not None and _REAP not in self.timers:
+        if reap is not None and not self.timers.due_by(_REAP, reap):  # an earlier one may come later
             self.timers.set(_REAP, reap)
         return self.timers.next_deadline()
 
