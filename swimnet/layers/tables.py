@@ -12,7 +12,7 @@ Rules:
 - a sync conversation is one or more stream exchanges; when it ends (no follow-up, or a
   stream failed) one `SyncFinished(network, peer, ok)` per network it covered is emitted;
 - membership events drive the table state: joined -> member_alive (restores hidden
-  entries), failed -> member_failed (hides them), left -> member_left (drops them);
+  entries), failed -> member_failed (hides them), left -> member_left (hides them briefly);
 - every TableChange (local or remote) is emitted through the host, in order.
 """
 
@@ -156,7 +156,7 @@ class TablesLayer:
             self._timers.set(_ANTI_ENTROPY, first)
             self._started = None
         reap = self._state.next_deadline()
-        if reap is not None and _REAP not in self._timers:
+        if reap is not None and not self._timers.due_by(_REAP, reap):  # an earlier one may come later
             self._timers.set(_REAP, reap)
         return self._timers.next_deadline()
 

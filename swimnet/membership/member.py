@@ -23,9 +23,10 @@ class Member:
 
 
 class MemberRecord:
-    """One known member (self included); `state_change` is when `state` last changed."""
+    """One known member (self included); `state_change` is when `state` last changed;
+    `verified`: we heard from it directly (see `membership.admission`)."""
 
-    __slots__ = ("addr", "incarnation", "meta", "name", "state", "state_change", "vsn")
+    __slots__ = ("addr", "incarnation", "meta", "name", "state", "state_change", "verified", "vsn")
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class MemberRecord:
         self.state_change = state_change
         self.meta = meta
         self.vsn = vsn
+        self.verified = True
 
     def snapshot(self) -> Member:
         return Member(self.name, self.addr, self.state, self.incarnation, self.meta)

@@ -19,6 +19,10 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
 - probes go round-robin over a shuffled order; dead and left members are skipped and reaped
   after `dead_reap_time` at the wrap; reaped failed members (and unreachable seeds) are
   re-contacted every `rejoin_interval`, so a split cluster re-merges by itself;
+- peer input is bounded (peers are hostile): implausible incarnations are refused and a
+  refutation never passes the wire's bound (`incarnation`); members known only second-hand
+  are capped and kept out of the probe round and peer choices until verified (`admission`);
+  a member that finds itself unheard rejoins (`isolation`);
 - randomness only from the injected `random.Random`; time only from `now`.
 """
 
@@ -30,6 +34,14 @@ from collections.abc import Callable, Hashable
 
 from swimnet.config import Config
 from swimnet.errors import LocalProtocolError
+from swimnet.membership import incarnation as inc
+from swimnet.membership.admission import (
+    VERIFY_RETRY,
+    Admission,
+    unverified_only,
+    verified_only,
+    vouched_for,
+)
 from swimnet.membership.awareness import Awareness
 from swimnet.membership.delegates import SwimDelegates
 from swimnet.membership.events import (
@@ -41,6 +53,7 @@ from swimnet.membership.events import (
     MemberUpdated,
 )
 from swimnet.membership.formulas import push_pull_scale, suspicion_timeout
+from swimnet.membership.isolation import REJOIN_FANOUT, Isolation
 from swimnet.membership.member import Member, MemberRecord
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.membership.suspicion import Suspicion
@@ -75,15 +88,16 @@ _REJOIN_RANDOM = 2
 
 
 class _Probe:
-    __slots__ = ("addr", "expected_nacks", "incarnation", "nacks", "sent", "target")
+    __slots__ = ("addr", "expected_nacks", "incarnation", "nacks", "sent", "target", "verifying")
 
-    def __init__(self, target: str, addr: Address, incarnation: int, sent: float) -> None:
+    def __init__(self, target: str, addr: Address, incarnation: int, sent: float, verifying: bool) -> None:
         self.target = target
         self.addr = addr
         self.incarnation = incarnation
         self.sent = sent
         self.expected_nacks = 0
         self.nacks = 0
+        self.verifying = verifying
 
 
 class _Relay:
@@ -142,6 +156,9 @@ class Swim:
         """Members now DEAD (not left): candidates for rejoin attempts."""
         self._by_addr: dict[Address, MemberRecord] = {}
         self._rebutted: dict[str, float] = {}
+        self._admission = Admission()
+        self._isolation = Isolation()
+        inc.check_own(incarnation)
 
         me = MemberRecord(
             self.name, self.addr, incarnation, State.ALIVE, now, config.meta if meta is None else meta, VSN
@@ -234,7 +251,7 @@ class Swim:
         self.queue.queue(key, encode_message(message), on_done)
 
     def _push_pull_message(self, join: bool, now: float) -> PushPull:
-        members = tuple(m.to_wire() for m in self.members.values())
+        members = tuple(vouched_for(self.members.values()))
         return PushPull(join, members, self._state.local_state(join, now))
 
     def _open_push_pull(self, addr: Address, join: bool, now: float) -> None:
@@ -259,8 +276,8 @@ class Swim:
     def set_meta(self, meta: bytes, now: float) -> None:
         if self._leaving:
             raise LocalProtocolError("set_meta after leave(): the node is leaving")
+        self._me.incarnation = inc.check_own(self._me.incarnation + 1)
         self._me.meta = meta
-        self._me.incarnation += 1
         self._broadcast_alive()
 
     def leave(self, now: float) -> None:
@@ -298,6 +315,7 @@ class Swim:
             self._on_nack(msg)  # type: ignore[arg-type]
         else:
             self.stats["drop_unexpected_message"] += 1
+        self._admission.verify(self._by_addr.get(addr))  # heard from it directly
 
     def _on_ping(self, msg: Ping, addr: Address) -> None:
         if msg.target != self.name:
@@ -324,6 +342,8 @@ class Swim:
         self.timers.cancel(("probe_timeout", msg.seq))
         self.timers.cancel(("probe_deadline", msg.seq))
         self.awareness.apply(-1)
+        self._admission.verify(self.members.get(pending.target))
+        self._isolation.probe_ok()
         if via_stream:
             self.stats["probe_ok_only_over_stream"] += 1  # UDP may be blocked or lossy
         elif addr == pending.addr:  # direct UDP answer: a real round-trip time
@@ -352,12 +372,15 @@ class Swim:
             return  # old news (the common case while gossip spreads an update)
         if self._leaving and a.node == self.name:
             return
+        if m is not None and not self._plausible(a.incarnation, m, now):
+            return
         updates_addr = False
         if m is None:
             if a.node in self._reaped:
                 del self._reaped[a.node]
             m = MemberRecord(a.node, a.addr, 0, State.DEAD, now, a.meta, a.vsn)
             self._insert(m)
+            self._admission.learned(m)
             old_state = State.DEAD
             is_new = True
         else:
@@ -381,7 +404,7 @@ class Swim:
         if is_local:
             if a.incarnation == m.incarnation and a.meta == m.meta and a.vsn == m.vsn:
                 return
-            self._refute(a.incarnation)
+            self._refute(a.incarnation, now)
             return
         self.queue.queue(a.node, encode_message(a))
         old_meta, old_addr = m.meta, m.addr
@@ -401,10 +424,12 @@ class Swim:
             self._emit(MemberJoined(m.snapshot()), now)
         elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
             self._emit(MemberUpdated(m.snapshot()), now)
+        if is_new:
+            self._evict_unverified(now)
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
         m = self.members.get(s.node)
-        if m is None:
+        if m is None or not self._plausible(s.incarnation, m, now):
             return
         if s.incarnation < m.incarnation:
             if m is self._me:
@@ -419,7 +444,7 @@ class Swim:
         if m.state != State.ALIVE:
             return
         if s.node == self.name:
-            self._refute(s.incarnation)
+            self._refute(s.incarnation, now)
             return
         self.queue.queue(s.node, encode_message(s))
         m.incarnation = s.incarnation
@@ -439,7 +464,7 @@ class Swim:
 
     def _on_dead(self, d: Dead, now: float) -> None:
         m = self.members.get(d.node)
-        if m is None:
+        if m is None or not self._plausible(d.incarnation, m, now):
             return
         if d.incarnation < m.incarnation:
             if m is self._me and d.sender != self.name:
@@ -450,7 +475,7 @@ class Swim:
             return
         if d.node == self.name:
             if not self._leaving:
-                self._refute(d.incarnation)
+                self._refute(d.incarnation, now)
                 return
             self.queue.queue(d.node, encode_message(d), self._leave_transmitted)
         else:
@@ -487,11 +512,60 @@ class Swim:
         self.stats["rebuttals"] += 1
         self.send(target.addr, [Alive(me.incarnation, me.name, me.addr, me.meta, me.vsn)])
 
-    def _refute(self, accused_incarnation: int) -> None:
-        self._me.incarnation = max(self._me.incarnation + 1, accused_incarnation + 1)
+    def _refute(self, accused_incarnation: int, now: float) -> None:
+        new = inc.refutation(self._me.incarnation, accused_incarnation)
+        if new is None:  # our numbers are exhausted: the claim stands; start a new life
+            self.stats["incarnation_exhausted"] += 1
+            self._me.incarnation = inc.NEW_LIFE
+            self._rejoin_now(now)
+            return
+        self._me.incarnation = new
         self.awareness.apply(1)
         self.stats["refutations"] += 1
         self._broadcast_alive()
+
+    def _plausible(self, claimed: int, m: MemberRecord, now: float) -> bool:
+        """Whether a claim about `m` at incarnation `claimed` may be applied (else counted)."""
+        if m is self._me:
+            if inc.plausible_self_claim(claimed, m.incarnation):
+                return True
+            self.stats["drop_implausible_self_claim"] += 1
+            self._rejoin_now(now)  # some peer may hold it: we cannot refute, we can only rejoin
+            return False
+        if inc.plausible_peer_claim(claimed, m.incarnation):
+            return True
+        self.stats["drop_implausible_incarnation"] += 1
+        return False
+
+    def _rejoin_now(self, now: float) -> None:
+        """We are not heard (see `isolation`): a join push-pull with seeds and a few members."""
+        if self._leaving or not self._isolation.may_rejoin(now, self.config.rejoin_interval):
+            return
+        self.stats["isolation_rejoins"] += 1
+        known = [m.addr for m in self.members.values() if m is not self._me and m.state != State.LEFT]
+        chosen = self._seeds + self.rng.sample(known, min(REJOIN_FANOUT, len(known)))
+        for addr in dict.fromkeys(chosen):
+            if addr != self.addr:
+                self._open_push_pull(addr, True, now)
+
+    def _live_verified(self) -> int:
+        return sum(1 for m in self.members.values() if m.verified and m.state <= State.SUSPECT) - 1
+
+    def _evict_unverified(self, now: float) -> None:
+        """Beyond the cap of unverified members, the oldest are reported failed and forgotten."""
+        for m in self._admission.overflow(self.members):
+            self.stats["unverified_evicted"] += 1
+            self._drop_suspicion(m.name)
+            self.queue.drop(m.name)
+            was_live = m.state <= State.SUSPECT
+            m.state, m.state_change = State.DEAD, now
+            del self.members[m.name]
+            if self._by_addr.get(m.addr) is m:
+                del self._by_addr[m.addr]
+            self._failed.discard(m.name)
+            self._ping.forget(m.name)
+            if was_live:
+                self._emit(MemberFailed(m.snapshot()), now)
 
     def _broadcast_alive(self) -> None:
         me = self._me
@@ -516,6 +590,7 @@ class Swim:
         join exchange, which schedules the post-join syncs)."""
         refutations = self.stats["refutations"]
         self.merge_remote_state(remote, now)
+        self._admission.vouched(remote.members, self.members, self._by_addr.get(addr), addr in self._seeds)
         if join:
             self.joined(addr, now)
         if self.stats["refutations"] != refutations:
@@ -527,7 +602,7 @@ class Swim:
         self.stats["push_pull_failed"] += 1
 
     def merge_remote_state(self, remote: PushPull, now: float) -> None:
-        for r in remote.members:
+        for r in self._admission.admit(remote.members, self.members, self.stats):
             self._merge_member(r, now)
         if remote.user:
             self._state.merge_remote_state(remote.user, remote.join, now)
@@ -582,11 +657,19 @@ class Swim:
         self.timers.set(_PROBE_TICK, now + self.awareness.scale(cfg.probe_interval))
         if self._leaving:
             return
+        unverified = self._admission.next_to_verify(
+            self.members, now, VERIFY_RETRY * cfg.probe_interval, self.rng
+        )
+        if unverified is not None:
+            self._send_probe(unverified, now, verifying=True)
         target = self._next_probe_target(now)
-        if target is None:
-            return
+        if target is not None:
+            self._send_probe(target, now, verifying=False)
+
+    def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
+        cfg = self.config
         seq = self._next_seq()
-        probe = _Probe(target.name, target.addr, target.incarnation, now)
+        probe = _Probe(target.name, target.addr, target.incarnation, now, verifying)
         self._pending[seq] = probe
         msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
         if target.state == State.SUSPECT:  # buddy system: let it refute at once
@@ -605,8 +688,8 @@ class Swim:
             m = self.members.get(self._order[self._probe_index])
             self._probe_index += 1
             checked += 1
-            if m is None or m is self._me or m.dead_or_left:
-                continue
+            if m is None or m is self._me or m.dead_or_left or not m.verified:
+                continue  # unverified members have a round of their own (see _probe)
             return m
         return None
 
@@ -640,7 +723,7 @@ class Swim:
         probe = self._pending.get(seq)
         if type(probe) is not _Probe:
             return
-        helpers = self._random_members(
+        helpers = self._choose(
             self.config.indirect_checks,
             lambda m: m.state == State.ALIVE and m.name != probe.target,
             biased=True,
@@ -656,11 +739,16 @@ class Swim:
         if type(probe) is not _Probe:
             return
         self.timers.cancel(("probe_timeout", seq))
-        if probe.expected_nacks > 0:
-            self.awareness.apply(max(0, probe.expected_nacks - probe.nacks))
+        if probe.verifying:  # a member we only heard of: its failure says nothing about us
+            self.stats["verification_probes_failed"] += 1
         else:
-            self.awareness.apply(1)
-        self.stats["probes_failed"] += 1
+            if probe.expected_nacks > 0:
+                self.awareness.apply(max(0, probe.expected_nacks - probe.nacks))
+            else:
+                self.awareness.apply(1)
+            self.stats["probes_failed"] += 1
+            if self._isolation.probe_failed(probe.target, self._live_verified):
+                self._rejoin_now(now)
         self._on_suspect(Suspect(probe.incarnation, probe.target, self.name), now)
 
     def _relay_timeout(self, seq: int) -> None:
@@ -688,7 +776,7 @@ class Swim:
             return
         self.timers.set(_GOSSIP_TICK, now + cfg.gossip_interval)
         dead_window = cfg.gossip_to_the_dead_time
-        targets = self._random_members(
+        targets = self._choose(
             cfg.gossip_nodes,
             lambda m: (
                 m.state <= State.SUSPECT or (m.state == State.DEAD and now - m.state_change <= dead_window)
@@ -708,7 +796,7 @@ class Swim:
             self._push_pull_random(now)
 
     def _push_pull_random(self, now: float) -> None:
-        peers = self._random_members(1, lambda m: m.state == State.ALIVE, biased=True)
+        peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)
         if peers:
             self._open_push_pull(peers[0].addr, False, now)
 
@@ -748,7 +836,16 @@ class Swim:
 
     def choose_members(self, k: int, accept: Callable[[MemberRecord], bool]) -> list[MemberRecord]:
         """Up to k members `accept` admits, never ourselves, topology-biased (layers above)."""
-        return self._random_members(k, accept, biased=True)
+        return self._choose(k, accept, biased=True)
+
+    def _choose(
+        self, k: int, accept: Callable[[MemberRecord], bool], *, biased: bool = False
+    ) -> list[MemberRecord]:
+        """Up to k members: verified ones first, unverified ones only to fill (`admission`)."""
+        picked = self._random_members(k, verified_only(accept), biased=biased)
+        if len(picked) < k:
+            picked += self._random_members(k - len(picked), unverified_only(accept), biased=biased)
+        return picked
 
     def _random_members(
         self, k: int, accept: Callable[[MemberRecord], bool], *, biased: bool = False

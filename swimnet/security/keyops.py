@@ -1,14 +1,25 @@
 """Cluster-wide keyring operations (install / use / remove), as a pure state machine.
 
 Rules:
-- an operation carries a cluster-wide `version`: the originator takes its keyring version
-  plus one; a node applies an operation only if its version is newer than its own keyring
-  version, so a replayed (captured) operation never changes anything;
-- operations must be run one at a time by the operator (install everywhere, then use, then
-  remove), as with `serf keys`; each reports which members acknowledged and which refused;
-- `state()` / `merge_state()` carry the whole keyring in push-pull, so a node that missed
-  operations (it was down) adopts a newer keyring at its next sync, provided it still
-  holds a key the cluster accepts;
+- every keyring a member holds is tagged (version, rank, origin): a total order. An operation
+  applied at its origin takes (its version + 1, the action's rank, its own name), and carries
+  the keyring it results in; a node adopts that keyring wholesale only if the tag is greater
+  than its own, so a replayed (captured) operation never changes anything, and operations
+  started concurrently on different members (same version) converge: every member ends with
+  the keyring of the greatest tag, whatever order the operations arrive in;
+- the rank breaks ties at one version: remove (3) > use (2) > install (1). A removal must beat
+  a concurrent use of the same key: members that removed the key could never open what the
+  others would seal with it. With this rank the winner's primary is always a key every
+  loser still holds, so the winner's keyring reaches everyone;
+- the operator whose operation lost learns it: an operation whose effect does not hold in
+  the local keyring when it finishes is reported failed at its origin ("superseded");
+- operations are still meant to be run one at a time (install everywhere, then use, then
+  remove), as with `serf keys`; each reports which members acknowledged and which refused.
+  (An operation started on a member that has not yet adopted a concurrent winner is ordered
+  after it and builds on the losing keyring: run operations one at a time);
+- `state()` / `merge_state()` carry the whole keyring and its tag in push-pull, so a node
+  that missed operations (it was down) adopts a newer keyring at its next sync, provided it
+  still holds a key the cluster accepts;
 - pure: no clock, no I/O; `now` is an argument.
 """
 
@@ -18,7 +29,10 @@ import attrs
 
 from swimnet.errors import LocalProtocolError, SwimnetError
 from swimnet.security.keyring import Keyring, key_id
-from swimnet.wire.keys import KeyOp, KeyOpAck, KeyringState
+from swimnet.wire.keys import ACTION_RANK, KeyOp, KeyOpAck, KeyringState
+
+Tag = tuple[int, int, str]
+"""(version, action rank, origin): the total order of keyrings."""
 
 
 @attrs.frozen
@@ -40,11 +54,10 @@ class KeyOpResult:
 
 
 class _Pending:
-    __slots__ = ("acks", "action", "deadline", "expected", "key_id")
+    __slots__ = ("acks", "deadline", "expected", "op")
 
-    def __init__(self, action: str, key_id: str, expected: set[str], deadline: float) -> None:
-        self.action = action
-        self.key_id = key_id
+    def __init__(self, op: KeyOp, expected: set[str], deadline: float) -> None:
+        self.op = op
         self.expected = expected
         self.acks: dict[str, tuple[bool, str]] = {}
         self.deadline = deadline
@@ -56,7 +69,7 @@ class KeyManager:
     def __init__(self, keyring: Keyring | None, name: str) -> None:
         self.keyring = keyring
         self.name = name
-        self.version = 0
+        self.tag: Tag = (0, 0, "")
         self._next_op = 0
         self._pending: dict[int, _Pending] = {}
         self.results: dict[int, KeyOpResult] = {}
@@ -77,13 +90,18 @@ class KeyManager:
             key = b""
         else:
             raise LocalProtocolError(f"unknown key action {action!r}")
-        self.version += 1
+        self.tag = (self.version + 1, ACTION_RANK[action], self.name)
         self._next_op = (self._next_op + 1) & 0xFFFFFFFF
         op_id = self._next_op
-        self._pending[op_id] = _Pending(action, raw_id.hex(), set(expected), now + timeout)
+        op = KeyOp(self.version, self.name, op_id, action, raw_id, key, ring.keys())
+        self._pending[op_id] = _Pending(op, set(expected), now + timeout)
         if not expected:
             self._finish(op_id)
-        return op_id, KeyOp(self.version, self.name, op_id, action, raw_id, key)
+        return op_id, op
+
+    @property
+    def version(self) -> int:
+        return self.tag[0]
 
     @staticmethod
     def _resolve_id(ring: Keyring, key_or_id: bytes | str) -> bytes:
@@ -105,20 +123,34 @@ class KeyManager:
         return self.keyring
 
     def apply(self, op: KeyOp) -> KeyOpAck | None:
-        """A remote operation: apply it if newer; the ack to send to its origin (None: old)."""
-        if op.version <= self.version or self.keyring is None:
+        """A remote operation: adopt its keyring if its tag is greater than ours; the ack to
+        send to its origin (None: old news)."""
+        tag = (op.version, ACTION_RANK[op.action], op.origin)
+        if tag <= self.tag or self.keyring is None:
             return None
-        self.version = op.version
-        try:
-            if op.action == "install":
-                self.keyring.install(op.key)
-            elif op.action == "use":
-                self.keyring.use(op.key_id.hex())
-            else:
-                self.keyring.remove(op.key_id.hex())
-        except SwimnetError as exc:
-            return KeyOpAck(op.op_id, self.name, False, str(exc)[:200])
+        problem = _inconsistent(op)
+        if problem is None:
+            problem = self._adopt(op.keys, tag)
+        if problem is not None:
+            return KeyOpAck(op.op_id, self.name, False, problem[:200])
         return KeyOpAck(op.op_id, self.name, True)
+
+    def _adopt(self, keys: tuple[bytes, ...], tag: Tag) -> str | None:
+        """Make our keyring exactly `keys` (primary first) and take `tag`; the problem if not."""
+        ring = self.keyring
+        assert ring is not None
+        try:
+            Keyring(keys)  # refuses what a ring cannot hold, before ours changes
+            for key in keys:
+                ring.install(key)
+            ring.use(keys[0])
+            for key in tuple(ring):
+                if key not in keys:
+                    ring.remove(key)
+        except SwimnetError as exc:
+            return str(exc)
+        self.tag = tag
+        return None
 
     def holds(self, op: KeyOp) -> KeyOpAck | None:
         """For an operation seen before (or adopted through push-pull): an ok ack if its
@@ -161,29 +193,39 @@ class KeyManager:
 
     def _finish(self, op_id: int) -> None:
         p = self._pending.pop(op_id)
+        failed = {n: err for n, (ok, err) in sorted(p.acks.items()) if not ok}
+        if self.holds(p.op) is None:  # a concurrent operation won (see the module rules)
+            failed[self.name] = f"superseded by a concurrent key operation ({self.tag[2]})"
         self.results[op_id] = KeyOpResult(
-            p.action,
-            p.key_id,
+            p.op.action,
+            p.op.key_id.hex(),
             tuple(sorted(n for n, (ok, _) in p.acks.items() if ok)),
-            {n: err for n, (ok, err) in sorted(p.acks.items()) if not ok},
+            failed,
             tuple(sorted(p.expected - set(p.acks))),
         )
 
     def state(self) -> KeyringState | None:
         if self.keyring is None:
             return None
-        return KeyringState(self.version, self.keyring.keys())
+        version, rank, origin = self.tag
+        return KeyringState(version, self.keyring.keys(), rank, origin)
 
     def merge_state(self, state: KeyringState) -> bool:
-        """Adopt a newer keyring wholesale (we missed operations); True if adopted."""
-        if self.keyring is None or state.version <= self.version:
+        """Adopt a keyring with a greater tag wholesale (we missed operations, or ours lost
+        a race); True if adopted."""
+        tag = (state.version, state.rank, state.origin)
+        if self.keyring is None or tag <= self.tag:
             return False
-        ring = self.keyring
-        for key in state.keys:
-            ring.install(key)
-        ring.use(state.keys[0])
-        for key in tuple(ring):
-            if key not in state.keys:
-                ring.remove(key)
-        self.version = state.version
-        return True
+        return self._adopt(state.keys, tag) is None
+
+
+def _inconsistent(op: KeyOp) -> str | None:
+    """What is wrong with an operation whose keyring does not show its own effect."""
+    ids = [key_id(k) for k in op.keys]
+    if op.action == "install" and op.key not in op.keys:
+        return "key_op: the installed key is not in its keyring"
+    if op.action == "use" and ids[0] != op.key_id:
+        return "key_op: the key put in use is not the keyring's primary"
+    if op.action == "remove" and op.key_id in ids:
+        return "key_op: the removed key is still in its keyring"
+    return None

@@ -26,6 +26,19 @@ class TablesConfig:
     """How long a leaving attachment is kept (30 min + 5 reap periods)."""
     node_reap_interval: float = attrs.field(default=86_400.0, validator=_positive)
     """How long a departed node's late events are refused."""
+    left_grace_interval: float = attrs.field(default=30.0, validator=_positive)
+    """How long a member that left keeps its entries hidden before they are dropped: a leave
+    can be forged, and the member refutes it (membership) within seconds; if it does, its
+    entries come back at once instead of after an anti-entropy round. 30 s also covers one
+    push-pull interval, for members the refutation reaches late."""
+    max_entries_per_owner: int = attrs.field(default=131_072, validator=_positive)
+    """Live entries one owner may have in one network (own writes past it raise
+    LocalProtocolError; peers' are refused and counted, `table_owner_cap`). Twice the
+    100,000 endpoints of one host the benchmarks exercise."""
+    max_entries_per_network: int = attrs.field(default=524_288, validator=_positive)
+    """Stored versions (tombstones included) of one network, all owners together (about
+    200 MB at most); past it, versions of new keys are refused and counted
+    (`table_network_cap`); own writes raise LocalProtocolError."""
     retransmit_mult: int = attrs.field(default=4, validator=_positive)
     queue_max_len: int = attrs.field(default=10_000, validator=_positive)
     """Per-network broadcast queues (own and relay each); anti-entropy covers what is pruned."""

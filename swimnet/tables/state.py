@@ -15,9 +15,16 @@ Rules:
   our own attachment is re-asserted at a fresh time.
 - Failure: a failed member's entries are hidden (invisible, out of the digest, not synced)
   until it is alive again or `reap_interval` passes; then they and its attachments go and
-  the node counts as departed. A member that left loses its entries and attachments at once.
-  Departed nodes' late events are refused for `node_reap_interval`.
+  the node counts as departed. A member that left is treated the same for a short grace
+  (`left_grace_interval`): a leave can be forged, and if the member refutes it, its entries
+  are back at once. Departed nodes' late events are refused for `node_reap_interval`.
 - Peer input never raises: what is invalid or out of scope is counted in `stats` and dropped.
+  Every check comes before anything is stored or witnessed: clocks only advance from
+  records in scope and applied, and a time more than `clock.LTIME_WINDOW` ahead of ours is
+  refused (`table_implausible_ltime`, `attachment_implausible_ltime`); entries are taken
+  only from owners membership knows (`table_owner_unknown`), within the caps of
+  `TablesConfig` (`table_owner_cap`, `table_network_cap`); a peer's residual reap time is
+  never longer than ours (`reap_interval`, `network_reap_interval`).
 - Every state-changing call returns the `TableChange`s it caused, in order.
 """
 
@@ -94,9 +101,12 @@ class TableState:
         self._deadlines = Deadlines()
         self._gated = membership_gated
         self._members: set[str] = set()
-        """With membership_gated: the members membership reported alive. Data of any other
-        owner (e.g. a crashed member a late joiner never heard of) is held hidden, as a failed
-        owner's, until membership reports it alive; reaped otherwise."""
+        """With membership_gated: the members membership reported alive. Entries of any other
+        owner are refused (a peer could otherwise fill us with entries of owners that do not
+        exist); attachments of any other node are held hidden, as a failed node's, until
+        membership reports it alive; reaped otherwise."""
+        self._strangers: set[str] = set()
+        """Nodes hidden only because membership never reported them (not members that failed)."""
 
     # -- queries ------------------------------------------------------------------------
 
@@ -169,8 +179,8 @@ class TableState:
         _check_text(network, "network", MAX_NETWORK)
         if network in self._queues:
             return []
+        self._set_own_attachment(network, leaving=False, now=now)  # may refuse: nothing stored yet
         self._queues[network] = NetworkQueues(self.config.retransmit_mult, self.config.queue_max_len)
-        self._set_own_attachment(network, leaving=False, now=now)
         return []
 
     def leave_network(self, network: str, now: float) -> list[TableChange]:
@@ -181,8 +191,8 @@ class TableState:
         """
         if network not in self._queues:
             return []
+        self._set_own_attachment(network, leaving=True, now=now)  # may refuse: nothing changed yet
         del self._queues[network]
-        self._set_own_attachment(network, leaving=True, now=now)
         changes: list[TableChange] = []
         for e in list(self._stores.get(network, _EMPTY).entries()):
             self._replace(network, e, None, changes)
@@ -192,6 +202,9 @@ class TableState:
         self._check_write(network, table, key)
         if type(value) is not bytes or len(value) > MAX_VALUE:
             raise LocalProtocolError(f"value: expected bytes of at most {MAX_VALUE}")
+        full = self._room(network, self.name, False, self._stores.get(network, _EMPTY).get(table, key))
+        if full is not None:
+            raise LocalProtocolError(f"network {network!r}: the {full} entry limit is reached")
         changes: list[TableChange] = []
         self._write(network, table, key, value, False, now, changes)
         return changes
@@ -317,6 +330,7 @@ class TableState:
     def member_alive(self, name: str, now: float) -> list[TableChange]:
         """Membership says `name` is alive: restore its hidden entries."""
         self._members.add(name)
+        self._strangers.discard(name)
         self._departed.pop(name, None)
         changes: list[TableChange] = []
         if self._failed.pop(name, None) is None:
@@ -330,30 +344,31 @@ class TableState:
 
     def member_failed(self, name: str, now: float) -> list[TableChange]:
         """Membership says `name` is dead without leaving: hide its entries until reap."""
-        self._members.discard(name)
-        changes: list[TableChange] = []
-        if name == self.name or name in self._failed or name in self._departed:
-            return changes
-        for network, store in self._stores.items():
-            for e in store.owned_by(name):
-                store.digest.remove(e)
-                if not e.deleted:
-                    changes.append(self._as_change(ChangeKind.DELETED, network, e))
-        reap_at = now + self.config.reap_interval
-        self._failed[name] = reap_at
-        self._deadlines.push(reap_at, ("failed", name))
-        return changes
+        return self._hide(name, now + self.config.reap_interval)
 
     def member_left(self, name: str, now: float) -> list[TableChange]:
-        """Membership says `name` left: its entries and attachments go everywhere."""
+        """Membership says `name` left: its entries and attachments are hidden for a short
+        grace (a forged leave is refuted by the member meanwhile), then dropped."""
+        return self._hide(name, now + self.config.left_grace_interval)
+
+    def _hide(self, name: str, reap_at: float) -> list[TableChange]:
+        """Hide `name`'s entries until `reap_at` (or earlier, if already hidden longer)."""
         self._members.discard(name)
+        self._strangers.discard(name)
         changes: list[TableChange] = []
-        if name == self.name:
+        if name == self.name or name in self._departed:
             return changes
-        self._forget_node(name, changes)
-        until = now + self.config.node_reap_interval
-        self._departed[name] = until
-        self._deadlines.push(until, ("departed", name))
+        hidden = self._failed.get(name)
+        if hidden is None:
+            for network, store in self._stores.items():
+                for e in store.owned_by(name):
+                    store.digest.remove(e)
+                    if not e.deleted:
+                        changes.append(self._as_change(ChangeKind.DELETED, network, e))
+        elif hidden <= reap_at:
+            return changes
+        self._failed[name] = reap_at
+        self._deadlines.push(reap_at, ("failed", name))
         return changes
 
     def _forget_node(self, name: str, changes: list[TableChange]) -> None:
@@ -361,6 +376,7 @@ class TableState:
             for e in store.owned_by(name):
                 self._replace(network, e, None, changes)
         self._failed.pop(name, None)
+        self._strangers.discard(name)
         for network in self.attachments.networks_of(name):
             self.attachments.remove(network, name)
 
@@ -410,7 +426,8 @@ class TableState:
     # -- transitions --------------------------------------------------------------------
 
     def _note_owner(self, owner: str, now: float) -> None:
-        """With membership_gated: an owner membership has not reported alive counts as failed."""
+        """With membership_gated: a node membership has not reported alive counts as failed
+        (its attachments are held hidden)."""
         if not self._gated or owner == self.name or owner in self._members:
             return
         if owner in self._failed or owner in self._departed:
@@ -418,7 +435,21 @@ class TableState:
         self.stats["table_owner_not_a_member"] += 1
         reap_at = now + self.config.reap_interval
         self._failed[owner] = reap_at
+        self._strangers.add(owner)
         self._deadlines.push(reap_at, ("failed", owner))
+
+    def _owner_known(self, owner: str) -> bool:
+        """With membership_gated: entries are taken only from members membership reported
+        (alive, suspect, or failed: the latter are held hidden), never from strangers."""
+        if not self._gated or owner == self.name or owner in self._members:
+            return True
+        return owner in self._failed and owner not in self._strangers
+
+    def _room(self, network: str, owner: str, deleted: bool, old: Entry | None) -> str | None:
+        """Which cap (None: none) a version by `owner` replacing `old` would break."""
+        cfg = self.config
+        store = self._stores.get(network, _EMPTY)
+        return store.has_room(owner, deleted, old, cfg.max_entries_per_owner, cfg.max_entries_per_network)
 
     def _visible(self, e: Entry) -> bool:
         return not e.deleted and e.owner not in self._failed
@@ -478,18 +509,24 @@ class TableState:
         self, network: str, rec: EntryRecord, now: float, changes: list[TableChange]
     ) -> Entry | None:
         """Merge a received entry version (gossip or sync): scope checks, then the version
-        order, then own-echo refutation. Returns the stored entry if it was applied."""
-        self.table_clock.witness(rec.ltime)
+        order, then own-echo refutation, then the caps. Returns the stored entry if it was
+        applied. The clock witnesses only records that pass the scope checks."""
         if network not in self._queues:
             self.stats["table_not_joined"] += 1
             return None
         if rec.owner in self._departed:
             self.stats["table_owner_departed"] += 1
             return None
-        self._note_owner(rec.owner, now)
+        if not self._owner_known(rec.owner):
+            self.stats["table_owner_unknown"] += 1
+            return None
         if rec.owner != self.name and not self.attachments.active(network, rec.owner):
             self.stats["table_owner_not_attached"] += 1
             return None
+        if not self.table_clock.plausible(rec.ltime):
+            self.stats["table_implausible_ltime"] += 1
+            return None
+        self.table_clock.witness(rec.ltime)
         old = self._stores.get(network, _EMPTY).get(rec.table, rec.key)
         if not wins((rec.ltime, rec.owner, rec.deleted, rec.value), old):
             return None
@@ -507,7 +544,11 @@ class TableState:
         if rec.deleted and old is None and rec.residual == 0:
             self.stats["table_expired_tombstone"] += 1
             return None
-        reap_at = now + rec.residual if rec.deleted else None
+        full = self._room(network, rec.owner, rec.deleted, old)
+        if full is not None:
+            self.stats[f"table_{full}_cap"] += 1
+            return None
+        reap_at = now + min(rec.residual, self.config.reap_interval) if rec.deleted else None
         new = make_entry(rec.table, rec.key, rec.value, rec.owner, rec.ltime, rec.deleted, reap_at)
         self._replace(network, old, new, changes)
         return new
@@ -566,15 +607,19 @@ class TableState:
         changes: list[TableChange],
     ) -> bool:
         """Merge a received attachment version (gossip, push-pull or sync); True if it was
-        applied (worth relaying). A newer leaving version drops the node's entries there."""
-        self.network_clock.witness(ltime)
+        applied (worth relaying). A newer leaving version drops the node's entries there.
+        The clock witnesses only versions that are new and plausible."""
         if node in self._departed:
             self.stats["attachment_node_departed"] += 1
             return False
-        self._note_owner(node, now)
+        if not self.network_clock.plausible(ltime):
+            self.stats["attachment_implausible_ltime"] += 1
+            return False
         cur = self.attachments.get(network, node)
         if cur is not None and (ltime, leaving) <= cur.order():
             return False
+        self.network_clock.witness(ltime)
+        self._note_owner(node, now)
         if node == self.name and leaving != (network not in self._queues):
             # someone holds a newer, false claim about us: re-assert the truth at a newer time
             self.stats["refuted_attachment"] += 1
@@ -582,7 +627,7 @@ class TableState:
             return False
         if leaving and cur is None and residual_s == 0:
             return False
-        reap_at = now + residual_s if leaving else None
+        reap_at = now + min(residual_s, self.config.network_reap_interval) if leaving else None
         self.attachments.set(network, node, Attachment(ltime, leaving, reap_at))
         if reap_at is not None:
             self._deadlines.push(reap_at, ("attachment", network, node))

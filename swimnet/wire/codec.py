@@ -22,10 +22,11 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from swimnet.errors import DecodeError
+from swimnet.errors import DecodeError, LocalProtocolError
 from swimnet.wire import fields as f
 from swimnet.wire.limits import (
     MAX_DATAGRAM,
+    MAX_INCARNATION,
     MAX_MESSAGES_PER_PACKET,
     MAX_META,
     MAX_PAYLOAD,
@@ -316,7 +317,7 @@ def _dec_nack(v: list[Any]) -> Nack:
 def _dec_alive(v: list[Any]) -> Alive:
     f.fields(v, 5, "alive")
     return Alive(
-        f.uint(v[1], "alive.incarnation"),
+        f.uint(v[1], "alive.incarnation", MAX_INCARNATION),
         f.name(v[2], "alive.node"),
         f.address(v[3], "alive.addr"),
         f.blob(v[4], "alive.meta", MAX_META),
@@ -327,13 +328,19 @@ def _dec_alive(v: list[Any]) -> Alive:
 def _dec_suspect(v: list[Any]) -> Suspect:
     f.fields(v, 3, "suspect")
     return Suspect(
-        f.uint(v[1], "suspect.incarnation"), f.name(v[2], "suspect.node"), f.name(v[3], "suspect.sender")
+        f.uint(v[1], "suspect.incarnation", MAX_INCARNATION),
+        f.name(v[2], "suspect.node"),
+        f.name(v[3], "suspect.sender"),
     )
 
 
 def _dec_dead(v: list[Any]) -> Dead:
     f.fields(v, 3, "dead")
-    return Dead(f.uint(v[1], "dead.incarnation"), f.name(v[2], "dead.node"), f.name(v[3], "dead.sender"))
+    return Dead(
+        f.uint(v[1], "dead.incarnation", MAX_INCARNATION),
+        f.name(v[2], "dead.node"),
+        f.name(v[3], "dead.sender"),
+    )
 
 
 _STATES = tuple(State)
@@ -347,7 +354,7 @@ def _dec_member(v: Any) -> MemberState:
         f.name(v[0], "push_pull.member.name"),
         f.address(v[1], "push_pull.member.addr"),
         f.blob(v[2], "push_pull.member.meta", MAX_META),
-        f.uint(v[3], "push_pull.member.incarnation"),
+        f.uint(v[3], "push_pull.member.incarnation", MAX_INCARNATION),
         _STATES[state],
         f.vsn(v[5], "push_pull.member.vsn"),
     )
@@ -365,20 +372,30 @@ def _dec_push_pull(v: list[Any]) -> PushPull:
     )
 
 
+def _inc(value: int) -> int:
+    """An incarnation on its way out: one that peers could not decode is our bug, not theirs."""
+    if not 0 <= value <= MAX_INCARNATION:
+        raise LocalProtocolError(f"incarnation {value} does not fit the wire (0..{MAX_INCARNATION})")
+    return value
+
+
 register(Ping, lambda m: [m.seq, m.target, m.source], _dec_ping)
 register(IndirectPing, lambda m: [m.seq, m.target, list(m.target_addr), m.source, m.nack], _dec_indirect)
 register(Ack, lambda m: [m.seq, m.payload], _dec_ack)
 register(Nack, lambda m: [m.seq], _dec_nack)
 register(
-    Alive, lambda m: [m.incarnation, m.node, list(m.addr), m.meta, list(m.vsn)], _dec_alive, relayed=True
+    Alive,
+    lambda m: [_inc(m.incarnation), m.node, list(m.addr), m.meta, list(m.vsn)],
+    _dec_alive,
+    relayed=True,
 )
-register(Suspect, lambda m: [m.incarnation, m.node, m.sender], _dec_suspect, relayed=True)
-register(Dead, lambda m: [m.incarnation, m.node, m.sender], _dec_dead, relayed=True)
+register(Suspect, lambda m: [_inc(m.incarnation), m.node, m.sender], _dec_suspect, relayed=True)
+register(Dead, lambda m: [_inc(m.incarnation), m.node, m.sender], _dec_dead, relayed=True)
 register(
     PushPull,
     lambda m: [
         m.join,
-        [[s.name, list(s.addr), s.meta, s.incarnation, int(s.state), list(s.vsn)] for s in m.members],
+        [[s.name, list(s.addr), s.meta, _inc(s.incarnation), int(s.state), list(s.vsn)] for s in m.members],
         m.user,
     ],
     _dec_push_pull,

@@ -25,3 +25,9 @@ MAX_STREAM_FRAME = 64 * 1024 * 1024
 MAX_USER_STATE = 48 * 1024 * 1024
 MAX_UINT32 = 2**32 - 1
 MAX_UINT64 = 2**64 - 1
+MAX_INCARNATION = MAX_UINT32
+"""Incarnation numbers are uint32 on the wire: the decoder refuses more and the encoder
+refuses to send more (LocalProtocolError), so a node can never announce a number its peers
+cannot decode; membership never refutes past it (`membership.incarnation`)."""
+MAX_LTIME = MAX_UINT64
+"""Lamport times of the tables layer are uint64 on the wire (encoder, decoder and clocks)."""

@@ -24,7 +24,7 @@ import attrs
 from swimnet.errors import DecodeError
 from swimnet.wire import fields as f
 from swimnet.wire.codec import register
-from swimnet.wire.limits import MAX_UINT32, MAX_UINT64
+from swimnet.wire.limits import MAX_LTIME, MAX_UINT32, MAX_UINT64
 from swimnet.wire.messages import WireMessage
 
 MAX_NETWORK = 255
@@ -229,7 +229,7 @@ def _attachment(value: Any, network: str, field: str) -> AttachmentRecord:
     return AttachmentRecord(
         f.name(value[0], f"{field}.node"),
         network,
-        f.uint(value[1], f"{field}.ltime", MAX_UINT64),
+        f.uint(value[1], f"{field}.ltime", MAX_LTIME),
         f.boolean(value[2], f"{field}.leaving"),
         f.uint(value[3], f"{field}.residual", MAX_UINT32),
     )
@@ -241,7 +241,7 @@ def _entry(value: Any, field: str) -> EntryRecord:
         entry_key(value[1], f"{field}.key"),
         f.blob(value[2], f"{field}.value", MAX_VALUE),
         f.name(value[3], f"{field}.owner"),
-        f.uint(value[4], f"{field}.ltime", MAX_UINT64),
+        f.uint(value[4], f"{field}.ltime", MAX_LTIME),
         f.boolean(value[5], f"{field}.deleted"),
         f.uint(value[6], f"{field}.residual", MAX_UINT32),
     )
@@ -303,7 +303,7 @@ def _enc_section(s: SyncSection) -> list[Any]:
 def _dec_network_event(v: list[Any]) -> NetworkEvent:
     f.fields(v, 5, "network_event")
     return NetworkEvent(
-        f.uint(v[1], "network_event.ltime", MAX_UINT64),
+        f.uint(v[1], "network_event.ltime", MAX_LTIME),
         f.name(v[2], "network_event.node"),
         network_name(v[3], "network_event.network"),
         f.boolean(v[4], "network_event.leaving"),
@@ -314,7 +314,7 @@ def _dec_network_event(v: list[Any]) -> NetworkEvent:
 def _dec_table_event(v: list[Any]) -> TableEvent:
     f.fields(v, 8, "table_event")
     return TableEvent(
-        f.uint(v[1], "table_event.ltime", MAX_UINT64),
+        f.uint(v[1], "table_event.ltime", MAX_LTIME),
         f.name(v[2], "table_event.owner"),
         network_name(v[3], "table_event.network"),
         table_name(v[4], "table_event.table"),
@@ -333,7 +333,7 @@ def _dec_attachment_state(v: list[Any]) -> AttachmentState:
             AttachmentRecord(
                 f.name(a[0], "attachment.node"),
                 network_name(a[1], "attachment.network"),
-                f.uint(a[2], "attachment.ltime", MAX_UINT64),
+                f.uint(a[2], "attachment.ltime", MAX_LTIME),
                 f.boolean(a[3], "attachment.leaving"),
                 f.uint(a[4], "attachment.residual", MAX_UINT32),
             )

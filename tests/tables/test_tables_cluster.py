@@ -122,8 +122,12 @@ def test_left_node_entries_are_gone() -> None:
     c.everyone("member_left", "node02")
     c.full_sync()
     for n in ("node00", "node01"):
+        assert c[n].items("net", "t") == {"other": b"y"}  # hidden at once
+    c.advance(c.config.left_grace_interval)  # dropped after the grace (a leave can be forged)
+    for n in ("node00", "node01"):
         assert c[n].items("net", "t") == {"other": b"y"}
         assert c[n].attachments.networks_of("node02") == []
+        assert {e.owner for e in c[n].entries("net")} == {"node00"}
 
 
 def test_non_members_never_store_a_networks_entries() -> None:

@@ -243,16 +243,31 @@ def test_reaping_and_deadlines() -> None:
     assert s.network_peers("n") == ["o1"]
 
 
-def test_member_left_removes_everything_of_the_node() -> None:
+def test_member_left_removes_everything_of_the_node_after_a_grace() -> None:
     s = member()
     s.handle_gossip(TableEvent(1, "o1", "n", "t", "k", b"v"), 0.0)
     assert [c.kind for c in s.member_left("o1", 1.0)] == [ChangeKind.DELETED]
+    assert s.get("n", "t", "k") is None  # hidden at once, dropped after the grace
+    later = 1.0 + s.config.left_grace_interval
+    assert s.next_deadline() == later
+    s.reap(later)
     assert s.entries("n") == [] and s.attachments.get("n", "o1") is None
-    s.handle_gossip(TableEvent(2, "o1", "n", "t", "k", b"v"), 1.0)
+    s.handle_gossip(TableEvent(2, "o1", "n", "t", "k", b"v"), later)
     assert s.entries("n") == []
-    s.member_alive("o1", 2.0)  # it came back: accepted again once attached
-    s.handle_gossip(NetworkEvent(5, "o1", "n"), 2.0)
-    s.handle_gossip(TableEvent(2, "o1", "n", "t", "k", b"v"), 2.0)
+    s.member_alive("o1", later + 1)  # it came back: accepted again once attached
+    s.handle_gossip(NetworkEvent(5, "o1", "n"), later + 1)
+    s.handle_gossip(TableEvent(2, "o1", "n", "t", "k", b"v"), later + 1)
+    assert s.get("n", "t", "k") == b"v"
+
+
+def test_a_leave_refuted_within_the_grace_restores_the_entries_at_once() -> None:
+    s = member()
+    s.handle_gossip(TableEvent(1, "o1", "n", "t", "k", b"v"), 0.0)
+    s.member_left("o1", 1.0)  # e.g. a forged Dead(o1, sender=o1)
+    assert s.get("n", "t", "k") is None
+    assert [c.kind for c in s.member_alive("o1", 3.0)] == [ChangeKind.CREATED]  # o1 refuted it
+    assert s.get("n", "t", "k") == b"v"
+    s.reap(1.0 + s.config.left_grace_interval)
     assert s.get("n", "t", "k") == b"v"
 
 

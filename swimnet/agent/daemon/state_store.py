@@ -30,6 +30,7 @@ import attrs
 from swimnet.agent.errors import StartupError
 from swimnet.errors import ConfigError, DecodeError
 from swimnet.overlay import LocalEndpointSpec, NetworkRecord
+from swimnet.wire.limits import MAX_INCARNATION
 
 FORMAT_VERSION = 1
 NODE_FILE = "node.json"
@@ -77,6 +78,8 @@ class StateDir:
         name, incarnation = doc.get("name"), doc.get("incarnation")
         if type(name) is not str or not name or type(incarnation) is not int or incarnation < 0:
             raise self._corrupt(NODE_FILE, "expected a name and an incarnation")
+        if incarnation >= MAX_INCARNATION:  # the agent starts one above it: that must fit the wire
+            raise self._corrupt(NODE_FILE, f"incarnation {incarnation} is not below {MAX_INCARNATION}")
         return Identity(name, incarnation)
 
     def save_identity(self, identity: Identity) -> None:

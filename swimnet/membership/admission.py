@@ -1,0 +1,155 @@
+"""Admission: how many members a peer can make us believe in without evidence.
+
+A member learned second-hand (pushed at us in a push-pull, or from an alive relayed by
+someone else) is *unverified* until we hear from it directly: it acks one of our probes, a
+datagram arrives from its address, or it answers a push-pull we opened to it; or until a
+peer vouches for it: the reply to a push-pull we opened to a verified member or a seed
+lists it alive. A node vouches only for what it verified itself: its push-pull messages
+leave out the live members it has not verified, so forged members never spread by
+push-pull, whoever they were pushed at. Peers are hostile: one 100 KB push-pull can list
+20,000 members that do not exist.
+
+Rules:
+- one push-pull exchange introduces at most `MAX_NEW_PER_EXCHANGE` members we did not know;
+  the rest are dropped and counted (`drop_push_pull_new_member`); a real cluster's next
+  exchanges bring them (a joiner's post-join syncs follow at once);
+- at most `MAX_UNVERIFIED` unverified members are held; beyond that the oldest is dropped
+  (`unverified_evicted`): reported failed, then forgotten;
+- unverified members stay out of the regular probe round; in peer choices (gossip targets,
+  probe helpers, push-pull peers, the layers' choices) they only fill what verified members
+  cannot (a joiner that knows one verified member still gossips to three, and what it
+  sends them makes them answer or relay, which verifies them);
+- they are probed in a round of their own: one per probe tick beside the regular probe,
+  drawn at random among the live unverified ones (so the members of a cluster probe
+  different ones), each at most every `VERIFY_RETRY` probe intervals; those probes never
+  move the health score. So members that do not exist cost memory and one extra probe per
+  tick, die at the pace of the cluster's probes, and never delay the detection of real
+  failures nor soak up gossip.
+
+The limits are sized for clusters of thousands: a joiner takes a 5,000-member cluster in
+five exchanges, and a real member is verified within a probe interval or two of sending us
+anything (it probes us, gossips to us, or answers our verification probe).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+
+from swimnet.membership.member import MemberRecord
+from swimnet.wire.messages import MemberState, State
+
+MAX_NEW_PER_EXCHANGE = 1024
+MAX_UNVERIFIED = 4096
+VERIFY_RETRY = 10.0
+"""Probe intervals before an unverified member is probed again (it refuted a failed one)."""
+
+
+class Admission:
+    """The unverified members of one node, oldest first."""
+
+    __slots__ = ("_probed", "_unverified")
+
+    def __init__(self) -> None:
+        self._unverified: dict[str, MemberRecord] = {}
+        self._probed: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._unverified)
+
+    def admit(
+        self, records: Iterable[MemberState], members: dict[str, MemberRecord], stats: Counter[str]
+    ) -> Iterator[MemberState]:
+        """The records of one push-pull, at most MAX_NEW_PER_EXCHANGE of them new alive members."""
+        budget = MAX_NEW_PER_EXCHANGE
+        for r in records:
+            if r.state == State.ALIVE and r.name not in members:
+                if budget <= 0:
+                    stats["drop_push_pull_new_member"] += 1
+                    continue
+                budget -= 1
+            yield r
+
+    def learned(self, m: MemberRecord) -> None:
+        """A member just learned second-hand (the newest unverified)."""
+        m.verified = False
+        self._unverified.pop(m.name, None)
+        self._unverified[m.name] = m
+
+    def verify(self, m: MemberRecord | None) -> None:
+        """We heard from `m` directly."""
+        if m is not None and not m.verified:
+            m.verified = True
+            self._unverified.pop(m.name, None)
+            self._probed.pop(m.name, None)
+
+    def vouched(
+        self,
+        records: Iterable[MemberState],
+        members: dict[str, MemberRecord],
+        peer: MemberRecord | None,
+        seed: bool,
+    ) -> None:
+        """The reply to a push-pull we opened: the peer answered at its address (verified);
+        if it is a member or a seed, the live members it lists are verified too."""
+        self.verify(peer)
+        if peer is None and not seed:
+            return
+        for r in records:
+            if r.state == State.ALIVE:
+                m = members.get(r.name)
+                if m is not None and m.addr == r.addr:
+                    self.verify(m)
+
+    def overflow(self, members: dict[str, MemberRecord]) -> list[MemberRecord]:
+        """The oldest unverified members beyond MAX_UNVERIFIED (still current: to evict)."""
+        evict = []
+        while len(self._unverified) > MAX_UNVERIFIED:
+            name, m = next(iter(self._unverified.items()))
+            del self._unverified[name]
+            self._probed.pop(name, None)
+            if members.get(name) is m and not m.verified:
+                evict.append(m)
+        return evict
+
+    def next_to_verify(
+        self, members: dict[str, MemberRecord], now: float, retry: float, rng: random.Random
+    ) -> MemberRecord | None:
+        """A live unverified member not probed in the last `retry` seconds, drawn at random
+        (so the members of a cluster probe different ones: forged members die R times as fast)."""
+        names = list(self._unverified)
+        if not names:
+            return None
+        start = int(rng.random() * len(names))
+        found = None
+        for i in range(len(names)):
+            name = names[(start + i) % len(names)]
+            m = self._unverified[name]
+            if members.get(name) is not m or m.verified:
+                del self._unverified[name]
+                self._probed.pop(name, None)
+                continue
+            if m.state != State.ALIVE or now - self._probed.get(name, -retry) < retry:
+                continue  # a suspect is being dealt with; a refuted one waits for its retry
+            self._probed[name] = now
+            found = m
+            break
+        return found
+
+
+def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
+    """The members a push-pull of ours lists: every one but the live unverified ones."""
+    for m in members:
+        if m.verified or m.state != State.ALIVE:
+            yield m.to_wire()
+
+
+def verified_only(accept: Callable[[MemberRecord], bool]) -> Callable[[MemberRecord], bool]:
+    """`accept`, narrowed to verified members."""
+    return lambda m: m.verified and accept(m)
+
+
+def unverified_only(accept: Callable[[MemberRecord], bool]) -> Callable[[MemberRecord], bool]:
+    """`accept`, narrowed to unverified members."""
+    return lambda m: not m.verified and accept(m)
