@@ -24,7 +24,8 @@ Rules:
   we send authenticated frames when the policy seals output, plain ones otherwise;
 - every refusal is a `FrameError` whose `reason` is a short counter name: empty, truncated,
   oversize, unauthenticated_oversize, trailing, no_keyring, auth_failed, auth_unknown_key,
-  auth_stale, auth_bad_header;
+  auth_stale, auth_bad_header; authentication failures also carry `auth`, the reason as
+  the engine names it for sealed input (servers count them as drop_auth_<auth>);
 - deadlines are the caller's business (wrap calls in a cancel scope).
 """
 
@@ -59,11 +60,16 @@ _SEND_BATCH = 1 << 20
 
 
 class FrameError(Exception):
-    """A peer's framing is wrong; `reason` names it for counters (e.g. "oversize")."""
+    """A peer's framing is wrong; `reason` names it for counters (e.g. "oversize").
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    `auth` is set when the frame failed authentication: the reason in the terms of sealed
+    input (`swimnet.security.seal.DROP_REASONS` and `streamauth.FRAME_DROP_REASONS`), so a
+    server counts it with the engine's `drop_auth_*` counters."""
+
+    def __init__(self, reason: str, detail: str = "", auth: str | None = None) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.auth = auth
 
 
 class FrameSecurity:
@@ -140,7 +146,7 @@ class FrameReader:
 
 def _refused(exc: AuthenticationError) -> FrameError:
     reason = exc.reason if exc.reason.startswith("auth_") else f"auth_{exc.reason}"
-    return FrameError(reason, str(exc))
+    return FrameError(reason, str(exc), auth=exc.reason)
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -190,7 +196,7 @@ async def read_head(reader: FrameReader, max_size: int, security: FrameSecurity 
     if first[0] == MARKER:
         raw = first + await reader.take(HEADER_SIZE - 1)
         if security is None or policy is None or policy.keyring is None:
-            raise FrameError("no_keyring", "authenticated frame, no keyring")
+            raise FrameError("no_keyring", "authenticated frame, no keyring", auth="no_keyring")
         try:
             header = open_header(
                 policy.keyring, policy.label, raw, int(security.wall_clock()), security.replay_window

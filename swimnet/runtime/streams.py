@@ -16,7 +16,8 @@ Rules:
 - frames are authenticated (see `framing`) when the node's policy says so;
 - nothing a peer does raises out of here: failures come back as an `Outcome` without a
   reply / a closed connection, and are counted by reason in `stats` (drop_stream_* for what
-  a peer sent us, stream_failed_* for exchanges we opened).
+  a peer sent us, drop_auth_* when it failed authentication, as the engine counts sealed
+  input; stream_failed_* for exchanges we opened).
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ async def _exchange(transport: Transport, addr: Address, payload: bytes, max_siz
     return Outcome(reply, "")
 
 
+def _count_refusal(stats: Counter[str], exc: FrameError) -> None:
+    """drop_auth_<reason> for authentication failures (as the engine counts sealed input),
+    drop_stream_<reason> for the rest."""
+    stats[f"drop_auth_{exc.auth}" if exc.auth else f"drop_stream_{exc.reason}"] += 1
+
+
 async def serve_connection(
     stream: trio.SocketStream,
     handle: StreamHandler,
@@ -170,7 +177,7 @@ async def _serve(
         try:
             head = await read_head(reader, max_size, guard.security)
         except FrameError as exc:
-            stats[f"drop_stream_{exc.reason}"] += 1
+            _count_refusal(stats, exc)
         except (OSError, trio.BrokenResourceError):
             stats["drop_stream_broken"] += 1
     if scope.cancelled_caught:
@@ -231,7 +238,7 @@ async def _receive_and_handle(
         try:
             req = await read_body(reader, head)
         except FrameError as exc:
-            stats[f"drop_stream_{exc.reason}"] += 1
+            _count_refusal(stats, exc)
             return None
         except (OSError, trio.BrokenResourceError):
             stats["drop_stream_broken"] += 1
