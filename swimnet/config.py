@@ -98,6 +98,26 @@ class Config:
     push_pull_interval: float = 30.0
     awareness_max_multiplier: int = 8
     tcp_timeout: float = 10.0
+    stream_prefix_timeout: float = 1.0
+    """Seconds an inbound stream connection gets to send its frame's length (prefix or
+    authenticated header), holding no stream slot meanwhile (tcp_timeout still bounds the
+    whole exchange). A client writes its frame as soon as it is connected, so one second
+    covers any sane round trip; an idle connection is then cut and frees its file
+    descriptor."""
+    max_streams_per_source: int = 32
+    """Inbound stream connections at once from one source address (IPv6: one /64); more are
+    closed at once. A quarter of the default 128 slots: filling them takes 4 sources."""
+    stream_buffer_budget: int = 128 * 1024 * 1024
+    """Bytes of stream frames buffered at once over all exchanges (requests and replies
+    being received, replies being sent); an exchange that would go past it is refused. Two
+    largest frames (MAX_STREAM_FRAME is 64 MiB); a larger frame can never be accepted."""
+    stream_inflate_rate: float = 32 * 1024 * 1024
+    """Plain bytes per second one source may make us inflate from compressed stream frames
+    (a token bucket; real frames compress 2-7:1, so this is far above what a peer's
+    push-pulls need; about a sixth of a core of zlib)."""
+    stream_inflate_burst: int = 128 * 1024 * 1024
+    """The bucket's size: a push-pull of the largest frame plus its nested tables section.
+    Must cover the largest frame a peer legitimately sends."""
     tcp_fallback_probe: bool = True
     """Also probe over a stream when the UDP probe times out (memberlist's TCP fallback ping)."""
     packet_size: int = 1400
@@ -148,6 +168,11 @@ class Config:
             "leave_timeout",
         ):
             _positive(field, getattr(self, field))
+        _positive("stream_prefix_timeout", self.stream_prefix_timeout)
+        _int_at_least("max_streams_per_source", self.max_streams_per_source, 1)
+        _int_at_least("stream_buffer_budget", self.stream_buffer_budget, 64 * 1024)
+        _positive("stream_inflate_rate", self.stream_inflate_rate)
+        _int_at_least("stream_inflate_burst", self.stream_inflate_burst, 64 * 1024)
         for field in ("gossip_to_the_dead_time", "dead_node_reclaim_time", "rejoin_window"):
             _non_negative(field, getattr(self, field))
         if self.dead_reap_time is not None:

@@ -17,7 +17,7 @@ Surface (every entry point takes `now`; nothing here reads a clock or does I/O):
 
 Read API: name, address, config, local_member, incarnation, members(), view(),
 health_score, coordinate, rtt_estimate(), tables (a read-only TablesReader), keyring,
-key_version, stats (read them; they are the engine's own counters).
+key_version, policy, stats (read them; they are the engine's own counters).
 
 Rules:
 - the engine keeps sealing, dispatch and draining; protocol decisions live in membership
@@ -237,6 +237,12 @@ class Engine:
     @property
     def keyring(self) -> Keyring | None:
         return self._keyring
+
+    @property
+    def policy(self) -> SecurityPolicy | None:
+        """The sealing policy in force (None: plaintext, no label); the runtime's stream
+        framing authenticates with it."""
+        return self._policy
 
     @property
     def key_version(self) -> int:

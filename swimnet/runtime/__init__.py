@@ -7,8 +7,9 @@
 
 `serve_node` runs a node under `nursery.start`. Modules: lifecycle (open_node, serve_node),
 node (Node: the engine driven by sockets and timers), transport (UDP + TCP on one port),
-streams (request/reply exchanges), framing (length-prefixed frames), subscriptions (bounded
-event buffers), resolve (names and addresses).
+streams (request/reply exchanges), framing (plain and authenticated frames), guard (stream
+admission, buffer budget, inflation allowance), subscriptions (bounded event buffers),
+resolve (names and addresses).
 """
 
 from __future__ import annotations

@@ -97,6 +97,8 @@ class Node:
         self._event_buffer = event_buffer
         self._in_limiter = trio.CapacityLimiter(max_streams)
         self._out_limiter = trio.CapacityLimiter(max_streams)
+        self._guard = streams.StreamGuard.from_config(engine.config, stats, lambda: engine.policy)
+        transport.guard = self._guard
         self._subscriptions: list[Subscription[MemberEvent]] = []
         self._table_subscriptions: list[Subscription[TableChange]] = []
         self._timer_scope: trio.CancelScope | None = None
@@ -538,6 +540,7 @@ class Node:
             stats=self._stats,
             timeout=self.config.tcp_timeout,
             limiter=self._in_limiter,
+            guard=self._guard,
         )
         self._nursery.start_soon(self._receive_loop)
         self._nursery.start_soon(self._timer_loop)

@@ -18,11 +18,15 @@ import contextlib
 import errno
 import socket
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import trio
 
 from swimnet.runtime.resolve import is_numeric
 from swimnet.wire.messages import Address
+
+if TYPE_CHECKING:
+    from swimnet.runtime.guard import StreamGuard
 
 UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
 """Requested SO_RCVBUF (memberlist asks for 2 MB); the kernel may grant less."""
@@ -47,6 +51,9 @@ class Transport:
         self.address: Address = (str(host), int(port))
         self._numeric: dict[str, bool] = {}
         self._closed = False
+        self.guard: StreamGuard | None = None
+        """The node's stream limits and frame security (set by the node; None: plain frames,
+        no limits beyond the caller's)."""
 
     # -- UDP ---------------------------------------------------------------------------
 

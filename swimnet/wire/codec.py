@@ -3,7 +3,8 @@
 Datagram: `PROTOCOL_VERSION` byte, then a msgpack array of 1..255 messages (every datagram
 is a compound packet). Message: a msgpack array `[CODE, field, ...]`.
 Stream frame: `PROTOCOL_VERSION` byte, then one message; or, for frames of 1 KiB and more,
-`COMPRESSED` byte, the plain size and the zlib-compressed message (bounded on decoding).
+`COMPRESSED` byte, the plain size and the zlib-compressed message (bounded on decoding, see
+`swimnet.wire.inflate`: absolute size, ratio, and the caller's allowance).
 
 Rules:
 - `decode_*` accept arbitrary bytes and raise only `DecodeError`; every field is checked
@@ -11,7 +12,9 @@ Rules:
 - encoding is split so callers can cache: `encode_message` gives a message's bytes once,
   `pack_packet` joins already-encoded messages (the broadcast queue keeps bytes, not
   objects), and `packet_size` predicts a packet's size without building it;
-- layers above membership add their messages with `register` (codes are unique).
+- layers above membership add their messages with `register` (codes are unique);
+- `encode_stream` compresses only when it pays and stays within `MAX_INFLATE_RATIO`, so
+  every frame it builds passes the receiver's inflation bounds.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import msgpack
 
 from swimnet.errors import DecodeError, LocalProtocolError
 from swimnet.wire import fields as f
+from swimnet.wire.inflate import inflate
 from swimnet.wire.limits import (
     MAX_DATAGRAM,
     MAX_INCARNATION,
+    MAX_INFLATE_RATIO,
     MAX_MESSAGES_PER_PACKET,
     MAX_META,
     MAX_PAYLOAD,
@@ -115,30 +120,14 @@ def encode_packet(messages: Iterable[WireMessage]) -> bytes:
 
 
 def encode_stream(message: WireMessage) -> bytes:
-    """A stream frame; large ones are zlib-compressed (marker byte COMPRESSED) when it pays."""
+    """A stream frame; large ones are zlib-compressed (marker byte COMPRESSED) when it pays
+    and the ratio stays within MAX_INFLATE_RATIO (receivers refuse more)."""
     payload = encode_message(message)
     if len(payload) >= _COMPRESS_OVER:
         packed = zlib.compress(payload, 6)
-        if len(packed) < len(payload):
+        if len(packed) < len(payload) <= MAX_INFLATE_RATIO * len(packed):
             return _COMPRESSED_BYTE + len(payload).to_bytes(4, "big") + packed
     return _VERSION_BYTE + payload
-
-
-def _inflate(data: bytes) -> bytes:
-    """A compressed frame back to a plain one; bounded, so a zip bomb is a DecodeError."""
-    if len(data) < 6:
-        raise DecodeError("stream: truncated compressed frame")
-    size = int.from_bytes(data[1:5], "big")
-    if size > MAX_STREAM_FRAME:
-        raise DecodeError(f"stream: decompresses to more than {MAX_STREAM_FRAME} bytes")
-    inflater = zlib.decompressobj()
-    try:
-        plain = inflater.decompress(data[5:], size + 1)
-    except zlib.error:
-        raise DecodeError("stream: bad compressed data") from None
-    if len(plain) != size or inflater.unconsumed_tail or not inflater.eof:
-        raise DecodeError("stream: compressed size mismatch")
-    return _VERSION_BYTE + plain
 
 
 _UNPACK_LIMITS: dict[str, Any] = dict(
@@ -231,7 +220,7 @@ def decode_packet(data: bytes) -> list[WireMessage]:
 def decode_stream(data: bytes) -> WireMessage:
     """The one message of a stream frame (plain or compressed)."""
     if type(data) is bytes and data[:1] == _COMPRESSED_BYTE:
-        data = _inflate(data)
+        data = _VERSION_BYTE + inflate(data)
     _check_frame(data, MAX_STREAM_FRAME, "stream")
     try:
         unpacker = _unpacker(data, MAX_STREAM_FRAME)

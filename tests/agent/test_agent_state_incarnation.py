@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from swimnet.agent.daemon.state_store import Identity, StateDir
 
+from swimnet.agent.daemon.state_store import Identity, StateDir
 from swimnet.errors import ConfigError
 
 

@@ -154,11 +154,13 @@ async def test_garbage_is_counted_and_cluster_still_converges() -> None:
                 await stream.send_all(data)
             return stream
 
-        # streams: a huge length prefix, random bytes, a valid frame of garbage, a silent one
+        # streams: a huge length prefix, random bytes, a valid frame of garbage, a cut one, one
+        # that stalls after its prefix, a silent one
         huge = await tcp_send(b"\xff\xff\xff\xff")
         noise = await tcp_send(b"\x00\x00\x00\x10" + os.urandom(16))
         truncated = await tcp_send(b"\x00\x00\x01\x00" + b"abc")
         await truncated.aclose()
+        stalled = await tcp_send(b"\x00\x00\x01\x00" + b"abc")
         silent = await tcp_send(b"")
 
         def counted() -> bool:
@@ -169,13 +171,15 @@ async def test_garbage_is_counted_and_cluster_still_converges() -> None:
                 and s["drop_stream_decode"] >= 1
                 and s["drop_stream_truncated"] >= 1
                 and s["drop_stream_timeout"] >= 1
+                and s["drop_stream_prefix_timeout"] >= 1
             )
 
         await wait_for(counted, what="garbage counted by reason")
-        # the server closed the silent connection at its deadline
+        # the server closed the silent and the stalled connections at their deadlines
         with trio.fail_after(5):
             assert await silent.receive_some(10) == b""
-        for stream in (huge, noise, silent):
+            assert await stalled.receive_some(10) == b""
+        for stream in (huge, noise, stalled, silent):
             await stream.aclose()
 
         more = [await nursery.start(run_node, fast_config(f"late{i}")) for i in range(2)]
@@ -191,16 +195,24 @@ async def test_many_idle_connections_do_not_stall_the_node() -> None:
     async with trio.open_nursery() as nursery:
         a, b = await start_cluster(nursery, 2)
         small = await nursery.start(partial(run_node, fast_config("small"), max_streams=4))
-        # more silent connections than the node serves at once: the extra ones are refused
-        stalls = [await trio.open_tcp_stream(*small.node.address) for _ in range(10)]
-        await wait_for(lambda: small.node.stats["drop_stream_busy"] >= 1, what="busy refusals")
-        # the node still works meanwhile: its own streams and UDP are untouched
+        # more silent connections than the node serves at once: none of them takes a slot
+        idle = [await trio.open_tcp_stream(*small.node.address) for _ in range(10)]
+        assert await b.node.join([small.seed]) == 1
         assert await small.node.join([a.seed]) == 1
         await wait_for(lambda: converged([a.node, b.node, small.node]), what="convergence")
-        # and each silent connection is cut at the stream deadline, freeing the slots
+        # each is cut at the prefix deadline
+        await wait_for(lambda: small.node.stats["drop_stream_prefix_timeout"] >= 10, what="prefix deadlines")
+        # connections that did send a length prefix hold the slots; beyond them: refused at once
+        stalls = []
+        for _ in range(10):
+            stream = await trio.open_tcp_stream(*small.node.address)
+            await stream.send_all(b"\x00\x00\x01\x00")
+            stalls.append(stream)
+        await wait_for(lambda: small.node.stats["drop_stream_busy"] >= 1, what="busy refusals")
+        # they are cut at the stream deadline, freeing the slots
         await wait_for(lambda: small.node.stats["drop_stream_timeout"] >= 4, what="deadlines")
         assert await b.node.join([small.seed]) == 1
-        for s in stalls:
+        for s in idle + stalls:
             await s.aclose()
         nursery.cancel_scope.cancel()
 

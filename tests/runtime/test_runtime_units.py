@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+from swimnet.config import Config
 from swimnet.errors import ConfigError, LocalProtocolError
 from swimnet.membership.events import MemberJoined
 from swimnet.membership.member import Member
 from swimnet.runtime.framing import FrameError, encode_frame, receive_frame, send_frame
+from swimnet.runtime.guard import MAX_SOURCES, StreamGuard, source_key
 from swimnet.runtime.resolve import is_numeric, is_wildcard, resolve_advertise, resolve_seed
 from swimnet.runtime.subscriptions import Subscription
 from swimnet.runtime.transport import open_transport
@@ -169,3 +172,90 @@ async def test_send_errors_are_counted_never_raised() -> None:
         transport.close()
         transport.close()
     assert transport.closed
+
+
+# -- stream guard ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "source"),
+    [
+        ("10.1.2.3", "10.1.2.3"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),  # the same /64: one source
+        ("::ffff:10.1.2.3", "10.1.2.3"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_source_key(host: str, source: str) -> None:
+    assert source_key(host) == source
+
+
+def _guard(stats: Counter[str], now: list[float], **limits: Any) -> StreamGuard:
+    settings: dict[str, Any] = dict(
+        prefix_timeout=1.0, max_per_source=2, buffer_budget=1000, inflate_rate=100.0, inflate_burst=500
+    )
+    settings.update(limits)
+    return StreamGuard(stats, clock=lambda: now[0], **settings)
+
+
+def test_guard_caps_connections_per_source() -> None:
+    stats: Counter[str] = Counter()
+    guard = _guard(stats, [0.0])
+    sources = [guard.admit("10.0.0.1"), guard.admit("10.0.0.1"), guard.admit("10.0.0.1")]
+    assert sources == ["10.0.0.1", "10.0.0.1", None] and stats["drop_stream_source_busy"] == 1
+    assert guard.admit("10.0.0.2") == "10.0.0.2"  # another source is not affected
+    guard.leave("10.0.0.1")
+    assert guard.connections("10.0.0.1") == 1 and guard.admit("10.0.0.1") == "10.0.0.1"
+    for _ in range(2):
+        guard.leave("10.0.0.1")
+    guard.leave("10.0.0.2")
+    assert guard._connections == {}  # nothing is kept for sources without connections
+
+
+def test_buffer_budget_reserves_and_records_its_peak() -> None:
+    stats: Counter[str] = Counter()
+    budget = _guard(stats, [0.0]).budget
+    assert budget.reserve(600) and not budget.reserve(401) and budget.reserve(400)
+    budget.release(600)
+    budget.release(400)
+    assert budget.in_use == 0 and budget.peak == 1000 == stats["stream_buffer_peak_bytes"]
+
+
+def test_inflation_allowance_is_a_token_bucket_per_source() -> None:
+    stats: Counter[str] = Counter()
+    now = [0.0]
+    guard = _guard(stats, now)
+    take = guard.allowance("10.0.0.1")
+    assert take(300) and take(200) and not take(1)  # the burst, then nothing
+    assert guard.allowance("10.0.0.2")(500)  # another source has its own bucket
+    now[0] = 2.0  # 100 bytes/s
+    assert take(200) and not take(1)
+    now[0] = 100.0
+    assert take(500) and not take(1)  # refilled to the burst, never beyond
+    assert stats["drop_stream_inflate_rate"] == 3 and stats["stream_inflated_bytes"] == 1700
+
+
+def test_inflation_buckets_are_bounded() -> None:
+    stats: Counter[str] = Counter()
+    now = [0.0]
+    guard = _guard(stats, now)
+    for i in range(MAX_SOURCES + 10):
+        assert guard.allowance(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")(500)
+    assert len(guard._buckets) <= MAX_SOURCES
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"stream_prefix_timeout": 0},
+        {"max_streams_per_source": 0},
+        {"stream_buffer_budget": 1000},
+        {"stream_inflate_rate": -1.0},
+        {"stream_inflate_burst": 10},
+    ],
+)
+def test_stream_limit_settings_are_validated(bad: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        Config.lan(**bad)
