@@ -6,7 +6,8 @@ Rules:
   (swimnet.datapath.netns.socket_in), bound without a unicast address and joined to
   RTNLGRP_LINK and RTNLGRP_NEIGH; non-blocking; a large receive buffer (SO_RCVBUFFORCE as
   root); a recv failing with ENOBUFS (the kernel dropped notifications: a burst outran us)
-  is reported as `Lost`, as is a datagram larger than the buffer;
+  is reported as `Lost`, as is a datagram larger than the buffer, and the next `track()`
+  opens that socket anew (link messages may have been among the lost ones);
 - only this node's devices count: link messages naming the bridge or the VXLAN device (one
   renamed away counts as deleted; an AF_BRIDGE port message removing the VXLAN device from
   the bridge as "not enslaved"), and neighbour messages on the VXLAN device's ifindex
@@ -98,6 +99,8 @@ class _Watched:
     inode: tuple[int, int]
     """(st_dev, st_ino) of the namespace the socket lives in."""
     devices: Devices
+    stale: bool = False
+    """Notifications were lost, link messages maybe among them: `track()` opens it anew."""
 
 
 def _inode(path: str) -> tuple[int, int] | None:
@@ -207,7 +210,7 @@ class KernelWatch:
             for name, box in list(self._watched.items()):
                 if _inode(netns.path_of(name)) != box.inode:
                     self._set_aside(box)
-                elif name not in wanted:
+                elif name not in wanted or box.stale:
                     self._close(box)
             orphans, self._orphans = self._orphans, []
             missing = sorted(wanted - set(self._watched))
@@ -367,10 +370,12 @@ class KernelWatch:
                         break
                     except OSError as exc:  # ENOBUFS: the kernel dropped notifications
                         reads += 1
+                        box.stale = True
                         out.append(Lost(box.netns, os.strerror(exc.errno or errno.EIO)))
                         continue
                     reads += 1
                     if n > len(self._buf):
+                        box.stale = True
                         out.append(Lost(box.netns, f"a datagram of {n} bytes was truncated"))
                         continue
                     out += parse(box.devices, bytes(self._buf[:n]), decode=decode)
