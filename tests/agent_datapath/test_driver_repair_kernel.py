@@ -8,7 +8,7 @@ without it. The lab (tests/datapath/datapath_lab.py) removes every namespace it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
@@ -35,15 +35,19 @@ def view(the_lab: Lab, host: int, eps: list[tuple[int, LocalEndpointSpec]]) -> O
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    with trio.fail_after(timeout):
+    with trio.move_on_after(timeout):
         while not predicate():
             await trio.sleep(0.05)
+        return
+    raise AssertionError(f"gave up waiting for {what}")
 
 
-async def until_async(probe: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    with trio.fail_after(timeout):
-        while not await probe():  # type: ignore[misc]
+async def until_async(probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
+    with trio.move_on_after(timeout):
+        while not await probe():
             await trio.sleep(0.05)
+        return
+    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def reaches(the_lab: Lab, src: str, src_ip: str, dst: str, dst_ip: str) -> bool:
