@@ -1,0 +1,353 @@
+"""The nftables table the load balancer owns in a container namespace, as values.
+
+Layout of `table ip swimnet` (what `table_for(ruleset)` describes):
+
+    map services { type ipv4_addr . inet_proto . inet_service : verdict }
+        VIP . protocol . published port -> goto pick-<N>, N = the frontend's backend count
+    map backends { typeof ip daddr . meta l4proto . th dport . numgen random mod 1
+                   : ip daddr . th dport }
+        VIP . protocol . published port . slot (0..N-1) -> backend address . target port
+    set vips { type ipv4_addr }
+        every VIP of the namespace's services, with or without backends
+    chain nat-output { type nat hook output priority -100; policy accept;
+        ip daddr . meta l4proto . th dport vmap @services }
+    chain pick-<N> { meta l4proto { tcp, udp }
+        dnat ip to ip daddr . meta l4proto . th dport . numgen random mod N map @backends }
+    chain filter-output { type filter hook output priority 0; policy accept;
+        ip daddr @vips reject }
+
+Rules:
+- traffic to a VIP starts in the container itself, so DNAT hooks `output` (type nat,
+  priority -100, dstnat); the kernel re-routes the rewritten packet to the backend, and
+  conntrack un-NATs the replies, so neither an address for the VIP nor masquerade is needed;
+- spreading is `numgen random mod N` (kube-proxy's nftables mode does the same): stateless,
+  even in expectation for every N; `numgen inc` keeps one counter per rule, and a pick-N
+  rule is shared by every frontend with N backends, so it would not be round robin per
+  service anyway;
+- only the first packet of a connection traverses nat chains: an established connection
+  keeps its backend (its conntrack entry) whatever the maps say later;
+- a VIP packet no frontend translated (a port the service does not publish, a frontend
+  without backends) is rejected at `filter-output` (priority 0, after DNAT: translated
+  packets no longer carry the VIP), so clients fail at once instead of waiting for ARP;
+- chains `pick-1` .. `pick-M`, M = max(PICK_MIN, largest backend count), exist whatever the
+  frontends, so a service scaling within that range changes map elements only;
+- everything the diff compares is a value: set and chain declarations and rules are
+  compared as nft's JSON listing prints them (canonical JSON text; the nft text that
+  creates them rides along, excluded from equality), elements as the kernel's bytes
+  (`Key` -> `Data`), so the dump needs no nft parsing of elements;
+- element bytes: each part of a concatenation takes a multiple of 4 bytes (an nftables
+  register): IPv4 address 4 bytes network order, protocol 1 byte + 3 padding, port 2 bytes
+  big-endian + 2 padding, slot a native-endian u32 (numgen's register); the empty key is
+  the catch-all element (`*`), which the table never wants.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from swimnet.datapath.lb.model import Ruleset
+
+FAMILY = "ip"
+TABLE = "swimnet"
+SERVICES = "services"
+BACKENDS = "backends"
+VIPS = "vips"
+NAT_CHAIN = "nat-output"
+FILTER_CHAIN = "filter-output"
+PICK_PREFIX = "pick-"
+PICK_MIN = 8
+NAT_PRIORITY = -100
+FILTER_PRIORITY = 0
+PROTOCOLS = {"tcp": 6, "udp": 17}
+PROTOCOL_NAMES = {number: name for name, number in PROTOCOLS.items()}
+CATCH_ALL = b""
+
+Key = bytes
+Data = bytes | str | None
+"""A map value's bytes, the chain a verdict map element goes to, or None in a plain set."""
+Elements = Mapping[Key, Data]
+
+_SLOT = struct.Struct("=I")
+_PORT = struct.Struct("!H2x")
+_PROTO = struct.Struct("B3x")
+
+
+def canonical(value: Any) -> str:
+    """The text two listings of the same thing share (key order and spacing fixed)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@attrs.frozen
+class Decl:
+    """A set, map or chain declaration: what nft lists (compared) and how to create it."""
+
+    listed: str
+    """Canonical JSON of the listing without family, table, name and handle."""
+    text: str = attrs.field(default="", eq=False)
+    """The nft statement body that declares it (empty for what a dump found)."""
+
+
+@attrs.frozen
+class Rule:
+    listed: str
+    """Canonical JSON of the rule's `expr` list as nft lists it."""
+    text: str = attrs.field(default="", eq=False)
+    """The nft rule text (empty for what a dump found)."""
+
+
+@attrs.frozen
+class Chain:
+    decl: Decl
+    rules: tuple[Rule, ...] = ()
+
+
+@attrs.frozen
+class TableState:
+    """Our table in one namespace: desired (from `table_for`) or actual (from a dump)."""
+
+    sets: Mapping[str, Decl]
+    chains: Mapping[str, Chain]
+    elements: Mapping[str, Elements]
+    """Elements of our own sets (SERVICES, BACKENDS, VIPS) only, by set name."""
+    unmanaged: tuple[str, ...] = ()
+    """Objects of kinds the table never has (counters, quotas, flowtables...): a table
+    holding any is rebuilt."""
+
+    @property
+    def element_count(self) -> int:
+        return sum(len(e) for e in self.elements.values())
+
+
+# -- declarations and rules ------------------------------------------------------------
+
+_DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
+_L4PROTO = {"meta": {"key": "l4proto"}}
+_DPORT = {"payload": {"protocol": "th", "field": "dport"}}
+_FRONTEND = "ip daddr . meta l4proto . th dport"
+
+
+def _base_chain(kind: str, priority: int) -> Decl:
+    listed = {"type": kind, "hook": "output", "prio": priority, "policy": "accept"}
+    return Decl(canonical(listed), f"type {kind} hook output priority {priority}; policy accept;")
+
+
+SET_DECLS: Mapping[str, Decl] = {
+    SERVICES: Decl(
+        canonical({"map": "verdict", "type": ["ipv4_addr", "inet_proto", "inet_service"]}),
+        "type ipv4_addr . inet_proto . inet_service : verdict;",
+    ),
+    BACKENDS: Decl(
+        canonical(
+            {
+                "map": "ipv4_addr . inet_service",
+                "type": ["ipv4_addr", "inet_proto", "inet_service", "integer"],
+            }
+        ),
+        f"typeof {_FRONTEND} . numgen random mod 1 : ip daddr . th dport;",
+    ),
+    VIPS: Decl(canonical({"type": "ipv4_addr"}), "type ipv4_addr;"),
+}
+SET_KINDS = {SERVICES: "map", BACKENDS: "map", VIPS: "set"}
+
+NAT_DECL = _base_chain("nat", NAT_PRIORITY)
+FILTER_DECL = _base_chain("filter", FILTER_PRIORITY)
+REGULAR = Decl(canonical({}), "")
+
+DISPATCH = Rule(
+    canonical([{"vmap": {"key": {"concat": [_DADDR, _L4PROTO, _DPORT]}, "data": f"@{SERVICES}"}}]),
+    f"{_FRONTEND} vmap @{SERVICES}",
+)
+REJECT = Rule(
+    canonical(
+        [
+            {"match": {"op": "==", "left": _DADDR, "right": f"@{VIPS}"}},
+            {"reject": {"type": "icmp", "expr": "port-unreachable"}},
+        ]
+    ),
+    f"ip daddr @{VIPS} reject",
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def pick_chain(n: int) -> str:
+    return f"{PICK_PREFIX}{n}"
+
+
+@functools.lru_cache(maxsize=256)
+def pick_rule(n: int) -> Rule:
+    numgen = {"numgen": {"mode": "random", "mod": n, "offset": 0}}
+    key = {"concat": [_DADDR, _L4PROTO, _DPORT, numgen]}
+    listed = [
+        {"match": {"op": "==", "left": _L4PROTO, "right": {"set": ["tcp", "udp"]}}},
+        {"dnat": {"family": "ip", "addr": {"map": {"key": key, "data": f"@{BACKENDS}"}}}},
+    ]
+    text = f"meta l4proto {{ tcp, udp }} dnat ip to {_FRONTEND} . numgen random mod {n} map @{BACKENDS}"
+    return Rule(canonical(listed), text)
+
+
+# -- element bytes ---------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
+def ip_bytes(ip: str) -> bytes:
+    return ipaddress.IPv4Address(ip).packed
+
+
+def frontend_key(vip: str, protocol: str, port: int) -> Key:
+    return ip_bytes(vip) + _PROTO.pack(PROTOCOLS[protocol]) + _PORT.pack(port)
+
+
+def backend_key(vip: str, protocol: str, port: int, slot: int) -> Key:
+    return frontend_key(vip, protocol, port) + _SLOT.pack(slot)
+
+
+def backend_data(ip: str, port: int) -> bytes:
+    return ip_bytes(ip) + _PORT.pack(port)
+
+
+def _ip_text(raw: bytes) -> str:
+    return str(ipaddress.IPv4Address(raw[:4]))
+
+
+def _frontend_text(key: bytes) -> str:
+    (port,) = _PORT.unpack_from(key, 8)
+    return f"{_ip_text(key)} . {key[4]} . {port}"
+
+
+def key_text(set_name: str, key: Key) -> str:
+    """An element key in nft's syntax (protocols as numbers, which nft accepts)."""
+    if key == CATCH_ALL:
+        return "*"
+    if set_name == VIPS:
+        return _ip_text(key)
+    if set_name == SERVICES:
+        return _frontend_text(key)
+    if set_name == BACKENDS:
+        return f"{_frontend_text(key)} . {_SLOT.unpack_from(key, 12)[0]}"
+    raise ValueError(f"no element syntax for set {set_name!r}")
+
+
+def data_text(data: Data) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, str):
+        return f"goto {data}"
+    (port,) = _PORT.unpack_from(data, 4)
+    return f"{_ip_text(data)} . {port}"
+
+
+def element_text(set_name: str, key: Key, data: Data) -> str:
+    value = data_text(data)
+    return f"{key_text(set_name, key)} : {value}" if value else key_text(set_name, key)
+
+
+def describe_frontend(key: Key) -> tuple[str, str, int]:
+    """(VIP, protocol, port) of a services or backends key (for tests and logs)."""
+    (port,) = _PORT.unpack_from(key, 8)
+    return _ip_text(key), PROTOCOL_NAMES.get(key[4], str(key[4])), port
+
+
+def describe_backend(data: bytes) -> tuple[str, int]:
+    """(address, port) of a backends value."""
+    return _ip_text(data), _PORT.unpack_from(data, 4)[0]
+
+
+# -- the desired table -----------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _frontend_elements(
+    frontend: tuple[str, str, int], targets: tuple[tuple[str, int], ...]
+) -> tuple[Key, str, tuple[tuple[Key, bytes], ...]]:
+    """A frontend's services element and backends elements (memoised: one backend change
+    re-encodes one frontend, not the table)."""
+    vip, protocol, port = frontend
+    slots = tuple(
+        (backend_key(vip, protocol, port, slot), backend_data(ip, target))
+        for slot, (ip, target) in enumerate(targets)
+    )
+    return frontend_key(vip, protocol, port), pick_chain(len(targets)), slots
+
+
+@functools.lru_cache(maxsize=1024)
+def table_for(ruleset: Ruleset) -> TableState | None:
+    """The table a namespace with `ruleset` should hold; None when it should hold none."""
+    if ruleset.empty:
+        return None
+    services: dict[Key, Data] = {}
+    backends: dict[Key, Data] = {}
+    largest = 0
+    for frontend, targets in ruleset.frontends:
+        if targets:
+            largest = max(largest, len(targets))
+            key, chain, slots = _frontend_elements(frontend, targets)
+            services[key] = chain
+            backends.update(slots)
+    chains = {
+        NAT_CHAIN: Chain(NAT_DECL, (DISPATCH,)),
+        FILTER_CHAIN: Chain(FILTER_DECL, (REJECT,)),
+    }
+    for n in range(1, max(PICK_MIN, largest) + 1):
+        chains[pick_chain(n)] = Chain(REGULAR, (pick_rule(n),))
+    vips: dict[Key, Data] = {ip_bytes(vip): None for vip in ruleset.vips}
+    return TableState(
+        sets=dict(SET_DECLS),
+        chains=chains,
+        elements={SERVICES: services, BACKENDS: backends, VIPS: vips},
+    )
+
+
+# -- the actual table, from a listing --------------------------------------------------
+
+_IDENTITY = ("family", "table", "name", "handle")
+
+
+def _decl_of(body: Mapping[str, Any]) -> Decl:
+    return Decl(canonical({k: v for k, v in body.items() if k not in _IDENTITY and k != "elem"}))
+
+
+def table_from_listing(
+    listing: Mapping[str, Any], elements: Mapping[str, Elements] | None = None
+) -> TableState | None:
+    """Our table from `nft -j -t list ruleset ip` (None when there is none); `elements`
+    are the element dumps of our sets (see swimnet.datapath.lb.nfnetlink)."""
+    found = False
+    sets: dict[str, Decl] = {}
+    chains: dict[str, Decl] = {}
+    rules: dict[str, list[Rule]] = {}
+    unmanaged: list[str] = []
+    for item in listing.get("nftables", ()):
+        if not isinstance(item, dict) or len(item) != 1:
+            continue
+        ((kind, body),) = item.items()
+        if not isinstance(body, dict) or body.get("family") != FAMILY:
+            continue
+        if kind == "table":
+            found = found or body.get("name") == TABLE
+            continue
+        if body.get("table") != TABLE:
+            continue
+        name = str(body.get("name", ""))
+        if kind in ("set", "map"):
+            sets[name] = _decl_of(body)
+        elif kind == "chain":
+            chains[name] = _decl_of(body)
+        elif kind == "rule":
+            rules.setdefault(str(body.get("chain", "")), []).append(Rule(canonical(body.get("expr", []))))
+        elif kind != "metainfo":
+            unmanaged.append(f"{kind} {name}".strip())
+    if not found:
+        return None
+    return TableState(
+        sets=sets,
+        chains={name: Chain(decl, tuple(rules.get(name, ()))) for name, decl in chains.items()},
+        elements=dict(elements or {}),
+        unmanaged=tuple(sorted(unmanaged)),
+    )
