@@ -38,6 +38,10 @@ Rules:
   call is never abandoned half-way when the caller is cancelled;
 - the driver knows datapaths only through the `Datapath` protocol (dump, apply, attach,
   attached, detach): it imports no kernel library; the caller chooses the datapath;
+- with a load balancer (`lb=`, the `swimnet.datapath.lb.LoadBalancer` protocol), every
+  reconcile also brings the VIP rules of each attached container namespace to the
+  snapshot's services (swimnet.datapath.lb.sync: after the FDB, same snapshot, its own
+  `lb_*` stats; the startup grace leaves existing tables alone);
 - input is `swimnet.overlay`'s snapshot values (what the agent computes from its tables);
   log lines carry structured fields (`swimnet.logfields`) on the logger given (default
   `swimnet.datapath.driver`);
@@ -61,6 +65,8 @@ import trio
 
 from swimnet.datapath import names as dp_names
 from swimnet.datapath.diff import diff
+from swimnet.datapath.lb.ops import LoadBalancer
+from swimnet.datapath.lb.sync import LbPass, LbSync
 from swimnet.datapath.model import (
     FLOOD_MAC,
     DesiredState,
@@ -83,6 +89,7 @@ from swimnet.datapath.ops import (
 from swimnet.errors import ConfigError, DatapathError, LocalProtocolError, SwimnetError
 from swimnet.logfields import event
 from swimnet.overlay import LocalEndpointSpec, NetworkRecord, OverlaySnapshot
+from swimnet.overlay.snapshot import ServiceSpec
 
 LOGGER = "swimnet.datapath.driver"
 T = TypeVar("T")
@@ -98,6 +105,8 @@ class _Plan:
     desired: DesiredState
     locals: tuple[LocalEndpoint, ...]
     """The local endpoints `desired` was computed from (attach and re-attach need them)."""
+    services: tuple[ServiceSpec, ...] = ()
+    """The snapshot's services (the load balancer's input)."""
 
 
 @attrs.frozen
@@ -108,6 +117,8 @@ class _Reconciled:
     result: ApplyResult
     deferred: int = 0
     """Removals held back during the startup grace."""
+    lb: LbPass | None = None
+    """The load balancing pass (None without a load balancer)."""
 
 
 def network_spec(name: str, record: NetworkRecord, vni: int) -> NetworkSpec:
@@ -147,6 +158,7 @@ class DatapathDriver:
         startup_grace: float = 5.0,
         threads: bool = True,
         log: logging.Logger | None = None,
+        lb: LoadBalancer | None = None,
     ) -> None:
         dp_names.check_tag(node_tag)
         if not reconcile_interval > 0:
@@ -181,6 +193,7 @@ class DatapathDriver:
         self._grace_until: float | None = None
         """End of the startup grace (set by the first reconcile)."""
         self._deferred = False
+        self._lb = LbSync(lb, self.stats, self.log) if lb is not None else None
 
     # -- the agent's interface ----------------------------------------------------------
 
@@ -360,7 +373,7 @@ class DatapathDriver:
             )
         except ConfigError as exc:
             raise DatapathError(f"the overlay cannot be programmed: {exc}") from exc
-        return _Plan(desired, tuple(locals_))
+        return _Plan(desired, tuple(locals_), snapshot.services if snapshot is not None else ())
 
     def _invalid(self, message: str) -> None:
         """Count and log a skipped value once (plans are recomputed on every reconcile)."""
@@ -387,7 +400,7 @@ class DatapathDriver:
         self.stats["op_errors"] += len(done.result.errors)
         self.stats["errors"] += len(done.result.errors)
         self.stats["deletes_deferred"] += done.deferred
-        self._deferred = done.deferred > 0
+        self._deferred = done.deferred > 0 or (done.lb is not None and done.lb.deferred > 0)
         if done.result.errors:
             self.last_error = "; ".join(f"{e.op}: {e.message}" for e in done.result.errors[:3])
         if done.ops or done.deferred:
@@ -421,7 +434,7 @@ class DatapathDriver:
             if not expected:
                 self.log.warning("datapath: unexpected reconcile failure", exc_info=exc)
             return False
-        return done.result.ok
+        return done.result.ok and (done.lb is None or done.lb.ok)
 
     def _reconcile_sync(self, plan: _Plan, hold_deletes: bool) -> _Reconciled:
         desired = plan.desired
@@ -442,7 +455,14 @@ class DatapathDriver:
                 busy = ep.endpoint_id in self._attaching  # attach() plugs those in itself
                 if ep.network == box.network and ep.netns != UNATTACHED and not busy:
                     self._reattach(box, ep)
-        return _Reconciled(plan, tuple(ops), result, deferred)
+        return _Reconciled(plan, tuple(ops), result, deferred, self._balance(plan, hold_deletes))
+
+    def _balance(self, plan: _Plan, hold: bool) -> LbPass | None:
+        """The load balancing pass (see swimnet.datapath.lb.sync)."""
+        if self._lb is None:
+            return None
+        attached = [(ep.network, ep.netns) for ep in plan.locals if ep.netns != UNATTACHED]
+        return self._lb.sync(plan.services, attached, hold=hold)
 
     def _reattach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         try:
