@@ -26,14 +26,13 @@ from swimnet.datapath.lb.ops import (
     elements_only,
 )
 from swimnet.datapath.lb.table import (
-    BACKENDS,
     NAT_CHAIN,
     SERVICES,
     VIPS,
     Decl,
     Rule,
     backend_data,
-    backend_key,
+    backend_map,
     frontend_key,
     table_from_listing,
 )
@@ -69,11 +68,10 @@ def test_a_backend_change_is_elements_only() -> None:
     plan = lb_diff(table_for(TWO), lb.dump("c1"))
     assert elements_only(plan)
     key = frontend_key("10.1.0.100", "tcp", 80)
-    assert plan == (
-        DeleteElements(
-            BACKENDS, (backend_key("10.1.0.100", "tcp", 80, 1), backend_key("10.1.0.100", "tcp", 80, 2))
-        ),
-        AddElements(BACKENDS, ((backend_key("10.1.0.100", "tcp", 80, 1), backend_data("10.1.0.4", 8080)),)),
+    assert plan == (  # slot 1 now holds .4, slot 2 nothing, and the frontend picks among 2
+        DeleteElements(backend_map(1), (key,)),
+        AddElements(backend_map(1), ((key, backend_data("10.1.0.4", 8080)),)),
+        DeleteElements(backend_map(2), (key,)),
         DeleteElements(SERVICES, (key,)),
         AddElements(SERVICES, ((key, "pick-2"),)),
     )
@@ -88,7 +86,7 @@ def test_hand_made_drift_is_repaired() -> None:
     table = lb.tables["c1"]
     table.rules[NAT_CHAIN] = []  # `nft flush chain` / `delete rule` by hand
     table.rules["pick-3"].append(Rule('[{"counter":null}]'))
-    del table.elements[BACKENDS][backend_key("10.1.0.100", "tcp", 80, 0)]
+    del table.elements[backend_map(0)][frontend_key("10.1.0.100", "tcp", 80)]
     table.elements[VIPS][b"\x0a\x01\x00\x63"] = None
     table.chains["extra"] = Decl("{}")
     table.rules["extra"] = [Rule('[{"jump":{"target":"pick-1"}}]')]
@@ -125,11 +123,12 @@ def test_the_memory_twin_refuses_what_the_kernel_refuses() -> None:
     lb = MemoryLoadBalancer()
     lb.reconcile({"c1": THREE})
     bad_plans = [
-        (DeleteElements(BACKENDS, (backend_key("10.9.9.9", "tcp", 1, 0),)),),  # missing element
+        (DeleteElements(backend_map(0), (frontend_key("10.9.9.9", "tcp", 1),)),),  # missing element
         (AddElements(SERVICES, ((frontend_key("10.1.0.100", "tcp", 80), "pick-2"),)),),  # other value
         (AddElements(SERVICES, ((frontend_key("10.1.0.9", "tcp", 80), "nowhere"),)),),  # no such chain
-        (DeleteSet(BACKENDS),),  # still used by the pick rules
+        (DeleteSet(backend_map(0)),),  # still used by the slot-0 rule
         (DeleteChain("pick-3"),),  # has rules and a map goes there
+        (FlushChain("slot-0"), DeleteChain("slot-0")),  # pick rules go there
         (AddChain(NAT_CHAIN, Decl("{}")),),  # exists with another declaration
     ]
     before = lb.tables["c1"].copy()
@@ -180,7 +179,8 @@ def test_render_is_one_script_naming_only_our_table() -> None:
     text = render((DeleteTable(), *lb_diff(table_for(TWO), lb.dump("c1"))))
     assert all(" ip swimnet" in line for line in text.splitlines())
     assert text.startswith("add table ip swimnet\ndelete table ip swimnet\n")
-    assert "delete element ip swimnet backends { 10.1.0.100 . 6 . 80 . 1, 10.1.0.100 . 6 . 80 . 2 }" in text
+    assert "delete element ip swimnet backend-2 { 10.1.0.100 . 6 . 80 }" in text
+    assert "add element ip swimnet backend-1 { 10.1.0.100 . 6 . 80 : 10.1.0.4 . 8080 }" in text
     assert "delete set ip swimnet mine" in text
     plan = lb_diff(table_for(THREE), None)
     assert "add map ip swimnet services { type ipv4_addr . inet_proto . inet_service : verdict; }" in render(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from swimnet.datapath.lb import Ruleset, desired_lb, rulesets, table_for
 from swimnet.datapath.lb.table import (
-    BACKENDS,
     PICK_MIN,
     SERVICES,
     VIPS,
     backend_data,
-    backend_key,
+    backend_map,
     describe_backend,
     describe_frontend,
     element_text,
@@ -105,32 +104,34 @@ def test_the_table_layout_of_a_ruleset() -> None:
     ruleset = rulesets([WEB, spec("idle", "10.1.0.101", ())], [("net", "c1")])["c1"]
     table = table_for(ruleset)
     assert table is not None
-    assert set(table.sets) == {SERVICES, BACKENDS, VIPS}
+    assert set(table.sets) == {SERVICES, VIPS} | {backend_map(i) for i in range(PICK_MIN)}
     assert {name for name in table.chains if name.startswith("pick-")} == {
         f"pick-{n}" for n in range(1, PICK_MIN + 1)
     }
+    assert {name for name in table.chains if name.startswith("slot-")} == {
+        f"slot-{i}" for i in range(PICK_MIN)
+    }
     key = frontend_key("10.1.0.100", "tcp", 80)
     assert table.elements[SERVICES] == {key: "pick-2"}  # no element for the VIP without backends
-    assert table.elements[BACKENDS] == {
-        backend_key("10.1.0.100", "tcp", 80, 0): backend_data("10.1.0.2", 8080),
-        backend_key("10.1.0.100", "tcp", 80, 1): backend_data("10.1.0.3", 8080),
-    }
+    assert table.elements[backend_map(0)] == {key: backend_data("10.1.0.2", 8080)}
+    assert table.elements[backend_map(1)] == {key: backend_data("10.1.0.3", 8080)}
+    assert all(not table.elements[backend_map(i)] for i in range(2, PICK_MIN))
     assert set(table.elements[VIPS]) == {ip_bytes("10.1.0.100"), ip_bytes("10.1.0.101")}
     assert table_for(Ruleset()) is None
     wide = spec("wide", "10.1.0.102", tuple(f"10.1.1.{i}" for i in range(1, 21)))
     many = table_for(rulesets([wide], [("net", "c1")])["c1"])
     assert many is not None and "pick-20" in many.chains and "pick-21" not in many.chains
+    assert "slot-19" in many.chains and backend_map(19) in many.sets
 
 
 def test_element_bytes_are_the_kernels_layout_and_read_back() -> None:
-    key = backend_key("10.1.0.100", "udp", 53, 2)
-    assert key[:4] == bytes([10, 1, 0, 100]) and key[4:8] == bytes([17, 0, 0, 0])
-    assert key[8:12] == bytes([0, 53, 0, 0]) and int.from_bytes(key[12:], "little") == 2
+    key = frontend_key("10.1.0.100", "udp", 53)
+    assert key == bytes([10, 1, 0, 100, 17, 0, 0, 0, 0, 53, 0, 0])
     assert describe_frontend(key) == ("10.1.0.100", "udp", 53)
     assert describe_backend(backend_data("10.1.0.2", 8080)) == ("10.1.0.2", 8080)
     assert (
-        element_text(BACKENDS, key, backend_data("10.1.0.2", 8080))
-        == "10.1.0.100 . 17 . 53 . 2 : 10.1.0.2 . 8080"
+        element_text(backend_map(2), key, backend_data("10.1.0.2", 8080))
+        == "10.1.0.100 . 17 . 53 : 10.1.0.2 . 8080"
     )
     assert (
         element_text(SERVICES, frontend_key("10.1.0.100", "tcp", 80), "pick-3")

@@ -38,7 +38,7 @@ from swimnet.datapath.lb.ops import (
     DeleteTable,
     FlushChain,
 )
-from swimnet.datapath.lb.table import SET_KINDS, Data, Elements, Key, TableState
+from swimnet.datapath.lb.table import Data, Elements, Key, TableState, set_kind
 
 _MISSING = object()
 
@@ -54,7 +54,7 @@ def lb_diff(desired: TableState | None, actual: TableState | None) -> tuple[Comm
     plan: list[Command] = []
     for name in sorted(desired.sets):
         if name not in actual.sets:
-            plan.append(AddSet(name, desired.sets[name], SET_KINDS.get(name, "set")))
+            plan.append(AddSet(name, desired.sets[name], set_kind(name)))
     for name in sorted(desired.chains):
         if name not in actual.chains:
             plan.append(AddChain(name, desired.chains[name].decl))
@@ -90,7 +90,7 @@ def _needs_rebuild(desired: TableState, actual: TableState) -> bool:
 
 
 def _whole(desired: TableState) -> list[Command]:
-    plan: list[Command] = [AddSet(n, d, SET_KINDS.get(n, "set")) for n, d in sorted(desired.sets.items())]
+    plan: list[Command] = [AddSet(n, d, set_kind(n)) for n, d in sorted(desired.sets.items())]
     plan += [AddChain(name, chain.decl) for name, chain in sorted(desired.chains.items())]
     for name, chain in sorted(desired.chains.items()):
         plan.extend(AddRule(name, rule) for rule in chain.rules)

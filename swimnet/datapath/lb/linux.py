@@ -53,7 +53,7 @@ from swimnet.datapath.lb.ops import (
     elements_only,
 )
 from swimnet.datapath.lb.reconcile import reconcile_all, reconcile_one
-from swimnet.datapath.lb.table import SET_DECLS, TABLE, TableState, table_from_listing
+from swimnet.datapath.lb.table import TABLE, TableState, set_decl, table_from_listing
 from swimnet.datapath.lb.text import render
 from swimnet.datapath.nsthread import run_in
 
@@ -89,7 +89,7 @@ class _Session:
         state = table_from_listing(self.nft.listing())
         if state is None:
             return None
-        ours = [name for name, decl in SET_DECLS.items() if state.sets.get(name) == decl]
+        ours = [name for name, decl in state.sets.items() if decl == set_decl(name)]
         return attrs.evolve(state, elements={name: self.nf.elements(TABLE, name) for name in ours})
 
     def apply(self, plan: Sequence[Command]) -> str:

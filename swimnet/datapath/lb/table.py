@@ -1,18 +1,20 @@
 """The nftables table the load balancer owns in a container namespace, as values.
 
-Layout of `table ip swimnet` (what `table_for(ruleset)` describes):
+Layout of `table ip swimnet` (what `table_for(ruleset)` describes), M = max(PICK_MIN,
+largest backend count):
 
     map services { type ipv4_addr . inet_proto . inet_service : verdict }
         VIP . protocol . published port -> goto pick-<N>, N = the frontend's backend count
-    map backends { typeof ip daddr . meta l4proto . th dport . numgen random mod 1
-                   : ip daddr . th dport }
-        VIP . protocol . published port . slot (0..N-1) -> backend address . target port
+    map backend-<i> { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
+        (i = 0..M-1) VIP . protocol . published port -> the frontend's i-th backend
+        address . target port
     set vips { type ipv4_addr }
         every VIP of the namespace's services, with or without backends
     chain nat-output { type nat hook output priority -100; policy accept;
         ip daddr . meta l4proto . th dport vmap @services }
-    chain pick-<N> { meta l4proto { tcp, udp }
-        dnat ip to ip daddr . meta l4proto . th dport . numgen random mod N map @backends }
+    chain pick-<N> { numgen random mod N vmap { 0 : goto slot-0, ..., N-1 : goto slot-<N-1> } }
+    chain slot-<i> { meta l4proto { tcp, udp }
+        dnat ip to ip daddr . meta l4proto . th dport map @backend-<i> }
     chain filter-output { type filter hook output priority 0; policy accept;
         ip daddr @vips reject }
 
@@ -29,16 +31,20 @@ Rules:
 - a VIP packet no frontend translated (a port the service does not publish, a frontend
   without backends) is rejected at `filter-output` (priority 0, after DNAT: translated
   packets no longer carry the VIP), so clients fail at once instead of waiting for ARP;
-- chains `pick-1` .. `pick-M`, M = max(PICK_MIN, largest backend count), exist whatever the
-  frontends, so a service scaling within that range changes map elements only;
+- chains pick-1..pick-M and slot-0..slot-(M-1) and maps backend-0..backend-(M-1) exist
+  whatever the frontends, so a service scaling within that range changes elements only;
+- every set is declared with `type`, none with `typeof`: nft 1.0.6 cannot evaluate a rule
+  against a `typeof` map it reads back from the kernel whose data is `ip daddr . th dport`
+  ("conflicting protocols specified: tcp vs. th"), which made every incremental rule
+  write fail; one map per slot avoids the numgen part of the key that needed typeof;
 - everything the diff compares is a value: set and chain declarations and rules are
   compared as nft's JSON listing prints them (canonical JSON text; the nft text that
   creates them rides along, excluded from equality), elements as the kernel's bytes
   (`Key` -> `Data`), so the dump needs no nft parsing of elements;
 - element bytes: each part of a concatenation takes a multiple of 4 bytes (an nftables
   register): IPv4 address 4 bytes network order, protocol 1 byte + 3 padding, port 2 bytes
-  big-endian + 2 padding, slot a native-endian u32 (numgen's register); the empty key is
-  the catch-all element (`*`), which the table never wants.
+  big-endian + 2 padding; the empty key is the catch-all element (`*`), which the table
+  never wants.
 """
 
 from __future__ import annotations
@@ -57,11 +63,12 @@ from swimnet.datapath.lb.model import Ruleset
 FAMILY = "ip"
 TABLE = "swimnet"
 SERVICES = "services"
-BACKENDS = "backends"
+BACKEND_PREFIX = "backend-"
 VIPS = "vips"
 NAT_CHAIN = "nat-output"
 FILTER_CHAIN = "filter-output"
 PICK_PREFIX = "pick-"
+SLOT_PREFIX = "slot-"
 PICK_MIN = 8
 NAT_PRIORITY = -100
 FILTER_PRIORITY = 0
@@ -74,7 +81,6 @@ Data = bytes | str | None
 """A map value's bytes, the chain a verdict map element goes to, or None in a plain set."""
 Elements = Mapping[Key, Data]
 
-_SLOT = struct.Struct("=I")
 _PORT = struct.Struct("!H2x")
 _PROTO = struct.Struct("B3x")
 
@@ -115,7 +121,7 @@ class TableState:
     sets: Mapping[str, Decl]
     chains: Mapping[str, Chain]
     elements: Mapping[str, Elements]
-    """Elements of our own sets (SERVICES, BACKENDS, VIPS) only, by set name."""
+    """Elements of our own sets (see `set_decl`) only, by set name."""
     unmanaged: tuple[str, ...] = ()
     """Objects of kinds the table never has (counters, quotas, flowtables...): a table
     holding any is rebuilt."""
@@ -138,23 +144,36 @@ def _base_chain(kind: str, priority: int) -> Decl:
     return Decl(canonical(listed), f"type {kind} hook output priority {priority}; policy accept;")
 
 
-SET_DECLS: Mapping[str, Decl] = {
-    SERVICES: Decl(
-        canonical({"map": "verdict", "type": ["ipv4_addr", "inet_proto", "inet_service"]}),
-        "type ipv4_addr . inet_proto . inet_service : verdict;",
-    ),
-    BACKENDS: Decl(
-        canonical(
-            {
-                "map": "ipv4_addr . inet_service",
-                "type": ["ipv4_addr", "inet_proto", "inet_service", "integer"],
-            }
-        ),
-        f"typeof {_FRONTEND} . numgen random mod 1 : ip daddr . th dport;",
-    ),
-    VIPS: Decl(canonical({"type": "ipv4_addr"}), "type ipv4_addr;"),
-}
-SET_KINDS = {SERVICES: "map", BACKENDS: "map", VIPS: "set"}
+SERVICES_DECL = Decl(
+    canonical({"map": "verdict", "type": ["ipv4_addr", "inet_proto", "inet_service"]}),
+    "type ipv4_addr . inet_proto . inet_service : verdict;",
+)
+BACKEND_DECL = Decl(
+    canonical({"map": "ipv4_addr . inet_service", "type": ["ipv4_addr", "inet_proto", "inet_service"]}),
+    "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;",
+)
+VIPS_DECL = Decl(canonical({"type": "ipv4_addr"}), "type ipv4_addr;")
+
+
+def backend_map(slot: int) -> str:
+    return f"{BACKEND_PREFIX}{slot}"
+
+
+def set_decl(name: str) -> Decl | None:
+    """The declaration a set of ours with this name has (None: not a name of ours)."""
+    if name == SERVICES:
+        return SERVICES_DECL
+    if name == VIPS:
+        return VIPS_DECL
+    rest = name.removeprefix(BACKEND_PREFIX)
+    if rest != name and rest.isdigit() and str(int(rest)) == rest:
+        return BACKEND_DECL
+    return None
+
+
+def set_kind(name: str) -> str:
+    return "set" if name == VIPS else "map"
+
 
 NAT_DECL = _base_chain("nat", NAT_PRIORITY)
 FILTER_DECL = _base_chain("filter", FILTER_PRIORITY)
@@ -180,15 +199,30 @@ def pick_chain(n: int) -> str:
     return f"{PICK_PREFIX}{n}"
 
 
+def slot_chain(slot: int) -> str:
+    return f"{SLOT_PREFIX}{slot}"
+
+
 @functools.lru_cache(maxsize=256)
 def pick_rule(n: int) -> Rule:
-    numgen = {"numgen": {"mode": "random", "mod": n, "offset": 0}}
-    key = {"concat": [_DADDR, _L4PROTO, _DPORT, numgen]}
+    """numgen random mod N vmap { 0 : goto slot-0, ... }"""
+    targets = [[i, {"goto": {"target": slot_chain(i)}}] for i in range(n)]
+    listed = [
+        {"vmap": {"key": {"numgen": {"mode": "random", "mod": n, "offset": 0}}, "data": {"set": targets}}}
+    ]
+    arms = ", ".join(f"{i} : goto {slot_chain(i)}" for i in range(n))
+    return Rule(canonical(listed), f"numgen random mod {n} vmap {{ {arms} }}")
+
+
+@functools.lru_cache(maxsize=256)
+def slot_rule(slot: int) -> Rule:
+    """meta l4proto { tcp, udp } dnat ip to <frontend> map @backend-<slot>"""
+    key = {"concat": [_DADDR, _L4PROTO, _DPORT]}
     listed = [
         {"match": {"op": "==", "left": _L4PROTO, "right": {"set": ["tcp", "udp"]}}},
-        {"dnat": {"family": "ip", "addr": {"map": {"key": key, "data": f"@{BACKENDS}"}}}},
+        {"dnat": {"family": "ip", "addr": {"map": {"key": key, "data": f"@{backend_map(slot)}"}}}},
     ]
-    text = f"meta l4proto {{ tcp, udp }} dnat ip to {_FRONTEND} . numgen random mod {n} map @{BACKENDS}"
+    text = f"meta l4proto {{ tcp, udp }} dnat ip to {_FRONTEND} map @{backend_map(slot)}"
     return Rule(canonical(listed), text)
 
 
@@ -202,10 +236,6 @@ def ip_bytes(ip: str) -> bytes:
 
 def frontend_key(vip: str, protocol: str, port: int) -> Key:
     return ip_bytes(vip) + _PROTO.pack(PROTOCOLS[protocol]) + _PORT.pack(port)
-
-
-def backend_key(vip: str, protocol: str, port: int, slot: int) -> Key:
-    return frontend_key(vip, protocol, port) + _SLOT.pack(slot)
 
 
 def backend_data(ip: str, port: int) -> bytes:
@@ -227,10 +257,8 @@ def key_text(set_name: str, key: Key) -> str:
         return "*"
     if set_name == VIPS:
         return _ip_text(key)
-    if set_name == SERVICES:
+    if set_decl(set_name) in (SERVICES_DECL, BACKEND_DECL):
         return _frontend_text(key)
-    if set_name == BACKENDS:
-        return f"{_frontend_text(key)} . {_SLOT.unpack_from(key, 12)[0]}"
     raise ValueError(f"no element syntax for set {set_name!r}")
 
 
@@ -249,13 +277,13 @@ def element_text(set_name: str, key: Key, data: Data) -> str:
 
 
 def describe_frontend(key: Key) -> tuple[str, str, int]:
-    """(VIP, protocol, port) of a services or backends key (for tests and logs)."""
+    """(VIP, protocol, port) of a services or backend-<i> key (for tests and logs)."""
     (port,) = _PORT.unpack_from(key, 8)
     return _ip_text(key), PROTOCOL_NAMES.get(key[4], str(key[4])), port
 
 
 def describe_backend(data: bytes) -> tuple[str, int]:
-    """(address, port) of a backends value."""
+    """(address, port) of a backend-<i> value."""
     return _ip_text(data), _PORT.unpack_from(data, 4)[0]
 
 
@@ -265,15 +293,12 @@ def describe_backend(data: bytes) -> tuple[str, int]:
 @functools.lru_cache(maxsize=1 << 16)
 def _frontend_elements(
     frontend: tuple[str, str, int], targets: tuple[tuple[str, int], ...]
-) -> tuple[Key, str, tuple[tuple[Key, bytes], ...]]:
-    """A frontend's services element and backends elements (memoised: one backend change
-    re-encodes one frontend, not the table)."""
+) -> tuple[Key, str, tuple[bytes, ...]]:
+    """A frontend's key, its pick chain and its backends' values by slot (memoised: one
+    backend change re-encodes one frontend, not the table)."""
     vip, protocol, port = frontend
-    slots = tuple(
-        (backend_key(vip, protocol, port, slot), backend_data(ip, target))
-        for slot, (ip, target) in enumerate(targets)
-    )
-    return frontend_key(vip, protocol, port), pick_chain(len(targets)), slots
+    values = tuple(backend_data(ip, target) for ip, target in targets)
+    return frontend_key(vip, protocol, port), pick_chain(len(targets)), values
 
 
 @functools.lru_cache(maxsize=1024)
@@ -281,27 +306,25 @@ def table_for(ruleset: Ruleset) -> TableState | None:
     """The table a namespace with `ruleset` should hold; None when it should hold none."""
     if ruleset.empty:
         return None
+    largest = max((len(targets) for _, targets in ruleset.frontends), default=0)
+    slots = max(PICK_MIN, largest)
     services: dict[Key, Data] = {}
-    backends: dict[Key, Data] = {}
-    largest = 0
+    backends: list[dict[Key, Data]] = [{} for _ in range(slots)]
     for frontend, targets in ruleset.frontends:
         if targets:
-            largest = max(largest, len(targets))
-            key, chain, slots = _frontend_elements(frontend, targets)
+            key, chain, values = _frontend_elements(frontend, targets)
             services[key] = chain
-            backends.update(slots)
-    chains = {
-        NAT_CHAIN: Chain(NAT_DECL, (DISPATCH,)),
-        FILTER_CHAIN: Chain(FILTER_DECL, (REJECT,)),
-    }
-    for n in range(1, max(PICK_MIN, largest) + 1):
-        chains[pick_chain(n)] = Chain(REGULAR, (pick_rule(n),))
-    vips: dict[Key, Data] = {ip_bytes(vip): None for vip in ruleset.vips}
-    return TableState(
-        sets=dict(SET_DECLS),
-        chains=chains,
-        elements={SERVICES: services, BACKENDS: backends, VIPS: vips},
-    )
+            for slot, value in enumerate(values):
+                backends[slot][key] = value
+    sets = {SERVICES: SERVICES_DECL, VIPS: VIPS_DECL}
+    elements: dict[str, Elements] = {SERVICES: services, VIPS: {ip_bytes(vip): None for vip in ruleset.vips}}
+    chains = {NAT_CHAIN: Chain(NAT_DECL, (DISPATCH,)), FILTER_CHAIN: Chain(FILTER_DECL, (REJECT,))}
+    for slot in range(slots):
+        sets[backend_map(slot)] = BACKEND_DECL
+        elements[backend_map(slot)] = backends[slot]
+        chains[slot_chain(slot)] = Chain(REGULAR, (slot_rule(slot),))
+        chains[pick_chain(slot + 1)] = Chain(REGULAR, (pick_rule(slot + 1),))
+    return TableState(sets=sets, chains=chains, elements=elements)
 
 
 # -- the actual table, from a listing --------------------------------------------------
