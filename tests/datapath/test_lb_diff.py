@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -18,6 +19,8 @@ from swimnet.datapath.lb.ops import (
     AddSet,
     AddTable,
     ApplyFailed,
+    Command,
+    Conflict,
     DeleteChain,
     DeleteElements,
     DeleteSet,
@@ -25,6 +28,7 @@ from swimnet.datapath.lb.ops import (
     FlushChain,
     elements_only,
 )
+from swimnet.datapath.lb.reconcile import reconcile_one
 from swimnet.datapath.lb.table import (
     NAT_CHAIN,
     SERVICES,
@@ -237,3 +241,22 @@ def test_memory_table_copy_is_deep() -> None:
     c = t.copy()
     c.elements["x"][b"j"] = None
     assert attrs.asdict(t)["elements"] == {"x": {b"k": None}}
+
+
+def test_a_conflicting_commit_is_planned_again_from_a_new_dump() -> None:
+    lb = MemoryLoadBalancer()
+    lb.reconcile({"c1": THREE})
+    refusals = [2]
+
+    def apply(plan: Sequence[Command]) -> str:
+        if refusals[0]:
+            refusals[0] -= 1
+            lb.tables["c1"].elements[VIPS][b"\x0a\x01\x00\x63"] = None  # someone else's commit
+            raise Conflict("the ruleset changed since it was read")
+        return lb.apply("c1", plan)
+
+    outcome = reconcile_one("c1", TWO, lambda: lb.dump("c1"), apply)
+    assert outcome.error is None and outcome.path == "netlink" and converged(lb, TWO)
+    refusals[0] = 99
+    outcome = reconcile_one("c1", THREE, lambda: lb.dump("c1"), apply)
+    assert outcome.error is not None and "changed" in outcome.error

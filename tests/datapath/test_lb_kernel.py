@@ -20,6 +20,7 @@ from lb_lab import TAG, VIP, Lab, lab, nft
 from swimnet.datapath.lb import Ruleset, lb_diff, rulesets, table_for
 from swimnet.datapath.lb.libnft import problem as nft_problem
 from swimnet.datapath.lb.linux import LinuxLoadBalancer
+from swimnet.datapath.lb.ops import Conflict
 from swimnet.datapath.netns import kernel_support_problem, path_of
 from swimnet.overlay.snapshot import ServiceSpec
 
@@ -199,3 +200,17 @@ def test_namespaces_by_path_and_vanished_ones(the_lab: Lab) -> None:
     assert result.ok and [o.gone for o in result.outcomes] == [False, True]
     assert lb.known == {ref}
     assert set(the_lab.connect_many(6)) <= {"b1", "b2", "b3"}
+
+
+def test_a_plan_made_before_a_hand_edit_is_refused_and_made_again(the_lab: Lab) -> None:
+    lb = LinuxLoadBalancer()
+    b1, b2, b3 = the_lab.backend_ips
+    reconcile(lb, desired(the_lab, web(b1, b2, b3)))
+    stale = lb.dump(the_lab.client)
+    nft(the_lab.client, "add", "element", "ip", "swimnet", "vips", "{ 10.1.0.199 }")  # someone, meanwhile
+    want = desired(the_lab, web(b1, b2))
+    with pytest.raises(Conflict):
+        lb.apply(the_lab.client, lb_diff(table_for(want[the_lab.client]), stale))
+    assert "10.1.0.199" in nft(the_lab.client, "list", "set", "ip", "swimnet", "vips")  # nothing happened
+    assert reconcile(lb, want) == "netlink" and converged(lb, the_lab, want)
+    assert "10.1.0.199" not in nft(the_lab.client, "list", "set", "ip", "swimnet", "vips")

@@ -107,6 +107,11 @@ class ApplyFailed(Exception):
     """The transaction was refused; nothing of it happened."""
 
 
+class Conflict(ApplyFailed):
+    """Someone changed the namespace's ruleset between the dump a plan was made from and
+    its commit; nothing of it happened, and dumping again gives a plan that applies."""
+
+
 @attrs.frozen
 class NsOutcome:
     """What one namespace's reconcile did."""

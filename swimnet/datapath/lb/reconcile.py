@@ -8,7 +8,8 @@ Rules:
 - `keep_existing` (the driver's startup grace) leaves a namespace that already has our
   table as it is (counted as deferred) and only fills namespaces that have none;
 - one namespace's failure is its outcome's `error`, never an exception: the others go on;
-  a namespace that no longer exists is `gone`, not an error;
+  a namespace that no longer exists is `gone`, not an error; a Conflict (the ruleset
+  changed between dump and commit) is dumped, diffed and applied again, a few times;
 - `reconcile_all` visits every namespace of `desired` and every namespace in `known` (those
   this process may have programmed); a known namespace `desired` no longer lists gets an
   empty Ruleset, i.e. our table is removed; a namespace leaves `known` once it is gone or
@@ -21,7 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 from swimnet.datapath.lb.diff import lb_diff
 from swimnet.datapath.lb.model import NetnsRef, Ruleset
-from swimnet.datapath.lb.ops import ApplyFailed, Command, LbResult, NamespaceGone, NsOutcome, element_count
+from swimnet.datapath.lb.ops import (
+    ApplyFailed,
+    Command,
+    Conflict,
+    LbResult,
+    NamespaceGone,
+    NsOutcome,
+    element_count,
+)
 from swimnet.datapath.lb.table import TableState, table_for
 
 
@@ -35,13 +44,19 @@ def reconcile_one(
 ) -> NsOutcome:
     """Dump, diff, apply for one namespace (see the module rules)."""
     try:
-        actual = dump()
-        plan = lb_diff(table_for(ruleset), actual)
-        if not plan:
-            return NsOutcome(netns)
-        if keep_existing and actual is not None:
-            return NsOutcome(netns, deferred=True)
-        path = apply(plan)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            actual = dump()
+            plan = lb_diff(table_for(ruleset), actual)
+            if not plan:
+                return NsOutcome(netns)
+            if keep_existing and actual is not None:
+                return NsOutcome(netns, deferred=True)
+            try:
+                path = apply(plan)
+                break
+            except Conflict:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
     except NamespaceGone:
         return NsOutcome(netns, gone=True)
     except Exception as exc:  # one namespace's failure never stops the others
@@ -51,6 +66,7 @@ def reconcile_one(
 
 
 EMPTY = Ruleset()
+CONFLICT_ATTEMPTS = 3
 
 
 def reconcile_all(

@@ -243,7 +243,7 @@ def backend_data(ip: str, port: int) -> bytes:
 
 
 def _ip_text(raw: bytes) -> str:
-    return str(ipaddress.IPv4Address(raw[:4]))
+    return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"  # 10x ipaddress's str()
 
 
 def _frontend_text(key: bytes) -> str:
