@@ -11,18 +11,23 @@ import collections
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 
 import pytest
+import trio
 from lb_lab import TAG, VIP, Lab, lab, nft
 
+from swimnet.datapath import MemoryDatapath
+from swimnet.datapath.driver import DatapathDriver
 from swimnet.datapath.lb import Ruleset, lb_diff, rulesets, table_for
 from swimnet.datapath.lb.libnft import problem as nft_problem
 from swimnet.datapath.lb.linux import LinuxLoadBalancer
 from swimnet.datapath.lb.ops import Conflict
 from swimnet.datapath.netns import kernel_support_problem, path_of
-from swimnet.overlay.snapshot import ServiceSpec
+from swimnet.overlay import NetworkRecord, mac_from_ip
+from swimnet.overlay.snapshot import LocalEndpointSpec, OverlaySnapshot, ServiceSpec
 
 
 def _probe() -> str | None:
@@ -214,3 +219,46 @@ def test_a_plan_made_before_a_hand_edit_is_refused_and_made_again(the_lab: Lab) 
     assert "10.1.0.199" in nft(the_lab.client, "list", "set", "ip", "swimnet", "vips")  # nothing happened
     assert reconcile(lb, want) == "netlink" and converged(lb, the_lab, want)
     assert "10.1.0.199" not in nft(the_lab.client, "list", "set", "ip", "swimnet", "vips")
+
+
+async def test_the_driver_keeps_a_containers_vip_rules_equal_to_the_snapshot(the_lab: Lab) -> None:
+    net = NetworkRecord(name="net", subnet="10.1.0.0/24")
+    client = LocalEndpointSpec(
+        "net-c", "net", "c", "10.1.0.1/24", mac_from_ip("10.1.0.1"), netns=the_lab.client
+    )
+
+    def snap(*backends: str) -> OverlaySnapshot:
+        return OverlaySnapshot({"net": (net, 4097)}, (client,), (), (web(*backends),))
+
+    lb = LinuxLoadBalancer()
+    driver = DatapathDriver(
+        "lbd", "192.0.2.11", datapath=MemoryDatapath("lbd"), lb=lb, debounce=0.05, startup_grace=0.0
+    )
+    b1, b2, b3 = the_lab.backend_ips
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        driver.update(snap(b1, b2, b3))
+        with trio.fail_after(30):
+            while driver.stats["lb_reconciles"] < 1:
+                await trio.sleep(0.02)
+        seen = await trio.to_thread.run_sync(the_lab.connect_many, 30)
+        assert set(seen) == {"b1", "b2", "b3"}, seen
+        driver.update(snap(b3))
+        with trio.fail_after(30):
+            while driver.stats["lb_netlink_commits"] < 1:
+                await trio.sleep(0.02)
+        assert await trio.to_thread.run_sync(the_lab.connect_many, 10) == {"b3": 10}
+        assert driver.stats["lb_errors"] == 0
+        nursery.cancel_scope.cancel()
+    lb.close()
+
+
+def test_a_vip_outside_the_subnet_needs_a_route_and_a_default_route_does(the_lab: Lab) -> None:
+    lb = LinuxLoadBalancer()
+    reconcile(lb, desired(the_lab, web(*the_lab.backend_ips, vip="10.7.0.100")))
+    assert the_lab.connect_many(1, vip="10.7.0.100") == {"!OSError": 1}  # ENETUNREACH: no rule is consulted
+    subprocess.run(
+        ["ip", "-n", the_lab.client, "route", "add", "default", "via", "10.1.0.254"], check=True, timeout=10
+    )
+    seen = the_lab.connect_many(9, vip="10.7.0.100")  # the gateway need not even exist
+    assert sum(seen.values()) == 9 and set(seen) <= {"b1", "b2", "b3"}, seen

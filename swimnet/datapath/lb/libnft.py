@@ -3,14 +3,16 @@
 Rules:
 - a context's netlink socket is opened by `nft_ctx_new`, in the network namespace of the
   calling thread, and stays there: make and use contexts inside the namespace (see
-  swimnet.datapath.nsthread); a context per reconcile of a namespace, closed after it, so
-  no socket keeps a dead container's namespace alive;
+  swimnet.datapath.nsthread; libnftables also opens rtnetlink sockets of its own, in the
+  calling thread's namespace, to name interfaces); swimnet.datapath.lb.linux keeps one
+  context per namespace and says when it is closed;
 - `nft_ctx_new` calls exit() when it cannot open that socket (nf_tables missing): a
   NETLINK_NETFILTER socket is tried first, and its failure raised as NftUnavailable;
-- scripts go in as text: nft 1.0.6's JSON parser rejects the `typeof ... numgen` map
-  ("variable sized data types (integer) in concat") and crashed the process (SIGSEGV) on
-  the `dnat ... map` rule, measured in benchmarks/bench_services.py; listings come out
-  as JSON (`-j -t list ruleset ip`: terse, so no set elements, 0.5 ms even with 5,000);
+- scripts go in as text: nft 1.0.6's JSON parser refuses our backend maps ("Invalid map
+  type 'ipv4_addr . inet_service'", benchmarks/bench_services.py), and with an earlier
+  `typeof` layout it crashed the process (SIGSEGV) on the `dnat ... map` rule, which
+  in-process would take the agent down; listings come out as JSON (`-j -t list ruleset
+  ip`: terse, so no set elements: ~1 ms however many there are);
 - libnftables keeps some global state (its interface cache): every call holds one lock;
 - a script runs as one transaction (nft's batch): NftError carries nft's error text and
   nothing of the script happened.

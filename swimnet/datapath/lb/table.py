@@ -22,12 +22,22 @@ Rules:
 - traffic to a VIP starts in the container itself, so DNAT hooks `output` (type nat,
   priority -100, dstnat); the kernel re-routes the rewritten packet to the backend, and
   conntrack un-NATs the replies, so neither an address for the VIP nor masquerade is needed;
+- what a client container needs: a route to the VIP before DNAT (the output hook runs
+  after the first routing decision; without one, connect() fails with ENETUNREACH and
+  no rule is consulted). A VIP inside its network's subnet (which the agent requires) is
+  covered by the on-link route of the container's overlay interface, so nothing else is
+  needed: the packet never leaves with the VIP as destination (no ARP for it), and the
+  backends are reached through that interface, the sandbox bridge and the VXLAN device
+  the FDB datapath programs. A VIP outside every attached subnet would need a route (a
+  default route via the network's gateway does);
 - spreading is `numgen random mod N` (kube-proxy's nftables mode does the same): stateless,
   even in expectation for every N; `numgen inc` keeps one counter per rule, and a pick-N
   rule is shared by every frontend with N backends, so it would not be round robin per
   service anyway;
 - only the first packet of a connection traverses nat chains: an established connection
-  keeps its backend (its conntrack entry) whatever the maps say later;
+  keeps its backend (its conntrack entry) whatever the maps say later; for UDP that also
+  means a flow to a removed backend lives as long as its conntrack entry is refreshed
+  (kube-proxy deletes such entries; not done here);
 - a VIP packet no frontend translated (a port the service does not publish, a frontend
   without backends) is rejected at `filter-output` (priority 0, after DNAT: translated
   packets no longer carry the VIP), so clients fail at once instead of waiting for ARP;
