@@ -262,3 +262,17 @@ def test_a_vip_outside_the_subnet_needs_a_route_and_a_default_route_does(the_lab
     )
     seen = the_lab.connect_many(9, vip="10.7.0.100")  # the gateway need not even exist
     assert sum(seen.values()) == 9 and set(seen) <= {"b1", "b2", "b3"}, seen
+
+
+def test_scaling_past_the_standing_pick_chains_and_back(the_lab: Lab) -> None:
+    lb = LinuxLoadBalancer()
+    many = desired(the_lab, web(*the_lab.backend_ips, *(f"10.1.0.{i}" for i in range(50, 60))))
+    reconcile(lb, desired(the_lab, web(*the_lab.backend_ips)))
+    assert reconcile(lb, many) == "nft"  # new chains pick-13, slot-8..12, maps: one script
+    assert converged(lb, the_lab, many) and lb.reconcile(many).changed == 0
+    assert "pick-13" in nft(the_lab.client, "list", "chains", "ip")
+    few = desired(the_lab, web(*the_lab.backend_ips))
+    assert reconcile(lb, few) == "nft" and converged(lb, the_lab, few)
+    listed = nft(the_lab.client, "list", "table", "ip", "swimnet")
+    assert "pick-13" not in listed and "backend-8" not in listed and "slot-12" not in listed
+    assert set(the_lab.connect_many(12)) <= {"b1", "b2", "b3"}

@@ -121,7 +121,8 @@ def test_the_table_layout_of_a_ruleset() -> None:
     wide = spec("wide", "10.1.0.102", tuple(f"10.1.1.{i}" for i in range(1, 21)))
     many = table_for(rulesets([wide], [("net", "c1")])["c1"])
     assert many is not None and "pick-20" in many.chains and "pick-21" not in many.chains
-    assert "slot-19" in many.chains and backend_map(19) in many.sets
+    assert "pick-19" not in many.chains and "pick-8" in many.chains  # above 8: counts in use only
+    assert "slot-19" in many.chains and backend_map(19) in many.sets and "slot-20" not in many.chains
 
 
 def test_element_bytes_are_the_kernels_layout_and_read_back() -> None:

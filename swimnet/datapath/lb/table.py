@@ -41,8 +41,10 @@ Rules:
 - a VIP packet no frontend translated (a port the service does not publish, a frontend
   without backends) is rejected at `filter-output` (priority 0, after DNAT: translated
   packets no longer carry the VIP), so clients fail at once instead of waiting for ARP;
-- chains pick-1..pick-M and slot-0..slot-(M-1) and maps backend-0..backend-(M-1) exist
-  whatever the frontends, so a service scaling within that range changes elements only;
+- chains pick-1..pick-PICK_MIN, slot-0..slot-(M-1) and maps backend-0..backend-(M-1)
+  exist whatever the frontends, so a service scaling within that range changes elements
+  only; above PICK_MIN, pick-N exists only for the counts in use (pick-N holds an N-arm
+  vmap: every count up to 500 would be 125,000 anonymous elements);
 - every set is declared with `type`, none with `typeof`: nft 1.0.6 cannot evaluate a rule
   against a `typeof` map it reads back from the kernel whose data is `ip daddr . th dport`
   ("conflicting protocols specified: tcp vs. th"), which made every incremental rule
@@ -316,8 +318,8 @@ def table_for(ruleset: Ruleset) -> TableState | None:
     """The table a namespace with `ruleset` should hold; None when it should hold none."""
     if ruleset.empty:
         return None
-    largest = max((len(targets) for _, targets in ruleset.frontends), default=0)
-    slots = max(PICK_MIN, largest)
+    counts = {len(targets) for _, targets in ruleset.frontends}
+    slots = max(PICK_MIN, *counts) if counts else PICK_MIN
     services: dict[Key, Data] = {}
     backends: list[dict[Key, Data]] = [{} for _ in range(slots)]
     for frontend, targets in ruleset.frontends:
@@ -333,7 +335,8 @@ def table_for(ruleset: Ruleset) -> TableState | None:
         sets[backend_map(slot)] = BACKEND_DECL
         elements[backend_map(slot)] = backends[slot]
         chains[slot_chain(slot)] = Chain(REGULAR, (slot_rule(slot),))
-        chains[pick_chain(slot + 1)] = Chain(REGULAR, (pick_rule(slot + 1),))
+    for n in sorted(set(range(1, PICK_MIN + 1)) | counts - {0}):
+        chains[pick_chain(n)] = Chain(REGULAR, (pick_rule(n),))
     return TableState(sets=sets, chains=chains, elements=elements)
 
 
