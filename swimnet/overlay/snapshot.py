@@ -25,6 +25,7 @@ them: both depend on this module, not on each other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -46,9 +47,18 @@ class LocalEndpointSpec:
     ifname: str = "eth0"
 
 
+def _ports(ports: Iterable[Iterable[Any]]) -> tuple[tuple[str, int, int], ...]:
+    return tuple((str(p), int(published), int(target)) for p, published, target in ports)
+
+
+def _strings(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class ServiceSpec:
-    """A service of one network with its visible backends (see the module rules)."""
+    """A service of one network with its visible backends (see the module rules); hashable
+    whatever sequences it is given (the load balancer memoises on it)."""
 
     network: str
     name: str
@@ -56,9 +66,9 @@ class ServiceSpec:
     """None in dnsrr mode."""
     mode: str
     """"vip" or "dnsrr"."""
-    ports: tuple[tuple[str, int, int], ...]
+    ports: tuple[tuple[str, int, int], ...] = attrs.field(converter=_ports)
     """(protocol, published port, target port)."""
-    backends: tuple[str, ...]
+    backends: tuple[str, ...] = attrs.field(converter=_strings)
     """IPv4 addresses (no prefix) of the visible backends."""
 
 

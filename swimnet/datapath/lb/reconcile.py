@@ -1,8 +1,10 @@
 """One namespace's reconcile: dump -> pure diff -> apply, shared by both load balancers.
 
 Rules:
-- the kernel (or the in-memory table) is dumped every time; nothing an earlier reconcile
-  did is trusted, so hand-made changes are undone and a restarted agent removes exactly
+- every reconcile starts from `dump()`: what the kernel (or the in-memory table) holds
+  now, never what an earlier reconcile meant to do (the Linux dump answers from a state it
+  read or committed only while the kernel's ruleset generation attests that nothing has
+  changed since), so hand-made changes are undone and a restarted agent removes exactly
   what it no longer wants in the namespaces it reconciles;
 - a plan is applied whole, as one transaction, or not at all;
 - `keep_existing` (the driver's startup grace) leaves a namespace that already has our
@@ -32,6 +34,9 @@ from swimnet.datapath.lb.ops import (
     element_count,
 )
 from swimnet.datapath.lb.table import TableState, table_for
+
+EMPTY = Ruleset()
+CONFLICT_ATTEMPTS = 3
 
 
 def reconcile_one(
@@ -63,10 +68,6 @@ def reconcile_one(
         message = str(exc) if isinstance(exc, ApplyFailed) else f"{type(exc).__name__}: {exc}"
         return NsOutcome(netns, error=message)
     return NsOutcome(netns, len(plan), element_count(plan), path)
-
-
-EMPTY = Ruleset()
-CONFLICT_ATTEMPTS = 3
 
 
 def reconcile_all(
