@@ -14,6 +14,7 @@ SUITES = {
     "topology": "benchmarks.bench_topology",
     "tables": "benchmarks.bench_tables",
     "datapath": "benchmarks.bench_datapath",
+    "services": "benchmarks.bench_services",
     "soak": "benchmarks.bench_soak",
     "fuzz": "benchmarks.bench_fuzz",
 }

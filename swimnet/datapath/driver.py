@@ -50,6 +50,10 @@ Rules:
   call is never abandoned half-way when the caller is cancelled;
 - the driver knows datapaths only through the `Datapath` protocol (dump, apply, attach,
   attached, detach): it imports no kernel library; the caller chooses the datapath;
+- with a load balancer (`lb=`, the `swimnet.datapath.lb.LoadBalancer` protocol), every
+  reconcile also brings the VIP rules of each attached container namespace to the
+  snapshot's services (swimnet.datapath.lb.sync: after the FDB, same snapshot, its own
+  `lb_*` stats; the startup grace leaves existing tables alone);
 - input is `swimnet.overlay`'s snapshot values (what the agent computes from its tables);
   log lines carry structured fields (`swimnet.logfields`) on the logger given (default
   `swimnet.datapath.driver`);
@@ -77,6 +81,8 @@ import trio
 
 from swimnet.datapath import names as dp_names
 from swimnet.datapath.diff import diff
+from swimnet.datapath.lb.ops import LoadBalancer
+from swimnet.datapath.lb.sync import LbPass, LbSync
 from swimnet.datapath.model import (
     FLOOD_MAC,
     DesiredState,
@@ -100,6 +106,7 @@ from swimnet.datapath.watch import Change, Lost, Watch, drifted
 from swimnet.errors import ConfigError, DatapathError, LocalProtocolError, SwimnetError
 from swimnet.logfields import event
 from swimnet.overlay import LocalEndpointSpec, NetworkRecord, OverlaySnapshot
+from swimnet.overlay.snapshot import ServiceSpec
 
 LOGGER = "swimnet.datapath.driver"
 T = TypeVar("T")
@@ -115,6 +122,8 @@ class _Plan:
     desired: DesiredState
     locals: tuple[LocalEndpoint, ...]
     """The local endpoints `desired` was computed from (attach and re-attach need them)."""
+    services: tuple[ServiceSpec, ...] = ()
+    """The snapshot's services (the load balancer's input)."""
 
 
 @attrs.frozen
@@ -125,6 +134,8 @@ class _Reconciled:
     result: ApplyResult
     deferred: int = 0
     """Removals held back during the startup grace."""
+    lb: LbPass | None = None
+    """The load balancing pass (None without a load balancer)."""
 
 
 def network_spec(name: str, record: NetworkRecord, vni: int) -> NetworkSpec:
@@ -165,6 +176,7 @@ class DatapathDriver:
         threads: bool = True,
         watch: bool = True,
         log: logging.Logger | None = None,
+        lb: LoadBalancer | None = None,
     ) -> None:
         dp_names.check_tag(node_tag)
         if not reconcile_interval > 0:
@@ -207,6 +219,7 @@ class DatapathDriver:
         self._desired: DesiredState | None = None
         """The desired state of the latest plan (what changes are judged against)."""
         self._writing = 0
+        self._lb = LbSync(lb, self.stats, self.log) if lb is not None else None
 
     # -- the agent's interface ----------------------------------------------------------
 
@@ -443,7 +456,7 @@ class DatapathDriver:
             )
         except ConfigError as exc:
             raise DatapathError(f"the overlay cannot be programmed: {exc}") from exc
-        return _Plan(desired, tuple(locals_))
+        return _Plan(desired, tuple(locals_), snapshot.services if snapshot is not None else ())
 
     def _invalid(self, message: str) -> None:
         """Count and log a skipped value once (plans are recomputed on every reconcile)."""
@@ -472,10 +485,11 @@ class DatapathDriver:
         self.stats["op_errors"] += len(done.result.errors)
         self.stats["errors"] += len(done.result.errors)
         self.stats["deletes_deferred"] += done.deferred
+        lb_deferred = done.lb is not None and done.lb.deferred > 0
         if only is None:
-            self._deferred = done.deferred > 0
+            self._deferred = done.deferred > 0 or lb_deferred
         else:
-            self._deferred = self._deferred or done.deferred > 0
+            self._deferred = self._deferred or done.deferred > 0 or lb_deferred
             self.stats["event_reconciles"] += 1
             if done.ops:
                 self.stats["repairs_from_events"] += 1
@@ -513,7 +527,7 @@ class DatapathDriver:
             if not expected:
                 self.log.warning("datapath: unexpected reconcile failure", exc_info=exc)
             return False
-        return done.result.ok
+        return done.result.ok and (done.lb is None or done.lb.ok)
 
     def _reconcile_sync(self, plan: _Plan, hold_deletes: bool, only: frozenset[str] | None) -> _Reconciled:
         desired = plan.desired
@@ -543,7 +557,14 @@ class DatapathDriver:
                     self._reattach(box, ep)
         if watch is not None:
             watch.track(desired.sandboxes)  # and the sandboxes just made
-        return _Reconciled(plan, tuple(ops), result, deferred)
+        return _Reconciled(plan, tuple(ops), result, deferred, self._balance(plan, hold_deletes))
+
+    def _balance(self, plan: _Plan, hold: bool) -> LbPass | None:
+        """The load balancing pass (see swimnet.datapath.lb.sync)."""
+        if self._lb is None:
+            return None
+        attached = [(ep.network, ep.netns) for ep in plan.locals if ep.netns != UNATTACHED]
+        return self._lb.sync(plan.services, attached, hold=hold)
 
     def _reattach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         try:
