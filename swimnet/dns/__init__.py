@@ -9,7 +9,7 @@ Pure parts (exported here, no I/O):
     handle(data, view, ("front",), rng)           # bytes -> Respond | Relay | Ignore
     resolve(view, ("front",), "tasks.web", "A")   # what a container on front would get
 
-The server side (trio; import `swimnet.dns.server` / `swimnet.dns.pool`):
+The I/O side (import `swimnet.dns.server`, `.pool`, `.upstream`; trio, sockets, files):
 `ResolverService` serves 127.0.0.11:53 UDP+TCP inside one container namespace and relays
 other names to the host's resolvers; `ResolverPool` runs one per namespace for the agent,
 from the first attached endpoint to the last.
@@ -34,7 +34,6 @@ from swimnet.dns.names import (
     ServiceRow,
     build_view,
 )
-from swimnet.dns.upstream import Upstreams, parse_resolv_conf
 
 __all__ = [
     "DNS_ADDRESS",
@@ -56,11 +55,9 @@ __all__ = [
     "ResolverConfig",
     "Respond",
     "ServiceRow",
-    "Upstreams",
     "answer",
     "build_view",
     "handle",
     "lookup",
-    "parse_resolv_conf",
     "resolve",
 ]

@@ -117,7 +117,7 @@ def handle(
         decided = _fast(data, simple, view, networks, rng, tcp, ttl)
         if decided is not None:
             return decided
-    return _slow(data, view, networks, rng, tcp, ttl)
+    return slow_path(data, view, networks, rng, tcp, ttl)
 
 
 def _fast(
@@ -132,7 +132,7 @@ def _fast(
     found = lookup(view, networks, query.key, query.qtype, rng)
     limit = MAX_TCP_MESSAGE if tcp else udp_limit(query.payload)
     if found.outcome is Outcome.FORWARD:
-        return Relay(data, query.question.lower(), limit, query.edns, qtype_label(query.qtype))
+        return Relay(data, fold_question(query.question), limit, query.edns, qtype_label(query.qtype))
     wire = fastpath.build(query, found, ttl, limit)
     if wire is None:
         return None
@@ -140,7 +140,7 @@ def _fast(
     return Respond(wire, qtype_label(query.qtype), rcode)
 
 
-def _slow(
+def slow_path(
     data: bytes,
     view: NamesView,
     networks: Sequence[str],
@@ -166,13 +166,13 @@ def _slow(
 def fit(message: dns.message.Message, limit: int, tcp: bool) -> tuple[bytes, bool]:
     """The message's bytes within `limit`, and whether it had to be truncated (TC set)."""
     try:
-        return message.to_wire(max_size=limit), False
+        return _wire(message, limit), False
     except dns.exception.TooBig:
         pass
     message.flags |= dns.flags.TC
     if not tcp or len(message.answer) != 1:
         message.answer, message.authority, message.additional = [], [], []
-        return message.to_wire(max_size=limit), True
+        return _wire(message, limit), True
     full = message.answer[0]
     items = list(full)
     low, high = 0, len(items)  # low fits, high does not
@@ -180,12 +180,18 @@ def fit(message: dns.message.Message, limit: int, tcp: bool) -> tuple[bytes, boo
         mid = (low + high) // 2
         message.answer = [_subset(full, items[:mid])]
         try:
-            message.to_wire(max_size=limit)
+            _wire(message, limit)
             low = mid
         except dns.exception.TooBig:
             high = mid
     message.answer = [_subset(full, items[:low])] if low else []
-    return message.to_wire(max_size=limit), True
+    return _wire(message, limit), True
+
+
+def _wire(message: dns.message.Message, limit: int) -> bytes:
+    # dnspython shuffles rdata with the global `random` unless told not to: the order is
+    # the lookup's (our injected rng), so replies are reproducible from a seed
+    return message.to_wire(max_size=limit, want_shuffle=False)
 
 
 def _subset(full: dns.rrset.RRset, items: list[dns.rdata.Rdata]) -> dns.rrset.RRset:
@@ -199,13 +205,18 @@ def _subset(full: dns.rrset.RRset, items: list[dns.rdata.Rdata]) -> dns.rrset.RR
 # -- relayed queries ----------------------------------------------------------------------
 
 
+def fold_question(question: bytes) -> bytes:
+    """An uncompressed question section with its name lower-cased (type and class kept)."""
+    return question[:-4].lower() + question[-4:]
+
+
 def upstream_reply(reply: bytes, relay: Relay, sent_id: bytes) -> bytes | None:
     """The upstream's reply with the client's id put back, None if it does not answer
     the query we sent (wrong id, not a response, another question, too short)."""
     end = HEADER_SIZE + len(relay.question)
     if len(reply) < end or reply[:2] != sent_id or not reply[2] & _QR:
         return None
-    if reply[4:6] != b"\x00\x01" or reply[HEADER_SIZE:end].lower() != relay.question:
+    if reply[4:6] != b"\x00\x01" or fold_question(reply[HEADER_SIZE:end]) != relay.question:
         return None
     return relay.query[:2] + reply[2:]
 
@@ -234,6 +245,6 @@ def servfail(relay: Relay) -> bytes:
     data = relay.query
     flags = 0x8000 | ((data[2] & 0x79) << 8) | 0x0080 | SERVFAIL
     end = HEADER_SIZE + len(relay.question)
-    if data[HEADER_SIZE:end].lower() != relay.question:  # a compressed question: no echo
+    if fold_question(data[HEADER_SIZE:end]) != relay.question:  # compressed: no echo
         return data[:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
     return data[:2] + struct.pack("!HHHHH", flags, 1, 0, 0, 0) + data[HEADER_SIZE:end]

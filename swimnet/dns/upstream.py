@@ -25,7 +25,7 @@ def parse_resolv_conf(text: str) -> tuple[str, ...]:
     found: list[str] = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 2 or fields[0] != "nameserver":
+        if len(fields) < 2 or fields[0] != "nameserver" or "%" in fields[1]:
             continue
         try:
             address = str(ipaddress.ip_address(fields[1]))

@@ -138,9 +138,11 @@ def in_thread(fn: Any, *args: Any) -> Any:
 class StubUpstream:
     """A tiny authoritative-ish server on `address`:53 (see the module rules)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 53) -> None:
         a, b, c = secrets.randbelow(200) + 20, secrets.randbelow(250) + 1, secrets.randbelow(250) + 2
         self.address = f"127.{a}.{b}.{c}"
+        self.port = port
+        """53 (what resolv.conf implies), or 0: a free port, known after `serve` started."""
         self.seen: Counter[str] = Counter()
 
     def reply(self, data: bytes, tcp: bool) -> bytes | None:
@@ -167,8 +169,9 @@ class StubUpstream:
         tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         with udp, tcp:
-            await udp.bind((self.address, 53))
-            await tcp.bind((self.address, 53))
+            await udp.bind((self.address, self.port))
+            self.port = udp.getsockname()[1]
+            await tcp.bind((self.address, self.port))
             tcp.listen(16)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._udp, udp)

@@ -34,9 +34,10 @@ from dns_lab import (
 )
 from pyroute2 import IPRoute
 
-from swimnet.dns import DnsMetrics, NamesIndex, ResolverConfig, Upstreams
+from swimnet.dns import DnsMetrics, NamesIndex, ResolverConfig
 from swimnet.dns.names import EndpointRow, NetworkRecords, ServiceRow
 from swimnet.dns.server import ResolverError, ResolverService, open_resolver
+from swimnet.dns.upstream import Upstreams
 from swimnet.overlay.model import ServiceRecord
 
 _reason = probe()
