@@ -15,6 +15,8 @@ SUITES = {
     "tables": "benchmarks.bench_tables",
     "datapath": "benchmarks.bench_datapath",
     "soak": "benchmarks.bench_soak",
+    "dns": "benchmarks.bench_dns",
+    "dnsfuzz": "benchmarks.bench_dnsfuzz",
 }
 
 
