@@ -40,7 +40,6 @@ from pyroute2 import netns as pr_netns
 from benchmarks.common import out_dir, percentile, write_json
 from swimnet.dns import DnsMetrics, NamesIndex, ResolverConfig, handle
 from swimnet.dns.exchange import slow_path
-from swimnet.dns.limits import DEFAULT_TTL
 from swimnet.dns.names import EndpointRow, NetworkRecords, ServiceRow
 from swimnet.dns.server import open_resolver
 from swimnet.dns.upstream import Upstreams
@@ -111,7 +110,7 @@ def decision_rate(n: int, count: int) -> dict[str, float]:
         start = time.perf_counter()
         slow = count // 10
         for i in range(slow):
-            slow_path(wires[i % 1000], view, (NETWORK,), rng, False, DEFAULT_TTL)
+            slow_path(wires[i % 1000], view, (NETWORK,), rng, False)
         out[f"dnspython_path_{label}_qps"] = round(slow / (time.perf_counter() - start))
     return out
 

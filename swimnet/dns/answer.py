@@ -35,7 +35,7 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 
-from swimnet.dns.limits import DEFAULT_TTL, OUR_PAYLOAD
+from swimnet.dns.limits import DEFAULT_POLICY, DEFAULT_TTL, OUR_PAYLOAD, Policy
 from swimnet.dns.lookup import AAAA, Lookup, Outcome, lookup
 from swimnet.dns.lookup import A as TYPE_A
 from swimnet.dns.names import NamesView
@@ -113,7 +113,7 @@ def answer(
     networks: Sequence[str],
     rng: random.Random,
     *,
-    ttl: int = DEFAULT_TTL,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Reply | Forward:
     """The reply to `query` from a container attached to `networks`, or FORWARD."""
     if query.opcode() != dns.opcode.QUERY:
@@ -128,10 +128,12 @@ def answer(
     key = query_key(question.name)
     if key is None:
         return FORWARD
-    found = lookup(view, networks, key, int(question.rdtype), rng)
+    found = lookup(
+        view, networks, key, int(question.rdtype), rng, forward_single_label=policy.forward_single_label
+    )
     if found.outcome is Outcome.FORWARD:
         return FORWARD
-    return build_reply(query, found, ttl)
+    return build_reply(query, found, policy.ttl)
 
 
 @attrs.frozen
@@ -152,6 +154,7 @@ def resolve(
     qtype: str | int = "A",
     *,
     rng: random.Random | None = None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Resolution:
     """Answer (name, qtype) as a container attached to `network_names` would (pure).
 
@@ -163,7 +166,7 @@ def resolve(
         query = dns.message.make_query(dns.name.from_text(name), rdtype)
     except Exception as exc:  # dnspython raises its own tree for bad text
         raise ValueError(f"{name!r} {qtype!r}: {exc}") from None
-    result = answer(query, view, network_names, rng or random.Random(0))
+    result = answer(query, view, network_names, rng or random.Random(0), policy=policy)
     if isinstance(result, Forward):
         return Resolution("FORWARD", (), True)
     message = result.message

@@ -37,11 +37,12 @@ import dns.rrset
 from swimnet.dns import fastpath
 from swimnet.dns.answer import Forward, answer
 from swimnet.dns.limits import (
-    DEFAULT_TTL,
+    DEFAULT_POLICY,
     HEADER_SIZE,
     MAX_QUERY_SIZE,
     MAX_TCP_MESSAGE,
     OUR_PAYLOAD,
+    Policy,
     udp_limit,
 )
 from swimnet.dns.lookup import Outcome, lookup
@@ -100,7 +101,7 @@ def handle(
     rng: random.Random,
     *,
     tcp: bool = False,
-    ttl: int = DEFAULT_TTL,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Respond | Relay | Ignore:
     """The server's decision for one received message (see the module rules)."""
     size = len(data)
@@ -114,10 +115,10 @@ def handle(
         return Respond(header_reply(data, NOTIMP), "unknown", "NOTIMP")
     simple = fastpath.parse(data)
     if simple is not None:
-        decided = _fast(data, simple, view, networks, rng, tcp, ttl)
+        decided = _fast(data, simple, view, networks, rng, tcp, policy)
         if decided is not None:
             return decided
-    return slow_path(data, view, networks, rng, tcp, ttl)
+    return slow_path(data, view, networks, rng, tcp, policy)
 
 
 def _fast(
@@ -127,13 +128,15 @@ def _fast(
     networks: Sequence[str],
     rng: random.Random,
     tcp: bool,
-    ttl: int,
+    policy: Policy,
 ) -> Respond | Relay | None:
-    found = lookup(view, networks, query.key, query.qtype, rng)
+    found = lookup(
+        view, networks, query.key, query.qtype, rng, forward_single_label=policy.forward_single_label
+    )
     limit = MAX_TCP_MESSAGE if tcp else udp_limit(query.payload)
     if found.outcome is Outcome.FORWARD:
         return Relay(data, fold_question(query.question), limit, query.edns, qtype_label(query.qtype))
-    wire = fastpath.build(query, found, ttl, limit)
+    wire = fastpath.build(query, found, policy.ttl, limit)
     if wire is None:
         return None
     rcode = "NXDOMAIN" if found.outcome is Outcome.NXDOMAIN else "NOERROR"
@@ -146,7 +149,7 @@ def slow_path(
     networks: Sequence[str],
     rng: random.Random,
     tcp: bool,
-    ttl: int,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Respond | Relay:
     try:
         query = dns.message.from_wire(data)
@@ -154,7 +157,7 @@ def slow_path(
         return Respond(header_reply(data, FORMERR), "unknown", "FORMERR", malformed=type(exc).__name__)
     qtype = qtype_label(int(query.question[0].rdtype)) if len(query.question) == 1 else "unknown"
     limit = MAX_TCP_MESSAGE if tcp else udp_limit(query.payload if query.edns >= 0 else None)
-    result = answer(query, view, networks, rng, ttl=ttl)
+    result = answer(query, view, networks, rng, policy=policy)
     if isinstance(result, Forward):
         q = query.question[0]
         question = q.name.to_digestable() + struct.pack("!HH", q.rdtype, q.rdclass)

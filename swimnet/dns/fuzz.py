@@ -31,7 +31,7 @@ import dns.name
 
 from swimnet.dns import fastpath
 from swimnet.dns.exchange import Ignore, Relay, Respond, handle, slow_path
-from swimnet.dns.limits import DEFAULT_TTL, MAX_TCP_MESSAGE, MAX_UDP_REPLY, udp_limit
+from swimnet.dns.limits import DEFAULT_POLICY, MAX_TCP_MESSAGE, MAX_UDP_REPLY, Policy, udp_limit
 from swimnet.dns.names import NamesView
 
 _INTERESTING = (0x00, 0x01, 0x3F, 0x40, 0x7F, 0x80, 0xC0, 0xC0, 0xFF)
@@ -138,10 +138,11 @@ def check(
     *,
     tcp: bool = False,
     differential: bool = True,
+    policy: Policy = DEFAULT_POLICY,
 ) -> Respond | Relay | Ignore:
     """Handle `data` and assert the module's invariants (FuzzFailure otherwise)."""
     try:
-        out = handle(data, view, networks, random.Random(seed), tcp=tcp)
+        out = handle(data, view, networks, random.Random(seed), tcp=tcp, policy=policy)
     except Exception as exc:
         raise FuzzFailure(f"handle raised {exc!r}", data) from exc
     if isinstance(out, Respond):
@@ -165,7 +166,7 @@ def check(
     elif not isinstance(out, Ignore):
         raise FuzzFailure(f"unknown outcome {out!r}", data)
     if differential and fastpath.parse(data) is not None:
-        slow = slow_path(data, view, networks, random.Random(seed), tcp, DEFAULT_TTL)
+        slow = slow_path(data, view, networks, random.Random(seed), tcp, policy)
         if slow != out:
             raise FuzzFailure(f"fast path {out!r} != dnspython path {slow!r}", data)
     return out

@@ -29,6 +29,19 @@ MAX_QUERY_SIZE = 4096
 MAX_TCP_MESSAGE = 65535
 
 
+@attrs.frozen
+class Policy:
+    """How names are answered (the pure functions take it; the server from its config)."""
+
+    ttl: int = DEFAULT_TTL
+    forward_single_label: bool = False
+    """Forward unknown single-label names upstream (Docker does); by default they are
+    NXDOMAIN here: no container name leaks upstream, a removed name is NXDOMAIN at once."""
+
+
+DEFAULT_POLICY = Policy()
+
+
 def udp_limit(payload: int | None) -> int:
     """The largest UDP reply for a client that advertised `payload` (None: no EDNS)."""
     if payload is None:
@@ -43,6 +56,8 @@ class ResolverConfig:
     address: str = DNS_ADDRESS
     port: int = DNS_PORT
     ttl: int = DEFAULT_TTL
+    forward_single_label: bool = False
+    """See `Policy.forward_single_label`."""
     forward_timeout: float = 2.0
     """Budget for one relayed query, all upstreams together; then SERVFAIL."""
     max_forwards: int = 64
@@ -55,3 +70,7 @@ class ResolverConfig:
     """Give lo the listen address if missing (and remove it again at stop)."""
     netns_etc: str | None = "/etc/netns"
     """Root of `ip netns exec`'s per-namespace /etc (None: write no resolv.conf)."""
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.ttl, self.forward_single_label)

@@ -10,6 +10,8 @@ Rules (the asking container is attached to `networks`, in order):
   `NAME.NETWORK` answers NAME from that attached network (Docker's qualified form);
 - a name only another network has (bare or qualified) is NXDOMAIN: a container sees the
   names of its own networks only, and another network's names never leave for upstream;
+- an unknown single-label name (no dot) is NXDOMAIN unless `forward_single_label` (then,
+  like every unknown name, FORWARD); `localhost` is always left to upstream;
 - a name with no address at all is NXDOMAIN; A answers the IPv4 addresses, AAAA the IPv6
   ones, ANY both; a known name asked for a type it has no records of is NODATA (ANSWER with
   no records: NOERROR, empty answer);
@@ -106,7 +108,13 @@ def _in_network(qname: str, index: NetworkIndex) -> NameEntry | None:
 
 
 def lookup(
-    view: NamesView, networks: Sequence[str], qname: str, qtype: int, rng: random.Random
+    view: NamesView,
+    networks: Sequence[str],
+    qname: str,
+    qtype: int,
+    rng: random.Random,
+    *,
+    forward_single_label: bool = False,
 ) -> Lookup:
     """What the container attached to `networks` gets for (qname, qtype); see the rules."""
     if not qname:
@@ -126,6 +134,8 @@ def lookup(
     for name, index in view.networks.items():
         if name not in mine and _in_network(qname, index) is not None:
             return NXDOMAIN
+    if not forward_single_label and "." not in qname and qname != "localhost":
+        return NXDOMAIN
     return FORWARD
 
 

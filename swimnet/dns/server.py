@@ -86,6 +86,7 @@ class ResolverService:
         self.upstreams = upstreams or Upstreams()
         self.metrics = metrics or DnsMetrics()
         self.rng = rng or random.Random()
+        self.policy = self.config.policy
         self._scope: trio.CancelScope | None = None
         self._stop_requested = False
         self._stopped = trio.Event()
@@ -192,7 +193,7 @@ class ResolverService:
 
     def _datagram(self, data: bytes, addr: Any, sock: socket.socket, nursery: trio.Nursery) -> None:
         try:
-            outcome = handle(data, self.view(), self.networks(), self.rng, ttl=self.config.ttl)
+            outcome = handle(data, self.view(), self.networks(), self.rng, policy=self.policy)
         except Exception:
             self.metrics.dropped["internal_error"] += 1
             log.exception("dns: query handling failed")
@@ -291,7 +292,7 @@ class ResolverService:
 
     async def _tcp_reply(self, frame: bytes) -> bytes | None:
         try:
-            outcome = handle(frame, self.view(), self.networks(), self.rng, tcp=True, ttl=self.config.ttl)
+            outcome = handle(frame, self.view(), self.networks(), self.rng, tcp=True, policy=self.policy)
         except Exception:
             self.metrics.dropped["internal_error"] += 1
             log.exception("dns: query handling failed")

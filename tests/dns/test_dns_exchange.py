@@ -151,7 +151,7 @@ def test_the_fast_path_writes_what_dnspython_writes(
     data[2:4] = struct.pack("!H", flags & 0x07FF)  # QR and opcode clear; any other flag
     data = bytes(data)
     fast = handle(data, VIEW, networks, random.Random(seed), tcp=tcp)
-    slow = slow_path(data, VIEW, networks, random.Random(seed), tcp, DEFAULT_TTL)
+    slow = slow_path(data, VIEW, networks, random.Random(seed), tcp)
     assert fast == slow
     if parse(data) is None:
         assert flags & 0x0200 or rdtype not in FAST_TYPES or name == "" or "\\" in name

@@ -37,7 +37,7 @@ def net(kind: ChangeKind, name: str, subnet: str) -> TableChange:
 
 def test_changes_appear_and_disappear_at_once() -> None:
     index = NamesIndex()
-    assert resolve(index.view(), ("front",), "web1").forwarded
+    assert resolve(index.view(), ("front",), "web1").rcode == "NXDOMAIN"
     index.apply(ep(CREATED, "e1", "web1", "10.1.0.2"))
     assert resolve(index.view(), ("front",), "web1").records == ("A 10.1.0.2",)
     index.apply(ep(UPDATED, "e1", "web1", "10.1.0.7"))
@@ -49,7 +49,7 @@ def test_changes_appear_and_disappear_at_once() -> None:
     index.apply(ep(DELETED, "e2", "web2", "10.1.0.3"))
     view = index.view()
     assert resolve(view, ("front",), "tasks.web").records == ("A 10.1.0.7",)
-    assert resolve(view, ("front",), "web2").forwarded
+    assert resolve(view, ("front",), "web2").rcode == "NXDOMAIN"
     index.apply(svc(DELETED, ServiceRecord("web", None, "dnsrr")))
     index.apply(ep(DELETED, "e1", "web1", "10.1.0.7"))
     assert index.view().networks == {}
@@ -91,7 +91,7 @@ def test_undecodable_values_are_counted_and_skipped() -> None:
     index.apply(TableChange(CREATED, "front", SERVICES_TABLE, "not-web", wrong_key.encode(), "node-a"))
     index.apply(TableChange(CREATED, CLUSTER_SCOPE, NETWORKS_TABLE, "front", b"??", "node-a"))
     assert index.undecodable == {PEERS_TABLE: 1, SERVICES_TABLE: 2, NETWORKS_TABLE: 1}
-    assert resolve(index.view(), ("front",), "web1").forwarded  # the bad update replaced it
+    assert resolve(index.view(), ("front",), "web1").rcode == "NXDOMAIN"  # the bad update replaced it
 
 
 class FakeTables:
@@ -121,7 +121,8 @@ def test_load_tables_replaces_everything() -> None:
     view = index.view()
     assert set(view.networks) == {"front"}
     assert sorted(resolve(view, ("front",), "tasks.rr").records) == ["A 10.1.0.2", "A 10.1.0.3"]
-    assert lookup(view, ("front",), "db", A, random.Random(0)).outcome is Outcome.FORWARD
+    assert lookup(view, ("front",), "db", A, random.Random(0)).outcome is Outcome.NXDOMAIN  # hidden
     assert index.records("front").subnet == "10.1.0.0/24"
     index.forget("front")
-    assert resolve(index.view(), ("front",), "web1").forwarded
+    assert resolve(index.view(), ("front",), "web1").rcode == "NXDOMAIN"
+    assert not resolve(index.view(), ("front",), "web1").records

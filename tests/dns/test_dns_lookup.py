@@ -8,6 +8,7 @@ import pytest
 from dns_fixtures import BACK, FRONT, endpoint, two_networks
 
 from swimnet.dns import build_view, resolve
+from swimnet.dns.limits import Policy
 from swimnet.dns.lookup import AAAA, ANY, PTR, A, Outcome, lookup, reverse_address
 from swimnet.dns.names import EndpointRow, NetworkRecords, ServiceRow, names_of
 from swimnet.overlay.model import ServiceRecord
@@ -28,8 +29,10 @@ CASES = [
     # a dnsrr service without a healthy backend: ours, NXDOMAIN
     (("front",), "empty", "A", "NXDOMAIN", [], False),
     (("front",), "tasks.empty", "A", "NXDOMAIN", [], False),
-    # a hidden endpoint is not answered (nobody in the view has that name)
-    (("front",), "db", "A", "FORWARD", [], True),
+    # a hidden endpoint is not answered: an unknown single-label name, NXDOMAIN here
+    (("front",), "db", "A", "NXDOMAIN", [], False),
+    (("front",), "nosuch", "AAAA", "NXDOMAIN", [], False),
+    (("front",), "localhost", "A", "FORWARD", [], True),
     # another network's names: NXDOMAIN, bare or qualified; never forwarded
     (("front",), "cache", "A", "NXDOMAIN", [], False),
     (("front",), "api", "A", "NXDOMAIN", [], False),
@@ -79,6 +82,15 @@ def test_case_table(
     assert (got.rcode, sorted(got.records), got.forwarded) == (rcode, records, forwarded)
 
 
+def test_single_label_names_can_be_left_to_upstream_as_docker_does() -> None:
+    docker = Policy(forward_single_label=True)
+    assert resolve(VIEW, ("front",), "db", "A", policy=docker).forwarded
+    assert resolve(VIEW, ("front",), "cache", "A", policy=docker).rcode == "NXDOMAIN"
+    assert resolve(VIEW, ("front",), "web1", "A", policy=docker).records == ("A 10.1.0.2",)
+    found = lookup(VIEW, ("front",), "nosuch", A, random.Random(0), forward_single_label=True)
+    assert found.outcome is Outcome.FORWARD
+
+
 def test_resolve_reports_the_network_and_kind() -> None:
     got = resolve(VIEW, ("front", "back"), "tasks.api", "A")
     assert (got.network, got.kind) == ("back", "tasks")
@@ -125,7 +137,7 @@ def test_hidden_service_rows_are_not_answered() -> None:
     services = tuple(ServiceRow(s.record, live=False) for s in FRONT.services)
     hidden = NetworkRecords("front", FRONT.subnet, FRONT.endpoints, services)
     view = build_view([hidden, BACK])
-    assert lookup(view, ("front",), "web", A, random.Random(0)).outcome is Outcome.FORWARD
+    assert lookup(view, ("front",), "web", A, random.Random(0)).outcome is Outcome.NXDOMAIN
     assert lookup(view, ("front",), "tasks.web", A, random.Random(0)).outcome is Outcome.FORWARD
     # the VIP's PTR went with it, but the address is still the network's
     assert lookup(view, ("front",), "100.0.1.10.in-addr.arpa", PTR, random.Random(0)).outcome is (
