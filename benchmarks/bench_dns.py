@@ -8,7 +8,9 @@ Measures (a view of N names: N endpoints ep0..epN-1 on one network, and a dnsrr 
   (benchmarks/dns_load.py) inside the same namespace: replies/s with W queries outstanding
   (target >= 10,000/s), and p50/p99 latency at 1,000 queries/s (target p99 <= 2 ms);
 - memory per 10,000 names: the view alone (from decoded records), and records + view as the
-  `NamesIndex` holds them (tracemalloc).
+  `NamesIndex` holds them (tracemalloc);
+- what a table change costs the index (decode + in-place update; visible at the next
+  query), and a full build of the network for comparison.
 
 Needs root and network namespaces for the server part (skipped otherwise); the namespace is
 named bdns<pid>x<random> and removed. `python benchmarks/bench_dns.py [--quick]` or
@@ -43,7 +45,8 @@ from swimnet.dns.exchange import slow_path
 from swimnet.dns.names import EndpointRow, NetworkRecords, ServiceRow
 from swimnet.dns.server import open_resolver
 from swimnet.dns.upstream import Upstreams
-from swimnet.overlay.model import EndpointRecord, ServiceRecord, mac_from_ip
+from swimnet.overlay.model import PEERS_TABLE, EndpointRecord, ServiceRecord, mac_from_ip
+from swimnet.tables.changes import ChangeKind, TableChange
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NETWORK = "big"
@@ -89,6 +92,34 @@ def memory(n: int) -> dict[str, float]:
         "names": names,
         "view_bytes_per_10k_names": round(view_bytes * per10k),
         "records_and_view_bytes_per_10k_names": round(total * per10k),
+    }
+
+
+def change_cost(n: int, count: int = 2000) -> dict[str, float]:
+    """Microseconds per table change applied to an index of n names (decode included)."""
+    index = NamesIndex()
+    index.set_network(records(n))
+    changes = []
+    for i in range(count):
+        ip = f"10.200.{i // 200}.{1 + i % 200}"
+        rec = EndpointRecord(name=f"ep{i}", ip=f"{ip}/8", mac=mac_from_ip(ip), vtep="192.0.2.12")
+        changes.append(TableChange(ChangeKind.UPDATED, NETWORK, PEERS_TABLE, f"id{i}", rec.encode(), "h2"))
+    start = time.perf_counter()
+    for change in changes:
+        index.apply(change)
+    moved = (time.perf_counter() - start) / count * 1e6
+    deletes = [TableChange(ChangeKind.DELETED, c.network, c.table, c.key, c.value, c.owner) for c in changes]
+    start = time.perf_counter()
+    for change in deletes:
+        index.apply(change)
+    removed = (time.perf_counter() - start) / count * 1e6
+    start = time.perf_counter()
+    NamesIndex().set_network(records(n))
+    build = time.perf_counter() - start
+    return {
+        "endpoint_moved_us": round(moved, 1),
+        "endpoint_removed_us": round(removed, 1),
+        "full_build_s": round(build, 3),
     }
 
 
@@ -186,7 +217,11 @@ async def server(n: int, seconds: float) -> dict[str, Any]:
 
 
 def run(out: pathlib.Path, n: int = 10_000, seconds: float = 3.0, count: int = 50_000) -> dict[str, Any]:
-    results: dict[str, Any] = {"memory": memory(n), "decision": decision_rate(n, count)}
+    results: dict[str, Any] = {
+        "memory": memory(n),
+        "table_change": change_cost(n),
+        "decision": decision_rate(n, count),
+    }
     reason = probe()
     results["server"] = {"skipped": reason} if reason else trio.run(server, n, seconds)
     write_json("dns", results, out)
@@ -200,6 +235,7 @@ def _summary(results: dict[str, Any]) -> None:
         f"memory per 10k names: view {mem['view_bytes_per_10k_names'] / 1e6:.1f} MB, "
         f"records+view {mem['records_and_view_bytes_per_10k_names'] / 1e6:.1f} MB"
     )
+    print("table change:", results["table_change"])
     print("decision:", results["decision"])
     srv = results["server"]
     if "skipped" in srv:

@@ -3,15 +3,16 @@
     index = NamesIndex()
     index.load_tables(node.tables)          # the visible entries of every joined network
     for change in watcher: index.apply(change)   # TableChange events, as they come
-    view = index.view()                     # current NamesView (cheap when nothing changed)
+    view = index.view()                     # the current NamesView (O(1): call it per query)
 
 Rules:
 - the index holds the decoded visible rows (overlay_peer and services of every network,
   and network subnets from the cluster-wide networks table); a TableChange's kind says the
   visible state (a failed owner's entries arrive as DELETED, and as CREATED if it returns),
   so the view never answers hidden entries;
-- `view()` rebuilds only the networks that changed since the last call, and returns the
-  same object while nothing changed: callers may call it for every query;
+- a change updates its network's index in place at once, in O(what it touches) (see
+  `names`); the view answers it from the next query on; `load_tables` builds a new view;
+- a network with no rows and no subnet leaves the view;
 - a value that does not decode (or whose name disagrees with its key) is skipped and
   counted in `undecodable` by table; its key then has no row;
 - no I/O, no clock; not thread-safe (the agent's trio task owns it).
@@ -23,16 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from swimnet.dns.names import (
-    EMPTY_VIEW,
-    EndpointRow,
-    NamesView,
-    NetworkIndex,
-    NetworkRecords,
-    ServiceRow,
-    assemble,
-    build_network,
-)
+from swimnet.dns.names import NamesView, NetworkIndex, NetworkRecords, build_network
 from swimnet.errors import DecodeError
 from swimnet.overlay.model import (
     CLUSTER_SCOPE,
@@ -56,15 +48,8 @@ class LiveEntries(Protocol):
 
 class NamesIndex:
     def __init__(self) -> None:
-        self._endpoints: dict[str, dict[str, EndpointRecord]] = {}
-        self._services: dict[str, dict[str, ServiceRecord]] = {}
-        self._subnets: dict[str, str] = {}
-        self._built: dict[str, NetworkIndex] = {}
-        self._dirty: set[str] = set()
-        self._view: NamesView = EMPTY_VIEW
+        self._view = NamesView()
         self.undecodable: Counter[str] = Counter()
-        self.rebuilds = 0
-        """Network indexes built so far (for tests and metrics)."""
 
     # -- input --------------------------------------------------------------------------
 
@@ -79,31 +64,36 @@ class NamesIndex:
 
     def load_tables(self, tables: LiveEntries) -> None:
         """Replace everything with the visible entries of every network `tables` holds."""
-        for network in set(self._endpoints) | set(self._services) | set(self._subnets):
-            self._dirty.add(network)
-        self._endpoints.clear()
-        self._services.clear()
-        self._subnets.clear()
+        self._view = NamesView()
         for network in tables.networks():
             for (table, key), (value, _owner) in tables.live_entries(network).items():
                 self._put(network, table, key, value)
 
     def set_network(self, records: NetworkRecords) -> None:
         """Replace one network's rows (and subnet) with `records`' live ones."""
-        network = records.network
-        self._endpoints[network] = {r.endpoint_id: r.record for r in records.endpoints if r.live}
-        self._services[network] = {r.record.name: r.record for r in records.services if r.live}
-        if records.subnet is None:
-            self._subnets.pop(network, None)
+        index = build_network(records)
+        if index.empty:
+            self._view.drop(records.network)
         else:
-            self._subnets[network] = records.subnet
-        self._dirty.add(network)
+            self._view.put(index)
 
     def forget(self, network: str) -> None:
         """Drop a network's rows (this node left it); its subnet stays if still defined."""
-        self._endpoints.pop(network, None)
-        self._services.pop(network, None)
-        self._dirty.add(network)
+        old = self._view.index(network)
+        if old is None:
+            return
+        self.set_network(NetworkRecords(network, old.subnet_text))
+
+    def _index(self, network: str) -> NetworkIndex:
+        index = self._view.index(network)
+        if index is None:
+            index = NetworkIndex(network)
+            self._view.put(index)
+        return index
+
+    def _settle(self, index: NetworkIndex) -> None:
+        if index.empty:
+            self._view.drop(index.name)
 
     def _put(self, network: str, table: str, key: str, value: bytes | None) -> None:
         if network == CLUSTER_SCOPE:
@@ -111,24 +101,14 @@ class NamesIndex:
                 self._put_network(key, value)
             return
         if table == PEERS_TABLE:
-            endpoints = self._endpoints.setdefault(network, {})
-            record = None if value is None else self._decode_endpoint(value)
-            if record is None:
-                if endpoints.pop(key, None) is None and value is None:
-                    return
-            else:
-                endpoints[key] = record
+            index = self._index(network)
+            index.set_endpoint(key, None if value is None else self._decode_endpoint(value))
         elif table == SERVICES_TABLE:
-            services = self._services.setdefault(network, {})
-            service = None if value is None else self._decode_service(value, key)
-            if service is None:
-                if services.pop(key, None) is None and value is None:
-                    return
-            else:
-                services[key] = service
+            index = self._index(network)
+            index.set_service(key, None if value is None else self._decode_service(value, key))
         else:
             return
-        self._dirty.add(network)
+        self._settle(index)
 
     def _put_network(self, name: str, value: bytes | None) -> None:
         subnet: str | None = None
@@ -142,13 +122,9 @@ class NamesIndex:
                 subnet = record.subnet
             elif record is not None:
                 self.undecodable[NETWORKS_TABLE] += 1
-        if self._subnets.get(name) == subnet:
-            return
-        if subnet is None:
-            del self._subnets[name]
-        else:
-            self._subnets[name] = subnet
-        self._dirty.add(name)
+        index = self._index(name)
+        index.set_subnet(subnet)
+        self._settle(index)
 
     def _decode_endpoint(self, value: bytes) -> EndpointRecord | None:
         try:
@@ -172,28 +148,9 @@ class NamesIndex:
 
     def records(self, network: str) -> NetworkRecords:
         """The rows the index holds for one network (all live)."""
-        return NetworkRecords(
-            network=network,
-            subnet=self._subnets.get(network),
-            endpoints=tuple(
-                EndpointRow(eid, rec) for eid, rec in sorted(self._endpoints.get(network, {}).items())
-            ),
-            services=tuple(ServiceRow(rec) for _, rec in sorted(self._services.get(network, {}).items())),
-        )
+        index = self._view.index(network)
+        return index.records() if index is not None else NetworkRecords(network)
 
     def view(self) -> NamesView:
-        """The current view (the same object until something changes)."""
-        if not self._dirty:
-            return self._view
-        for network in self._dirty:
-            known = network in self._subnets or self._endpoints.get(network) or self._services.get(network)
-            if known:
-                self._built[network] = build_network(self.records(network))
-                self.rebuilds += 1
-            else:
-                self._built.pop(network, None)
-                self._endpoints.pop(network, None)
-                self._services.pop(network, None)
-        self._dirty.clear()
-        self._view = assemble(self._built.values())
+        """The current view (always up to date; the same object until `load_tables`)."""
         return self._view

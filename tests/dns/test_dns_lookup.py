@@ -155,10 +155,11 @@ def test_reverse_names() -> None:
 
 
 def test_any_and_aaaa_with_ipv6_addresses() -> None:
-    from swimnet.dns.names import NameEntry, NetworkIndex, assemble
+    from swimnet.dns.names import NameEntry, NamesView, NetworkIndex
 
-    index = NetworkIndex("six", None, {"h": NameEntry("endpoint", ("10.0.0.1",), ("fd00::1",))}, {})
-    view = assemble([index])
+    index = NetworkIndex("six")
+    index.names["h"] = NameEntry("endpoint", ("10.0.0.1",), ("fd00::1",))  # the model is IPv4 only
+    view = NamesView([index])
     assert lookup(view, ("six",), "h", AAAA, random.Random(0)).records == ((AAAA, "fd00::1"),)
     assert sorted(lookup(view, ("six",), "h", ANY, random.Random(0)).records) == [
         (A, "10.0.0.1"),
