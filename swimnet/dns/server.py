@@ -177,6 +177,7 @@ class ResolverService:
     # -- UDP ----------------------------------------------------------------------------
 
     async def _udp_loop(self, sock: socket.socket, nursery: trio.Nursery) -> None:
+        replies: list[tuple[bytes, Any]] = []
         while True:
             await trio.lowlevel.wait_readable(sock)
             for _ in range(UDP_BATCH):
@@ -187,11 +188,28 @@ class ResolverService:
                 except OSError:
                     self.metrics.dropped["recv_error"] += 1
                     continue
-                self._datagram(data, addr, sock, nursery)
+                self._datagram(data, addr, replies, nursery, sock)
             else:
+                self._send_all(sock, replies)
                 await trio.lowlevel.checkpoint()
+                continue
+            self._send_all(sock, replies)
 
-    def _datagram(self, data: bytes, addr: Any, sock: socket.socket, nursery: trio.Nursery) -> None:
+    def _send_all(self, sock: socket.socket, replies: list[tuple[bytes, Any]]) -> None:
+        # the replies of a batch leave together, after it: each sendto on loopback may hand
+        # the CPU to the woken client, so sending between receives would slow the batch
+        for data, addr in replies:
+            self._sendto(sock, data, addr)
+        replies.clear()
+
+    def _datagram(
+        self,
+        data: bytes,
+        addr: Any,
+        replies: list[tuple[bytes, Any]],
+        nursery: trio.Nursery,
+        sock: socket.socket,
+    ) -> None:
         try:
             outcome = handle(data, self.view(), self.networks(), self.rng, policy=self.policy)
         except Exception:
@@ -200,7 +218,7 @@ class ResolverService:
             return
         if isinstance(outcome, Respond):
             self._count(outcome, "udp")
-            self._sendto(sock, outcome.data, addr)
+            replies.append((outcome.data, addr))
         elif isinstance(outcome, Relay):
             if self._forwards >= self.config.max_forwards:
                 self.metrics.dropped["forward_busy"] += 1
