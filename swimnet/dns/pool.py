@@ -56,10 +56,19 @@ class ResolverPool:
         """netns -> endpoint id -> network, in attach order."""
         self._where: dict[str, str] = {}
         """endpoint id -> netns."""
+        self._scopes: dict[str, tuple[str, ...]] = {}
+        """netns -> its networks (read by every query: computed on attach / detach)."""
 
     def networks_of(self, netns: str) -> tuple[str, ...]:
         """The networks a container's queries are scoped to (attach order, no repeats)."""
-        return tuple(dict.fromkeys(self._endpoints.get(netns, {}).values()))
+        return self._scopes.get(netns, ())
+
+    def _rescope(self, netns: str) -> None:
+        attached = self._endpoints.get(netns)
+        if attached:
+            self._scopes[netns] = tuple(dict.fromkeys(attached.values()))
+        else:
+            self._scopes.pop(netns, None)
 
     def services(self) -> dict[str, ResolverService]:
         return dict(self._services)
@@ -84,6 +93,7 @@ class ResolverPool:
                 self._services[netns] = service
             self._endpoints.setdefault(netns, {})[endpoint_id] = network
             self._where[endpoint_id] = netns
+            self._rescope(netns)
             return service
 
     async def detach(self, endpoint_id: str) -> None:
@@ -97,6 +107,7 @@ class ResolverPool:
             return
         attached = self._endpoints.get(netns, {})
         attached.pop(endpoint_id, None)
+        self._rescope(netns)
         if attached:
             return
         self._endpoints.pop(netns, None)
