@@ -21,8 +21,9 @@ Rules:
 - nothing a client or an upstream sends can stop the server: every outcome is counted in
   `metrics`; an unexpected exception while handling one query is counted as
   `dropped["internal_error"]` and the server goes on;
-- UDP replies go out with one non-blocking sendto (a full socket buffer drops the reply,
-  counted; the client retries), received datagrams are drained in batches.
+- received datagrams are drained in batches (at most `UDP_BATCH` per wake-up); the replies
+  of a batch then go out, each with one non-blocking sendto (a full socket buffer drops the
+  reply, counted; the client retries); relayed queries answer on their own when done.
 """
 
 from __future__ import annotations
