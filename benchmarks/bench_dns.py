@@ -113,8 +113,9 @@ def change_cost(n: int, count: int = 2000) -> dict[str, float]:
     for change in deletes:
         index.apply(change)
     removed = (time.perf_counter() - start) / count * 1e6
+    rows = records(n)
     start = time.perf_counter()
-    NamesIndex().set_network(records(n))
+    NamesIndex().set_network(rows)
     build = time.perf_counter() - start
     return {
         "endpoint_moved_us": round(moved, 1),
