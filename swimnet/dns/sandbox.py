@@ -7,7 +7,8 @@ Rules:
 - `NetnsResolvConf` writes `<root>/<name>/resolv.conf` (root /etc/netns: what `ip netns
   exec NAME` bind-mounts over /etc/resolv.conf) with `nameserver 127.0.0.11` and
   `options ndots:0`, atomically; `restore()` puts back what was there before (a file that
-  existed, or nothing, removing the folder if it made it); a path namespace (no name) has
+  existed, or nothing, removing the NAME folder if it made it; the shared root stays, as
+  `ip netns` leaves /run/netns); a path namespace (no name) has
   no such file: the container runtime owns its /etc/resolv.conf;
 - blocking calls (netlink, files): the server runs them in a worker thread.
 """
