@@ -17,6 +17,8 @@ SUITES = {
     "services": "benchmarks.bench_services",
     "soak": "benchmarks.bench_soak",
     "fuzz": "benchmarks.bench_fuzz",
+    "dns": "benchmarks.bench_dns",
+    "dnsfuzz": "benchmarks.bench_dnsfuzz",
 }
 
 
