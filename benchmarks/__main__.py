@@ -15,6 +15,7 @@ SUITES = {
     "tables": "benchmarks.bench_tables",
     "datapath": "benchmarks.bench_datapath",
     "soak": "benchmarks.bench_soak",
+    "agent": "benchmarks.bench_agent",
 }
 
 

@@ -111,7 +111,9 @@ async def test_the_daemon_feeds_the_driver_and_attaches_before_publishing(tmp_pa
         spec = da.attached[ep["id"]]
         assert (spec.netns, spec.pid, spec.ifname, spec.ip) == ("ctr1", None, "eth0", "10.1.0.2/24")
         assert da.last.networks["dp"][1] == net["vni"] == 7000
-        assert [s.endpoint_id for s in da.last.local] == [ep["id"]] and da.last.remote == ()
+        # the snapshot listing the new endpoint comes from the (debounced) refresh
+        await eventually(lambda: [s.endpoint_id for s in da.last.local] == [ep["id"]], "snapshot with c1")
+        assert da.last.remote == ()
         # an endpoint without a container is only recorded: no attach
         eb = await run_cli_json(b, "endpoint", "create", "dp", "c2", "--ip", "10.1.0.3")
         assert not any(kind == "attach" for kind, _ in db.calls)
