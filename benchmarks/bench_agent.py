@@ -95,7 +95,9 @@ class Client:
         raw_head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
         lines = raw_head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ")[1])
-        length = next(int(v) for k, _, v in (x.partition(": ") for x in lines[1:]) if k.lower() == "content-length")
+        length = next(
+            int(v) for k, _, v in (x.partition(": ") for x in lines[1:]) if k.lower() == "content-length"
+        )
         while len(self.buffer) < length:
             await self._more()
         payload, self.buffer = self.buffer[:length], self.buffer[length:]
@@ -132,7 +134,9 @@ async def _timed(client: Client, method: str, target: str) -> tuple[float, Any]:
     return time.perf_counter() - start, payload
 
 
-async def _variant(name: str, endpoints: int, idle_s: float, progress: Callable[[str], None]) -> dict[str, Any]:
+async def _variant(
+    name: str, endpoints: int, idle_s: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
     datapath = name == "fake_driver"
     with tempfile.TemporaryDirectory(prefix="swimnet-bench-agent-") as tmp:
         base = pathlib.Path(tmp)
@@ -145,7 +149,9 @@ async def _variant(name: str, endpoints: int, idle_s: float, progress: Callable[
             while not runtime.overlay.started:
                 await trio.sleep(0.05)
             client = Client(await trio.open_unix_socket(runtime.socket_path))
-            status, answer = await client.call("POST", "/v1/networks", {"name": "bench", "subnet": "10.0.0.0/16"})
+            status, answer = await client.call(
+                "POST", "/v1/networks", {"name": "bench", "subnet": "10.0.0.0/16"}
+            )
             if status != 201:
                 raise RuntimeError(f"network create: {status} {answer}")
             latencies: list[float] = []
@@ -158,7 +164,9 @@ async def _variant(name: str, endpoints: int, idle_s: float, progress: Callable[
                     raise RuntimeError(f"endpoint create {i}: {status} {answer}")
                 if (i + 1) % 1000 == 0:
                     last = _ms(latencies[-1000:])
-                    progress(f"{name}: {i + 1} endpoints, last 1000 p50 {last['median']} ms p99 {last['p99']} ms")
+                    progress(
+                        f"{name}: {i + 1} endpoints, last 1000 p50 {last['median']} ms p99 {last['p99']} ms"
+                    )
             await trio.sleep(SETTLE_S)
             view = runtime.overlay.view
             loads_before, stats_before = view.loads, dict(runtime.overlay.stats)
@@ -184,9 +192,7 @@ async def _variant(name: str, endpoints: int, idle_s: float, progress: Callable[
                 "cpu_seconds": round(cpu, 4),
                 "cpu_fraction_of_a_core": round(cpu / wall, 5),
                 "network_loads_from_tables": idle_loads,
-                "agent_stats_changed": {
-                    k: v for k, v in stats_after.items() if stats_before.get(k) != v
-                },
+                "agent_stats_changed": {k: v for k, v in stats_after.items() if stats_before.get(k) != v},
             },
             "list_endpoints_ms": round(list_endpoints_s * 1000, 2),
             "listed_endpoints": len(listing["endpoints"]),
@@ -196,15 +202,20 @@ async def _variant(name: str, endpoints: int, idle_s: float, progress: Callable[
 
 def run(out_dir: pathlib.Path, endpoints: int | None = None, idle_s: float | None = None) -> dict[str, Any]:
     """Measure both variants, print a summary, write ``out_dir/agent.json``."""
-    n = endpoints if endpoints is not None else int(os.environ.get("SWIMNET_BENCH_AGENT_ENDPOINTS", ENDPOINTS))
+    n = (
+        endpoints
+        if endpoints is not None
+        else int(os.environ.get("SWIMNET_BENCH_AGENT_ENDPOINTS", ENDPOINTS))
+    )
     idle = idle_s if idle_s is not None else float(os.environ.get("SWIMNET_BENCH_AGENT_IDLE_S", IDLE_S))
     variants: dict[str, Any] = {}
     for name in ("datapath_off", "fake_driver"):
         variants[name] = trio.run(_variant, name, n, idle, lambda line: print(line, flush=True))
         v = variants[name]
+        create, idle_cpu = v["create_ms"], v["idle"]["cpu_fraction_of_a_core"]
         print(
-            f"{name}: {n} endpoints: create p50 {v['create_ms']['median']} ms, p99 {v['create_ms']['p99']} ms, "
-            f"max {v['create_ms']['max']} ms; idle CPU {v['idle']['cpu_fraction_of_a_core'] * 100:.2f}% of a core; "
+            f"{name}: {n} endpoints: create p50 {create['median']} ms, p99 {create['p99']} ms, "
+            f"max {create['max']} ms; idle CPU {idle_cpu * 100:.2f}% of a core; "
             f"GET /v1/endpoints {v['list_endpoints_ms']} ms",
             flush=True,
         )

@@ -274,7 +274,8 @@ class StateDir:
         except (ValueError, RecursionError) as exc:
             raise ConfigError(path, f"corrupt state file: not JSON ({exc})") from None
         if type(doc) is not dict or doc.get("version") != FORMAT_VERSION:
-            raise ConfigError(path, f"corrupt state file: expected a JSON object with version {FORMAT_VERSION}")
+            reason = f"corrupt state file: expected a JSON object with version {FORMAT_VERSION}"
+            raise ConfigError(path, reason)
         return doc
 
     def _write(self, name: str, doc: dict[str, Any]) -> None:
@@ -417,4 +418,3 @@ def _apply_line(line: bytes, field: str, where: str, saved: _Saved) -> None:
         saved.update_networks(_records_from_json(doc["networks"], f"{field}: networks", where))
     else:
         raise _corrupt(field, f"unknown change {sorted(doc)}", where)
-

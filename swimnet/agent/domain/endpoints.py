@@ -16,7 +16,8 @@ Rules:
   the endpoint in the driver meanwhile). A failed step undoes the earlier ones (detach, forget, release
   the scope) and is FAILED: nothing is published;
 - remove detaches the container, forgets and persists, then deletes the entry; a detach
-  that fails changes nothing, a persist that fails re-attaches the container (FAILED);
+  that fails changes nothing, a persist that fails re-attaches the container (FAILED); the
+  driver gets the snapshot without it from the refresh the removal wakes;
 - two agents creating the same IP at the same moment can both pass the check: both entries
   stay (different keys); every agent that holds the network reports the conflict (log,
   `network inspect`, `endpoint ls` flag, metrics) and the datapath resolves it
@@ -118,7 +119,7 @@ class Endpoints:
             except BaseException:
                 if joined_now:
                     await agent.release(network)
-                agent.push()
+                await agent.push()  # undo: the driver no longer needs the network for it
                 raise
             event(
                 log,
@@ -267,7 +268,6 @@ class Endpoints:
             if agent.view.is_joined(spec.network):
                 await agent.cluster.delete(spec.network, PEERS_TABLE, spec.endpoint_id)
             await agent.release(spec.network)
-            agent.push()
             event(
                 log,
                 "endpoint removed",

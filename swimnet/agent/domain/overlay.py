@@ -32,15 +32,16 @@ Rules:
   view version moved, the local endpoints whose table entry changed (noted by `watch`;
   all of them after a start or when changes were dropped), the cached records when the
   networks table or the local endpoints moved, and a datapath snapshot only when one of
-  its inputs moved. An idle agent's refresh is a few lookups per held network, whatever
-  the number of endpoints; a new endpoint costs its own entry, not a pass over the others.
+  its inputs moved (built in a worker thread, after the lock is released: see `push`). An
+  idle agent's refresh is a few lookups per held network, whatever the number of
+  endpoints; a new endpoint costs its own entry, not a pass over the others.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import trio
 
@@ -116,6 +117,7 @@ class OverlayAgent:
         self._conflicts_at: dict[str, int] = {}
         self._cache_at: tuple[int, int] | None = None
         self._push_at: tuple[object, ...] | None = None
+        self._push_lock = trio.Lock()
         self._datapath_rows: dict[str, tuple[int, list[Row]]] = {}
 
     # -- scopes ---------------------------------------------------------------------------
@@ -190,15 +192,33 @@ class OverlayAgent:
     def _wanted(self, extra_networks: Iterable[str]) -> list[str]:
         return sorted(set(self.local.networks()).union(extra_networks))
 
-    def _rows_for_datapath(self, network: str) -> list[Row]:
+    def _rows_for_datapath(self, network: str) -> Sequence[Row]:
+        """The network's endpoints with duplicate addresses resolved: `for_datapath` over
+        the endpoints that share an IP or MAC (no other endpoint is ever left out, nor
+        decides for another), merged back into the others by id."""
+        rows = self.view.endpoints(network)
+        sharing = self.view.sharing_endpoints(network)
+        if not sharing:
+            return rows
         version = self.view.version(network)
         cached = self._datapath_rows.get(network)
         if cached is None or cached[0] != version:
-            cached = (version, for_datapath(self.view.endpoints(network), self.me))
+            ids = {endpoint_id for endpoint_id, _, _ in sharing}
+            kept = [row for row in rows if row[0] not in ids] + for_datapath(sharing, self.me)
+            cached = (version, sorted(kept, key=lambda row: row[0]))
             self._datapath_rows[network] = cached
         return cached[1]
 
-    def snapshot(self, extra_networks: Iterable[str] = ()) -> OverlaySnapshot:
+    def _snapshot_args(
+        self, extra_networks: list[str]
+    ) -> tuple[
+        dict[str, NetworkRecord],
+        tuple[LocalEndpointSpec, ...],
+        dict[str, Sequence[Row]],
+        str,
+        list[str],
+    ]:
+        """`build_snapshot`'s arguments, as values nothing changes afterwards."""
         records: dict[str, NetworkRecord] = self.view.records()
         if not self.cluster_synced:
             records = {**self.cache, **records}
@@ -206,7 +226,10 @@ class OverlayAgent:
         peers = {n: self._rows_for_datapath(n) for n in wanted if self.view.is_held(n)}
         for gone in set(self._datapath_rows) - set(wanted):
             del self._datapath_rows[gone]
-        return build_snapshot(records, self.local.values(), peers, self.me, extra_networks)
+        return records, tuple(self.local.values()), peers, self.me, list(extra_networks)
+
+    def snapshot(self, extra_networks: Iterable[str] = ()) -> OverlaySnapshot:
+        return build_snapshot(*self._snapshot_args(list(extra_networks)))
 
     def _inputs(self, extra_networks: Iterable[str]) -> tuple[object, ...]:
         """What `snapshot` is computed from (equal inputs: equal snapshots)."""
@@ -219,28 +242,33 @@ class OverlayAgent:
             tuple((n, self.view.is_held(n), self.view.version(n)) for n in wanted),
         )
 
-    def push(self, extra_networks: Iterable[str] = ()) -> None:
-        """Send the driver the desired state, if it differs from the last one sent (built
-        only when one of its inputs changed)."""
+    async def push(self, extra_networks: Iterable[str] = ()) -> None:
+        """Send the driver the desired state, if it differs from the last one sent.
+
+        Built only when one of its inputs changed, in a worker thread from values taken on
+        the event loop (`build_snapshot` is linear in the endpoints: other tasks keep
+        running, and callers need not hold `lock`); one push at a time, so the driver gets
+        snapshots in order."""
         if self.driver is None:
             return
         extra = list(extra_networks)
-        inputs = self._inputs(extra)
-        if inputs == self._push_at:
-            return
-        snapshot = self.snapshot(extra)
-        self._push_at = inputs
-        if snapshot != self._pushed:
-            self._pushed = snapshot
-            self.driver.update(snapshot)
-            self.stats["datapath_updates"] += 1
+        async with self._push_lock:
+            inputs = self._inputs(extra)
+            if inputs == self._push_at:
+                return
+            snapshot = await trio.to_thread.run_sync(build_snapshot, *self._snapshot_args(extra))
+            self._push_at = inputs
+            if snapshot != self._pushed:
+                self._pushed = snapshot
+                self.driver.update(snapshot)
+                self.stats["datapath_updates"] += 1
 
     async def attach(self, spec: LocalEndpointSpec) -> None:
         """Plug a container in through the driver (DatapathError propagates)."""
         if self.driver is None or (spec.netns is None and spec.pid is None):
             return
         if self._pushed is None or spec.network not in self._pushed.networks:
-            self.push(extra_networks=[spec.network])  # the driver must know the network first
+            await self.push(extra_networks=[spec.network])  # the driver must know the network first
         await self.driver.attach(spec)
         self.stats["datapath_attaches"] += 1
 
@@ -268,7 +296,7 @@ class OverlayAgent:
             if alone:
                 await self._synced()
             self.started = True
-            self.push()
+            await self.push()
             for endpoint_id in sorted(self.local):
                 spec = self.local[endpoint_id]
                 try:
@@ -357,7 +385,7 @@ class OverlayAgent:
             self._update_cache()
             for network in self.view.held():
                 await self.release(network)
-            self.push()
+        await self.push()
 
     def _find_conflicts(self) -> None:
         """Conflicts of the held networks, recomputed where the view changed."""

@@ -14,9 +14,9 @@ Rules:
   every read loads what it reads: always right, O(network) per read (before the agent's
   watch runs, and in unit tests);
 - cost with a feed: a change is O(1) (its value decoded once, cached by value bytes; the
-  IP, MAC and name indexes updated); a lookup by key, IP, MAC or name is O(1); a sorted
-  listing is built once per change of its table, the effective VNIs once per change of the
-  networks table; nothing scans a table per row or per lookup. `loads` counts the loads
+  IP, MAC and name indexes and the key order updated); a lookup by key, IP, MAC or name is
+  O(1); a sorted listing is a copy of the ordered rows, the effective VNIs are computed once
+  per change of the networks table; nothing scans a table per row or per lookup. `loads` counts the loads
   from the tables (what the agent's complexity tests watch);
 - `version(network)` changes whenever what the view shows of a network changes (the
   agent's refresh and datapath feed skip the networks that did not change);
@@ -33,6 +33,7 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -113,13 +114,15 @@ def _network_named(key: str, value: bytes) -> NetworkRecord:
 
 
 class _Table(Generic[R]):
-    """One table of a mirrored network: key -> (decoded record, owner)."""
+    """One table of a mirrored network: key -> (decoded record, owner), and the rows in
+    key order (kept sorted as rows come and go: a listing never sorts)."""
 
     def __init__(self, name: str, decode: Callable[[str, bytes], R], undecodable: Counter[str]) -> None:
         self.name = name
         self._decode = decode
         self._undecodable = undecodable
         self.rows: dict[str, tuple[R, str]] = {}
+        self._ordered: list[tuple[str, R, str]] = []
         self._sorted: tuple[tuple[str, R, str], ...] | None = None
 
     def put(self, key: str, value: bytes, owner: str) -> None:
@@ -130,19 +133,21 @@ class _Table(Generic[R]):
             self._undecodable[self.name] += 1
             return
         self.rows[key] = (record, owner)
+        bisect.insort(self._ordered, (key, record, owner), key=_first)
         self._sorted = None
         self._added(key, record)
 
     def drop(self, key: str) -> None:
         old = self.rows.pop(key, None)
         if old is not None:
+            del self._ordered[bisect.bisect_left(self._ordered, key, key=_first)]
             self._sorted = None
             self._removed(key, old[0])
 
     def sorted(self) -> tuple[tuple[str, R, str], ...]:
-        """(key, record, owner) by key; built once per change."""
+        """(key, record, owner) by key."""
         if self._sorted is None:
-            self._sorted = tuple((key, record, owner) for key, (record, owner) in sorted(self.rows.items()))
+            self._sorted = tuple(self._ordered)
         return self._sorted
 
     def _added(self, key: str, record: R) -> None:
@@ -150,6 +155,10 @@ class _Table(Generic[R]):
 
     def _removed(self, key: str, record: R) -> None:
         pass
+
+
+def _first(row: tuple[str, object, str]) -> str:
+    return row[0]
 
 
 def _index_add(index: dict[str, set[str]], value: str, key: str) -> bool:
