@@ -12,7 +12,8 @@ Procedure, per variant:
    often it loaded a network from the tables during the window (0 when idle is idle);
 3. one `GET /v1/endpoints` (all rows) and one `GET /v1/networks`, timed.
 Variants: `datapath_off` (the daemon's --no-datapath) and `fake_driver` (a driver that
-only keeps the snapshots it is fed: the agent's datapath feed, without a kernel).
+only keeps the snapshots it is fed: the agent's datapath feed, without a kernel; the
+results say how many snapshots it got and how many local endpoints the last one lists).
 Prints a summary and writes ``out_dir/agent.json``; ``python benchmarks/bench_agent.py``
 writes to ``benchmarks/results/``. Sizes come from the arguments of `run` or the
 environment (SWIMNET_BENCH_AGENT_ENDPOINTS, SWIMNET_BENCH_AGENT_IDLE_S). Nothing here
@@ -175,6 +176,12 @@ async def _variant(
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             idle_loads = view.loads - loads_before
             stats_after = dict(runtime.overlay.stats)
+            driver = runtime.overlay.driver
+            fed = (
+                {"snapshots": driver.stats["updates"], "last_snapshot_local": len(driver.last.local)}
+                if isinstance(driver, RecordingDriver) and driver.last is not None
+                else None
+            )
             list_endpoints_s, listing = await _timed(client, "GET", "/v1/endpoints")
             list_networks_s, _ = await _timed(client, "GET", "/v1/networks")
             await client.stream.aclose()
@@ -194,6 +201,7 @@ async def _variant(
                 "network_loads_from_tables": idle_loads,
                 "agent_stats_changed": {k: v for k, v in stats_after.items() if stats_before.get(k) != v},
             },
+            "driver": fed,
             "list_endpoints_ms": round(list_endpoints_s * 1000, 2),
             "listed_endpoints": len(listing["endpoints"]),
             "list_networks_ms": round(list_networks_s * 1000, 2),

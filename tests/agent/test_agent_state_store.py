@@ -191,6 +191,31 @@ def test_a_failed_write_saves_nothing_and_leaves_whole_lines(
     assert StateDir(store.path).load_endpoints() == ([spec(1), spec(3)], {"web": WEB})
 
 
+def test_a_start_that_cannot_fold_goes_on_and_folds_before_the_next_change(
+    store: StateDir, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.load_endpoints()
+    store.add_endpoint(spec(1), WEB)
+    journal = Path(store.path) / JOURNAL_FILE
+    with open(journal, "ab") as handle:
+        handle.write(b'{"remove": "0000')  # a crash in the middle of a write
+    again = StateDir(store.path)
+
+    def full_disk(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(again, "_write", full_disk)
+    with caplog.at_level(logging.WARNING, logger="swimnet.agent"):
+        assert again.load_endpoints() == ([spec(1)], {"web": WEB})
+    assert any("cannot fold" in r.getMessage() for r in caplog.records)
+    with pytest.raises(OSError):  # never appended after the unfinished line
+        again.add_endpoint(spec(2), WEB)
+    monkeypatch.undo()
+    again.add_endpoint(spec(2), WEB)  # folds first, then appends
+    assert journal.read_bytes().count(b"\n") == 1
+    assert StateDir(store.path).load_endpoints() == ([spec(1), spec(2)], {"web": WEB})
+
+
 def test_leftovers_are_removed_and_a_lost_base_is_reported(
     store: StateDir, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -86,7 +86,8 @@ class StateDir:
         """What the files hold (None: not loaded yet)."""
         self._journal_lines = 0
         self._journal_torn = False
-        """An append failed and could not be cut off: fold before the next one."""
+        """The journal ends in an unfinished line (a failed append that could not be cut
+        off, or a crash): fold before the next append."""
 
     def open(self) -> None:
         try:
@@ -107,10 +108,12 @@ class StateDir:
             self._lock_fd = None
 
     def remove_leftovers(self) -> list[str]:
-        """Delete the temporary files a crash left (logged); their paths."""
+        """Delete the temporary files a crash left (`.node.json-*.tmp`,
+        `.endpoints.json-*.tmp`), one log line each; their paths."""
         removed = []
+        ours = tuple(f".{name}-" for name in (NODE_FILE, ENDPOINTS_FILE))
         for name in sorted(os.listdir(self.path)):
-            if name.startswith(".") and name.endswith(".tmp"):
+            if name.startswith(ours) and name.endswith(".tmp"):
                 path = os.path.join(self.path, name)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -154,9 +157,19 @@ class StateDir:
                 )
         else:
             _base_from_json(doc, base_path, saved)
-        self._replay(saved)
+        self._journal_lines, self._journal_torn = self._replay(saved)
         self._saved = saved
-        self._fold()
+        try:
+            self._fold()
+        except OSError as exc:  # the journal still holds everything: fold at a later change
+            event(
+                log,
+                "cannot fold the journal into the endpoints file",
+                level=logging.WARNING,
+                event="state_error",
+                file=base_path,
+                error=str(exc),
+            )
         return sorted(saved.specs.values(), key=lambda s: s.endpoint_id), dict(saved.networks)
 
     def save_endpoints(self, specs: list[LocalEndpointSpec], networks: dict[str, NetworkRecord]) -> None:
@@ -198,13 +211,14 @@ class StateDir:
         assert self._saved is not None
         return self._saved
 
-    def _replay(self, saved: _Saved) -> None:
+    def _replay(self, saved: _Saved) -> tuple[int, bool]:
+        """Apply the journal to `saved`: (whole lines, whether an unfinished one ends it)."""
         path = os.path.join(self.path, JOURNAL_FILE)
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except FileNotFoundError:
-            return
+            return 0, False
         except OSError as exc:
             raise ConfigError(path, f"cannot read state file: {exc.strerror or exc}") from None
         lines = data.split(b"\n")
@@ -218,6 +232,7 @@ class StateDir:
             )
         for number, line in enumerate(lines[:-1], start=1):
             _apply_line(line, f"line {number}", path, saved)
+        return len(lines) - 1, bool(lines[-1])
 
     def _append(self, doc: dict[str, Any]) -> None:
         if self._journal_torn:

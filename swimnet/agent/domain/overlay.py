@@ -32,9 +32,10 @@ Rules:
   view version moved, the local endpoints whose table entry changed (noted by `watch`;
   all of them after a start or when changes were dropped), the cached records when the
   networks table or the local endpoints moved, and a datapath snapshot only when one of
-  its inputs moved (built in a worker thread, after the lock is released: see `push`). An
-  idle agent's refresh is a few lookups per held network, whatever the number of
-  endpoints; a new endpoint costs its own entry, not a pass over the others.
+  its inputs moved (built in a worker thread, after the lock is released, paced by its
+  own cost: see `push`). An idle agent's refresh is a few lookups per held network,
+  whatever the number of endpoints; a new endpoint costs its own entry, not a pass over
+  the others.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ SYNC_TIMEOUT = 2.0
 CLUSTER_SYNC_TIMEOUT = 5.0
 REFRESH_DEBOUNCE = 0.05
 REFRESH_PERIOD = 1.0
+PUSH_PACING = 10
+"""The refresh's snapshots are at least this many build durations apart: building them
+takes at most about 1/(PUSH_PACING + 1) of the time, however many endpoints there are
+(with a few hundred endpoints a build takes a millisecond: no visible delay)."""
 WATCH_BUFFER = 1 << 16
 """Table changes `watch` and the view's feed buffer (past it, they start over from the tables)."""
 
@@ -118,6 +123,8 @@ class OverlayAgent:
         self._cache_at: tuple[int, int] | None = None
         self._push_at: tuple[object, ...] | None = None
         self._push_lock = trio.Lock()
+        self._push_not_before = 0.0
+        self._push_deferred = False
         self._datapath_rows: dict[str, tuple[int, list[Row]]] = {}
 
     # -- scopes ---------------------------------------------------------------------------
@@ -242,13 +249,14 @@ class OverlayAgent:
             tuple((n, self.view.is_held(n), self.view.version(n)) for n in wanted),
         )
 
-    async def push(self, extra_networks: Iterable[str] = ()) -> None:
+    async def push(self, extra_networks: Iterable[str] = (), *, paced: bool = False) -> None:
         """Send the driver the desired state, if it differs from the last one sent.
 
         Built only when one of its inputs changed, in a worker thread from values taken on
         the event loop (`build_snapshot` is linear in the endpoints: other tasks keep
         running, and callers need not hold `lock`); one push at a time, so the driver gets
-        snapshots in order."""
+        snapshots in order. `paced` (the refresh's pushes): not before PUSH_PACING times the
+        last build's duration has passed since it ended (the refresher comes back then)."""
         if self.driver is None:
             return
         extra = list(extra_networks)
@@ -256,7 +264,14 @@ class OverlayAgent:
             inputs = self._inputs(extra)
             if inputs == self._push_at:
                 return
+            if paced and trio.current_time() < self._push_not_before:
+                self._push_deferred = True
+                return
+            self._push_deferred = False
+            started = trio.current_time()
             snapshot = await trio.to_thread.run_sync(build_snapshot, *self._snapshot_args(extra))
+            ended = trio.current_time()
+            self._push_not_before = ended + PUSH_PACING * (ended - started)
             self._push_at = inputs
             if snapshot != self._pushed:
                 self._pushed = snapshot
@@ -370,7 +385,10 @@ class OverlayAgent:
     async def refresher(self) -> None:
         """Run `refresh` after changes (debounced) and every REFRESH_PERIOD (until cancelled)."""
         while True:
-            with trio.move_on_after(REFRESH_PERIOD):
+            timeout = REFRESH_PERIOD
+            if self._push_deferred:
+                timeout = min(timeout, max(0.0, self._push_not_before - trio.current_time()))
+            with trio.move_on_after(timeout):
                 await self._wake.wait()
             self._wake = trio.Event()
             await trio.sleep(REFRESH_DEBOUNCE)
@@ -385,7 +403,7 @@ class OverlayAgent:
             self._update_cache()
             for network in self.view.held():
                 await self.release(network)
-        await self.push()
+        await self.push(paced=True)
 
     def _find_conflicts(self) -> None:
         """Conflicts of the held networks, recomputed where the view changed."""

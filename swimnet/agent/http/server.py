@@ -72,7 +72,7 @@ async def _encoded(value: object, batch: int) -> str:
     parts = []
     for start in range(0, len(value), batch):
         await trio.lowlevel.checkpoint()
-        parts.append(", ".join(json.dumps(item, sort_keys=True) for item in value[start : start + batch]))
+        parts.append(json.dumps(value[start : start + batch], sort_keys=True)[1:-1])
     return "[" + ", ".join(parts) + "]"
 
 
