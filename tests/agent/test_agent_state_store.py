@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import run_cli_process
+from agent_harness import free_port, run_cli_process
 
 from swimnet.agent.daemon import state_store
 from swimnet.agent.daemon.state_store import ENDPOINTS_FILE, JOURNAL_FILE, StateDir
@@ -248,16 +248,25 @@ def test_a_bad_state_file_exits_2_naming_file_and_field_before_joining(
     (state / "node.json").write_text(json.dumps({"version": 1, "name": "a", "incarnation": 3}))
     item = good_item() | {field: value}
     (state / ENDPOINTS_FILE).write_text(json.dumps({"version": 1, "endpoints": [item], "networks": {}}))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as seed:  # a seed that only listens
-        seed.bind(("127.0.0.1", 0))
-        seed.setblocking(False)
+    port = free_port("127.0.0.1")
+    with (  # a seed that only listens: a join would reach it (datagrams, stream connections)
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+    ):
+        udp.bind(("127.0.0.1", port))
+        tcp.bind(("127.0.0.1", port))
+        tcp.listen(8)
+        udp.setblocking(False)
+        tcp.setblocking(False)
         control = tmp_path / "sock"
         done = run_cli_process(
             "run", "--state-dir", str(state), "--socket", str(control), "--bind", "127.0.0.1:0",
-            "--metrics", "off", "--no-datapath", "--join", f"127.0.0.1:{seed.getsockname()[1]}",
+            "--metrics", "off", "--no-datapath", "--join", f"127.0.0.1:{port}",
         )  # fmt: skip
         with pytest.raises(BlockingIOError):
-            seed.recv(65536)  # nothing was sent to the seed: the agent never tried to join
+            udp.recv(65536)  # nothing was sent to the seed
+        with pytest.raises(BlockingIOError):
+            tcp.accept()  # and no stream was opened to it: the agent never tried to join
     assert done.returncode == 2, done.stderr
     assert f"configuration error: {state / ENDPOINTS_FILE}: endpoints[0].{field}: " in done.stderr, (
         done.stderr
