@@ -122,7 +122,7 @@ async def test_the_daemon_feeds_the_driver_and_attaches_before_publishing(tmp_pa
             lambda: [r for r in da.last.remote if r[1] == eb["id"]], "b's endpoint fed to a"
         )
         assert remote[0][0] == "dp" and remote[0][2].vtep == "127.0.0.1" and remote[0][2].ip == "10.1.0.3/24"
-        assert [s.endpoint_id for s in db.last.local] == [eb["id"]]
+        await eventually(lambda: [s.endpoint_id for s in db.last.local] == [eb["id"]], "snapshot with c2")
         assert {r[1] for r in db.last.remote} == {ep["id"]}
         fdb = await run_cli_json(a, "fdb", "dp")
         assert fdb == {
