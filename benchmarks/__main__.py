@@ -19,6 +19,7 @@ SUITES = {
     "fuzz": "benchmarks.bench_fuzz",
     "dns": "benchmarks.bench_dns",
     "dnsfuzz": "benchmarks.bench_dnsfuzz",
+    "agent": "benchmarks.bench_agent",
 }
 
 

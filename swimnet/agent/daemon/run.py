@@ -1,7 +1,9 @@
 """`swimnet-agent run`: the daemon's life, start to exit.
 
 Start: lock the state directory, load the identity (name; incarnation = persisted + 1,
-saved at once), the keyring file and the persisted endpoints, open the control socket
+saved at once), remove the temporary files a crash left there, load the keyring file and
+the persisted endpoints (every value checked: a bad one is a configuration error naming the
+file and the field, before anything is opened or joined), open the control socket
 (0600), start the node, the datapath driver (only when the datapath is on; imported lazily,
 so `--no-datapath` works without it), the control API and the metrics endpoint; then join
 the seeds (retrying with backoff while none answers), re-publish the local endpoints and
@@ -293,6 +295,7 @@ async def _run_agent(
         identity = resolve_identity(settings, store)
         if log_filter is not None:
             log_filter.node = identity.name
+        store.remove_leftovers()
         keyring = _load_keyring(settings)
         local, cache = store.load_endpoints()
         config = settings.node_config(identity.name, keyring)

@@ -13,7 +13,8 @@ Rules:
   (NOT_FOUND), name free on create / the service exists on update and remove (CONFLICT /
   NOT_FOUND), VIP given in vip mode and not in dnsrr mode, inside the subnet (INVALID) and
   used by no endpoint, gateway or other service (CONFLICT), every backend an endpoint of
-  the network (INVALID);
+  the network (INVALID), the whole record small enough for one table value (INVALID naming
+  backends or ports);
 - update replaces only the arguments given (None: keep; `backends` replaces the whole
   list); a VIP is kept while the mode stays the same.
 """
@@ -50,19 +51,23 @@ def _check_arguments(mode: str | None, ports: Sequence[Port] | None) -> tuple[Po
     return None if ports is None else tuple(checks.port_mapping(*port) for port in ports)
 
 
+def _value(service: ServiceRecord) -> bytes:
+    """The table value (INVALID naming the list that made it too large)."""
+    return checks.encoded(service, "backends" if service.backends else "ports")
+
+
 class Services:
     def __init__(self, agent: OverlayAgent) -> None:
         self.agent = agent
 
     def _resolve_backends(self, network: str, refs: Sequence[str]) -> tuple[str, ...]:
-        endpoints = self.agent.view.endpoints(network)
-        ids = {endpoint_id for endpoint_id, _, _ in endpoints}
+        view = self.agent.view
         out: list[str] = []
         for ref in refs:
-            if ref in ids:
+            if view.endpoint(network, ref) is not None:
                 out.append(ref)
                 continue
-            named = [endpoint_id for endpoint_id, record, _ in endpoints if record.name == ref]
+            named = [endpoint_id for endpoint_id, _, _ in view.endpoints_using(network, name=ref)]
             if len(named) != 1:
                 why = "is ambiguous" if named else "is not an endpoint"
                 raise invalid(f"backends: {ref!r} {why} of network {network!r}", "backends")
@@ -75,11 +80,11 @@ class Services:
         address = str(checks.host_in(vip, checks.subnet(record.subnet), "vip").ip)
         if address == record.gateway:
             raise conflict(f"vip: {address} is the gateway of network {record.name!r}", "vip")
-        for endpoint_id, endpoint, owner in self.agent.view.endpoints(record.name):
-            if endpoint.address == address:
-                raise conflict(
-                    f"vip: {address} is used by endpoint {endpoint.name!r} ({endpoint_id}) on {owner}", "vip"
-                )
+        users = self.agent.view.endpoints_using(record.name, address=address)
+        if users:
+            endpoint_id, endpoint, owner = users[0]
+            who = f"endpoint {endpoint.name!r} ({endpoint_id}) on {owner}"
+            raise conflict(f"vip: {address} is used by {who}", "vip")
         for name, other, _ in self.agent.view.services(record.name):
             if name != service and other.vip == address:
                 raise conflict(f"vip: {address} is the VIP of service {name!r}", "vip")
@@ -120,10 +125,8 @@ class Services:
         return record
 
     def _current(self, network: str, name: str) -> ServiceRecord | None:
-        for key, record, _ in self.agent.view.services(network):
-            if key == name:
-                return record
-        return None
+        found = self.agent.view.service(network, name)
+        return found[0] if found is not None else None
 
     async def create(
         self,
@@ -148,7 +151,7 @@ class Services:
                 service = self._build(
                     record, name, None, vip=vip, mode=mode, ports=checked_ports, backends=backends
                 )
-                await agent.cluster.put(network, SERVICES_TABLE, service.name, service.encode())
+                await agent.cluster.put(network, SERVICES_TABLE, service.name, _value(service))
             except BaseException:
                 if joined_now:
                     await agent.release(network)
@@ -187,7 +190,7 @@ class Services:
                 service = self._build(
                     record, name, old, vip=vip, mode=mode, ports=checked_ports, backends=backends
                 )
-                await agent.cluster.put(network, SERVICES_TABLE, name, service.encode())
+                await agent.cluster.put(network, SERVICES_TABLE, name, _value(service))
             except BaseException:
                 if joined_now:
                     await agent.release(network)
@@ -207,9 +210,9 @@ class Services:
 
     def inspect(self, network: str, name: str) -> ServiceInfo:
         self._network(network)
-        for key, record, owner in self.agent.view.services(network):
-            if key == name:
-                return ServiceInfo(network, record, owner)
+        found = self.agent.view.service(network, name)
+        if found is not None:
+            return ServiceInfo(network, *found)
         raise not_found(f"service {name!r} not found in network {network!r}", "name")
 
     async def remove(self, network: str, name: str) -> None:

@@ -118,8 +118,11 @@ def _local_endpoint_json(spec: LocalEndpointSpec, vtep: str, owner: str, *, publ
     }
 
 
-def endpoint_listing_json(listing: EndpointListing) -> Json:
-    return {"endpoints": [endpoint_json(e) for e in listing.endpoints], "not_held": list(listing.not_held)}
+def endpoint_listing_json(listing: EndpointListing, endpoints: list[Json] | None = None) -> Json:
+    """`endpoints`: the rows already rendered with `endpoint_json` (None: render them here)."""
+    if endpoints is None:
+        endpoints = [endpoint_json(e) for e in listing.endpoints]
+    return {"endpoints": endpoints, "not_held": list(listing.not_held)}
 
 
 def endpoint_removed_json(spec: LocalEndpointSpec) -> Json:

@@ -36,23 +36,28 @@ Rules: a route parses (path segments, query, body -> typed arguments, see `reque
 calls one domain operation (`swimnet.agent.domain.operations.Operations`) and renders its
 answer (`answers`); the only translation of a domain error is its kind to a status
 (INVALID 400, NOT_FOUND 404, CONFLICT 409, FAILED 500), with the domain's message and field.
+Listings are described, rendered and encoded a batch of rows at a time with checkpoints in
+between (`RENDER_BATCH`, `server.json_answer`): thousands of rows never hold the event loop.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import attrs
+import trio
 
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.errors import ErrorKind, OperationError
 from swimnet.agent.http import answers, requests
-from swimnet.agent.http.server import Request, Response, error_response, json_response
+from swimnet.agent.http.server import Request, Response, error_response, json_answer
 
 Action = Callable[[Request, list[str]], Awaitable[tuple[int, Any]]]
+T = TypeVar("T")
+RENDER_BATCH = 250
 
 STATUS = {
     ErrorKind.INVALID: 400,
@@ -61,6 +66,16 @@ STATUS = {
     ErrorKind.FAILED: 500,
 }
 """The status of each domain error kind (the only translation the routes make)."""
+
+
+async def _rendered(items: Sequence[T], render: Callable[[T], Any]) -> list[Any]:
+    """`[render(i) for i in items]`, with a checkpoint every RENDER_BATCH items."""
+    out = []
+    for index, item in enumerate(items):
+        if index and not index % RENDER_BATCH:
+            await trio.lowlevel.checkpoint()
+        out.append(render(item))
+    return out
 
 
 @attrs.frozen
@@ -118,7 +133,7 @@ class ControlApi:
                 status, payload = await route.action(request, args)
             except OperationError as exc:
                 return error_response(STATUS[exc.kind], exc.message, exc.field)
-            return json_response(status, payload)
+            return await json_answer(status, payload)
         if allowed:
             return error_response(
                 405, f"method {request.method} not allowed here (allowed: {', '.join(allowed)})"
@@ -136,7 +151,7 @@ class ControlApi:
     # -- networks -----------------------------------------------------------------------------
 
     async def _networks(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, [answers.network_json(n) for n in self.ops.networks.listing()]
+        return 200, await _rendered(await self.ops.networks.listing(), answers.network_json)
 
     async def _network_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
         r = requests.network_create(request.body)
@@ -155,8 +170,9 @@ class ControlApi:
     # -- endpoints ----------------------------------------------------------------------------
 
     async def _endpoints(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        listing = self.ops.endpoints.listing(request.query.get("network") or None)
-        return 200, answers.endpoint_listing_json(listing)
+        listing = await self.ops.endpoints.listing(request.query.get("network") or None)
+        endpoints = await _rendered(listing.endpoints, answers.endpoint_json)
+        return 200, answers.endpoint_listing_json(listing, endpoints)
 
     async def _endpoint_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
         r = requests.endpoint_create(request.body)
