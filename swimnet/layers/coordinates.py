@@ -2,15 +2,24 @@
 estimates RTTs to peers it never probed, and a joining node knows everyone's at once.
 
 Rules:
-- push-pull: our section (`CoordinateState`) holds our own coordinate and every trusted one
-  we hold, at most MAX_SECTION_COORDINATES (a random subset beyond); a join push-pull thus
-  hands a new node the coordinates of the whole cluster;
+- push-pull: our section (`CoordinateState`) holds our own coordinate and the trusted ones
+  we hold: all of them (at most MAX_SECTION_COORDINATES) when answering a join, so a new
+  node inherits the coordinates of the whole cluster at once; a random SECTION_SAMPLE of
+  them in periodic anti-entropy (it only repairs what gossip missed). A joining node always
+  sends a section (maybe empty), so the member it joins through knows to answer in full;
 - gossip: when our coordinate becomes trusted, and whenever it moves materially (see
-  swimnet.topology.tracker), a `CoordinateUpdate` is queued; whoever receives a newer
-  version than it holds stores it and relays it (retransmit-limited like every broadcast);
-- coordinates only ride on packets sent anyway (probes, acks, gossip), in at most
-  PACKET_SHARE bytes of each: the queue reports no length, so it never wakes gossip, and it
-  is drained after membership's and the tables' messages;
+  swimnet.topology.tracker), a `CoordinateUpdate` is queued and sent on our next
+  retransmit_limit(retransmit_mult, n) packets. Whoever receives a newer version than it
+  holds stores it, and relays it ceil(log10(n + 1)) times if it is young (fewer than
+  RELAY_UPDATES samples: a node that is finding its place, whose coordinate everyone needs
+  soon; a push epidemic that reaches ~95% of members). A settled coordinate only drifts:
+  its updates go one hop (our packets go mostly to near peers, the ones whose choices
+  depend on it), and push-pull and probe acks carry it further. The epidemic's cost grows
+  with the cluster, so it is kept for the few moments it pays;
+- coordinates only ride on packets sent anyway (probes, acks, gossip), at most one update a
+  packet: the queue reports no length, so it never wakes gossip, and it is drained after
+  membership's and the tables' messages. So gossip adds at most one ~60-byte update to
+  each packet a node sends, and nothing once coordinates have settled;
 - peer input is bounded and checked: a section holds at most MAX_SECTION_COORDINATES
   records; a record about ourselves, about a name that is not a member, or not newer than
   what we hold is dropped before its values are decoded; values go through the topology
@@ -40,8 +49,13 @@ from swimnet.wire.topology import (
     CoordinateUpdate,
 )
 
-PACKET_SHARE = 256
-"""Bytes of one packet that coordinate gossip may take (about four updates)."""
+PACKET_SHARE = 1
+"""Coordinate updates one packet may carry."""
+SECTION_SAMPLE = 64
+"""Coordinates (besides our own) in a periodic push-pull section."""
+RELAY_UPDATES = 96
+"""Coordinates that absorbed fewer samples than this are relayed (see the module rules)."""
+_RELAY_MULT = 1
 _MAX_QUEUED = 4_096
 """Coordinate updates waiting to be relayed (one per member at most; the most sent go first)."""
 
@@ -53,8 +67,11 @@ class CoordinatesLayer:
         self._host = host
         self._tracker = tracker
         self._dims = tracker.client.config.dimensionality
-        self._queue = BroadcastQueue(host.config.retransmit_mult, _MAX_QUEUED)
+        self._own = BroadcastQueue(host.config.retransmit_mult, 1)
+        self._queue = BroadcastQueue(_RELAY_MULT, _MAX_QUEUED)
         self.broadcasts = _Piggyback(self)
+        self._answer_join = False
+        """A join request's section was merged: the reply (next local_state) goes in full."""
 
     def message_handlers(self) -> Mapping[type, MessageHandler]:
         return {CoordinateUpdate: self._on_update}
@@ -65,7 +82,7 @@ class CoordinatesLayer:
     # -- gossip --------------------------------------------------------------------------------
 
     def _on_update(self, msg: CoordinateUpdate, addr: Address, now: float, sealed: bool) -> None:
-        if self._learn(msg.name, msg.epoch, msg.updates, msg.coordinate):
+        if self._learn(msg.name, msg.epoch, msg.updates, msg.coordinate) and msg.updates < RELAY_UPDATES:
             self._queue.queue(msg.name, encode_message(msg))
 
     def _take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
@@ -74,8 +91,9 @@ class CoordinatesLayer:
             (epoch, updates), coord = published
             me = self._host.name
             update = CoordinateUpdate(me, epoch, updates, coordinate_to_bytes(coord))
-            self._queue.queue(me, encode_message(update))
-        taken = self._queue.take(min(budget, PACKET_SHARE), overhead, n_members)
+            self._own.queue(me, encode_message(update))
+        queue = self._own if len(self._own) else self._queue
+        taken = queue.take(budget, overhead, n_members)[:PACKET_SHARE]
         if taken:
             self._host.stats["coordinate_gossip_bytes"] += sum(len(b) for b in taken)
         return taken
@@ -107,19 +125,17 @@ class CoordinatesLayer:
 
     def local_state(self, join: bool, now: float) -> bytes | None:
         tracker = self._tracker
-        records = [
-            CoordinateRecord(name, version[0], version[1], coordinate_to_bytes(coord))
-            for name, version, coord in tracker.book.items()
-            if is_trusted(version)
-        ]
+        answer_join, self._answer_join = self._answer_join, False
+        held = [(name, ver, coord) for name, ver, coord in tracker.book.items() if is_trusted(ver)]
+        limit = MAX_SECTION_COORDINATES - 1 if answer_join else SECTION_SAMPLE
+        if len(held) > limit:
+            held = self._host.rng.sample(held, limit)
         if tracker.trusted:
-            (epoch, updates), coord = tracker.version, tracker.coordinate
-            records.append(CoordinateRecord(self._host.name, epoch, updates, coordinate_to_bytes(coord)))
-        if not records:
+            held.append((self._host.name, tracker.version, tracker.coordinate))
+        if not held and not join:
             return None
-        if len(records) > MAX_SECTION_COORDINATES:
-            records = self._host.rng.sample(records, MAX_SECTION_COORDINATES)
-        data = encode_message(CoordinateState(tuple(records)))
+        records = tuple(CoordinateRecord(n, v[0], v[1], coordinate_to_bytes(c)) for n, v, c in held)
+        data = encode_message(CoordinateState(records))
         self._host.stats["coordinate_section_bytes"] += len(data)
         return data
 
@@ -132,6 +148,7 @@ class CoordinatesLayer:
         if type(state) is not CoordinateState:
             self._host.stats["drop_coordinate_state_decode"] += 1
             return
+        self._answer_join = join
         for r in state.records:
             self._learn(r.name, r.epoch, r.updates, r.coordinate)
 

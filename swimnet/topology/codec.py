@@ -87,8 +87,8 @@ def coordinate_from_bytes(data: Any, dimensionality: int | None = None) -> Coord
 
 ACK_PAYLOAD_VERSION = 2
 """Payload form: msgpack `[2, epoch, updates, packed coordinate]` (the owner's version, see
-swimnet.topology.book, then `coordinate_to_bytes`): 52 bytes for 8 dimensions and small
-counters. (Form 1, `[1, [floats...]]`, carried no version; it is refused.)"""
+swimnet.topology.book, then `coordinate_to_bytes`): 50 bytes for 8 dimensions and counters
+under 128, 54 at most under 2**32. (Form 1, `[1, [floats...]]`, carried no version; it is refused.)"""
 _MAX_COUNTER = 2**64 - 1
 _pack_payload = msgpack.Packer(use_bin_type=True).pack
 

@@ -38,8 +38,9 @@ MIN_KNOWN = 8
 """Trusted peer coordinates we must hold before "near" means anything."""
 SEED_UPDATES = 32
 """Our first samples, taken with a bigger step (see VivaldiConfig.seed_updates)."""
-MATERIAL_SHARE = 0.1
-"""A move of a tenth of the median RTT is worth telling everyone about."""
+MATERIAL_SHARE = 0.2
+"""A move of a fifth of the median RTT is worth telling everyone about: it cannot turn a
+near peer (at most half the median away) far, nor a far one near, but more can."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
 """The median RTT (what "near" is relative to) is re-estimated every this many queries."""

@@ -87,9 +87,7 @@ def _dec_state(v: list[Any]) -> CoordinateState:
     return CoordinateState(tuple(_record(r, "coordinate_state.record") for r in items))
 
 
-register(
-    CoordinateUpdate, lambda m: [m.name, m.epoch, m.updates, m.coordinate], _dec_update, relayed=True
-)
+register(CoordinateUpdate, lambda m: [m.name, m.epoch, m.updates, m.coordinate], _dec_update, relayed=True)
 register(
     CoordinateState,
     lambda m: [[[r.name, r.epoch, r.updates, r.coordinate] for r in m.records]],
