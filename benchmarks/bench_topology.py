@@ -5,7 +5,8 @@ jitter). For each bias (0 = memberlist's uniform choice, then the default), the 
 - the cluster forms (everyone joins through n0) and converges; from then on one member
   changes its meta every second, so gossip flows;
 - traffic: cross-zone and in-zone packets and bytes per second over the WINDOW seconds that
-  end 30, 60, 120 and 300 s after convergence (`--marks`), and the cut the bias makes;
+  end 30, 60, 120 and 300 s after convergence (`--marks`), and the cut the bias makes; with
+  what coordinates took in that window, per node-second;
 - coordinate bytes: what probe acks, coordinate gossip and push-pull sections carried for
   coordinates over the whole timeline, per node-second (section bytes before the stream
   compression: an upper bound);
@@ -82,9 +83,17 @@ class _Run:
             )
 
     def window(self, seconds: float) -> dict[str, float]:
+        """Traffic per second over the next `seconds`, and what coordinates took of it (per
+        node-second: `coordinate_*`)."""
         self.sim.traffic.clear()
+        before = self.coordinate_bytes()
         self.sim.run_for(seconds)
-        return {k: round(v / seconds, 1) for k, v in sorted(self.sim.traffic.items())}
+        spent = self.coordinate_bytes() - before
+        out = {k: round(v / seconds, 1) for k, v in sorted(self.sim.traffic.items())}
+        running = len(self.sim.running())
+        for key in COORDINATE_BYTES:
+            out[key] = round(spent[key] / (running * seconds), 1)
+        return out
 
     def coordinate_bytes(self) -> Counter[str]:
         total: Counter[str] = Counter()

@@ -11,7 +11,7 @@ Rules:
   swimnet.topology.tracker), a `CoordinateUpdate` is queued and sent on our next
   retransmit_limit(retransmit_mult, n) packets. Whoever receives a newer version than it
   holds stores it, and relays it ceil(log10(n + 1)) times if it is young (fewer than
-  RELAY_UPDATES samples: a node that is finding its place, whose coordinate everyone needs
+  RELAY_UPDATES samples: a node still seeding its place, whose coordinate everyone needs
   soon; a push epidemic that reaches ~95% of members). A settled coordinate only drifts:
   its updates go one hop (our packets go mostly to near peers, the ones whose choices
   depend on it), and push-pull and probe acks carry it further. The epidemic's cost grows
@@ -39,7 +39,7 @@ from swimnet.membership.events import MemberEvent
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.topology.book import is_trusted
 from swimnet.topology.codec import coordinate_from_bytes, coordinate_to_bytes
-from swimnet.topology.tracker import PeerCoordinates
+from swimnet.topology.tracker import SEED_UPDATES, PeerCoordinates
 from swimnet.wire.codec import decode_message, encode_message
 from swimnet.wire.messages import Address, WireMessage
 from swimnet.wire.topology import (
@@ -53,8 +53,9 @@ PACKET_SHARE = 1
 """Coordinate updates one packet may carry."""
 SECTION_SAMPLE = 64
 """Coordinates (besides our own) in a periodic push-pull section."""
-RELAY_UPDATES = 96
-"""Coordinates that absorbed fewer samples than this are relayed (see the module rules)."""
+RELAY_UPDATES = SEED_UPDATES
+"""Coordinates that absorbed fewer samples than this are relayed (see the module rules):
+those of nodes still seeding their place."""
 _RELAY_MULT = 1
 _MAX_QUEUED = 4_096
 """Coordinate updates waiting to be relayed (one per member at most; the most sent go first)."""
