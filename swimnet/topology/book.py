@@ -5,8 +5,10 @@ Rules:
 - an entry is (version, coordinate); a version is (epoch, updates): the incarnation the owner
   started its life with, and how many samples its coordinate had absorbed. An offer replaces
   an entry only with a strictly greater version, so an older coordinate never replaces a
-  newer one, whatever order the copies arrive in; a restarted owner (a higher epoch) replaces
-  what its previous life published;
+  newer one, whatever order the copies arrive in; a restarted owner (a higher epoch: the
+  agent starts above its persisted incarnation) replaces what its previous life published.
+  An owner restarted with the same epoch is heard again once its count passes the old one
+  (until then its previous, likely still right, coordinate stands); reaping forgets it;
 - a coordinate is trusted once it has absorbed TRUSTED_UPDATES samples (by its owner's
   count): before that it sits near the origin and says nothing about where its owner is;
   `trusted` counts the trusted entries exactly;
