@@ -169,10 +169,7 @@ def measure(bias: float, n: int, seed: int, marks: tuple[float, ...]) -> dict[st
         sim.run_for(max(0.0, converged + mark - WINDOW - sim.now))
         traffic = run.window(WINDOW)
         at_mark[f"{mark:g}"] = {"per_second": traffic, "cross_zone_share_of_packets": _share(traffic)}
-        print(
-            f"  bias {bias} n {n}: +{mark:g} s cross-zone share {_share(traffic)} "
-            f"({time.monotonic() - wall:.0f} s)"
-        )
+        print(f"  bias {bias} n {n}: +{mark:g} s ({time.monotonic() - wall:.0f} s): {traffic}")
     elapsed = sim.now - converged
     spent = run.coordinate_bytes() - before
     coordinate_bytes = {key: round(spent[key] / (n * elapsed), 1) for key in COORDINATE_BYTES}

@@ -61,7 +61,10 @@ class PeerSelection(Protocol):
 
 
 class BroadcastSource(Protocol):
-    """A further queue of piggybacked messages, drained after membership's own."""
+    """A further queue of piggybacked messages, drained after membership's own.
+
+    `len()` is what wakes the gossip tick: a source whose messages should only ride on
+    packets sent anyway (coordinates) reports 0 and is still asked to `take` for each."""
 
     def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
         ...
