@@ -75,9 +75,11 @@ class _Run:
         return sim.now
 
     def workload(self, start: float, seconds: float) -> None:
-        sim, names = self.sim, self.names
+        sim = self.sim
+        running = set(sim.running())
+        names = [name for name in self.names if name in running]
         for i in range(int(seconds) + 1):
-            source = names[self.rng.randrange(self.n)]
+            source = names[self.rng.randrange(len(names))]
             sim.at(
                 start + i,
                 lambda s=source: sim.call(s, lambda e: e.set_meta(f"w{sim.now:.2f}".encode(), sim.now)),
