@@ -3,9 +3,10 @@
 Start: lock the state directory, load the identity (name; incarnation = persisted + 1,
 saved at once), the keyring file and the persisted endpoints, open the control socket
 (0600), start the node, the datapath driver (only when the datapath is on; imported lazily,
-so `--no-datapath` works without it), the control API and the metrics endpoint; then join
-the seeds (retrying with backoff while none answers), re-publish the local endpoints and
-feed the driver.
+so `--no-datapath` works without it; with the service load balancer), the DNS resolver
+pool (datapath on only: one resolver per attached container), the control API and the
+metrics endpoint; then join the seeds (retrying with backoff while none answers),
+re-publish the local endpoints and feed the driver.
 
 While running: one log line per membership change; table changes wake the overlay refresh
 (conflicts, adoption, re-publication, scope release, driver snapshot); the incarnation and
@@ -17,7 +18,10 @@ driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `domain.
 Wiring: the node comes from `domain.cluster.open_agent_node` and reaches the domain only as
 a `Cluster`; the domain (`OverlayAgent`, `KeysAdmin`, bundled as `Operations`) is served by
 `http.routes.ControlApi` on the control socket; the driver is built by `driver_factory`
-(default: `swimnet.datapath.driver.DatapathDriver` over a `LinuxDatapath`).
+(default: `swimnet.datapath.driver.DatapathDriver` over a `LinuxDatapath`, with a
+`LinuxLoadBalancer` for the service VIPs); the resolver pool
+(`swimnet.dns.pool.open_resolver_pool` over the overlay's names index) runs in the
+daemon's nursery and is handed to the overlay's `dns`.
 
 Exit codes (`main_run`): 0 after a signal, 2 for a configuration error (file, key and
 reason printed), 1 when the agent cannot start (socket or address taken) or fails.
@@ -85,11 +89,12 @@ _MEMBER_EVENTS = {
 def default_driver_factory(**kwargs: Any) -> DatapathDriverProtocol:
     """The kernel datapath driver; imported lazily (pyroute2), so `--no-datapath` runs without it."""
     from swimnet.datapath.driver import DatapathDriver
+    from swimnet.datapath.lb.linux import LinuxLoadBalancer
     from swimnet.datapath.linux import LinuxDatapath
 
     datapath = LinuxDatapath(kwargs["node_tag"])
     driver: DatapathDriverProtocol = DatapathDriver(
-        **kwargs, datapath=datapath, log=logging.getLogger(f"{LOGGER}.datapath")
+        **kwargs, datapath=datapath, lb=LinuxLoadBalancer(), log=logging.getLogger(f"{LOGGER}.datapath")
     )
     return driver
 
@@ -369,6 +374,7 @@ async def _run_node(
                 nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
+                await nursery.start(_serve_resolvers, overlay)
             api = ControlApi(Operations.over(overlay, keys), runtime.status)
             await nursery.start(serve_http, [control.listener], api.handle, Limits())
             if settings.metrics is not None:
@@ -387,6 +393,20 @@ async def _run_node(
                 await driver.close()
         control.close()  # no new control requests while we leave
     event(log, "leaving the cluster", event="leaving")
+
+
+async def _serve_resolvers(overlay: OverlayAgent, *, task_status: trio.TaskStatus[None]) -> None:
+    """The DNS resolver pool, handed to the overlay until cancelled (every resolver then stops)."""
+    from swimnet.dns.pool import open_resolver_pool
+
+    dns = overlay.dns
+    async with open_resolver_pool(dns.index.view, metrics=dns.metrics) as pool:
+        dns.resolvers = pool
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            dns.resolvers = None
 
 
 def _leaf(exc: BaseException) -> BaseException:

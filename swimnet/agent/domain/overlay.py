@@ -25,7 +25,10 @@ Rules:
   is re-published once;
 - every change of the tables wakes `refresh()` (debounced; it also runs every second):
   conflicts, adoption of orphaned definitions, local re-publication, scope release, and
-  the snapshot for the driver, which gets it only when it differs from the last one sent.
+  the snapshot for the driver, which gets it only when it differs from the last one sent;
+  the snapshot carries the visible services of the networks held (the driver's VIP rules);
+- DNS (`dns`, see `domain.dns`): the names index follows every table change received here;
+  a container's resolver follows its endpoint's datapath attach / detach.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import trio
 from swimnet.agent.domain.adoption import Orphans
 from swimnet.agent.domain.cluster import Cluster
 from swimnet.agent.domain.conflicts import Conflict, find_conflicts, for_datapath
+from swimnet.agent.domain.dns import AgentDns
 from swimnet.agent.domain.ports import DatapathDriverProtocol, EndpointStore
 from swimnet.agent.domain.tables_view import TablesView
 from swimnet.agent.logs import LOGGER, event
@@ -97,6 +101,7 @@ class OverlayAgent:
         self.cluster_synced = False
         self._wake = trio.Event()
         self._pushed: OverlaySnapshot | None = None
+        self.dns = AgentDns(cluster, self.stats)
 
     # -- scopes ---------------------------------------------------------------------------
 
@@ -128,6 +133,7 @@ class OverlayAgent:
         """Leave `network`'s scope unless this agent still needs it."""
         if self.view.is_joined(network) and not self.needs(network):
             await self.cluster.leave_network(network)
+            self.dns.forget(network)
             event(log, "left network scope", event="scope_left", network=network)
 
     # -- local endpoints ------------------------------------------------------------------
@@ -156,8 +162,10 @@ class OverlayAgent:
         if not self.cluster_synced:
             for name, record in self.cache.items():
                 records.setdefault(name, record)
-        peers = {n: for_datapath(self.view.endpoints(n), self.me) for n in self.view.held()}
-        return build_snapshot(records, self.local.values(), peers, self.me, extra_networks)
+        held = self.view.held()
+        peers = {n: for_datapath(self.view.endpoints(n), self.me) for n in held}
+        services = {n: [r for _, r, _ in self.view.services(n)] for n in held}
+        return build_snapshot(records, self.local.values(), peers, self.me, extra_networks, services)
 
     def push(self, extra_networks: Iterable[str] = ()) -> None:
         """Send the driver the desired state, if it differs from the last one sent."""
@@ -176,12 +184,14 @@ class OverlayAgent:
         self.push(extra_networks=[spec.network])
         await self.driver.attach(spec)
         self.stats["datapath_attaches"] += 1
+        await self.dns.attach(spec)
 
     async def detach(self, spec: LocalEndpointSpec) -> None:
         if self.driver is None or (spec.netns is None and spec.pid is None):
             return
         await self.driver.detach(spec)
         self.stats["datapath_detaches"] += 1
+        await self.dns.detach(spec)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -240,6 +250,7 @@ class OverlayAgent:
 
     def note(self, change: TableChange) -> None:
         self.orphans.note(change, self.view, self.me, trio.current_time())
+        self.dns.apply(change)
 
     def wake(self) -> None:
         self._wake.set()
@@ -247,12 +258,14 @@ class OverlayAgent:
     async def watch(self) -> None:
         """Feed table changes to `note` and wake `refresh` (runs until cancelled)."""
         async with self.cluster.subscribe_tables() as changes:
+            self.dns.load()  # no await since subscribing: the changes follow the load
             async for change in changes:
                 self.note(change)
                 while len(changes):
                     self.note(changes.receive_nowait())
-                if changes.dropped:
+                if changes.dropped != self.stats["table_changes_dropped"]:
                     self.stats["table_changes_dropped"] = changes.dropped
+                    self.dns.load()
                 self.wake()
 
     async def refresher(self) -> None:
