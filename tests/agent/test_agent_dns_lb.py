@@ -154,3 +154,55 @@ async def test_without_a_datapath_inspect_says_so(tmp_path: Path) -> None:
         assert a.overlay.dns.resolvers is None
         assert json.dumps(doc)
         nursery.cancel_scope.cancel()
+
+
+def test_backend_states_and_programmed_namespaces_from_the_driver() -> None:
+    """Unit: a failed owner's backend is hidden, a deleted or unseen one unknown; the
+    namespaces programmed come from the driver's latest load-balancing pass."""
+    from types import SimpleNamespace
+
+    from swimnet.agent.domain.services import Services
+    from swimnet.agent.domain.values import ServiceInfo
+    from swimnet.datapath.lb.ops import LbResult, NsOutcome
+    from swimnet.overlay import EndpointRecord, LocalEndpointSpec, ServiceRecord
+
+    stored = {
+        "ep-hidden": SimpleNamespace(deleted=False, owner="h2"),
+        "ep-gone": SimpleNamespace(deleted=True, owner="h2"),
+    }
+    view = SimpleNamespace(
+        endpoints=lambda network: [
+            ("ep-a", EndpointRecord("a", "10.1.0.2/24", "02:42:0a:01:00:02", "192.0.2.1"), "h1")
+        ],
+        stored=lambda network, table, key: stored.get(key),
+    )
+    local = {
+        "ep-a": LocalEndpointSpec("ep-a", "dp", "a", "10.1.0.2/24", "02:42:0a:01:00:02", netns="ns-a"),
+        "ep-b": LocalEndpointSpec("ep-b", "dp", "b", "10.1.0.5/24", "02:42:0a:01:00:05", pid=77),
+        "ep-c": LocalEndpointSpec("ep-c", "dp", "c", "10.1.0.6/24", "02:42:0a:01:00:06"),
+        "ep-o": LocalEndpointSpec("ep-o", "other", "o", "10.2.0.6/24", "02:42:0a:02:00:06", netns="ns-o"),
+    }
+    driver = SimpleNamespace(lb_last=LbResult((NsOutcome("ns-a", commands=3), NsOutcome(77, error="boom"))))
+    agent: Any = SimpleNamespace(view=view, local=local, driver=driver)
+    services = Services(agent)
+    record = ServiceRecord(
+        name="web", vip="10.1.0.100", mode="vip", ports=(), backends=("ep-a", "ep-hidden", "ep-gone", "ep-x")
+    )
+    info = ServiceInfo("dp", record, "h1")
+    states = services._backend_states(info)
+    assert [(b.endpoint_id, b.state, b.owner) for b in states] == [
+        ("ep-a", "visible", "h1"),
+        ("ep-hidden", "hidden", "h2"),
+        ("ep-gone", "unknown", None),
+        ("ep-x", "unknown", None),
+    ]
+    programmed = services._programmed(info)
+    assert programmed is not None
+    assert [(p.endpoint_id, p.netns, p.state) for p in programmed] == [
+        ("ep-a", "ns-a", "programmed"),
+        ("ep-b", "/proc/77/ns/net", "failed"),
+    ]
+    dnsrr = ServiceInfo("dp", ServiceRecord(name="d", vip=None, mode="dnsrr", ports=(), backends=()), "h1")
+    assert services._programmed(dnsrr) == ()
+    agent.driver = None
+    assert services._programmed(info) is None
