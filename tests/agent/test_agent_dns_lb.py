@@ -29,23 +29,6 @@ from swimnet.dns import resolve
 from swimnet.overlay.snapshot import ServiceSpec
 
 
-class RecordingPool:
-    """Stands in for the daemon's resolver pool: records the overlay's calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, ...]] = []
-
-    async def attach(self, netns: str, endpoint_id: str, network: str) -> object:
-        self.calls.append(("attach", netns, endpoint_id, network))
-        return None
-
-    async def detach(self, endpoint_id: str) -> None:
-        self.calls.append(("detach", endpoint_id))
-
-    def networks_of(self, netns: str) -> tuple[str, ...]:
-        return ()
-
-
 async def test_services_reach_the_driver_and_names_resolve(tmp_path: Path) -> None:
     drivers = Drivers()
     async with trio.open_nursery() as nursery:
@@ -57,7 +40,9 @@ async def test_services_reach_the_driver_and_names_resolve(tmp_path: Path) -> No
         await run_cli_json(a, "network", "create", "dp", "--subnet", "10.1.0.0/24")
         await eventually(lambda: b.overlay.view.network("dp") is not None, "network on b")
 
-        # a resolver that cannot start (no such namespace here) is counted, the endpoint stays
+        # a resolver that cannot start is counted, the endpoint stays
+        pool = drivers.pools["a"]
+        pool.fail.add("nons-ctr1")
         e1 = await run_cli_json(
             a, "endpoint", "create", "dp", "c1", "--ip", "10.1.0.2", "--netns", "nons-ctr1"
         )
@@ -125,8 +110,7 @@ async def test_services_reach_the_driver_and_names_resolve(tmp_path: Path) -> No
         assert status == 400 and body["field"] == "type"
 
         # the resolver pool follows the endpoints' attach / detach
-        pool = RecordingPool()
-        a.overlay.dns.resolvers = pool
+        pool.calls.clear()
         e3 = await run_cli_json(a, "endpoint", "create", "dp", "c3", "--ip", "10.1.0.4", "--pid", "4242")
         await run_cli_json(a, "endpoint", "create", "dp", "c4", "--ip", "10.1.0.5")  # no container
         await run_cli_json(a, "endpoint", "rm", "c3")

@@ -46,6 +46,7 @@ from swimnet.agent.daemon.metrics import metrics_handler, registry_for
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.agent.daemon.state_store import Identity, StateDir
 from swimnet.agent.domain.cluster import Cluster, open_agent_node
+from swimnet.agent.domain.dns import ResolverPoolProtocol
 from swimnet.agent.domain.keys import KeysAdmin
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.domain.overlay import OverlayAgent
@@ -75,6 +76,8 @@ from swimnet.wire.messages import State
 log = logging.getLogger(LOGGER)
 
 DriverFactory = Callable[..., DatapathDriverProtocol]
+PoolContext = contextlib.AbstractAsyncContextManager[ResolverPoolProtocol]
+ResolverPoolFactory = Callable[[OverlayAgent], PoolContext]
 PERSIST_PERIOD = 1.0
 JOIN_RETRY_MAX = 30.0
 _MEMBER_EVENTS = {
@@ -269,6 +272,7 @@ async def run_agent(
     settings: AgentSettings,
     *,
     driver_factory: DriverFactory | None = None,
+    resolver_pool: ResolverPoolFactory | None = None,
     handle_signals: bool = True,
     log_filter: NodeFilter | None = None,
     task_status: trio.TaskStatus[AgentRuntime] = trio.TASK_STATUS_IGNORED,
@@ -276,17 +280,19 @@ async def run_agent(
     """Run the agent until a signal (or `runtime.stop`); see the module docstring.
 
     The signal receiver is installed first, so a signal during the start is not lost (it is
-    acted on once the agent runs)."""
+    acted on once the agent runs). `resolver_pool` opens the DNS resolver pool (default:
+    `default_resolver_pool`); like `driver_factory`, tests give an in-memory one."""
+    wiring = (driver_factory, resolver_pool)
     if handle_signals:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as received:
-            await _run_agent(settings, driver_factory, received, log_filter, task_status)
+            await _run_agent(settings, wiring, received, log_filter, task_status)
     else:
-        await _run_agent(settings, driver_factory, None, log_filter, task_status)
+        await _run_agent(settings, wiring, None, log_filter, task_status)
 
 
 async def _run_agent(
     settings: AgentSettings,
-    driver_factory: DriverFactory | None,
+    wiring: tuple[DriverFactory | None, ResolverPoolFactory | None],
     signals: AsyncIterator[int] | None,
     log_filter: NodeFilter | None,
     task_status: trio.TaskStatus[AgentRuntime],
@@ -321,7 +327,7 @@ async def _run_agent(
                 rtt=rtt,
                 local=local,
                 cache=cache,
-                driver_factory=driver_factory,
+                wiring=wiring,
                 signals=signals,
                 task_status=task_status,
             )
@@ -341,11 +347,12 @@ async def _run_node(
     rtt: RttHistogram,
     local: list[LocalEndpointSpec],
     cache: dict[str, NetworkRecord],
-    driver_factory: DriverFactory | None,
+    wiring: tuple[DriverFactory | None, ResolverPoolFactory | None],
     signals: AsyncIterator[int] | None,
     task_status: trio.TaskStatus[AgentRuntime],
 ) -> None:
     vtep = node.advertise_address[0]
+    driver_factory, resolver_pool = wiring
     driver: DatapathDriverProtocol | None = None
     if settings.datapath:
         factory = driver_factory if driver_factory is not None else default_driver_factory
@@ -374,7 +381,7 @@ async def _run_node(
                 nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
-                await nursery.start(_serve_resolvers, overlay)
+                await nursery.start(_serve_resolvers, overlay, resolver_pool or default_resolver_pool)
             api = ControlApi(Operations.over(overlay, keys), runtime.status)
             await nursery.start(serve_http, [control.listener], api.handle, Limits())
             if settings.metrics is not None:
@@ -395,12 +402,19 @@ async def _run_node(
     event(log, "leaving the cluster", event="leaving")
 
 
-async def _serve_resolvers(overlay: OverlayAgent, *, task_status: trio.TaskStatus[None]) -> None:
-    """The DNS resolver pool, handed to the overlay until cancelled (every resolver then stops)."""
+def default_resolver_pool(overlay: OverlayAgent) -> PoolContext:
+    """The kernel resolvers (one per container namespace) over the overlay's names index."""
     from swimnet.dns.pool import open_resolver_pool
 
+    return open_resolver_pool(overlay.dns.index.view, metrics=overlay.dns.metrics)
+
+
+async def _serve_resolvers(
+    overlay: OverlayAgent, factory: ResolverPoolFactory, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """The DNS resolver pool, handed to the overlay until cancelled (every resolver then stops)."""
     dns = overlay.dns
-    async with open_resolver_pool(dns.index.view, metrics=dns.metrics) as pool:
+    async with factory(overlay) as pool:
         dns.resolvers = pool
         task_status.started()
         try:
