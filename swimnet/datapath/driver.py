@@ -81,7 +81,7 @@ import trio
 
 from swimnet.datapath import names as dp_names
 from swimnet.datapath.diff import diff
-from swimnet.datapath.lb.ops import LoadBalancer
+from swimnet.datapath.lb.ops import LbResult, LoadBalancer
 from swimnet.datapath.lb.sync import LbPass, LbSync
 from swimnet.datapath.model import (
     FLOOD_MAC,
@@ -222,6 +222,11 @@ class DatapathDriver:
         self._lb = LbSync(lb, self.stats, self.log) if lb is not None else None
 
     # -- the agent's interface ----------------------------------------------------------
+
+    @property
+    def lb_last(self) -> LbResult | None:
+        """The latest load-balancing pass's outcome per namespace (None: no pass yet, or no `lb`)."""
+        return self._lb.last if self._lb is not None else None
 
     def update(self, snapshot: OverlaySnapshot) -> None:
         """Store the desired overlay and schedule a debounced reconcile."""

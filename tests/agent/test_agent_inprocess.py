@@ -4,6 +4,7 @@ CLI and raw HTTP run in worker threads against the real control sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 from agent_harness import cli
-from fake_driver import FakeDriver
+from fake_driver import FakeDriver, FakeResolverPool
 from prometheus_client import generate_latest
 
 from swimnet.agent.daemon.metrics import registry_for
@@ -56,8 +57,15 @@ def settings_for(
 
 
 class Drivers:
+    """The fake drivers (and DNS resolver pools) of the agents a test starts, by node name."""
+
     def __init__(self) -> None:
         self.by_name: dict[str, FakeDriver] = {}
+        self.pools: dict[str, FakeResolverPool] = {}
+
+    def pool(self, overlay: Any) -> contextlib.AbstractAsyncContextManager[FakeResolverPool]:
+        pool = self.pools.setdefault(overlay.me, FakeResolverPool())
+        return pool.open(overlay)
 
     def __call__(self, **kwargs: Any) -> FakeDriver:
         driver = FakeDriver(**kwargs)
@@ -67,7 +75,9 @@ class Drivers:
 
 async def start(nursery: trio.Nursery, settings: AgentSettings, drivers: Drivers) -> AgentRuntime:
     runtime: AgentRuntime = await nursery.start(
-        functools.partial(run_agent, settings, driver_factory=drivers, handle_signals=False)
+        functools.partial(
+            run_agent, settings, driver_factory=drivers, resolver_pool=drivers.pool, handle_signals=False
+        )
     )
     return runtime
 

@@ -36,6 +36,9 @@ Rules:
   own cost: see `push`). An idle agent's refresh is a few lookups per held network,
   whatever the number of endpoints; a new endpoint costs its own entry, not a pass over
   the others.
+- the snapshot carries the visible services of the networks held (the driver's VIP rules);
+- DNS (`dns`, see `domain.dns`): the names index follows every table change received here;
+  a container's resolver follows its endpoint's datapath attach / detach.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import trio
 from swimnet.agent.domain.adoption import Orphans
 from swimnet.agent.domain.cluster import Cluster
 from swimnet.agent.domain.conflicts import Conflict, Row, find_conflicts, for_datapath
+from swimnet.agent.domain.dns import AgentDns
 from swimnet.agent.domain.local_endpoints import LocalEndpoints
 from swimnet.agent.domain.ports import DatapathDriverProtocol, EndpointStore
 from swimnet.agent.domain.tables_view import TablesView
@@ -64,7 +68,7 @@ from swimnet.overlay import (
     OverlaySnapshot,
     build_snapshot,
 )
-from swimnet.overlay.model import NetworkRecord
+from swimnet.overlay.model import NetworkRecord, ServiceRecord
 from swimnet.tables.changes import TableChange
 
 log = logging.getLogger(LOGGER)
@@ -126,6 +130,7 @@ class OverlayAgent:
         self._push_not_before = 0.0
         self._push_deferred = False
         self._datapath_rows: dict[str, tuple[int, list[Row]]] = {}
+        self.dns = AgentDns(cluster, self.stats)
 
     # -- scopes ---------------------------------------------------------------------------
 
@@ -155,6 +160,7 @@ class OverlayAgent:
         """Leave `network`'s scope unless this agent still needs it."""
         if self.view.is_joined(network) and not self.needs(network):
             await self.cluster.leave_network(network)
+            self.dns.forget(network)
             event(log, "left network scope", event="scope_left", network=network)
 
     # -- local endpoints ------------------------------------------------------------------
@@ -224,6 +230,7 @@ class OverlayAgent:
         dict[str, Sequence[Row]],
         str,
         list[str],
+        dict[str, list[ServiceRecord]],
     ]:
         """`build_snapshot`'s arguments, as values nothing changes afterwards."""
         records: dict[str, NetworkRecord] = self.view.records()
@@ -233,7 +240,8 @@ class OverlayAgent:
         peers = {n: self._rows_for_datapath(n) for n in wanted if self.view.is_held(n)}
         for gone in set(self._datapath_rows) - set(wanted):
             del self._datapath_rows[gone]
-        return records, tuple(self.local.values()), peers, self.me, list(extra_networks)
+        services = {n: [r for _, r, _ in self.view.services(n)] for n in peers}
+        return records, tuple(self.local.values()), peers, self.me, list(extra_networks), services
 
     def snapshot(self, extra_networks: Iterable[str] = ()) -> OverlaySnapshot:
         return build_snapshot(*self._snapshot_args(list(extra_networks)))
@@ -286,12 +294,14 @@ class OverlayAgent:
             await self.push(extra_networks=[spec.network])  # the driver must know the network first
         await self.driver.attach(spec)
         self.stats["datapath_attaches"] += 1
+        await self.dns.attach(spec)
 
     async def detach(self, spec: LocalEndpointSpec) -> None:
         if self.driver is None or (spec.netns is None and spec.pid is None):
             return
         await self.driver.detach(spec)
         self.stats["datapath_detaches"] += 1
+        await self.dns.detach(spec)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -354,6 +364,7 @@ class OverlayAgent:
         self.orphans.note(change, self.view, self.me, trio.current_time())
         if change.table == PEERS_TABLE and change.key in self.local:
             self._recheck.add(change.key)
+        self.dns.apply(change)
 
     def wake(self) -> None:
         self._wake.set()
@@ -366,6 +377,7 @@ class OverlayAgent:
             self.cluster.subscribe_tables(WATCH_BUFFER) as changes,
         ):
             self.view.follow(feed)
+            self.dns.load()  # no await since subscribing: the changes follow the load
             self._recheck_all = True
             dropped = 0
             try:
@@ -378,6 +390,7 @@ class OverlayAgent:
                         dropped = changes.dropped
                         self.stats["table_changes_dropped"] = dropped
                         self._recheck_all = True
+                        self.dns.load()
                     self.wake()
             finally:
                 self.view.follow(None)

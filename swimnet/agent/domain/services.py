@@ -16,7 +16,11 @@ Rules:
   the network (INVALID), the whole record small enough for one table value (INVALID naming
   backends or ports);
 - update replaces only the arguments given (None: keep; `backends` replaces the whole
-  list); a VIP is kept while the mode stays the same.
+  list); a VIP is kept while the mode stays the same;
+- `detail` (inspect) adds each backend's state in the tables here (visible, hidden: its
+  owner failed, unknown) and, with a datapath, the container namespaces of this host that
+  get the VIP rules (the network's attached local endpoints; their state from the driver's
+  latest load-balancing pass when it reports one).
 """
 
 from __future__ import annotations
@@ -25,11 +29,18 @@ import logging
 from collections.abc import Sequence
 
 from swimnet.agent import checks
+from swimnet.agent.domain.dns import container_of
 from swimnet.agent.domain.overlay import OverlayAgent
-from swimnet.agent.domain.values import ServiceInfo, ServiceListing
+from swimnet.agent.domain.values import (
+    BackendState,
+    ProgrammedNetns,
+    ServiceDetail,
+    ServiceInfo,
+    ServiceListing,
+)
 from swimnet.agent.errors import conflict, invalid, not_found
 from swimnet.agent.logs import LOGGER, event
-from swimnet.overlay import SERVICES_TABLE, NetworkRecord, ServiceRecord
+from swimnet.overlay import PEERS_TABLE, SERVICES_TABLE, NetworkRecord, ServiceRecord
 
 log = logging.getLogger(LOGGER)
 
@@ -214,6 +225,48 @@ class Services:
         if found is not None:
             return ServiceInfo(network, *found)
         raise not_found(f"service {name!r} not found in network {network!r}", "name")
+
+    def detail(self, network: str, name: str) -> ServiceDetail:
+        info = self.inspect(network, name)
+        return ServiceDetail(info, self._backend_states(info), self._programmed(info))
+
+    def _backend_states(self, info: ServiceInfo) -> tuple[BackendState, ...]:
+        view = self.agent.view
+        visible = {eid: (record, owner) for eid, record, owner in view.endpoints(info.network)}
+        out: list[BackendState] = []
+        for eid in info.record.backends:
+            if eid in visible:
+                record, owner = visible[eid]
+                out.append(BackendState(eid, "visible", record, owner))
+                continue
+            stored = view.stored(info.network, PEERS_TABLE, eid)
+            if stored is not None and not stored.deleted:
+                out.append(BackendState(eid, "hidden", None, stored.owner))
+            else:
+                out.append(BackendState(eid, "unknown"))
+        return tuple(out)
+
+    def _programmed(self, info: ServiceInfo) -> tuple[ProgrammedNetns, ...] | None:
+        driver = self.agent.driver
+        if driver is None:
+            return None
+        if info.record.mode != "vip" or info.record.vip is None:
+            return ()
+        last = getattr(driver, "lb_last", None)
+        outcomes = {str(o.netns): o for o in getattr(last, "outcomes", ())}
+        out: list[ProgrammedNetns] = []
+        for spec in sorted(self.agent.local.values(), key=lambda s: s.endpoint_id):
+            netns = container_of(spec)
+            if spec.network != info.network or netns is None:
+                continue
+            ref = spec.netns or str(spec.pid)
+            outcome = outcomes.get(ref)
+            if outcome is None:
+                state = "attached"
+            else:
+                state = "failed" if outcome.error or outcome.gone else "programmed"
+            out.append(ProgrammedNetns(spec.endpoint_id, netns, state))
+        return tuple(out)
 
     async def remove(self, network: str, name: str) -> None:
         agent = self.agent

@@ -23,6 +23,8 @@
     GET    /v1/tables/{network}                        raw dump of a network's tables (diagnosis;
                                                        "_cluster" is the network definitions)
     GET    /v1/fdb/{network}                           what the datapath programmed
+    GET    /v1/dns/{network}/{name}[?from=EP&type=A]   resolve as a container would (type A,
+                                                       AAAA or PTR; from: a local endpoint)
 
 Answers are JSON: 200 (201 for a creation) with the resource; errors are
 `{"error": "what is wrong", "field": "the request field or null"}` with 400 (bad request
@@ -114,6 +116,7 @@ class ControlApi:
             ("DELETE", f"/v1/keys/{seg}", self._key_remove),
             ("GET", f"/v1/tables/{seg}", self._tables),
             ("GET", f"/v1/fdb/{seg}", self._fdb),
+            ("GET", f"/v1/dns/{seg}/{seg}", self._dns),
         ]
         self.routes = [Route(m, re.compile(p + "/?"), a) for m, p, a in table]
 
@@ -202,7 +205,7 @@ class ControlApi:
         return 201, answers.service_json(info)
 
     async def _service_inspect(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, answers.service_json(self.ops.services.inspect(args[0], args[1]))
+        return 200, answers.service_detail_json(self.ops.services.detail(args[0], args[1]))
 
     async def _service_update(self, request: Request, args: list[str]) -> tuple[int, Any]:
         f = requests.service_fields(request.body, creating=False)
@@ -239,3 +242,8 @@ class ControlApi:
     async def _fdb(self, request: Request, args: list[str]) -> tuple[int, Any]:
         network = args[0]
         return 200, {"network": network, "entries": await self.ops.diagnosis.fdb(network)}
+
+    async def _dns(self, request: Request, args: list[str]) -> tuple[int, Any]:
+        source = request.query.get("from") or None
+        qtype = request.query.get("type") or "A"
+        return 200, answers.dns_json(self.ops.dns.resolve(args[0], args[1], source=source, qtype=qtype))
