@@ -4,13 +4,14 @@ way an agent would (used by `bench_ipam` and by the tests in tests/ipam).
 What a node does, like the agent's domain layer:
 - it joins the IPAM scope (`SCOPE`, every node: the agent's CLUSTER_SCOPE) at start and
   writes its record `record_key(NETWORK, name)` there; endpoints are entries of table
-  `ENDPOINTS` in the network's own scope (`NETWORK`, joined on the first endpoint, left
-  when the last one goes), key = endpoint id, value = the address;
+  `ENDPOINTS` in the network's own scope (`NETWORK`, joined when a request arrives, left
+  when the last endpoint goes), key = endpoint id, value = the address;
 - on every change of its tables (debounced by `debounce` virtual seconds, as the agent's
   refresh) and every `period` seconds it runs `maintain` and serves its request queue
   (first come, first served; a request that waits longer than its timeout fails cleanly,
   a pinned one releasing its claim); `synced` turns on at its first successful sync of the
-  IPAM scope since it started (the first node bootstraps);
+  IPAM scope since it started (the first node bootstraps), which an unsynced node asks for
+  every period;
 - its "state directory" (`persisted`) holds its record, its memory and its endpoints,
   written before they are published; a restart restores them (the record and endpoints
   are re-published, the memory is given to the rules with `since` = the restart time).
@@ -47,6 +48,7 @@ from swimnet.layers.events import SyncFinished
 from swimnet.membership.events import MemberEvent
 from swimnet.sim import Simulation
 from swimnet.tables.changes import TableChange
+from swimnet.wire.messages import State
 
 SCOPE = "cluster"
 NETWORK = "net"
@@ -171,6 +173,8 @@ class IpamCluster:
                     now + (self.timeout if timeout is None else timeout))  # fmt: skip
         self.requests.append(r)
         self.queues[name].append(r)
+        if not self.sim.engine(name).tables.is_joined(NETWORK):
+            self.sim.node(name).join_network(NETWORK)  # as the agent's hold(): see the endpoints
         if len(self.queues[name]) == 1:
             self.serve(name)
         self.sim.at(r.deadline, lambda: self.serve(name))
@@ -184,7 +188,7 @@ class IpamCluster:
         node.table(NETWORK, ENDPOINTS).delete(endpoint)
         m = release(self.view(name), self.rngs[name], ipaddress.IPv4Address(address))
         self._write(name, m.write)
-        if not saved.endpoints:
+        if not saved.endpoints and not self.queues[name]:
             node.leave_network(NETWORK)
 
     # -- the agent loop ------------------------------------------------------------------------
@@ -199,6 +203,7 @@ class IpamCluster:
                     used.setdefault(self.pool.offset(ipaddress.IPv4Address(e.value.decode())),
                                     Use(e.owner, f"endpoint {e.key} on {e.owner}"))  # fmt: skip
         mine = {self.pool.offset(ipaddress.IPv4Address(a)) for a in saved.endpoints.values()}
+        departed = [m.name for m in self.sim.engine(name).members() if m.state == State.LEFT]
         return view_from_tables(
             tables,
             scope=SCOPE,
@@ -209,6 +214,7 @@ class IpamCluster:
             mine=mine,
             synced=self.synced[name],
             memory=self.memory[name],
+            departed=departed,
             now=self.sim.now,
             reap_interval=self.reap_interval,
         )
@@ -246,6 +252,8 @@ class IpamCluster:
                 queue.popleft()
                 continue
             self._write(name, d.write)
+            for note in d.notes:
+                self.notes[note.split(" ")[0]] += 1
             if not isinstance(d, Granted):
                 r.reasons[d.reason] += 1
                 break
@@ -295,6 +303,9 @@ class IpamCluster:
         def tick() -> None:
             if self._life.get(name) != life:
                 return
+            if not self.synced[name] and name in self.sim.running():
+                # as the agent's hold(): ask for a sync rather than wait for anti-entropy
+                self.sim.call(name, lambda e: e.sync_network(SCOPE, self.sim.now))
             self.serve(name)
             self.sim.at(self.sim.now + self.period, tick)
 

@@ -13,7 +13,8 @@ Rules (the safety argument is in the package docstring):
   allocations, the reserved ones and the others' single claims inside its blocks;
 - no free address of its own: it claims fresh blocks (random among the unclaimed ones, as
   many as it already uses, at most its fair share), else a single free address elsewhere
-  (inside another member's block: that owner's vote decides), else the network is full;
+  (inside another member's block: that owner's vote decides; never inside a failed
+  member's block, which stays reserved: then it waits), else the network is full;
 - a pinned address: refused if reserved (AddressReserved) or held (AddressTaken), granted
   at once if free in an own confirmed claim, else claimed alone and granted once confirmed;
 - an outcome that waits (`Waiting`) says for whom; the caller writes `write`, then asks
@@ -46,6 +47,7 @@ class Granted:
 
     address: ipaddress.IPv4Address
     write: bytes | None
+    notes: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -57,6 +59,7 @@ class Waiting:
     reason: str
     waiting_for: tuple[str, ...]
     write: bytes | None
+    notes: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -303,27 +306,34 @@ class _Plan:
         if len(self.free_offsets()) - extra < max(self.pool.block // 2, demand // 4):
             self.claim_blocks(demand)
 
-    def single_candidate(self) -> int | None:
-        """A free address outside our claims for a single claim: in an unclaimed remnant or a
-        live member's block first, in a failed member's block only if nothing else is left."""
+    def single_candidate(self) -> tuple[int | None, set[str]]:
+        """A free address outside our claims for a single claim (in an unclaimed remnant or a
+        live member's block), or None and the failed members whose blocks hold the only free
+        addresses left (they cannot vote: such a claim would wait for their return)."""
         view, pool = self.view, self.pool
         occupied = set(view.used) | view.mine | self._others_single_offsets()
         occupied |= {c.items[0] for c in self.claims.values() if c.single}
         mine_blocks = {pool.block_of(o) for c in self.claims.values() if not c.single for o in c.offsets()}
         order = list(range(pool.blocks))
         self.rng.shuffle(order)
-        fallback: int | None = None
+        failed: set[str] = set()
         for b in order:
             if b in mine_blocks:
                 continue
             free = [o for o in pool.usable_in_block(b) if o not in occupied]
             if not free:
                 continue
-            if not self.k.hidden_block(b):
-                return free[0]
-            if fallback is None:
-                fallback = free[0]
-        return fallback
+            owners = self.k.hidden_owners(b)
+            if not owners:
+                return self.rng.choice(free), set()
+            failed |= owners
+        return None, failed
+
+    def granted(self, address: ipaddress.IPv4Address) -> Granted:
+        return Granted(address, self.write(), tuple(self.notes))
+
+    def waiting(self, reason: str, claims: Iterable[Claim]) -> Waiting:
+        return Waiting(reason, self.missing(claims), self.write(), tuple(self.notes))
 
     def missing(self, claims: Iterable[Claim]) -> tuple[str, ...]:
         out = {v for c in claims for v in self.k.voters if self.k.voted(v, c.id) is not True}
@@ -366,19 +376,22 @@ def allocate(
     free = plan.free_offsets()
     if free:
         plan.prefetch(extra=1)
-        return Granted(plan.pool.address(free[0]), plan.write())
+        return plan.granted(plan.pool.address(free[0]))
     pending = plan.waiting_claims()
     if pending:
-        return Waiting("waiting for votes on a claim", plan.missing(pending), plan.write())
+        return plan.waiting("waiting for votes on a claim", pending)
     if not plan.k.gate_open():
-        return Waiting("waiting for a first sync with the cluster", (), plan.write())
+        return plan.waiting("waiting for a first sync with the cluster", [])
     if plan.claim_blocks(len(view.mine) + 1):
-        return Waiting("claimed free blocks", plan.missing(plan.waiting_claims()), plan.write())
-    offset = plan.single_candidate()
+        return plan.waiting("claimed free blocks", plan.waiting_claims())
+    offset, failed = plan.single_candidate()
+    if offset is None and failed:
+        reason = "the free addresses left are in failed members' blocks"
+        return Waiting(reason, tuple(sorted(failed)), plan.write(), tuple(plan.notes))
     if offset is None:
         raise NoFreeAddress(field=field, network=view.network)
     c = plan.claim(SPARE, (offset,))
-    return Waiting("claimed a free address", plan.missing([c]), plan.write())
+    return plan.waiting("claimed a free address", [c])
 
 
 def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str) -> Granted | Waiting:
@@ -403,18 +416,18 @@ def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str) -> Granted | W
                 failed = ", a failed member" if plan.k.others[s.id].hidden else ""
                 raise AddressTaken(text, f"claimed by {s.owner}{failed}", field=field, network=view.network)
     if own_single is not None and own_single.confirmed:
-        return Granted(want, plan.write())
+        return plan.granted(want)
     if offset in plan.free_offsets():
-        return Granted(want, plan.write())
+        return plan.granted(want)
     for c in plan.claims.values():
         if c.covers(offset):
             if c.confirmed:  # ours, but someone else's single is inside: caught above
                 raise AddressTaken(text, "claimed inside our block", field=field, network=view.network)
-            return Waiting("waiting for votes on a claim", plan.missing([c]), plan.write())
+            return plan.waiting("waiting for votes on a claim", [c])
     if not plan.k.gate_open():
-        return Waiting("waiting for a first sync with the cluster", (), plan.write())
+        return plan.waiting("waiting for a first sync with the cluster", [])
     c = plan.claim(PIN, (offset,))
-    return Waiting("claimed the address", plan.missing([c]), plan.write())
+    return plan.waiting("claimed the address", [c])
 
 
 def release(view: IpamView, rng: random.Random, address: ipaddress.IPv4Address) -> Maintenance:

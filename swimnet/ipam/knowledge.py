@@ -122,12 +122,13 @@ class Knowledge:
         """Pool blocks that any live claim touches."""
         return set(self._index)
 
-    def hidden_block(self, index: int) -> bool:
-        """Whether a pool block belongs to a block claim of a failed (or remembered) member."""
-        return any(
-            not c.single and c.owner != self.view.me and self.others[c.id].hidden
+    def hidden_owners(self, index: int) -> set[str]:
+        """The failed (or only remembered) members whose block claims touch a pool block."""
+        return {
+            c.owner
             for c in self._index.get(index, ())
-        )
+            if not c.single and c.owner != self.view.me and self.others[c.id].hidden
+        }
 
     def others_singles(self) -> Iterable[Claim]:
         return (k.claim for k in self.others.values() if k.claim.single)
