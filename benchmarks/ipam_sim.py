@@ -113,6 +113,9 @@ class IpamCluster:
         self.requests: list[Request] = []
         self.notes: Counter[str] = Counter()
         self.writes = 0
+        self.on_done: Callable[[Request], None] | None = None
+        """Told of every answered request (at the same virtual time, after the step that
+        answered it): a client issuing its next request back to back."""
         self._life: dict[str, int] = {}
         self._scheduled: dict[str, float] = {}
         self._counter = 0
@@ -136,7 +139,7 @@ class IpamCluster:
     def crash(self, name: str) -> None:
         self.sim.crash(name)
         for r in self.queues.get(name, ()):
-            r.outcome, r.done = "lost", self.sim.now
+            self._answer(r, "lost")
         self.queues[name] = deque()
 
     def restart(self, name: str, seeds: list[str] | None = None) -> None:
@@ -238,18 +241,16 @@ class IpamCluster:
         queue = self.queues[name]
         while queue:
             r = queue[0]
-            now = self.sim.now
-            if now >= r.deadline:
-                r.outcome, r.done = "timeout", now
-                queue.popleft()
+            if self.sim.now >= r.deadline:
+                self._answer(queue.popleft(), "timeout")
                 if r.want is not None:
                     self._write(name, release(self.view(name), self.rngs[name], r.want).write)
                 continue
             try:
                 d = allocate(self.view(name), self.rngs[name], r.want)
             except IpamError as exc:
-                r.outcome, r.error, r.done = "refused", exc, now
-                queue.popleft()
+                r.error = exc
+                self._answer(queue.popleft(), "refused")
                 continue
             self._write(name, d.write)
             for note in d.notes:
@@ -265,9 +266,15 @@ class IpamCluster:
             if not self.sim.engine(name).tables.is_joined(NETWORK):
                 node.join_network(NETWORK)
             node.table(NETWORK, ENDPOINTS).put(endpoint, str(d.address).encode())
-            r.outcome, r.address, r.endpoint, r.done = "granted", d.address, endpoint, now
-            queue.popleft()
+            r.address, r.endpoint = d.address, endpoint
+            self._answer(queue.popleft(), "granted")
         self.memory_snapshot(name)
+
+    def _answer(self, r: Request, outcome: str) -> None:
+        r.outcome, r.done = outcome, self.sim.now
+        hook = self.on_done
+        if hook is not None:
+            self.sim.at(self.sim.now, lambda: hook(r))
 
     def memory_snapshot(self, name: str) -> None:
         """Persist what the node knows of the others' claims (the agent would, on change)."""

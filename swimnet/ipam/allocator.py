@@ -7,7 +7,9 @@ Rules (the safety argument is in the package docstring):
   or by an older pending one: the lower (stamp, owner) goes first), confirms those every
   voter agreed to, votes on the others' pending claims (yes is sticky: kept until the
   claim is confirmed or gone; no is recomputed each time), releases empty blocks beyond
-  its spare capacity, and claims more blocks ahead of need;
+  its spare capacity (as many free addresses as it uses, two blocks at least; one block
+  when the pool has no unclaimed block and another member waits for a spare address),
+  and claims more blocks ahead of need (below a quarter of its use free);
 - a member hands out an address only from its own confirmed claims (blocks, or single
   addresses), skipping every address held by an allocation (hidden ones included), its own
   allocations, the reserved ones and the others' single claims inside its blocks;
@@ -120,9 +122,17 @@ class _Plan:
             if refused or beaten:
                 del self.claims[c.stamp]
                 self.notes.append(f"withdrew claim {c.stamp}: {beaten or 'refused by ' + ', '.join(refused)}")
-            elif gate and all(self.k.voted(v, c.id) is True for v in self.k.voters):
+            elif gate and all(self.k.voted(v, c.id) is True for v in self.required(c)):
                 self.claims[c.stamp] = attrs.evolve(c, confirmed=True)
                 self.notes.append(f"confirmed claim {c.stamp}")
+
+    def required(self, c: Claim) -> set[str]:
+        """Whose yes our claim needs: every voter, and for a single address inside another
+        member's block (as we know it: visible, hidden or remembered) that block's owner,
+        voter or not (it alone knows whether the address is free)."""
+        me = self.view.me
+        owners = {e.owner for e in self.k.touching(c) if c.single and not e.single and e.owner != me}
+        return set(self.k.voters) | owners
 
     def _beaten(self, c: Claim) -> str | None:
         """Why our pending claim must go (None: it may stay)."""
@@ -252,10 +262,12 @@ class _Plan:
 
     def _keep(self) -> int:
         """Free addresses we keep in our blocks: as many as we use (at least two blocks);
-        one block when the pool has no unclaimed block left."""
-        if not self._candidate_blocks():
-            return self.pool.block
-        return max(2 * self.pool.block, len(self.view.mine))
+        one block when others are short (no unclaimed block left and someone waits for a
+        spare address)."""
+        short = not self._candidate_blocks() and any(
+            kn.claim.kind == SPARE and not kn.confirmed for kn in self.k.others.values()
+        )
+        return self.pool.block if short else max(2 * self.pool.block, len(self.view.mine))
 
     # -- new claims --------------------------------------------------------------------------
 
@@ -336,7 +348,7 @@ class _Plan:
         return Waiting(reason, self.missing(claims), self.write(), tuple(self.notes))
 
     def missing(self, claims: Iterable[Claim]) -> tuple[str, ...]:
-        out = {v for c in claims for v in self.k.voters if self.k.voted(v, c.id) is not True}
+        out = {v for c in claims for v in self.required(c) if self.k.voted(v, c.id) is not True}
         return tuple(sorted(out))
 
     def waiting_claims(self) -> list[Claim]:

@@ -100,10 +100,10 @@ class Knowledge:
 
     # -- geometry ----------------------------------------------------------------------------
 
-    def _blocks(self, c: Claim) -> range:
+    def _blocks(self, c: Claim) -> set[int]:
+        """The pool blocks a claim touches (its unit may differ from the pool's block)."""
         b = self.view.pool.block
-        spans = list(c.spans())
-        return range(spans[0][0] // b, (spans[-1][1] - 1) // b + 1)
+        return {i for start, end in c.spans() for i in range(start // b, (end - 1) // b + 1)}
 
     def _add(self, c: Claim) -> None:
         for i in self._blocks(c):
