@@ -11,7 +11,10 @@ What a node does, like the agent's domain layer:
   (first come, first served; a request that waits longer than its timeout fails cleanly,
   a pinned one releasing its claim); `synced` turns on at its first successful sync of the
   IPAM scope since it started (the first node bootstraps), which an unsynced node asks for
-  every period;
+  every period; requests wait until the node knows the network: the definition (an entry
+  of table `NETWORKS` in the scope, written by its creator, re-published by any member that
+  knows it and sees none) reached it once (the agent learns network definitions from the
+  cluster: new agents cut off together from the rest know no network to allocate in);
 - its "state directory" (`persisted`) holds its record, its memory and its endpoints,
   written before they are published; a restart restores them (the record and endpoints
   are re-published, the memory is given to the rules with `since` = the restart time).
@@ -51,6 +54,7 @@ from swimnet.tables.changes import TableChange
 from swimnet.wire.messages import State
 
 SCOPE = "cluster"
+NETWORKS = "networks"
 NETWORK = "net"
 ENDPOINTS = "ep"
 DEBOUNCE = 0.05
@@ -81,6 +85,8 @@ class Persisted:
 
     record: bytes | None = None
     memory: bytes | None = None
+    knows_network: bool = False
+    """It learnt the network's definition (the agent's cache of network records)."""
     endpoints: dict[str, str] = attrs.field(factory=dict)
     """endpoint id -> address."""
 
@@ -130,6 +136,8 @@ class IpamCluster:
         self.rngs[name] = random.Random(seed)
         self.persisted.setdefault(name, Persisted())
         self.synced[name] = bootstrap
+        if bootstrap:
+            self.persisted[name].knows_network = True  # it created the network
         self.memory[name] = Memory()
         self.queues.setdefault(name, deque())
         self._life[name] = self._life.get(name, 0) + 1
@@ -239,7 +247,13 @@ class IpamCluster:
             self.notes[note.split(" ")[0]] += 1
         self._write(name, m.write)
         queue = self.queues[name]
-        while queue:
+        saved = self.persisted[name]
+        definition = self.sim.engine(name).tables.get(SCOPE, NETWORKS, NETWORK)
+        if definition is not None:
+            saved.knows_network = True
+        elif saved.knows_network:  # re-published by a member that knows it (the agent adopts it)
+            self.sim.node(name).table(SCOPE, NETWORKS).put(NETWORK, self.pool.subnet.exploded.encode())
+        while queue and saved.knows_network:
             r = queue[0]
             if self.sim.now >= r.deadline:
                 self._answer(queue.popleft(), "timeout")

@@ -36,6 +36,8 @@ class Board:
         self.known: dict[str, dict[str, bytes]] = {m: {} for m in self.members}
         """observer -> member -> the record version it holds."""
         self.failed: dict[str, set[str]] = {m: set() for m in self.members}
+        self.reaped: dict[str, set[str]] = {m: set() for m in self.members}
+        """observer -> members its tables reaped (their late records are refused)."""
         self.voters: dict[str, set[str]] = {m: set(self.members) for m in self.members}
         self.allocations: dict[str, dict[int, str]] = {m: {} for m in self.members}
         """member -> offset -> endpoint label."""
@@ -56,7 +58,7 @@ class Board:
             self.known[member][member] = data
 
     def deliver(self, source: str, target: str) -> None:
-        if source in self.records:
+        if source in self.records and source not in self.reaped[target]:
             self.known[target][source] = self.records[source]
 
     def spread(self, groups: Iterable[Iterable[str]] | None = None) -> None:
@@ -71,6 +73,7 @@ class Board:
     def reap(self, observer: str, member: str) -> None:
         """The observer's tables reaped `member`: its record and attachment are gone."""
         self.known[observer].pop(member, None)
+        self.reaped[observer].add(member)
         self.failed[observer].discard(member)
         self.voters[observer].discard(member)
 
