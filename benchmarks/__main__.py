@@ -15,6 +15,7 @@ SUITES = {
     "tables": "benchmarks.bench_tables",
     "datapath": "benchmarks.bench_datapath",
     "soak": "benchmarks.bench_soak",
+    "ipam": "benchmarks.bench_ipam",
 }
 
 

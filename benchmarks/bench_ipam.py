@@ -10,9 +10,10 @@ Scenarios:
   a gossip packet, 1200 B, to spread in gossip time);
 - eight agents: 8 members x 120 endpoints in a /22, the same way (more voters, more
   contention as the pool fills);
-- partition: 2 members x 300 in a /22 with the two cut apart after their first 50: creates
-  go on from the blocks each holds, then wait for the other side's votes until the heal at
-  20 s (the latency tail is the partition), zero duplicates after.
+- partition: 2 members x 300 in a /22, each client pacing one create per 100 ms, the two
+  cut apart after their first 50 for 20 s: creates go on from the blocks each holds (its
+  spare: as many free addresses as it uses), then wait for the other side's votes until
+  the heal (the latency tail is the partition); zero duplicates after.
 
 Real agents are not used: the allocation rules are pure and the agent's wiring is not done
 yet; the simulator runs the same engines the agents run, on a virtual LAN (0.2-2 ms links,
@@ -54,17 +55,21 @@ def _cluster(agents: int, seed: int) -> tuple[Simulation, IpamCluster]:
     return sim, c
 
 
-def _clients(c: IpamCluster, per_agent: int, until: dict[str, int] | None = None) -> dict[str, int]:
-    """Back-to-back clients: each answered create issues the next one on the same agent."""
+def _clients(c: IpamCluster, per_agent: int, pace: float = 0.0) -> dict[str, int]:
+    """One client per agent: each answered create issues the next one on the same agent,
+    at once (back to back) or `pace` seconds later."""
     issued = {name: 0 for name in c.sim.names}
 
     def next_one(name: str) -> None:
-        if issued[name] < per_agent and (until is None or issued[name] < until.get(name, per_agent)):
+        if issued[name] < per_agent:
             issued[name] += 1
             c.request(name)
 
     def done(r: Request) -> None:
-        next_one(r.node)
+        if pace:
+            c.sim.at(c.sim.now + pace, lambda: next_one(r.node))
+        else:
+            next_one(r.node)
 
     c.on_done = done
     for name in c.sim.names:
@@ -124,12 +129,12 @@ def concurrent(agents: int, per_agent: int, seed: int = 1) -> dict[str, Any]:
     return _report(f"{agents} agents x {per_agent}", sim, c, start, time.perf_counter() - wall)
 
 
-def partitioned(per_agent: int, heal_at: float = 20.0, seed: int = 1) -> dict[str, Any]:
+def partitioned(per_agent: int, pace: float = 0.1, heal_at: float = 20.0, seed: int = 1) -> dict[str, Any]:
     before = per_agent // 6
     sim, c = _cluster(2, seed)
     wall = time.perf_counter()
     start = sim.now
-    _clients(c, per_agent)
+    _clients(c, per_agent, pace)
     def answered(name: str) -> int:
         return sum(1 for r in c.requests if r.node == name and r.done is not None)
 
@@ -139,7 +144,7 @@ def partitioned(per_agent: int, heal_at: float = 20.0, seed: int = 1) -> dict[st
     sim.run_until(lambda: sim.now - cut >= heal_at, heal_at + 1)
     sim.heal()
     sim.run_until(lambda: sum(1 for r in c.requests if r.done is not None) >= 2 * per_agent, 600.0)
-    name = f"2 agents x {per_agent}, cut apart for {heal_at:.0f} s"
+    name = f"2 agents x {per_agent} (one create per {pace} s), cut apart for {heal_at:.0f} s"
     result = _report(name, sim, c, start, time.perf_counter() - wall)
     result["served_while_cut"] = sum(
         1 for r in c.requests if r.outcome == "granted" and r.done is not None and 0 <= r.done - cut < heal_at

@@ -7,13 +7,16 @@ What a node does, like the agent's domain layer:
   `ENDPOINTS` in the network's own scope (`NETWORK`, joined when a request arrives, left
   when the last endpoint goes), key = endpoint id, value = the address;
 - on every change of its tables (debounced by `debounce` virtual seconds, as the agent's
-  refresh) and every `period` seconds it runs `maintain` and serves its request queue
+  refresh) and every `period` seconds it runs `maintain` (re-putting its record unchanged
+  while it waits on others, every REPUBLISH_AFTER seconds) and serves its request queue
   (first come, first served; a request that waits longer than its timeout fails cleanly,
-  a pinned one releasing its claim); `synced` turns on at its first successful sync of the
-  IPAM scope since it started (the first node bootstraps), which an unsynced node asks for
-  every period; requests wait until the node knows the network: the definition (an entry
-  of table `NETWORKS` in the scope, written by its creator, re-published by any member that
-  knows it and sees none) reached it once (the agent learns network definitions from the
+  a pinned one releasing its claim);
+- `synced` turns on at its first successful sync of the IPAM scope since it started (the
+  first node bootstraps); every period while `needs_sync` (unsynced, or defending
+  remembered claims) it asks for a sync of the scope;
+- requests wait until the node knows the network: the definition (an entry of table
+  `NETWORKS` in the scope, written by its creator, re-published by any member that knows
+  it and sees none) reached it once (the agent learns network definitions from the
   cluster: new agents cut off together from the rest know no network to allocate in);
 - its "state directory" (`persisted`) holds its record, its memory and its endpoints,
   written before they are published; a restart restores them (the record and endpoints
@@ -34,6 +37,7 @@ import attrs
 from swimnet.engine import EngineEvent
 from swimnet.ipam import (
     IPAM_TABLE,
+    REPUBLISH_AFTER,
     Granted,
     IpamError,
     IpamView,
@@ -42,10 +46,12 @@ from swimnet.ipam import (
     Use,
     allocate,
     maintain,
+    needs_sync,
     record_key,
     release,
     remember,
     view_from_tables,
+    waits_on_others,
 )
 from swimnet.layers.events import SyncFinished
 from swimnet.membership.events import MemberEvent
@@ -119,6 +125,8 @@ class IpamCluster:
         self.requests: list[Request] = []
         self.notes: Counter[str] = Counter()
         self.writes = 0
+        self.republished = 0
+        self._put_at: dict[str, float] = {}
         self.on_done: Callable[[Request], None] | None = None
         """Told of every answered request (at the same virtual time, after the step that
         answered it): a client issuing its next request back to back."""
@@ -236,6 +244,7 @@ class IpamCluster:
         self.persisted[name].record = data  # persisted before it is published
         self.sim.node(name).table(SCOPE, IPAM_TABLE).put(record_key(NETWORK, name), data)
         self.writes += 1
+        self._put_at[name] = self.sim.now
 
     def serve(self, name: str) -> None:
         """Maintain, then serve the request queue (head first) until one waits."""
@@ -246,6 +255,15 @@ class IpamCluster:
         for note in m.notes:
             self.notes[note.split(" ")[0]] += 1
         self._write(name, m.write)
+        saved_record = self.persisted[name].record
+        if (
+            m.write is None
+            and saved_record is not None
+            and self.sim.now - self._put_at.get(name, 0.0) >= REPUBLISH_AFTER
+            and waits_on_others(view)
+        ):
+            self._write(name, saved_record)  # unchanged: gossiped again
+            self.republished += 1
         queue = self.queues[name]
         saved = self.persisted[name]
         definition = self.sim.engine(name).tables.get(SCOPE, NETWORKS, NETWORK)
@@ -324,8 +342,8 @@ class IpamCluster:
         def tick() -> None:
             if self._life.get(name) != life:
                 return
-            if not self.synced[name] and name in self.sim.running():
-                # as the agent's hold(): ask for a sync rather than wait for anti-entropy
+            if name in self.sim.running() and needs_sync(self.view(name)):
+                # unsynced, or defending remembered claims: ask rather than wait for anti-entropy
                 self.sim.call(name, lambda e: e.sync_network(SCOPE, self.sim.now))
             self.serve(name)
             self.sim.at(self.sim.now + self.period, tick)
@@ -347,4 +365,4 @@ class IpamCluster:
         return {a: eps for a, eps in by.items() if len(eps) > 1}
 
     def stats(self) -> dict[str, Any]:
-        return {"writes": self.writes, "notes": dict(self.notes)}
+        return {"writes": self.writes, "republished": self.republished, "notes": dict(self.notes)}

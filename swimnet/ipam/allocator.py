@@ -455,6 +455,28 @@ def release(view: IpamView, rng: random.Random, address: ipaddress.IPv4Address) 
     return Maintenance(plan.write(), tuple(plan.notes))
 
 
+REPUBLISH_AFTER = 2.0
+"""Seconds a record that waits on others stays unchanged before `waits_on_others` callers
+re-put it (ten gossip rounds; anti-entropy alone would take up to 30 s)."""
+
+
+def waits_on_others(view: IpamView) -> bool:
+    """Whether our record waits on other members: it has pending claims, or yes votes on
+    claims still pending. Gossip may miss a member; while this holds, re-put the record
+    unchanged every REPUBLISH_AFTER seconds (a new version is gossiped again)."""
+    holder = view.records.get(view.me)
+    record = holder.record if holder is not None else None
+    return record is not None and (any(not c.confirmed for c in record.claims) or bool(record.ayes))
+
+
+def needs_sync(view: IpamView) -> bool:
+    """Whether this member should ask for a sync of the IPAM scope (`node.sync_network`)
+    now, and again every few seconds while this holds: it has not synced since it started,
+    or it still defends remembered claims whose owners' records it has not seen yet (an idle
+    owner's record only comes by sync, and until then our no votes hold others back)."""
+    return not view.synced or any(kn.ghost for kn in Knowledge(view).others.values())
+
+
 def remember(view: IpamView) -> Memory:
     """What to persist beside our record (encode it): the others' live claims (remembered
     ones included), so that after a restart this member defends what it knew."""
