@@ -8,8 +8,9 @@ Rules (the safety argument is in the package docstring):
   voter agreed to, votes on the others' pending claims (yes is sticky: kept until the
   claim is confirmed or gone; no is recomputed each time), releases empty blocks beyond
   its spare capacity (as many free addresses as it uses, two blocks at least; one block
-  when the pool has no unclaimed block and another member waits for a spare address),
-  and claims more blocks ahead of need (below a quarter of its use free);
+  when the pool has no unclaimed block and another member waits for a spare address);
+- `allocate` claims more blocks ahead of need as it hands out an address (when less than
+  a quarter of its use is free, unless unclaimed blocks are scarce);
 - a member hands out an address only from its own confirmed claims (blocks, or single
   addresses), skipping every address held by an allocation (hidden ones included), its own
   allocations, the reserved ones and the others' single claims inside its blocks;
@@ -260,14 +261,16 @@ class _Plan:
             free -= n
             self.notes.append(f"released block {b}")
 
-    def _keep(self) -> int:
-        """Free addresses we keep in our blocks: as many as we use (at least two blocks);
-        one block when others are short (no unclaimed block left and someone waits for a
-        spare address)."""
-        short = not self._candidate_blocks() and any(
+    def _others_short(self) -> bool:
+        """No unclaimed block is left and another member waits for a spare address."""
+        return not self._candidate_blocks() and any(
             kn.claim.kind == SPARE and not kn.confirmed for kn in self.k.others.values()
         )
-        return self.pool.block if short else max(2 * self.pool.block, len(self.view.mine))
+
+    def _keep(self) -> int:
+        """Free addresses we keep in our blocks: as many as we use (at least two blocks);
+        one block when others are short."""
+        return self.pool.block if self._others_short() else max(2 * self.pool.block, len(self.view.mine))
 
     # -- new claims --------------------------------------------------------------------------
 
@@ -308,9 +311,13 @@ class _Plan:
         return True
 
     def prefetch(self, extra: int = 0) -> None:
-        """Claim blocks ahead of need: when our free addresses fall below a quarter of what we
-        use (half a block at least), and no claim of ours is pending."""
+        """Claim blocks ahead of need, as we hand out an address: when our free addresses fall
+        below a quarter of what we use (half a block at least), no claim of ours is pending,
+        and unclaimed blocks are not scarce (fewer than the voters: leave them to those in
+        need)."""
         if not self.k.gate_open() or self.waiting_claims():
+            return
+        if len(self._candidate_blocks()) < len(self.view.voters) or self._others_short():
             return
         demand = len(self.view.mine) + extra
         if demand == 0:
@@ -367,10 +374,9 @@ class _Plan:
 
 def maintain(view: IpamView, rng: random.Random) -> Maintenance:
     """This member's duty on every IPAM table change: votes, confirmations, withdrawals,
-    releases, claims ahead of need. Write `write` if it is not None."""
+    releases. Write `write` if it is not None."""
     plan = _Plan(view, rng)
     plan.maintain()
-    plan.prefetch()
     return Maintenance(plan.write(), tuple(plan.notes))
 
 
