@@ -135,6 +135,7 @@ def partitioned(per_agent: int, pace: float = 0.1, heal_at: float = 20.0, seed: 
     wall = time.perf_counter()
     start = sim.now
     _clients(c, per_agent, pace)
+
     def answered(name: str) -> int:
         return sum(1 for r in c.requests if r.node == name and r.done is not None)
 

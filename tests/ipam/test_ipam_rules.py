@@ -25,8 +25,10 @@ from swimnet.ipam import (
     Waiting,
     allocate,
     block_size,
+    needs_sync,
     overlapping_claims,
     remember,
+    waits_on_others,
 )
 from swimnet.ipam.record import BLOCKS, PIN, SPARE
 
@@ -338,3 +340,33 @@ def test_full_network_is_refused_and_nothing_is_written() -> None:
         allocate(b.view("b"), b.rng, field="ip")
     assert str(exc.value) == "ip: network net has no free address" and exc.value.field == "ip"
     assert b.records == before
+
+
+def test_an_address_freed_by_endpoint_rm_is_reused() -> None:
+    b = Board(["a", "b"], subnet="10.1.0.0/29", gateway="10.1.0.1")  # 5 usable addresses
+    got = [b.obtain(m, rounds=20) for m in ("a", "a", "b", "b", "a")]
+    assert all(isinstance(g, Granted) for g in got)
+    b.settle()
+    with pytest.raises(NoFreeAddress):
+        allocate(b.view("b"), b.rng)
+    freed = str(got[2].address)  # one of b's
+    b.remove("b", freed)
+    again = b.obtain("b")
+    assert isinstance(again, Granted) and str(again.address) == freed
+
+
+def test_waits_on_others_and_needs_sync() -> None:
+    b = Board(["a", "b"])
+    assert not waits_on_others(b.view("a")) and not needs_sync(b.view("a"))
+    b.allocate("a")  # a pending claim
+    assert waits_on_others(b.view("a"))
+    b.spread()
+    b.maintain("b")  # b's yes on it
+    assert waits_on_others(b.view("b"))
+    b.settle()
+    assert not waits_on_others(b.view("a")) and not waits_on_others(b.view("b"))
+    b.synced["a"] = False
+    assert needs_sync(b.view("a"))
+    b.synced["a"] = True
+    b.memory["a"] = Memory((Claim("c", 5, BLOCKS, (9,), True, 4),), since=0.0)
+    assert needs_sync(b.view("a"))  # defends a claim whose owner's record it has not seen
