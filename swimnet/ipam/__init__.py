@@ -52,8 +52,9 @@ member once while allocated (it sees its own allocations).
 Under a partition each side sees the other side's members failed, yet they stay voters:
 - safe: nothing new is confirmed on either side (every claim needs the other side's yes);
 - served at once: addresses of the blocks each member already holds. A member keeps as many
-  free addresses as it uses (two blocks at least) and claims more when a quarter is left,
-  so a partition goes unnoticed until a member's spare runs out;
+  free addresses as it uses (two blocks at least) and, as it hands addresses out, claims
+  more when less than a quarter of that is free, so a partition goes unnoticed until a
+  member's spare runs out;
 - waits: a member's first address in a network, a block claim once its spare is gone, an
   address pinned outside its own blocks. They wait until the heal (then one vote round,
   about 0.4 s on a LAN: gossip every 200 ms, the agent's 50 ms refresh), or until the
@@ -79,7 +80,11 @@ that does not decode (a newer format) stalls new claims.
 
 The agent's calls (its domain layer; `node` is the agent's node, `rng` its
 random.Random, `scope` CLUSTER_SCOPE; records are written with `node.table(scope,
-IPAM_TABLE).put(record_key(network, me), write)` after persisting `write`):
+IPAM_TABLE).put(record_key(network, me), write)` after persisting `write`; one member's
+decisions run one at a time, each one's writes and allocation applied before the next;
+`mine` is the offsets of its local endpoints, published or not, and of the VIPs of the
+services it owns; `address_of` decodes an overlay_peer or services entry into (address,
+label)):
 
     pool = Pool(record.subnet, record.gateway)
     view = view_from_tables(node.tables, scope=scope, network=net, me=me, pool=pool,
@@ -102,6 +107,8 @@ IPAM_TABLE).put(record_key(network, me), write)` after persisting `write`):
     # restart: put the persisted record, memory=Memory.decode(saved, now, pool.size),
     # synced=False until the first sync of the scope with a peer; while needs_sync(view),
     # call node.sync_network(scope) every few seconds
+    # adopting an orphaned service: allocate(view, rng, IPv4Address(vip), field="vip"), so
+    # its VIP is claimed again (its block went with the member that left)
 """
 
 from swimnet.ipam.allocator import (
