@@ -107,8 +107,10 @@ label)):
     # restart: put the persisted record, memory=Memory.decode(saved, now, pool.size),
     # synced=False until the first sync of the scope with a peer; while needs_sync(view),
     # call node.sync_network(scope) every few seconds
-    # adopting an orphaned service: allocate(view, rng, IPv4Address(vip), field="vip"), so
-    # its VIP is claimed again (its block went with the member that left)
+    # adopting an orphaned service: adopt(view, rng, IPv4Address(vip)) until Granted, so its
+    # VIP is claimed again (its block went with the member that left; until then only the
+    # services entry protects it: a member that claims that block in the second between the
+    # leave and the adoption may hand the VIP out, the agent's conflict report shows it)
 """
 
 from swimnet.ipam.allocator import (
@@ -116,6 +118,7 @@ from swimnet.ipam.allocator import (
     Granted,
     Maintenance,
     Waiting,
+    adopt,
     allocate,
     maintain,
     needs_sync,
@@ -156,6 +159,7 @@ __all__ = [
     "Record",
     "Use",
     "Waiting",
+    "adopt",
     "allocate",
     "block_size",
     "decode_records",

@@ -412,7 +412,18 @@ def allocate(
     return plan.waiting("claimed a free address", [c])
 
 
-def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str) -> Granted | Waiting:
+def adopt(
+    view: IpamView, rng: random.Random, address: ipaddress.IPv4Address, *, field: str = "vip"
+) -> Granted | Waiting:
+    """Claim an address an allocation of ours already holds but no claim of ours covers: the
+    VIP of a service we adopted from a member that left (its blocks went with it). Granted
+    once a confirmed claim of ours covers it; AddressTaken if another member claims it."""
+    if view.me not in view.voters:
+        raise LocalProtocolError(f"{view.me} has not joined the IPAM scope")
+    return _pinned(_Plan(view, rng), address, field, ours=True)
+
+
+def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str, ours: bool = False) -> Granted | Waiting:
     view, pool = plan.view, plan.pool
     text = str(want)
     if want not in pool.subnet:
@@ -421,10 +432,10 @@ def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str) -> Granted | W
     why = pool.reserved_reason(offset)
     if why is not None:
         raise AddressReserved(text, why, field=field, network=view.network)
-    if offset in view.mine:
+    if offset in view.mine and not ours:
         raise AddressTaken(text, f"an allocation of {view.me}", field=field, network=view.network)
     use = view.used.get(offset)
-    if use is not None:
+    if use is not None and not (ours and use.owner == view.me):
         raise AddressTaken(text, use.label, field=field, network=view.network)
     plan.maintain()
     own_single = plan.own_single_at(offset)
@@ -435,7 +446,9 @@ def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str) -> Granted | W
                 raise AddressTaken(text, f"claimed by {s.owner}{failed}", field=field, network=view.network)
     if own_single is not None and own_single.confirmed:
         return plan.granted(want)
-    if offset in plan.free_offsets():
+    if offset in plan.free_offsets() or (
+        ours and any(c.confirmed and c.covers(offset) for c in plan.claims.values())
+    ):
         return plan.granted(want)
     for c in plan.claims.values():
         if c.covers(offset):

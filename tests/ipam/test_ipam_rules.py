@@ -23,6 +23,7 @@ from swimnet.ipam import (
     Pool,
     Record,
     Waiting,
+    adopt,
     allocate,
     block_size,
     needs_sync,
@@ -370,3 +371,28 @@ def test_waits_on_others_and_needs_sync() -> None:
     b.synced["a"] = True
     b.memory["a"] = Memory((Claim("c", 5, BLOCKS, (9,), True, 4),), since=0.0)
     assert needs_sync(b.view("a"))  # defends a claim whose owner's record it has not seen
+
+
+def test_adopting_a_service_claims_its_vip_again() -> None:
+    """a's VIP outlives a (the service is adopted by b): b claims the address it now holds."""
+    b = Board(["a", "b", "c"])
+    vip = b.obtain("a")
+    assert isinstance(vip, Granted)
+    offset = b.pool.offset(vip.address)
+    # a leaves: its record and allocations go; b re-publishes the service (now b's allocation)
+    b.down.add("a")
+    for m in ("b", "c"):
+        b.reap(m, "a")
+    b.allocations["a"] = {}
+    b.allocations["b"][offset] = "service web (VIP)"
+    with pytest.raises(AddressTaken):
+        b.allocate("b", str(vip.address))  # an ordinary pin: it is ours already
+    d = adopt(b.view("b"), b.rng, vip.address)
+    assert isinstance(d, Waiting)
+    b.write("b", d.write)
+    b.settle()
+    assert isinstance(adopt(b.view("b"), b.rng, vip.address), Granted)
+    # c never gets it, whatever it claims
+    for _ in range(20):
+        g = b.obtain("c")
+        assert isinstance(g, Granted) and g.address != vip.address
