@@ -20,6 +20,7 @@ SUITES = {
     "dns": "benchmarks.bench_dns",
     "dnsfuzz": "benchmarks.bench_dnsfuzz",
     "agent": "benchmarks.bench_agent",
+    "ipam": "benchmarks.bench_ipam",
 }
 
 

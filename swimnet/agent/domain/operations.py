@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 
 from swimnet.agent.domain.diagnosis import Diagnosis
-from swimnet.agent.domain.dns import Dns
+from swimnet.agent.domain.dns_ops import Dns
 from swimnet.agent.domain.endpoints import Endpoints
 from swimnet.agent.domain.keys import KeysAdmin
 from swimnet.agent.domain.networks import Networks

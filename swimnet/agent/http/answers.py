@@ -16,7 +16,7 @@ import attrs
 
 from swimnet.agent.domain.cluster import TablesDump
 from swimnet.agent.domain.conflicts import Conflict
-from swimnet.agent.domain.dns import DnsAnswer
+from swimnet.agent.domain.dns_ops import DnsAnswer
 from swimnet.agent.domain.values import (
     EndpointInfo,
     EndpointListing,
