@@ -583,6 +583,7 @@ class Swim:
     def handle_push_pull(self, remote: PushPull, addr: Address, now: float) -> bytes:
         """Server side: merge the peer's state, answer with ours (after the merge)."""
         self.merge_remote_state(remote, now)
+        self._verify_introduced(now)
         return encode_stream(self._push_pull_message(False, now))
 
     def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, join: bool) -> None:
@@ -591,12 +592,19 @@ class Swim:
         refutations = self.stats["refutations"]
         self.merge_remote_state(remote, now)
         self._admission.vouched(remote.members, self.members, self._by_addr.get(addr), addr in self._seeds)
+        self._verify_introduced(now)
         if join:
             self.joined(addr, now)
         if self.stats["refutations"] != refutations:
             # the peer believed us suspect or dead: tell it directly, it may not hear gossip
             me = self._me
             self.send(addr, [Alive(me.incarnation, me.name, me.addr, me.meta, me.vsn)])
+
+    def _verify_introduced(self, now: float) -> None:
+        """Probe at once what the exchange just merged introduced (see `admission`)."""
+        if not self._leaving:
+            for m in self._admission.introduced(self.members, now):
+                self._send_probe(m, now, verifying=True)
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
