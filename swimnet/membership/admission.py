@@ -25,9 +25,10 @@ Rules:
   move the health score. Besides, the first new member an exchange introduces (at most
   `VERIFY_AT_ONCE`), if still unverified after it, is probed at once: a joiner pushes
   exactly itself, so the seed vouches for it to the next joiners within a round trip
-  instead of leaving them to learn it by gossip alone (which may have died down). So members that do not exist cost memory and one extra probe per
-  tick, die at the pace of the cluster's probes, and never delay the detection of real
-  failures nor soak up gossip.
+  instead of leaving them to learn it by gossip alone (which may have died down). So
+  members that do not exist cost memory and one extra probe per tick (and per exchange),
+  die at the pace of the cluster's probes, and never delay the detection of real failures
+  nor soak up gossip.
 
 The limits are sized for clusters of thousands: a joiner takes a 5,000-member cluster in
 five exchanges, and a real member is verified within a probe interval or two of sending us
@@ -41,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 from swimnet.membership.member import MemberRecord
+from swimnet.wire.codec import encode_member
 from swimnet.wire.messages import MemberState, State
 
 MAX_NEW_PER_EXCHANGE = 1024
@@ -164,6 +166,15 @@ def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
     for m in members:
         if m.verified or m.state != State.ALIVE:
             yield m.to_wire()
+
+
+def vouched_encoded(members: Iterable[MemberRecord]) -> list[bytes]:
+    """`vouched_for`, each member as `encode_member` encodes it."""
+    return [
+        encode_member(m.name, m.addr, m.meta, m.incarnation, m.state, m.vsn)
+        for m in members
+        if m.verified or m.state != State.ALIVE
+    ]
 
 
 def verified_only(accept: Callable[[MemberRecord], bool]) -> Callable[[MemberRecord], bool]:

@@ -40,7 +40,7 @@ from swimnet.membership.admission import (
     Admission,
     unverified_only,
     verified_only,
-    vouched_for,
+    vouched_encoded,
 )
 from swimnet.membership.awareness import Awareness
 from swimnet.membership.delegates import SwimDelegates
@@ -58,7 +58,7 @@ from swimnet.membership.member import Member, MemberRecord
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.membership.suspicion import Suspicion
 from swimnet.membership.timers import Timers
-from swimnet.wire.codec import encode_message, encode_stream, pack_packet
+from swimnet.wire.codec import encode_message, encode_push_pull, encode_stream, pack_packet
 from swimnet.wire.messages import (
     Ack,
     Address,
@@ -250,13 +250,13 @@ class Swim:
     ) -> None:
         self.queue.queue(key, encode_message(message), on_done)
 
-    def _push_pull_message(self, join: bool, now: float) -> PushPull:
-        members = tuple(vouched_for(self.members.values()))
-        return PushPull(join, members, self._state.local_state(join, now))
+    def _push_pull_frame(self, join: bool, now: float) -> bytes:
+        """Our push-pull message as a stream frame (members encoded once per state, shared)."""
+        members = vouched_encoded(self.members.values())
+        return encode_push_pull(join, members, self._state.local_state(join, now))
 
     def _open_push_pull(self, addr: Address, join: bool, now: float) -> None:
-        request = encode_stream(self._push_pull_message(join, now))
-        self.streams.append((addr, request, "join" if join else "push_pull"))
+        self.streams.append((addr, self._push_pull_frame(join, now), "join" if join else "push_pull"))
 
     # -- API -------------------------------------------------------------------------------
 
@@ -584,7 +584,7 @@ class Swim:
         """Server side: merge the peer's state, answer with ours (after the merge)."""
         self.merge_remote_state(remote, now)
         self._verify_introduced(now)
-        return encode_stream(self._push_pull_message(False, now))
+        return self._push_pull_frame(False, now)
 
     def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, join: bool) -> None:
         """Client side: merge the reply to a request we opened to `addr` (`join`: it was a
