@@ -1,25 +1,37 @@
-"""Benchmark: a real cluster of N trio runtimes in ONE process (one trio run) on 127.0.0.1.
+"""Benchmark: a real cluster of N trio runtimes in ONE process (one trio run) on 127.0.0.1,
+side by side with hashicorp/memberlist measured by the same procedure.
 
-The procedure of the reference harness used for hashicorp/memberlist, LAN preset, each node
-bound to 127.0.0.1 on its own port (port 0):
-1. converge: nodes 1..N-1 join node 0 one after another; `converge_s` runs from the first
-   join until every node sees N members alive;
-2. steady state: after a 2 s settle, a 10 s window of process CPU (user+sys from
-   resource.getrusage) per node per second, and UDP+TCP payload bytes sent (stream frames
-   include their 4-byte length prefix) per node per second;
-3. crash: the last node is closed without leaving (cancelled); the time until each other
+The procedure of the reference harness (/work/shared/peers/memberlist-bench, `main.go`), LAN
+preset, each node bound to 127.0.0.1 on its own port (port 0):
+1. converge: nodes 1..N-1 join node 0 one after another (`--join-interval` apart; 20 ms
+   by default from N = 500, as the harness needs on 2 cores); `converge_s` runs from the
+   first join until every node sees N members alive;
+2. settle: 2 s, then until the join gossip has drained (UDP <= 2.2 packets per node per
+   probe interval over one second), at most `--settle-max` s; then a full GC;
+3. steady state: a `--window` s window (120 s by default, so the periodic push-pulls,
+   every 90 s at N = 100 and 120 s at N = 200, fall inside it) of process CPU (user+sys,
+   getrusage) per node per second and UDP+TCP payload bytes sent (stream frames with their
+   4-byte length prefix) per node per second;
+4. crash: the last node is closed without leaving (cancelled); the time until each other
    node reports it dead (MemberFailed), min / median / p90 / max;
-4. memory: resident set size growth since before the nodes started, per node.
-Each size runs twice, plaintext and encrypted (XChaCha20-Poly1305, one key, a label), so the
-CPU and byte cost of encryption compare within one run.
-Prints one JSON line per cluster size and writes ``out_dir/realcluster.json``;
-``python benchmarks/bench_realcluster.py`` writes to ``benchmarks/results/``. Nothing here
-asserts a figure; the memberlist targets are recorded next to the results for comparison.
+5. memory: resident set size growth since before the nodes started, per node.
+Each size runs plaintext and encrypted (swimnet: XChaCha20-Poly1305, one key, a label;
+memberlist: AES-256-GCM, its `-encrypt`). When the memberlist harness binary is present
+(`--memberlist PATH`, env MEMBERLIST_BENCH, default /tmp/memberlist-bench) it runs first
+for every (size, encryption) cell, with the same window, settle and join pacing, and both
+results are written side by side with the ratios swimnet / memberlist (below 1: swimnet
+is better). Every phase records `others_cpu_cores`: the machine's busy CPU not spent by
+this process (wall-clock figures mean little when it is high).
+
+Prints one JSON line per run and a table, writes ``out_dir/realcluster.json``;
+``python -m benchmarks realcluster`` (or ``python benchmarks/bench_realcluster.py --help``
+for the flags: sizes, window, encryption, memberlist path). Nothing here asserts a figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -27,8 +39,10 @@ import pathlib
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import trio
@@ -42,17 +56,19 @@ from swimnet.runtime import Node, open_node
 from swimnet.security import Keyring
 from swimnet.wire.messages import State
 
-SIZES = (10, 50, 100, 200)
+SIZES = (100, 200, 500)
 SETTLE_S = 2.0
-WINDOW_S = 10.0
+SETTLE_MAX_S = 120.0
+QUIET_PACKETS_PER_PROBE = 2.2
+"""The harness's drained state: a ping and an ack per node per probe interval, plus 10%."""
+WINDOW_S = 120.0
+PACED_FROM = 500
+PACED_INTERVAL_S = 0.020
+"""Default pause between joins at N >= PACED_FROM (the harness's advice for 2 cores)."""
 CONVERGE_TIMEOUT_S = 300.0
-DETECT_TIMEOUT_S = 180.0
-TARGETS_AT_100 = {
-    "steady_cpu_ms_per_node_s": 2 * 0.31,
-    "bytes_per_node_s": 89,
-    "crash_detect_median_s": 11.0,
-    "note": "memberlist reference harness at N=100, LAN preset (CPU target is 2x memberlist)",
-}
+DETECT_TIMEOUT_S = 300.0
+MEMBERLIST_ENV = "MEMBERLIST_BENCH"
+MEMBERLIST_DEFAULT = "/tmp/memberlist-bench"
 
 
 def _rss_bytes() -> int:
@@ -63,6 +79,27 @@ def _rss_bytes() -> int:
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _machine_busy_s() -> float:
+    """Busy CPU seconds of the whole machine (/proc/stat, USER_HZ = 100)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return math.nan
+    return (sum(fields) - fields[3] - fields[4]) / 100.0
+
+
+class _Phase:
+    """CPU of this process, machine-wide busy CPU and wall time from one moment on."""
+
+    def __init__(self) -> None:
+        self.cpu, self.busy, self.wall = _cpu_s(), _machine_busy_s(), trio.current_time()
+
+    def others_cores(self) -> float:
+        wall = max(1e-9, trio.current_time() - self.wall)
+        return round(max(0.0, (_machine_busy_s() - self.busy) - (_cpu_s() - self.cpu)) / wall, 3)
 
 
 _TRAFFIC = ("udp_bytes_sent", "stream_bytes_sent", "udp_packets_sent", "streams_opened")
@@ -78,8 +115,8 @@ def _traffic(nodes: list[Node]) -> dict[str, int]:
     return totals
 
 
-def _alive_count(node: Node) -> int:
-    return sum(1 for state in node.view().values() if state == State.ALIVE)
+def _sees_all(node: Node, n: int) -> bool:
+    return sum(1 for state in node.view().values() if state == State.ALIVE) == n
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -106,109 +143,356 @@ class _Member:
             self.done.set()
 
 
-async def _measure(n: int, encrypted: bool = False) -> dict[str, Any]:
+async def _converge(nodes: list[Node], join_interval: float, result: dict[str, Any]) -> None:
+    """Sequential joins through node 0, then wait until every node sees all N alive.
+
+    No node can see N members before the last join returned, so views are read only from
+    then on, and a node already seen complete is read again only to confirm the end.
+    """
+    n = len(nodes)
+    seed = format_address(nodes[0].address)
+    phase = _Phase()
+    start = trio.current_time()
+    for i, node in enumerate(nodes[1:]):
+        if join_interval and i:
+            await trio.sleep(join_interval)
+        await node.join([seed])
+    result["joins_done_s"] = round(trio.current_time() - start, 3)
+    pending = list(nodes)
+    with trio.fail_after(CONVERGE_TIMEOUT_S):
+        while True:
+            pending = [node for node in pending if not _sees_all(node, n)]
+            if not pending:
+                pending = [node for node in nodes if not _sees_all(node, n)]  # confirm
+                if not pending:
+                    break
+            await trio.sleep(0.005)
+    result["converge_s"] = round(trio.current_time() - start, 3)
+    result["converge_cpu_s"] = round(_cpu_s() - phase.cpu, 3)
+    result["converge_others_cpu_cores"] = phase.others_cores()
+
+
+async def _settle(
+    nodes: list[Node], config: Config, settle: float, settle_max: float, result: dict[str, Any]
+) -> None:
+    """The fixed settle, then until the join gossip has drained (as the harness does)."""
+    start = trio.current_time()
+    await trio.sleep(settle)
+    limit = QUIET_PACKETS_PER_PROBE / config.probe_interval
+    quiet = False
+    deadline = trio.current_time() + settle_max
+    prev, t_prev = _traffic(nodes)["udp_packets_sent"], trio.current_time()
+    while trio.current_time() < deadline:
+        await trio.sleep(1.0)
+        cur, t_cur = _traffic(nodes)["udp_packets_sent"], trio.current_time()
+        rate = (cur - prev) / max(1e-9, t_cur - t_prev) / len(nodes)
+        prev, t_prev = cur, t_cur
+        if rate <= limit:
+            quiet = True
+            break
+    result["settle_s"] = round(trio.current_time() - start, 3)
+    result["settle_quiet_reached"] = quiet
+
+
+async def _steady(nodes: list[Node], window: float, result: dict[str, Any]) -> None:
+    n = len(nodes)
+    gc.collect()  # do not charge join-phase garbage to the window (the harness runs a GC too)
+    phase = _Phase()
+    before, t0 = _traffic(nodes), trio.current_time()
+    await trio.sleep(window)
+    elapsed = trio.current_time() - t0
+    cpu, after = _cpu_s() - phase.cpu, _traffic(nodes)
+    rate = {key: (after[key] - before[key]) / n / elapsed for key in _TRAFFIC}
+    result["steady_window_s"] = round(elapsed, 3)
+    result["steady_cpu_ms_per_node_s"] = round(1000 * cpu / n / elapsed, 4)
+    result["steady_bytes_per_node_s"] = round(rate["udp_bytes_sent"] + rate["stream_bytes_sent"], 1)
+    result["steady_udp_bytes_per_node_s"] = round(rate["udp_bytes_sent"], 1)
+    result["steady_tcp_bytes_per_node_s"] = round(rate["stream_bytes_sent"], 1)
+    result["steady_udp_packets_per_node_s"] = round(rate["udp_packets_sent"], 3)
+    result["steady_streams_opened_per_node_s"] = round(rate["streams_opened"], 4)
+    result["steady_others_cpu_cores"] = phase.others_cores()
+
+
+async def _crash(members: list[_Member], nodes: list[Node], result: dict[str, Any]) -> None:
+    """Crash the last node; the time until each other node reports it dead."""
+    victim, observers = nodes[-1], nodes[:-1]
+    detect: list[float] = []
+
+    async def watch(node: Node, crashed: trio.Event, started: trio.Event) -> None:
+        async with node.subscribe() as events:
+            started.set()
+            await crashed.wait()
+            t_crash = trio.current_time()
+            async for event in events:
+                if isinstance(event, MemberFailed) and event.member.name == victim.name:
+                    detect.append(trio.current_time() - t_crash)
+                    return
+
+    crashed = trio.Event()
+    phase = _Phase()
+    with trio.move_on_after(DETECT_TIMEOUT_S):
+        async with trio.open_nursery() as watchers:
+            for node in observers:
+                started = trio.Event()
+                watchers.start_soon(watch, node, crashed, started)
+                await started.wait()
+            members[-1].scope.cancel()
+            await members[-1].done.wait()
+            crashed.set()
+    result["crash_detected_by"] = f"{len(detect)}/{len(observers)}"
+    result["crash_others_cpu_cores"] = phase.others_cores()
+    if detect:
+        result["crash_detect_s"] = {
+            "min": round(min(detect), 3),
+            "median": round(statistics.median(detect), 3),
+            "p90": round(_percentile(detect, 0.9), 3),
+            "max": round(max(detect), 3),
+        }
+
+
+async def _measure(
+    n: int,
+    encrypted: bool = False,
+    *,
+    window: float | None = None,
+    settle: float | None = None,
+    settle_max: float | None = None,
+    join_interval: float | None = None,
+) -> dict[str, Any]:
+    window = WINDOW_S if window is None else window
+    settle = SETTLE_S if settle is None else settle
+    settle_max = SETTLE_MAX_S if settle_max is None else settle_max
+    join_interval = _default_interval(n) if join_interval is None else join_interval
     rss_before = _rss_bytes()
     members = [_Member() for _ in range(n)]
     key = os.urandom(32)
-    result: dict[str, Any] = {"benchmark": "realcluster", "nodes": n, "preset": "lan", "encrypted": encrypted}
+    result: dict[str, Any] = {
+        "benchmark": "realcluster",
+        "impl": "swimnet",
+        "nodes": n,
+        "preset": "lan",
+        "encrypted": encrypted,
+        "join_interval_ms": round(1000 * join_interval, 3),
+        "loadavg_start": _loadavg(),
+    }
     async with trio.open_nursery() as nursery:
         nodes: list[Node] = []
         for i, member in enumerate(members):
             security: dict[str, Any] = {"keyring": Keyring([key]), "label": "bench"} if encrypted else {}
             config = Config.lan(name=f"node-{i:03d}", bind="127.0.0.1:0", **security)
             nodes.append(await nursery.start(member.run, config))
-        seed = format_address(nodes[0].address)
-
-        # 1. convergence
-        start = trio.current_time()
-        for node in nodes[1:]:
-            await node.join([seed])
-        joined_s = trio.current_time() - start
-        with trio.fail_after(CONVERGE_TIMEOUT_S):
-            while not all(_alive_count(node) == n for node in nodes):
-                await trio.sleep(0.05)
-        result["converge_s"] = round(trio.current_time() - start, 3)
-        result["joins_done_s"] = round(joined_s, 3)
-
-        # 2. steady state
-        await trio.sleep(SETTLE_S)
-        cpu0, before, t0 = _cpu_s(), _traffic(nodes), trio.current_time()
-        await trio.sleep(WINDOW_S)
-        elapsed = trio.current_time() - t0
-        cpu1, after = _cpu_s(), _traffic(nodes)
-        rate = {key: (after[key] - before[key]) / n / elapsed for key in _TRAFFIC}
-        result["steady_window_s"] = round(elapsed, 3)
-        result["steady_cpu_ms_per_node_s"] = round(1000 * (cpu1 - cpu0) / n / elapsed, 4)
-        result["steady_bytes_per_node_s"] = round(rate["udp_bytes_sent"] + rate["stream_bytes_sent"], 1)
-        result["steady_udp_bytes_per_node_s"] = round(rate["udp_bytes_sent"], 1)
-        result["steady_tcp_bytes_per_node_s"] = round(rate["stream_bytes_sent"], 1)
-        result["steady_udp_packets_per_node_s"] = round(rate["udp_packets_sent"], 3)
-        result["steady_streams_opened_per_node_s"] = round(rate["streams_opened"], 4)
+        await _converge(nodes, join_interval, result)
+        await _settle(nodes, nodes[0].config, settle, settle_max, result)
+        await _steady(nodes, window, result)
         result["rss_mb_total"] = round(_rss_bytes() / 2**20, 1)
         result["rss_kb_per_node"] = round((_rss_bytes() - rss_before) / n / 1024, 1)
-
-        # 3. crash of the last node, seen by every other node
-        victim, observers = nodes[-1], nodes[:-1]
-        detect: list[float] = []
-
-        async def watch(node: Node, crashed: trio.Event, started: trio.Event) -> None:
-            async with node.subscribe() as events:
-                started.set()
-                await crashed.wait()
-                t_crash = trio.current_time()
-                async for event in events:
-                    if isinstance(event, MemberFailed) and event.member.name == victim.name:
-                        detect.append(trio.current_time() - t_crash)
-                        return
-
-        crashed = trio.Event()
-        with trio.move_on_after(DETECT_TIMEOUT_S):
-            async with trio.open_nursery() as watchers:
-                for node in observers:
-                    started = trio.Event()
-                    watchers.start_soon(watch, node, crashed, started)
-                    await started.wait()
-                members[-1].scope.cancel()
-                await members[-1].done.wait()
-                crashed.set()
-        result["crash_detected_by"] = f"{len(detect)}/{len(observers)}"
-        if detect:
-            result["crash_detect_s"] = {
-                "min": round(min(detect), 3),
-                "median": round(statistics.median(detect), 3),
-                "p90": round(_percentile(detect, 0.9), 3),
-                "max": round(max(detect), 3),
-            }
+        await _crash(members, nodes, result)
         totals: Counter[str] = Counter()
-        for node in observers:
+        for node in nodes[:-1]:
             totals.update(node.stats)
         result["drops"] = {
             k: v for k, v in sorted(totals.items()) if k.startswith(("drop_", "internal_error"))
         }
         result["streams_failed"] = {k: v for k, v in sorted(totals.items()) if k.startswith("stream_failed_")}
+        result["loadavg_end"] = _loadavg()
         nursery.cancel_scope.cancel()
     return result
 
 
+def _default_interval(n: int) -> float:
+    return PACED_INTERVAL_S if n >= PACED_FROM else 0.0
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return ""
+
+
+# -- memberlist ---------------------------------------------------------------------------
+
+
+def memberlist_binary(path: str | None = None) -> str | None:
+    """The harness binary to run: `path`, else $MEMBERLIST_BENCH, else the default; None
+    when it is not an executable file."""
+    candidate = path or os.environ.get(MEMBERLIST_ENV) or MEMBERLIST_DEFAULT
+    return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+
+
+def run_memberlist(
+    binary: str,
+    n: int,
+    encrypted: bool,
+    *,
+    window: float,
+    settle: float,
+    settle_max: float,
+    join_interval: float,
+) -> dict[str, Any]:
+    """One run of the memberlist harness with the same procedure; its JSON, or an error."""
+    args = [
+        binary,
+        "-n", str(n),
+        "-config", "lan",
+        "-window", str(window),
+        "-settle", str(settle),
+        "-settle-max", str(settle_max),
+        "-join-interval", f"{round(join_interval * 1e6)}us",
+        "-pushpull-probe=false",
+        "-converge-timeout", str(CONVERGE_TIMEOUT_S),
+        "-fail-timeout", str(DETECT_TIMEOUT_S),
+    ]  # fmt: skip
+    if encrypted:
+        args.append("-encrypt")
+    budget = CONVERGE_TIMEOUT_S + settle + settle_max + window + DETECT_TIMEOUT_S + 120
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=budget, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": f"exit {done.returncode}", "stderr_tail": done.stderr[-2000:]}
+    parsed: dict[str, Any] = json.loads(lines[-1])
+    return parsed
+
+
+def memberlist_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    """The figures compared, under swimnet's names."""
+    if "error" in raw:
+        return {"error": raw["error"]}
+    steady = raw.get("steady", {})
+    failure = raw.get("failure", {})
+    return {
+        "converge_s": raw.get("converge_s"),
+        "converge_cpu_s": raw.get("join_phase", {}).get("cpu_s"),
+        "converge_others_cpu_cores": raw.get("join_phase", {}).get("others_cpu_cores"),
+        "settle_s": raw.get("settle_s"),
+        "settle_quiet_reached": raw.get("settle_quiet_reached"),
+        "steady_window_s": steady.get("window_s"),
+        "steady_cpu_ms_per_node_s": steady.get("cpu_ms_per_node_per_s"),
+        "steady_bytes_per_node_s": steady.get("total_bytes_per_node_per_s"),
+        "steady_udp_packets_per_node_s": steady.get("udp_pkts_per_node_per_s"),
+        "steady_others_cpu_cores": steady.get("others_cpu_cores"),
+        "crash_detected_by": f"{failure.get('detected', 0)}/{failure.get('observers', 0)}",
+        "crash_detect_median_s": failure.get("median_s"),
+        "rss_kb_per_node": raw.get("mem", {}).get("rss_per_node_kb"),
+    }
+
+
+COMPARED = (
+    ("converge_s", "join convergence (s)"),
+    ("steady_cpu_ms_per_node_s", "steady CPU (ms/node-s)"),
+    ("steady_bytes_per_node_s", "bytes/node-s"),
+    ("crash_detect_median_s", "crash->dead median (s)"),
+)
+
+
+def swimnet_summary(result: dict[str, Any]) -> dict[str, Any]:
+    out = {key: result.get(key) for key, _ in COMPARED}
+    out["crash_detect_median_s"] = result.get("crash_detect_s", {}).get("median")
+    for key in ("converge_others_cpu_cores", "steady_others_cpu_cores", "crash_detected_by", "settle_s"):
+        out[key] = result.get(key)
+    return out
+
+
+def ratios(swimnet: dict[str, Any], memberlist: dict[str, Any]) -> dict[str, float | None]:
+    """swimnet / memberlist for every compared figure (below 1: swimnet is better)."""
+    out: dict[str, float | None] = {}
+    for key, _ in COMPARED:
+        ours, theirs = swimnet.get(key), memberlist.get(key)
+        ok = isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs > 0
+        out[key] = round(ours / theirs, 3) if ok else None  # type: ignore[operator]
+    return out
+
+
+def table(pairs: list[dict[str, Any]]) -> str:
+    """The side-by-side table: memberlist, swimnet, ratio per figure and cell."""
+    lines = [f"{'N':>5} {'enc':>5}  {'figure':<26} {'memberlist':>11} {'swimnet':>9} {'ratio':>7}"]
+    for pair in pairs:
+        ml, sw, ratio = pair.get("memberlist") or {}, pair["swimnet"], pair.get("ratios") or {}
+        for key, label in COMPARED:
+            cells = [_cell(ml.get(key)), _cell(sw.get(key)), _cell(ratio.get(key))]
+            enc = "yes" if pair["encrypted"] else "no"
+            lines.append(
+                f"{pair['nodes']:>5} {enc:>5}  {label:<26} {cells[0]:>11} {cells[1]:>9} {cells[2]:>7}"
+            )
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+# -- driver -------------------------------------------------------------------------------
+
+
 def run(
-    out_dir: pathlib.Path, sizes: tuple[int, ...] = SIZES, encryption: tuple[bool, ...] = (False, True)
+    out_dir: pathlib.Path,
+    sizes: tuple[int, ...] = SIZES,
+    encryption: tuple[bool, ...] = (False, True),
+    *,
+    memberlist: str | None = "auto",
+    window: float | None = None,
+    settle: float | None = None,
+    settle_max: float | None = None,
+    join_interval: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every cluster size, plaintext then encrypted (one trio run each), print JSON
-    lines, write realcluster.json."""
+    """Measure every cluster size, plaintext then encrypted (one trio run each), each
+    after its memberlist run when the binary is there (`memberlist`: "auto" for
+    $MEMBERLIST_BENCH or the default path, a path, or None for none); print JSON lines and
+    the table, write realcluster.json. Returns swimnet's results."""
+    binary = None if memberlist is None else memberlist_binary(None if memberlist == "auto" else memberlist)
+    window = WINDOW_S if window is None else window
+    settle = SETTLE_S if settle is None else settle
+    settle_max = SETTLE_MAX_S if settle_max is None else settle_max
     results: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
     for n in sizes:
+        interval = _default_interval(n) if join_interval is None else join_interval
         for encrypted in encryption:
-            result = trio.run(_measure, n, encrypted)
+            pair: dict[str, Any] = {"nodes": n, "encrypted": encrypted, "join_interval_ms": 1000 * interval}
+            if binary is not None:
+                raw = run_memberlist(
+                    binary,
+                    n,
+                    encrypted,
+                    window=window,
+                    settle=settle,
+                    settle_max=settle_max,
+                    join_interval=interval,
+                )
+                print(json.dumps(raw, sort_keys=True), flush=True)
+                pair["memberlist_raw"] = raw
+                pair["memberlist"] = memberlist_summary(raw)
+            measure = partial(
+                _measure, window=window, settle=settle, settle_max=settle_max, join_interval=interval
+            )
+            result = trio.run(measure, n, encrypted)
             print(json.dumps(result, sort_keys=True), flush=True)
             results.append(result)
+            pair["swimnet"] = swimnet_summary(result)
+            if "memberlist" in pair:
+                pair["ratios"] = ratios(pair["swimnet"], pair["memberlist"])
+            pairs.append(pair)
+    print(table(pairs), flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "realcluster",
         "procedure": __doc__.split("\n\n")[1].strip() if __doc__ else "",
+        "settings": {
+            "sizes": list(sizes),
+            "window_s": window,
+            "settle_s": settle,
+            "settle_max_s": settle_max,
+        },
+        "memberlist_binary": binary,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "targets_at_100": TARGETS_AT_100,
+        "side_by_side": pairs,
+        "table": table(pairs).splitlines(),
         "results": results,
     }
     (out_dir / "realcluster.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -218,12 +502,39 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--plaintext-only", action="store_true", help="skip the encrypted runs")
+    parser.add_argument("--window", type=float, default=WINDOW_S, help="steady window, seconds")
+    parser.add_argument("--settle", type=float, default=SETTLE_S, help="fixed settle, seconds")
+    parser.add_argument("--settle-max", type=float, default=SETTLE_MAX_S, help="drain wait bound, seconds")
+    parser.add_argument(
+        "--join-interval-ms",
+        type=float,
+        default=None,
+        help=f"pause between joins (default: 0, {1000 * PACED_INTERVAL_S:g} ms from N = {PACED_FROM})",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--plaintext-only", action="store_true", help="skip the encrypted runs")
+    mode.add_argument("--encrypted-only", action="store_true", help="skip the plaintext runs")
+    parser.add_argument(
+        "--memberlist",
+        default=None,
+        help=f"memberlist harness binary (${MEMBERLIST_ENV}, else {MEMBERLIST_DEFAULT}; skipped if absent)",
+    )
+    parser.add_argument("--no-memberlist", action="store_true", help="swimnet only")
     parser.add_argument(
         "--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent / "results"
     )
     args = parser.parse_args()
-    run(args.out, tuple(args.sizes), (False,) if args.plaintext_only else (False, True))
+    encryption = (False,) if args.plaintext_only else (True,) if args.encrypted_only else (False, True)
+    run(
+        args.out,
+        tuple(args.sizes),
+        encryption,
+        memberlist=None if args.no_memberlist else (args.memberlist or "auto"),
+        window=args.window,
+        settle=args.settle,
+        settle_max=args.settle_max,
+        join_interval=None if args.join_interval_ms is None else args.join_interval_ms / 1000.0,
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,13 @@ Rules:
 - they are probed in a round of their own: one per probe tick beside the regular probe,
   drawn at random among the live unverified ones (so the members of a cluster probe
   different ones), each at most every `VERIFY_RETRY` probe intervals; those probes never
-  move the health score. So members that do not exist cost memory and one extra probe per
-  tick, die at the pace of the cluster's probes, and never delay the detection of real
-  failures nor soak up gossip.
+  move the health score. Besides, the first new member an exchange introduces (at most
+  `VERIFY_AT_ONCE`), if still unverified after it, is probed at once: a joiner pushes
+  exactly itself, so the seed vouches for it to the next joiners within a round trip
+  instead of leaving them to learn it by gossip alone (which may have died down). So
+  members that do not exist cost memory and one extra probe per tick (and per exchange),
+  die at the pace of the cluster's probes, and never delay the detection of real failures
+  nor soak up gossip.
 
 The limits are sized for clusters of thousands: a joiner takes a 5,000-member cluster in
 five exchanges, and a real member is verified within a probe interval or two of sending us
@@ -38,22 +42,26 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 from swimnet.membership.member import MemberRecord
+from swimnet.wire.codec import encode_member
 from swimnet.wire.messages import MemberState, State
 
 MAX_NEW_PER_EXCHANGE = 1024
 MAX_UNVERIFIED = 4096
 VERIFY_RETRY = 10.0
 """Probe intervals before an unverified member is probed again (it refuted a failed one)."""
+VERIFY_AT_ONCE = 1
+"""New members of one exchange probed as soon as it is merged (see the rules)."""
 
 
 class Admission:
     """The unverified members of one node, oldest first."""
 
-    __slots__ = ("_probed", "_unverified")
+    __slots__ = ("_introduced", "_probed", "_unverified")
 
     def __init__(self) -> None:
         self._unverified: dict[str, MemberRecord] = {}
         self._probed: dict[str, float] = {}
+        self._introduced: list[str] = []
 
     def __len__(self) -> int:
         return len(self._unverified)
@@ -63,13 +71,28 @@ class Admission:
     ) -> Iterator[MemberState]:
         """The records of one push-pull, at most MAX_NEW_PER_EXCHANGE of them new alive members."""
         budget = MAX_NEW_PER_EXCHANGE
+        self._introduced.clear()
         for r in records:
             if r.state == State.ALIVE and r.name not in members:
                 if budget <= 0:
                     stats["drop_push_pull_new_member"] += 1
                     continue
                 budget -= 1
+                if len(self._introduced) < VERIFY_AT_ONCE:
+                    self._introduced.append(r.name)
             yield r
+
+    def introduced(self, members: dict[str, MemberRecord], now: float) -> list[MemberRecord]:
+        """The new members the last admitted exchange introduced that are still unverified
+        and alive (at most VERIFY_AT_ONCE): to probe now (they count as probed now)."""
+        out = []
+        for name in self._introduced:
+            m = members.get(name)
+            if m is not None and not m.verified and m.state == State.ALIVE:
+                self._probed[name] = now
+                out.append(m)
+        self._introduced.clear()
+        return out
 
     def learned(self, m: MemberRecord) -> None:
         """A member just learned second-hand (the newest unverified)."""
@@ -143,6 +166,15 @@ def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
     for m in members:
         if m.verified or m.state != State.ALIVE:
             yield m.to_wire()
+
+
+def vouched_encoded(members: Iterable[MemberRecord]) -> list[bytes]:
+    """`vouched_for`, each member as `encode_member` encodes it."""
+    return [
+        encode_member(m.name, m.addr, m.meta, m.incarnation, m.state, m.vsn)
+        for m in members
+        if m.verified or m.state != State.ALIVE
+    ]
 
 
 def verified_only(accept: Callable[[MemberRecord], bool]) -> Callable[[MemberRecord], bool]:

@@ -16,6 +16,7 @@ Rules (memberlist's TransmitLimitedQueue, made O(taken) per packet):
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Hashable
 
 from swimnet.membership.formulas import retransmit_limit
@@ -38,15 +39,19 @@ class _Item:
 
 
 class BroadcastQueue:
-    """Broadcasts bucketed by how many times each was sent; each bucket sorted by age."""
+    """Broadcasts bucketed by how many times each was sent; each bucket sorted by age.
+
+    Memory per broadcast: one `_Item`, its entry in `_items` and its place in one level list
+    (the items themselves, ordered by sequence number); a transmission moves an item from
+    one level to the next and touches nothing else.
+    """
 
     def __init__(self, retransmit_mult: int, max_len: int = 100_000) -> None:
         self.retransmit_mult = retransmit_mult
         self.max_len = max_len
         self.pruned = 0
-        self._levels: list[list[int]] = [[]]
-        """Per transmit count, the sequence numbers of its broadcasts, ascending (oldest first)."""
-        self._by_seq: dict[int, _Item] = {}
+        self._levels: list[list[_Item]] = [[]]
+        """Per transmit count, its broadcasts by ascending sequence number (oldest first)."""
         self._items: dict[Hashable, _Item] = {}
         self._seq = 0
 
@@ -66,8 +71,7 @@ class BroadcastQueue:
         self._seq += 1
         item = _Item(key, data, on_done, self._seq)
         self._items[key] = item
-        self._by_seq[item.seq] = item
-        self._levels[0].append(item.seq)  # the newest: always last
+        self._levels[0].append(item)  # the newest: always last
         if len(self._items) > self.max_len:
             self._prune(len(self._items) - self.max_len)
 
@@ -79,27 +83,23 @@ class BroadcastQueue:
 
     def _remove(self, item: _Item) -> None:
         del self._items[item.key]
-        del self._by_seq[item.seq]
-        level = self._levels[item.level]
-        del level[bisect.bisect_left(level, item.seq)]
+        _unlink(self._levels[item.level], item)
 
     def take(self, budget: int, per_item_overhead: int, n_nodes: int) -> list[bytes]:
         """Encoded broadcasts that fit in `budget` bytes; each counts as transmitted once."""
         if not self._items:
             return []
-        limit = retransmit_limit(self.retransmit_mult, n_nodes)
-        by_seq = self._by_seq
         taken: list[_Item] = []
         skips = 0
         full = False
+        floor = _SMALLEST_MESSAGE + per_item_overhead
         for level in self._levels:
-            for seq in reversed(level):
-                item = by_seq[seq]
+            for item in reversed(level):
                 cost = len(item.data) + per_item_overhead
                 if cost <= budget:
                     taken.append(item)
                     budget -= cost
-                    if budget < _SMALLEST_MESSAGE + per_item_overhead:
+                    if budget < floor:
                         full = True
                         break
                 else:
@@ -109,27 +109,35 @@ class BroadcastQueue:
                         break
             if full:
                 break
-        for item in taken:
-            self._promote(item, limit)
+        if taken:
+            limit = retransmit_limit(self.retransmit_mult, n_nodes)
+            for item in taken:
+                self._promote(item, limit)
         return [item.data for item in taken]
 
     def _promote(self, item: _Item, limit: int) -> None:
-        self._remove(item)
-        item.level += 1
-        if item.level >= limit:
+        levels = self._levels
+        level = item.level
+        _unlink(levels[level], item)
+        level += 1
+        item.level = level
+        if level >= limit:
+            del self._items[item.key]
             if item.on_done is not None:
                 item.on_done()
             return
-        while len(self._levels) <= item.level:
-            self._levels.append([])
-        self._items[item.key] = item
-        self._by_seq[item.seq] = item
-        bisect.insort(self._levels[item.level], item.seq)
+        if len(levels) <= level:
+            levels.append([])
+        target = levels[level]
+        if not target or target[-1].seq < item.seq:
+            target.append(item)
+        else:
+            bisect.insort(target, item, key=_SEQ)
 
     def _prune(self, count: int) -> None:
         for level in reversed(self._levels):
             while level and count > 0:
-                item = self._by_seq[level[0]]  # oldest of the most transmitted
+                item = level[0]  # oldest of the most transmitted
                 self._remove(item)
                 self.pruned += 1
                 count -= 1
@@ -137,3 +145,14 @@ class BroadcastQueue:
                     item.on_done()
             if count == 0:
                 return
+
+
+_SEQ = operator.attrgetter("seq")
+
+
+def _unlink(level: list[_Item], item: _Item) -> None:
+    """Remove `item` from its level (sorted by sequence number)."""
+    if level[-1] is item:
+        level.pop()
+    else:
+        del level[bisect.bisect_left(level, item.seq, key=_SEQ)]

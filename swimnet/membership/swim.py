@@ -40,7 +40,7 @@ from swimnet.membership.admission import (
     Admission,
     unverified_only,
     verified_only,
-    vouched_for,
+    vouched_encoded,
 )
 from swimnet.membership.awareness import Awareness
 from swimnet.membership.delegates import SwimDelegates
@@ -58,7 +58,7 @@ from swimnet.membership.member import Member, MemberRecord
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.membership.suspicion import Suspicion
 from swimnet.membership.timers import Timers
-from swimnet.wire.codec import encode_message, encode_stream, pack_packet
+from swimnet.wire.codec import encode_message, encode_push_pull, encode_stream, pack_packet
 from swimnet.wire.messages import (
     Ack,
     Address,
@@ -250,13 +250,13 @@ class Swim:
     ) -> None:
         self.queue.queue(key, encode_message(message), on_done)
 
-    def _push_pull_message(self, join: bool, now: float) -> PushPull:
-        members = tuple(vouched_for(self.members.values()))
-        return PushPull(join, members, self._state.local_state(join, now))
+    def _push_pull_frame(self, join: bool, now: float) -> bytes:
+        """Our push-pull message as a stream frame (members encoded once per state, shared)."""
+        members = vouched_encoded(self.members.values())
+        return encode_push_pull(join, members, self._state.local_state(join, now))
 
     def _open_push_pull(self, addr: Address, join: bool, now: float) -> None:
-        request = encode_stream(self._push_pull_message(join, now))
-        self.streams.append((addr, request, "join" if join else "push_pull"))
+        self.streams.append((addr, self._push_pull_frame(join, now), "join" if join else "push_pull"))
 
     # -- API -------------------------------------------------------------------------------
 
@@ -583,7 +583,8 @@ class Swim:
     def handle_push_pull(self, remote: PushPull, addr: Address, now: float) -> bytes:
         """Server side: merge the peer's state, answer with ours (after the merge)."""
         self.merge_remote_state(remote, now)
-        return encode_stream(self._push_pull_message(False, now))
+        self._verify_introduced(now)
+        return self._push_pull_frame(False, now)
 
     def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, join: bool) -> None:
         """Client side: merge the reply to a request we opened to `addr` (`join`: it was a
@@ -591,12 +592,19 @@ class Swim:
         refutations = self.stats["refutations"]
         self.merge_remote_state(remote, now)
         self._admission.vouched(remote.members, self.members, self._by_addr.get(addr), addr in self._seeds)
+        self._verify_introduced(now)
         if join:
             self.joined(addr, now)
         if self.stats["refutations"] != refutations:
             # the peer believed us suspect or dead: tell it directly, it may not hear gossip
             me = self._me
             self.send(addr, [Alive(me.incarnation, me.name, me.addr, me.meta, me.vsn)])
+
+    def _verify_introduced(self, now: float) -> None:
+        """Probe at once what the exchange just merged introduced (see `admission`)."""
+        if not self._leaving:
+            for m in self._admission.introduced(self.members, now):
+                self._send_probe(m, now, verifying=True)
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1

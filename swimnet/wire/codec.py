@@ -122,9 +122,50 @@ def encode_packet(messages: Iterable[WireMessage]) -> bytes:
 def encode_stream(message: WireMessage) -> bytes:
     """A stream frame; large ones are zlib-compressed (marker byte COMPRESSED) when it pays
     and the ratio stays within MAX_INFLATE_RATIO (receivers refuse more)."""
-    payload = encode_message(message)
+    return _stream_frame(encode_message(message))
+
+
+def _wide_array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x90 | n])
+    return b"\xdc" + n.to_bytes(2, "big") if n < 0x10000 else b"\xdd" + n.to_bytes(4, "big")
+
+
+_PUSH_PULL_HEAD = {True: bytes([0x94, PushPull.CODE, 0xC3]), False: bytes([0x94, PushPull.CODE, 0xC2])}
+
+
+def encode_push_pull(join: bool, members: Sequence[bytes], user: bytes) -> bytes:
+    """The stream frame of `PushPull(join, members, user)` from members already encoded by
+    `encode_member` (byte for byte what `encode_stream` makes of the message)."""
+    payload = b"".join(
+        (_PUSH_PULL_HEAD[join], _wide_array_header(len(members)), *members, _packb(user))
+    )
+    return _stream_frame(payload)
+
+
+_MEMBER_BYTES_MAX = 1 << 16
+_member_bytes: dict[tuple[Any, ...], bytes] = {}
+"""Encoded push-pull members by their fields: one encoding for every view that holds the
+same facts (bounded, cleared when full)."""
+
+
+def encode_member(
+    name: str, addr: tuple[str, int], meta: bytes, incarnation: int, state: int, vsn: tuple[int, int, int]
+) -> bytes:
+    """One push-pull member, as `encode_stream(PushPull(...))` encodes a `MemberState`."""
+    key = (name, addr, meta, incarnation, state, vsn)
+    data = _member_bytes.get(key)
+    if data is None:
+        data = _packb([name, list(addr), meta, _inc(incarnation), int(state), list(vsn)])
+        if len(_member_bytes) >= _MEMBER_BYTES_MAX:
+            _member_bytes.clear()
+        _member_bytes[key] = data
+    return data
+
+
+def _stream_frame(payload: bytes) -> bytes:
     if len(payload) >= _COMPRESS_OVER:
-        packed = zlib.compress(payload, 6)
+        packed = zlib.compress(payload, 1)
         if len(packed) < len(payload) <= MAX_INFLATE_RATIO * len(packed):
             return _COMPRESSED_BYTE + len(payload).to_bytes(4, "big") + packed
     return _VERSION_BYTE + payload

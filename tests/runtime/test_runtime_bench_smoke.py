@@ -25,7 +25,8 @@ def test_bench_realcluster_runs(tmp_path: pathlib.Path, monkeypatch: pytest.Monk
     bench = _load()
     monkeypatch.setattr(bench, "SETTLE_S", 0.2)
     monkeypatch.setattr(bench, "WINDOW_S", 0.5)
-    results = bench.run(tmp_path, sizes=(3,))
+    monkeypatch.setattr(bench, "SETTLE_MAX_S", 5.0)
+    results = bench.run(tmp_path, sizes=(3,), memberlist=None)
     assert [(r["nodes"], r["encrypted"]) for r in results] == [(3, False), (3, True)]
     for result in results:
         assert result["crash_detected_by"] == "2/2"
