@@ -14,6 +14,8 @@ Targets (each a decoder of bytes a peer controls; allowed failures in brackets):
   documents) through all three record decoders [DecodeError]
 - agent_body: the control API's JSON request bodies (network, endpoint and service
   creation) through the routes' parsers in `agent/http/requests.py` [OperationError]
+- state_line: the agent state directory's journal lines through the store's reader
+  (`agent/daemon/state_store.py`, what a restart replays) [ConfigError]
 
 Inputs: one in ten is a freshly generated valid encoding (it must decode); the others are
 a valid encoding mutated 1-3 times: bit flips, byte overwrites, truncation, extension,
@@ -36,6 +38,7 @@ the same harness on a few thousand inputs and asserts zero unexpected failures.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import pathlib
@@ -54,9 +57,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import msgpack
 
+from swimnet.agent.daemon import state_store
 from swimnet.agent.errors import OperationError
 from swimnet.agent.http import requests
-from swimnet.errors import AuthenticationError, DecodeError
+from swimnet.errors import AuthenticationError, ConfigError, DecodeError
 from swimnet.overlay.model import EndpointRecord, NetworkRecord, ServiceRecord
 from swimnet.security import streamauth
 from swimnet.security.keyring import Keyring
@@ -92,7 +96,15 @@ from swimnet.wire.tables import (
 )
 
 TOTAL = 1_000_000
-SHARES = {"datagram": 0.3, "stream": 0.2, "sealed": 0.15, "tables": 0.15, "overlay": 0.1, "agent_body": 0.1}
+SHARES = {
+    "datagram": 0.3,
+    "stream": 0.2,
+    "sealed": 0.15,
+    "tables": 0.15,
+    "overlay": 0.1,
+    "agent_body": 0.05,
+    "state_line": 0.05,
+}
 TRACED_SHARE = 0.05
 """Share of each target's inputs run under tracemalloc (after the untraced part)."""
 WARMUP_SHARE = 0.05
@@ -405,6 +417,36 @@ def decode_agent_body(data: bytes) -> object:
     return requests.service_fields(body, creating=True)
 
 
+# agent: its state directory's journal lines (one change per line, JSON), as a restart reads them
+
+def state_line_seed(r: random.Random) -> bytes:
+    kind = r.randrange(3)
+    if kind == 0:
+        ip = f"10.1.0.{r.randint(2, 254)}/24"
+        spec = {
+            "endpoint_id": hashlib.sha256(r.randbytes(8)).hexdigest()[:12],
+            "network": "ovnet",
+            "name": r.choice(_BODY_NAMES),
+            "ip": ip,
+            "mac": "02:42:" + ":".join(f"{b:02x}" for b in r.randbytes(4)),
+            "netns": "ctr1" if r.random() < 0.5 else None,
+            "pid": None,
+            "ifname": "eth0",
+        }
+        record = NetworkRecord("ovnet", "10.1.0.0/24", r.randint(1, 2**24 - 1), None, 1450, {}, 1, {})
+        return json.dumps({"add": spec, "network": base64.b64encode(record.encode()).decode()}).encode()
+    if kind == 1:
+        return json.dumps({"remove": hashlib.sha256(r.randbytes(8)).hexdigest()[:12]}).encode()
+    return json.dumps({"networks": {}}).encode()
+
+
+def decode_state_line(data: bytes) -> object:
+    """One journal line through the state store's own reader (a restart's path)."""
+    saved = state_store._Saved()  # the reader's target: what a restart rebuilds
+    state_store._apply_line(data, "journal[0]", "fuzz", saved)
+    return saved
+
+
 @dataclass
 class Target:
     name: str
@@ -422,6 +464,7 @@ TARGETS = [
     Target("tables", tables_seed, decode_tables, (DecodeError,), 1),
     Target("overlay", overlay_seed, decode_overlay, (DecodeError,), 0),
     Target("agent_body", agent_body_seed, decode_agent_body, (OperationError,), None),
+    Target("state_line", state_line_seed, decode_state_line, (ConfigError,), None),
 ]
 
 
