@@ -25,6 +25,8 @@ import logging
 from collections import Counter
 from typing import Protocol
 
+import trio
+
 from swimnet.agent.domain.cluster import Cluster
 from swimnet.agent.logs import LOGGER, event
 from swimnet.dns import DnsMetrics, NamesIndex
@@ -35,6 +37,9 @@ from swimnet.tables.changes import TableChange
 log = logging.getLogger(LOGGER)
 
 QTYPES = ("A", "AAAA", "PTR")
+ATTACH_TIMEOUT = 10.0
+"""A container's resolver that has not started by then is given up (counted and logged): an
+endpoint operation never waits on DNS longer than this."""
 
 
 class ResolverPoolProtocol(Protocol):
@@ -82,20 +87,27 @@ class AgentDns:
         netns = container_of(spec)
         if self.resolvers is None or netns is None:
             return
+        error: str | None = None
         try:
-            await self.resolvers.attach(netns, spec.endpoint_id, spec.network)
-            self.stats["dns_attaches"] += 1
+            with trio.move_on_after(ATTACH_TIMEOUT) as bound:
+                await self.resolvers.attach(netns, spec.endpoint_id, spec.network)
+            if bound.cancelled_caught:
+                error = f"the resolver did not start within {ATTACH_TIMEOUT} s"
         except (SwimnetError, OSError) as exc:
-            self.stats["dns_attach_failures"] += 1
-            event(
-                log,
-                "dns resolver not started",
-                level=logging.ERROR,
-                event="dns_attach_failed",
-                endpoint=spec.endpoint_id,
-                netns=netns,
-                error=str(exc),
-            )
+            error = str(exc)
+        if error is None:
+            self.stats["dns_attaches"] += 1
+            return
+        self.stats["dns_attach_failures"] += 1
+        event(
+            log,
+            "dns resolver not started",
+            level=logging.ERROR,
+            event="dns_attach_failed",
+            endpoint=spec.endpoint_id,
+            netns=netns,
+            error=error,
+        )
 
     async def detach(self, spec: LocalEndpointSpec) -> None:
         if self.resolvers is not None:
