@@ -161,7 +161,7 @@ def _share(traffic: dict[str, float]) -> float:
     return round(cross / max(1.0, cross + near), 3)
 
 
-def measure(bias: float, n: int, seed: int, marks: tuple[float, ...]) -> dict[str, Any]:
+def measure(bias: float, n: int, seed: int, marks: tuple[float, ...], extras: bool = True) -> dict[str, Any]:
     wall = time.monotonic()
     run = _Run(n, bias, seed)
     converged = run.converge()
@@ -178,6 +178,14 @@ def measure(bias: float, n: int, seed: int, marks: tuple[float, ...]) -> dict[st
     spent = run.coordinate_bytes() - before
     coordinate_bytes = {key: round(spent[key] / (n * elapsed), 1) for key in COORDINATE_BYTES}
     coordinate_bytes["total"] = round(sum(spent.values()) / (n * elapsed), 1)
+    if not extras:
+        return {
+            "bias": bias,
+            "nodes": n,
+            "seed": seed,
+            "marks": at_mark,
+            "coordinate_bytes_per_node_second": coordinate_bytes,
+        }
     sim.run_for(10.0)
     spread = [run.disseminate(run.names[(i * 37 + 1) % n]) for i in range(5)]
     crash = run.crash_detected(run.names[1])  # z1
@@ -236,6 +244,7 @@ def run(
     marks: tuple[float, ...] = MARKS,
     biases: tuple[float, ...] | None = None,
     seed: int = 21,
+    extras: bool = True,
 ) -> dict[str, Any]:
     if quick:
         sizes, marks = (90,), (30.0, 60.0)
@@ -243,9 +252,9 @@ def run(
     chosen = biases if biases is not None else (0.0, default_bias)
     result: dict[str, Any] = {}
     for n in sizes:
-        rows = {bias: measure(bias, n, seed, marks) for bias in chosen}
+        rows = {bias: measure(bias, n, seed, marks, extras) for bias in chosen}
         entry: dict[str, Any] = {"runs": list(rows.values())}
-        if 0.0 in rows and default_bias in rows:
+        if 0.0 in rows and default_bias in rows and extras:
             entry["comparison"] = compare(rows[0.0], rows[default_bias])
             print(f"n {n}: cross-zone cut with bias {default_bias}: {entry['comparison']}")
         result[str(n)] = entry
@@ -269,6 +278,7 @@ if __name__ == "__main__":
         "--bias", type=float, nargs="+", default=None, help="biases to run (default: 0 and the default)"
     )
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--no-extras", action="store_true", help="traffic at the marks only")
     args = parser.parse_args()
     run(
         out_dir(),
@@ -277,4 +287,5 @@ if __name__ == "__main__":
         marks=tuple(args.marks),
         biases=None if args.bias is None else tuple(args.bias),
         seed=args.seed,
+        extras=not args.no_extras,
     )

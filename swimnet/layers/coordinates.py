@@ -10,12 +10,13 @@ Rules:
 - gossip: when our coordinate becomes trusted, and whenever it moves materially (see
   swimnet.topology.tracker), a `CoordinateUpdate` is queued and sent on our next
   retransmit_limit(retransmit_mult, n) packets. Whoever receives a newer version than it
-  holds stores it, and relays it ceil(log10(n + 1)) times if it is young (fewer than
-  RELAY_UPDATES samples: a node still seeding its place, whose coordinate everyone needs
-  soon; a push epidemic that reaches ~95% of members). A settled coordinate only drifts:
-  its updates go one hop (our packets go mostly to near peers, the ones whose choices
-  depend on it), and push-pull and probe acks carry it further. The epidemic's cost grows
-  with the cluster, so it is kept for the few moments it pays;
+  holds stores it, and relays it ceil(log10(n + 1)) times (a push epidemic that reaches ~95%
+  of members) only if it `flips` what it held: it held nothing trusted (a new or newly
+  placed node), or the coordinate moved by half the median RTT (a cluster finding its
+  shape). A settled coordinate only drifts: its updates go one hop (our packets go mostly
+  to near peers, the ones whose choices depend on it), and push-pull and probe acks carry
+  it further. The epidemic's cost grows with the cluster, so it is kept for the moments it
+  pays;
 - coordinates only ride on packets sent anyway (probes, acks, gossip), at most one update a
   packet: the queue reports no length, so it never wakes gossip, and it is drained after
   membership's and the tables' messages. So gossip adds at most one ~60-byte update to
@@ -39,7 +40,8 @@ from swimnet.membership.events import MemberEvent
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.topology.book import is_trusted
 from swimnet.topology.codec import coordinate_from_bytes, coordinate_to_bytes
-from swimnet.topology.tracker import SEED_UPDATES, PeerCoordinates
+from swimnet.topology.coordinate import Coordinate
+from swimnet.topology.tracker import PeerCoordinates
 from swimnet.wire.codec import decode_message, encode_message
 from swimnet.wire.messages import Address, WireMessage
 from swimnet.wire.topology import (
@@ -53,9 +55,6 @@ PACKET_SHARE = 1
 """Coordinate updates one packet may carry."""
 SECTION_SAMPLE = 64
 """Coordinates (besides our own) in a periodic push-pull section."""
-RELAY_UPDATES = SEED_UPDATES
-"""Coordinates that absorbed fewer samples than this are relayed (see the module rules):
-those of nodes still seeding their place."""
 _RELAY_MULT = 1
 _MAX_QUEUED = 4_096
 """Coordinate updates waiting to be relayed (one per member at most; the most sent go first)."""
@@ -83,7 +82,9 @@ class CoordinatesLayer:
     # -- gossip --------------------------------------------------------------------------------
 
     def _on_update(self, msg: CoordinateUpdate, addr: Address, now: float, sealed: bool) -> None:
-        if self._learn(msg.name, msg.epoch, msg.updates, msg.coordinate) and msg.updates < RELAY_UPDATES:
+        old = self._tracker.book.coordinate(msg.name)
+        new = self._learn(msg.name, msg.epoch, msg.updates, msg.coordinate)
+        if new is not None and self._tracker.flips(old, new):
             self._queue.queue(msg.name, encode_message(msg))
 
     def _take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
@@ -99,28 +100,28 @@ class CoordinatesLayer:
             self._host.stats["coordinate_gossip_bytes"] += sum(len(b) for b in taken)
         return taken
 
-    def _learn(self, name: str, epoch: int, updates: int, packed: bytes) -> bool:
-        """Keep a member's coordinate if it is newer than ours; True if it was kept."""
+    def _learn(self, name: str, epoch: int, updates: int, packed: bytes) -> Coordinate | None:
+        """Keep a member's coordinate if it is newer than ours; the coordinate if it was kept."""
         host, tracker = self._host, self._tracker
         stats = host.stats
         if name == host.name:
-            return False  # we know better
+            return None  # we know better
         known = tracker.book.version(name)
         if known is not None and (epoch, updates) <= known:
-            return False
+            return None
         if host.member(name) is None:
             stats["drop_coordinate_unknown_member"] += 1
-            return False
+            return None
         try:
             coord = coordinate_from_bytes(packed, self._dims)
         except DecodeError:
             stats["drop_coordinate_decode"] += 1
-            return False
+            return None
         if not tracker.learn(name, (epoch, updates), coord):
             stats["drop_coordinate_refused"] += 1
-            return False
+            return None
         stats["coordinates_learned"] += 1
-        return True
+        return coord
 
     # -- push-pull -------------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ Rules:
 - publication: once trusted, our coordinate is due for gossip (`take_publication`) when it
   first becomes trusted and whenever it moved materially since the last one published: by
   more than MATERIAL_SHARE of the median RTT (at least of the RTT floor), in the metric that
-  bounds how much any estimate to us can change.
+  bounds how much any estimate to us can change; a peer's new coordinate `flips` what we
+  held when it moved by more than FLIP_SHARE of it (near could turn far), or we held none.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ MIN_KNOWN = 8
 SEED_UPDATES = 32
 """Our first samples, taken with a bigger step (see VivaldiConfig.seed_updates)."""
 MATERIAL_SHARE = 0.2
-"""A move of a fifth of the median RTT is worth telling everyone about: it cannot turn a
-near peer (at most half the median away) far, nor a far one near, but more can."""
+"""A move of a fifth of the median RTT is worth telling the peers we talk to about."""
+FLIP_SHARE = 0.5
+"""A change of half the median RTT can turn a near peer far or a far one near: worth
+relaying to everyone."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
 """The median RTT (what "near" is relative to) is re-estimated every this many queries."""
@@ -127,6 +130,11 @@ class PeerCoordinates:
             self.stats["coordinate_rejected_coordinate_incompatible"] += 1
             return False
         return self.book.offer(peer, version, coord)
+
+    def flips(self, old: Coordinate | None, new: Coordinate) -> bool:
+        """`new` differs from `old` (what we held for a peer; None: nothing trusted) enough to
+        change which peers it is near to, so the whole cluster should hear of it."""
+        return old is None or moved(old, new) > FLIP_SHARE * self._scale()
 
     def knows(self, peer: str) -> bool:
         """We hold a trusted coordinate of `peer` (a peer we need not help seed its own)."""

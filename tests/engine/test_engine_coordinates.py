@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgpack
 from engine_helpers import SELF, Harness
 
-from swimnet.layers.coordinates import RELAY_UPDATES, SECTION_SAMPLE
+from swimnet.layers.coordinates import SECTION_SAMPLE
 from swimnet.topology import Coordinate
 from swimnet.topology.book import TRUSTED_UPDATES
 from swimnet.topology.codec import coordinate_to_bytes, decode_ack_payload
@@ -105,13 +105,15 @@ def _coordinates_sent(h: Harness, start: int) -> list[CoordinateUpdate]:
     return [u for s in h.sent_since(start) for u in s.of(CoordinateUpdate)]
 
 
-def test_young_coordinates_are_relayed_settled_ones_are_not_and_neither_wakes_gossip() -> None:
+def test_new_or_flipping_coordinates_are_relayed_drift_is_not_and_nothing_wakes_gossip() -> None:
     h = _harness(6)
+    h.feed([CoordinateUpdate("p0", 1, 40, _packed(0.001)), CoordinateUpdate("p1", 1, 40, _packed(0.001))])
+    h.advance(h.now + 20.0)  # the first ones (new to us) went out
     start = len(h.sent)
-    h.feed([CoordinateUpdate("p0", 1, RELAY_UPDATES, _packed(0.001))])  # settled
-    h.feed([CoordinateUpdate("p1", 1, TRUSTED_UPDATES, _packed(0.002))])  # young
+    h.feed([CoordinateUpdate("p0", 1, 41, _packed(0.0012))])  # drift: a fifth of a millisecond
+    h.feed([CoordinateUpdate("p1", 1, TRUSTED_UPDATES + 40, _packed(0.2))])  # a move: near turns far
     assert not h.sent_since(start)  # nothing is sent for coordinates alone
-    h.advance(h.now + 5.0)  # probes go out: the young update rides on them, once per packet
+    h.advance(h.now + 5.0)  # probes go out: the relayed update rides on them, once per packet
     relayed = _coordinates_sent(h, start)
     assert relayed and {u.name for u in relayed} == {"p1"}
     assert all(len(s.of(CoordinateUpdate)) <= 1 for s in h.sent_since(start))
