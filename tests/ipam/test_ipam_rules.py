@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import random
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from swimnet.ipam import (
     AddressTaken,
     Claim,
     Granted,
+    IpamView,
     Memory,
     NoFreeAddress,
     Pool,
@@ -26,11 +28,13 @@ from swimnet.ipam import (
     adopt,
     allocate,
     block_size,
+    decode_records,
     needs_sync,
     overlapping_claims,
     remember,
     waits_on_others,
 )
+from swimnet.ipam.knowledge import Knowledge
 from swimnet.ipam.record import BLOCKS, PIN, SPARE
 
 # -- pool ------------------------------------------------------------------------------------------
@@ -396,3 +400,21 @@ def test_adopting_a_service_claims_its_vip_again() -> None:
     for _ in range(20):
         g = b.obtain("c")
         assert isinstance(g, Granted) and g.address != vip.address
+
+
+def test_a_remembered_claim_ends_with_a_newer_record_or_its_retraction() -> None:
+    pool = Pool("10.1.0.0/24")
+    ghost = Claim("c", 17, SPARE, (10,), True, 1)
+    memory = Memory((ghost,), since=0.0)
+
+    def ghosts(c_value: bytes | None, retracted: bool = False) -> list[Claim]:
+        raw = {} if c_value is None else {"c": (c_value, False, retracted)}
+        view = IpamView("net", "a", pool, decode_records(raw, pool), frozenset({"a", "c"}), 50, memory=memory)
+        return [kn.claim for kn in Knowledge(view).others.values()]
+
+    assert ghosts(None) == [ghost]  # nothing of c seen yet: defended
+    assert ghosts(Record(4, 16).encode()) == [ghost]  # an older record of c: still defended
+    assert ghosts(Record(4, 17).encode()) == []  # written after the claim, without it: gone
+    assert ghosts(Record(4, 30).encode(), retracted=True) == []  # c retracted it (a new life)
+    live = Record(4, 30, (attrs.evolve(ghost, confirmed=True),)).encode()
+    assert ghosts(live) == [attrs.evolve(ghost, confirmed=True)]  # still claimed: from the record
