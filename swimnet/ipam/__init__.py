@@ -104,9 +104,11 @@ label)):
     # every table change (the refresh loop), for every network: write(maintain(view, rng).write),
     # persist remember(view).encode() when it changed; while waits_on_others(view), re-put
     # the record unchanged every REPUBLISH_AFTER seconds (a gossip message may miss a member)
-    # restart: put the persisted record, memory=Memory.decode(saved, now, pool.size),
-    # synced=False until the first sync of the scope with a peer; while needs_sync(view),
-    # call node.sync_network(scope) every few seconds
+    # restart: put restore(saved_record, me, pool.size, left=it_stopped_with_a_graceful_leave)
+    # (after a leave, adopt() each local endpoint and VIP address), memory =
+    # Memory.decode(saved_memory, now, pool.size), synced=False until the first sync of the
+    # scope with a peer; while needs_sync(view), call node.sync_network(scope) every few
+    # seconds
     # adopting an orphaned service: adopt(view, rng, IPv4Address(vip)) until Granted, so its
     # VIP is claimed again (its block went with the member that left; until then only the
     # services entry protects it: a member that claims that block in the second between the
@@ -125,6 +127,7 @@ from swimnet.ipam.allocator import (
     overlapping_claims,
     release,
     remember,
+    restore,
     waits_on_others,
 )
 from swimnet.ipam.errors import AddressReserved, AddressTaken, IpamError, NoFreeAddress
@@ -170,6 +173,7 @@ __all__ = [
     "record_key",
     "release",
     "remember",
+    "restore",
     "uses_from_entries",
     "view_from_tables",
     "waits_on_others",

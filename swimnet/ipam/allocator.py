@@ -479,6 +479,18 @@ def release(view: IpamView, rng: random.Random, address: ipaddress.IPv4Address) 
     return Maintenance(plan.write(), tuple(plan.notes))
 
 
+def restore(saved: bytes, me: str, pool_size: int, *, left: bool) -> bytes:
+    """The record to put after a restart, from the persisted one. After a crash, as it was
+    (the others kept it, hidden). After a graceful leave the others dropped it and may have
+    claimed its blocks since: its claims come back pending, to be voted on again (any that
+    lost is withdrawn); then `adopt` every address of our endpoints and VIPs (AddressTaken:
+    someone took it while we were away, a conflict to report). DecodeError if unreadable."""
+    record = Record.decode(saved, me, pool_size)
+    if left:
+        record = attrs.evolve(record, claims=tuple(attrs.evolve(c, confirmed=False) for c in record.claims))
+    return record.encode()
+
+
 REPUBLISH_AFTER = 2.0
 """Seconds a record that waits on others stays unchanged before `waits_on_others` callers
 re-put it (ten gossip rounds; anti-entropy alone would take up to 30 s)."""

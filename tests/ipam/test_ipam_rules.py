@@ -32,6 +32,7 @@ from swimnet.ipam import (
     needs_sync,
     overlapping_claims,
     remember,
+    restore,
     waits_on_others,
 )
 from swimnet.ipam.knowledge import Knowledge
@@ -418,3 +419,34 @@ def test_a_remembered_claim_ends_with_a_newer_record_or_its_retraction() -> None
     assert ghosts(Record(4, 30).encode(), retracted=True) == []  # c retracted it (a new life)
     live = Record(4, 30, (attrs.evolve(ghost, confirmed=True),)).encode()
     assert ghosts(live) == [attrs.evolve(ghost, confirmed=True)]  # still claimed: from the record
+
+
+def test_restore_after_a_graceful_leave_votes_the_claims_again() -> None:
+    """a stops with a graceful leave (its record dropped everywhere), b claims a's block
+    meanwhile; a comes back: its claim is pending again and loses, its address is taken."""
+    b = Board(["a", "b"], subnet="10.1.0.0/29", gateway=None)  # 2 blocks of 4
+    g = b.obtain("a")
+    assert isinstance(g, Granted)
+    saved = b.records["a"]
+    assert restore(saved, "a", 8, left=False) == saved  # after a crash: as it was
+    # a leaves: gone from b's tables (record, endpoints); b fills the pool
+    b.reap("b", "a")  # as a leave: record and attachment gone at once
+    b.down.add("a")
+    kept = b.allocations["a"]
+    b.allocations["a"] = {}
+    with pytest.raises(NoFreeAddress):
+        for _ in range(8):
+            assert isinstance(b.obtain("b", rounds=20), Granted)
+    assert b.pool.offset(g.address) in b.allocations["b"]
+    # a comes back with its persisted record and endpoint
+    b.down.discard("a")
+    b.reaped["b"].discard("a")
+    b.voters["b"].add("a")
+    b.allocations["a"] = kept
+    back = Record.decode(restore(saved, "a", 8, left=True), "a", 8)
+    assert back.claims and not any(c.confirmed for c in back.claims)
+    b.write("a", back.encode())
+    b.settle()
+    assert not any(c.confirmed for c in Record.decode(b.records["a"], "a", 8).claims)
+    with pytest.raises(AddressTaken):
+        adopt(b.view("a"), b.rng, g.address)
