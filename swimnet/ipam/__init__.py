@@ -30,10 +30,11 @@ The rules (`allocator`, `knowledge`):
    `reap_interval`, 30 min): a failed member's blocks and allocations stay reserved until
    then, and are released together;
 6. the agent persists its record before publishing it, and the others' claims it knows
-   (`remember`); after a restart the record is re-published (stamps are never reused:
-   `Record.high`), remembered claims are defended as confirmed until their owner's record
-   says otherwise or `reap_interval` passes, and the member claims nothing before its
-   first sync with a peer (`IpamView.synced`).
+   (`remember`); after a restart the record is re-published (`restore`: stamps are never
+   reused, `Record.high`; after a graceful leave its claims are voted on again, the others
+   having dropped them), remembered claims are defended as confirmed until their owner's
+   record says otherwise or `reap_interval` passes, and the member claims nothing before
+   its first sync with a peer (`IpamView.synced`).
 
 Why no two members hand out one address. Two claims that conflict are never both confirmed
 while both live. Take C by A confirmed at t1 and D by B confirmed at t2, and a member M that
@@ -71,12 +72,15 @@ alone. Every agent that may allocate must be a voter before it allocates. The pr
 every agent votes on every network's claims (one small record per agent and network) and
 a failed agent holds back new claims in every network (not allocations from held blocks).
 
-Outside the guarantee (as for the tables themselves): a partition longer than
-reap_interval (each side reaps the other and may reuse its addresses; the agent's
-conflict report shows duplicates after the heal); an agent that loses its state directory
-yet keeps its endpoints; agents that formed a cluster apart (they share no network
-definition: the agent only allocates in networks it learnt from the cluster); a record
-that does not decode (a newer format) stalls new claims.
+Outside the guarantee (as for the tables themselves, which hold what a member knows in
+memory): a partition longer than reap_interval (each side reaps the other and may reuse
+its addresses; the agent's conflict report shows duplicates after the heal); a member that
+learnt the cluster, while the rest was out of reach, only from members that have since
+lost what they knew (decommissioned, or reinstalled without their state directory): it may
+confirm a claim against one it never heard of; agents that formed a cluster apart (they
+share no network definition: the agent only allocates in networks it learnt from the
+cluster); an agent that loses its state directory yet keeps its endpoints; a record that
+does not decode (a newer format) stalls new claims.
 
 The agent's calls (its domain layer; `node` is the agent's node, `rng` its
 random.Random, `scope` CLUSTER_SCOPE; records are written with `node.table(scope,
