@@ -30,10 +30,11 @@ The rules (`allocator`, `knowledge`):
    `reap_interval`, 30 min): a failed member's blocks and allocations stay reserved until
    then, and are released together;
 6. the agent persists its record before publishing it, and the others' claims it knows
-   (`remember`); after a restart the record is re-published (stamps are never reused:
-   `Record.high`), remembered claims are defended as confirmed until their owner's record
-   says otherwise or `reap_interval` passes, and the member claims nothing before its
-   first sync with a peer (`IpamView.synced`).
+   (`remember`); after a restart the record is re-published (`restore`: stamps are never
+   reused, `Record.high`; after a graceful leave its claims are voted on again, the others
+   having dropped them), remembered claims are defended as confirmed until their owner's
+   record says otherwise or `reap_interval` passes, and the member claims nothing before
+   its first sync with a peer (`IpamView.synced`).
 
 Why no two members hand out one address. Two claims that conflict are never both confirmed
 while both live. Take C by A confirmed at t1 and D by B confirmed at t2, and a member M that
@@ -71,12 +72,15 @@ alone. Every agent that may allocate must be a voter before it allocates. The pr
 every agent votes on every network's claims (one small record per agent and network) and
 a failed agent holds back new claims in every network (not allocations from held blocks).
 
-Outside the guarantee (as for the tables themselves): a partition longer than
-reap_interval (each side reaps the other and may reuse its addresses; the agent's
-conflict report shows duplicates after the heal); an agent that loses its state directory
-yet keeps its endpoints; agents that formed a cluster apart (they share no network
-definition: the agent only allocates in networks it learnt from the cluster); a record
-that does not decode (a newer format) stalls new claims.
+Outside the guarantee (as for the tables themselves, which hold what a member knows in
+memory): a partition longer than reap_interval (each side reaps the other and may reuse
+its addresses; the agent's conflict report shows duplicates after the heal); a member that
+learnt the cluster, while the rest was out of reach, only from members that have since
+lost what they knew (decommissioned, or reinstalled without their state directory): it may
+confirm a claim against one it never heard of; agents that formed a cluster apart (they
+share no network definition: the agent only allocates in networks it learnt from the
+cluster); an agent that loses its state directory yet keeps its endpoints; a record that
+does not decode (a newer format) stalls new claims.
 
 The agent's calls (its domain layer; `node` is the agent's node, `rng` its
 random.Random, `scope` CLUSTER_SCOPE; records are written with `node.table(scope,
@@ -104,9 +108,11 @@ label)):
     # every table change (the refresh loop), for every network: write(maintain(view, rng).write),
     # persist remember(view).encode() when it changed; while waits_on_others(view), re-put
     # the record unchanged every REPUBLISH_AFTER seconds (a gossip message may miss a member)
-    # restart: put the persisted record, memory=Memory.decode(saved, now, pool.size),
-    # synced=False until the first sync of the scope with a peer; while needs_sync(view),
-    # call node.sync_network(scope) every few seconds
+    # restart: put restore(saved_record, me, pool.size, left=it_stopped_with_a_graceful_leave)
+    # (after a leave, adopt() each local endpoint and VIP address), memory =
+    # Memory.decode(saved_memory, now, pool.size), synced=False until the first sync of the
+    # scope with a peer; while needs_sync(view), call node.sync_network(scope) every few
+    # seconds
     # adopting an orphaned service: adopt(view, rng, IPv4Address(vip)) until Granted, so its
     # VIP is claimed again (its block went with the member that left; until then only the
     # services entry protects it: a member that claims that block in the second between the
@@ -125,6 +131,7 @@ from swimnet.ipam.allocator import (
     overlapping_claims,
     release,
     remember,
+    restore,
     waits_on_others,
 )
 from swimnet.ipam.errors import AddressReserved, AddressTaken, IpamError, NoFreeAddress
@@ -170,6 +177,7 @@ __all__ = [
     "record_key",
     "release",
     "remember",
+    "restore",
     "uses_from_entries",
     "view_from_tables",
     "waits_on_others",

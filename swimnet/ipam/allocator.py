@@ -87,7 +87,10 @@ class _Plan:
         self.claims: dict[int, Claim] = {c.stamp: c for c in own.claims}
         self.ayes: set[ClaimId] = set(own.ayes)
         self.nays: set[ClaimId] = set(own.nays)
-        self.high = own.high
+        holder = view.records.get(view.me)
+        retracted = holder.record if holder is not None and holder.retracted else None
+        self.high = max(own.high, retracted.high if retracted is not None else 0)
+        """Stamps pass every one we used, a retracted previous life's included."""
         self.notes: list[str] = []
         self._candidates: set[int] | None = None
 
@@ -100,10 +103,12 @@ class _Plan:
     def write(self) -> bytes | None:
         record = self.record()
         holder = self.view.records.get(self.view.me)
-        current = holder.record if holder is not None else None
+        current = holder.record if holder is not None and not holder.retracted else None
         if record == current or (current is None and record == Record(self.pool.block, 0)):
             return None
-        return record.encode()
+        # a written record is at least as recent as our clock: a record without a claim it
+        # once had, and with `high` past that claim's stamp, says the claim is gone
+        return attrs.evolve(record, high=max(record.high, self.view.clock)).encode()
 
     def pending(self) -> list[Claim]:
         return [c for _, c in sorted(self.claims.items()) if not c.confirmed]
@@ -474,6 +479,18 @@ def release(view: IpamView, rng: random.Random, address: ipaddress.IPv4Address) 
     return Maintenance(plan.write(), tuple(plan.notes))
 
 
+def restore(saved: bytes, me: str, pool_size: int, *, left: bool) -> bytes:
+    """The record to put after a restart, from the persisted one. After a crash, as it was
+    (the others kept it, hidden). After a graceful leave the others dropped it and may have
+    claimed its blocks since: its claims come back pending, to be voted on again (any that
+    lost is withdrawn); then `adopt` every address of our endpoints and VIPs (AddressTaken:
+    someone took it while we were away, a conflict to report). DecodeError if unreadable."""
+    record = Record.decode(saved, me, pool_size)
+    if left:
+        record = attrs.evolve(record, claims=tuple(attrs.evolve(c, confirmed=False) for c in record.claims))
+    return record.encode()
+
+
 REPUBLISH_AFTER = 2.0
 """Seconds a record that waits on others stays unchanged before `waits_on_others` callers
 re-put it (ten gossip rounds; anti-entropy alone would take up to 30 s)."""
@@ -484,7 +501,7 @@ def waits_on_others(view: IpamView) -> bool:
     claims still pending. Gossip may miss a member; while this holds, re-put the record
     unchanged every REPUBLISH_AFTER seconds (a new version is gossiped again)."""
     holder = view.records.get(view.me)
-    record = holder.record if holder is not None else None
+    record = holder.record if holder is not None and not holder.retracted else None
     return record is not None and (any(not c.confirmed for c in record.claims) or bool(record.ayes))
 
 

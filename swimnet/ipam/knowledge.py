@@ -3,9 +3,9 @@
 Rules:
 - the live claims of the others are those in their records (visible, or hidden because the
   owner failed: reserved until the tables reap it), plus remembered ones (`Memory`, after a
-  restart) whose owner's record is absent or older than the claim (`record.high` below the
-  claim's stamp), until `reap_interval` after the restart or until the owner is known to
-  have left; a remembered claim counts as confirmed;
+  restart) whose owner's record (live or a tombstone) is absent or older than the claim
+  (`record.high` below the claim's stamp), until `reap_interval` after the restart or until
+  the owner is known to have left; a remembered claim counts as confirmed;
 - conflicts, between claims of different owners that share an address: two block claims
   conflict; two single-address claims conflict; a block claim conflicts with every single
   of another member inside it (blocks never swallow someone's address); a single inside
@@ -47,13 +47,13 @@ class Knowledge:
         self.view = view
         me = view.me
         holder = view.records.get(me)
-        own = holder.record if holder is not None and holder.record is not None else None
+        own = holder.record if holder is not None and not holder.retracted else None
         self.own: Record = own if own is not None else Record(view.pool.block, 0)
         self.others: dict[ClaimId, Known] = {}
         self.votes: dict[str, tuple[frozenset[ClaimId], frozenset[ClaimId]]] = {}
         """member -> (ayes, nays) as its record (visible or hidden) says."""
         for member, h in view.records.items():
-            if member == me or h.record is None:
+            if member == me or h.record is None or h.retracted:
                 continue
             self.votes[member] = (h.record.ayes, h.record.nays)
             for c in h.record.claims:

@@ -6,9 +6,11 @@ Rules:
   `items` = block indices in units of `unit` addresses) or one address (kind SPARE: any
   free address, taken when the member has no block left; kind PIN: an address asked for
   by name, which only that request may use; `items` = its offset); it is named by (owner,
-  stamp), stamps strictly increasing per
-  owner (`Record.high` carries the highest stamp used, so a restored record never reuses
-  one); `confirmed` is set by the owner once every voter agreed;
+  stamp), stamps strictly increasing per owner; `confirmed` is set by the owner once every
+  voter agreed;
+- `Record.high` is at least every stamp its owner used and its Lamport time when it wrote
+  the record: a restored record never reuses a stamp, and a record whose `high` passed a
+  claim's stamp was written after that claim (lacking it, the claim is gone);
 - a claim can shrink (blocks released) but never grow: a bigger request is a new claim;
 - a record holds its owner's claims, and its votes on other members' claims still pending
   (`ayes`, `nays`, by claim id); it is the whole IPAM state its owner publishes, so a

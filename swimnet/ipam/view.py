@@ -7,7 +7,10 @@ Rules:
   written only by that member; an entry whose owner is not the member its key names is
   ignored (nobody else may speak for a member);
 - a record is read whether visible or hidden (its owner failed): a failed member's claims
-  stay reserved and its votes stay cast until the tables reap it; tombstones are absent;
+  stay reserved and its votes stay cast until the tables reap it; a tombstone (the owner
+  deleted or retracted its record: a new life without state) holds no claim and no vote,
+  but its value (tombstones keep it) says how recent it is (`Record.high`), which ends what
+  others remember of that owner's older claims;
 - `voters` are the members attached to the scope (failed ones included, leaving ones not):
   `TablesReader.attached(scope)`; a record that does not decode counts as a voter that has
   not voted (its claims are unknown, so nothing waiting on it is confirmed);
@@ -61,6 +64,8 @@ class Holder:
     """None: the value does not decode."""
     hidden: bool
     """Its owner failed (the tables hide its entries until it returns or is reaped)."""
+    retracted: bool = False
+    """A tombstone: the owner deleted (or, in a new life, retracted) this record."""
 
 
 @attrs.frozen
@@ -106,25 +111,26 @@ def _decode(value: bytes, owner: str, pool_size: int) -> Record | None:
         return None
 
 
-RawRecords = dict[str, dict[str, tuple[bytes, bool]]]
-"""network -> member -> (record value, hidden)."""
+RawRecords = dict[str, dict[str, tuple[bytes, bool, bool]]]
+"""network -> member -> (record value, hidden, retracted)."""
 
 
 def raw_records(tables: StoredTables, scope: str, table: str = IPAM_TABLE) -> RawRecords:
-    """network -> member -> (record value, hidden), in one pass over the scope's entries."""
+    """network -> member -> (record value, hidden, retracted), in one pass over the scope's
+    stored entries."""
     out: RawRecords = {}
     for e in tables.entries(scope):
-        if e.table != table or e.deleted:
+        if e.table != table:
             continue
         network, sep, member = e.key.partition("/")
         if not sep or member != e.owner:
             continue
-        out.setdefault(network, {})[member] = (e.value, tables.owner_failed(e.owner))
+        out.setdefault(network, {})[member] = (e.value, tables.owner_failed(e.owner), e.deleted)
     return out
 
 
-def decode_records(raw: Mapping[str, tuple[bytes, bool]], pool: Pool) -> dict[str, Holder]:
-    return {m: Holder(_decode(value, m, pool.size), hidden) for m, (value, hidden) in raw.items()}
+def decode_records(raw: Mapping[str, tuple[bytes, bool, bool]], pool: Pool) -> dict[str, Holder]:
+    return {m: Holder(_decode(value, m, pool.size), hidden, gone) for m, (value, hidden, gone) in raw.items()}
 
 
 def view_from_tables(
@@ -142,7 +148,7 @@ def view_from_tables(
     now: float = 0.0,
     reap_interval: float = REAP_INTERVAL,
     table: str = IPAM_TABLE,
-    raw: Mapping[str, Mapping[str, tuple[bytes, bool]]] | None = None,
+    raw: Mapping[str, Mapping[str, tuple[bytes, bool, bool]]] | None = None,
 ) -> IpamView:
     """An `IpamView` read from a node's tables (`raw`: a `raw_records` pass to reuse when
     building views of several networks at once)."""

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import random
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from swimnet.ipam import (
     AddressTaken,
     Claim,
     Granted,
+    IpamView,
     Memory,
     NoFreeAddress,
     Pool,
@@ -26,11 +28,14 @@ from swimnet.ipam import (
     adopt,
     allocate,
     block_size,
+    decode_records,
     needs_sync,
     overlapping_claims,
     remember,
+    restore,
     waits_on_others,
 )
+from swimnet.ipam.knowledge import Knowledge
 from swimnet.ipam.record import BLOCKS, PIN, SPARE
 
 # -- pool ------------------------------------------------------------------------------------------
@@ -396,3 +401,52 @@ def test_adopting_a_service_claims_its_vip_again() -> None:
     for _ in range(20):
         g = b.obtain("c")
         assert isinstance(g, Granted) and g.address != vip.address
+
+
+def test_a_remembered_claim_ends_with_a_newer_record_or_its_retraction() -> None:
+    pool = Pool("10.1.0.0/24")
+    ghost = Claim("c", 17, SPARE, (10,), True, 1)
+    memory = Memory((ghost,), since=0.0)
+
+    def ghosts(c_value: bytes | None, retracted: bool = False) -> list[Claim]:
+        raw = {} if c_value is None else {"c": (c_value, False, retracted)}
+        view = IpamView("net", "a", pool, decode_records(raw, pool), frozenset({"a", "c"}), 50, memory=memory)
+        return [kn.claim for kn in Knowledge(view).others.values()]
+
+    assert ghosts(None) == [ghost]  # nothing of c seen yet: defended
+    assert ghosts(Record(4, 16).encode()) == [ghost]  # an older record of c: still defended
+    assert ghosts(Record(4, 17).encode()) == []  # written after the claim, without it: gone
+    assert ghosts(Record(4, 30).encode(), retracted=True) == []  # c retracted it (a new life)
+    live = Record(4, 30, (attrs.evolve(ghost, confirmed=True),)).encode()
+    assert ghosts(live) == [attrs.evolve(ghost, confirmed=True)]  # still claimed: from the record
+
+
+def test_restore_after_a_graceful_leave_votes_the_claims_again() -> None:
+    """a stops with a graceful leave (its record dropped everywhere), b claims a's block
+    meanwhile; a comes back: its claim is pending again and loses, its address is taken."""
+    b = Board(["a", "b"], subnet="10.1.0.0/29", gateway=None)  # 2 blocks of 4
+    g = b.obtain("a")
+    assert isinstance(g, Granted)
+    saved = b.records["a"]
+    assert restore(saved, "a", 8, left=False) == saved  # after a crash: as it was
+    # a leaves: gone from b's tables (record, endpoints); b fills the pool
+    b.reap("b", "a")  # as a leave: record and attachment gone at once
+    b.down.add("a")
+    kept = b.allocations["a"]
+    b.allocations["a"] = {}
+    with pytest.raises(NoFreeAddress):
+        for _ in range(8):
+            assert isinstance(b.obtain("b", rounds=20), Granted)
+    assert b.pool.offset(g.address) in b.allocations["b"]
+    # a comes back with its persisted record and endpoint
+    b.down.discard("a")
+    b.reaped["b"].discard("a")
+    b.voters["b"].add("a")
+    b.allocations["a"] = kept
+    back = Record.decode(restore(saved, "a", 8, left=True), "a", 8)
+    assert back.claims and not any(c.confirmed for c in back.claims)
+    b.write("a", back.encode())
+    b.settle()
+    assert not any(c.confirmed for c in Record.decode(b.records["a"], "a", 8).claims)
+    with pytest.raises(AddressTaken):
+        adopt(b.view("a"), b.rng, g.address)

@@ -2,7 +2,8 @@
 addresses with the IPAM rules (`benchmarks.ipam_sim.IpamCluster`: the agent's loop), through
 allocations (any address or a pinned one, several at one instant), removals, loss up to
 20%, partitions, heals, crashes, restarts (with the state directory, as the agent) and
-graceful leaves, in any order. Small subnets (/28../24), so the network fills up too.
+decommissions (a graceful leave for good), in any order. Small subnets (/28../24), so the
+network fills up too.
 
 Checked after every step, on the ground truth (what each member handed out and still holds,
 crashed members' included: their agents keep them):
@@ -134,11 +135,16 @@ class IpamMachine(RuleBasedStateMachine):
         self.cluster.crash(self._pick(self._running(), index))
         self.sim.run_for(gap)
 
-    @precondition(lambda self: len(self._running()) < len(self.sim.names))
+    def _crashed(self) -> list[str]:
+        """Stopped without leaving (decommissioned hosts never come back)."""
+        return [
+            n for n in self.sim.names if n not in self._running() and n not in self.cluster.decommissioned
+        ]
+
+    @precondition(lambda self: bool(self._crashed()))
     @rule(index=node_index, gap=gaps)
     def restart(self, index: int, gap: float) -> None:
-        crashed = [n for n in self.sim.names if n not in self._running()]
-        self.cluster.restart(self._pick(crashed, index))
+        self.cluster.restart(self._pick(self._crashed(), index))
         self.sim.run_for(gap)
 
     @precondition(lambda self: len(self._running()) > MIN_RUNNING + 1)
@@ -217,7 +223,7 @@ class IpamMachine(RuleBasedStateMachine):
         assert not found, self.why("; ".join(found[:4]))
         # with every member back (a crashed voter blocks new claims until it is reaped, 30
         # min), a new request is served, unless the network is full
-        for crashed in [n for n in sim.names if n not in self._running()]:
+        for crashed in self._crashed():
             self.cluster.restart(crashed)
         assert sim.run_until(sim.converged, QUIET), self.why("membership not converged after restarts")
         name = sorted(self._running())[0]
