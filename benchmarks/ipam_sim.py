@@ -227,7 +227,8 @@ class IpamCluster:
                     used.setdefault(self.pool.offset(ipaddress.IPv4Address(e.value.decode())),
                                     Use(e.owner, f"endpoint {e.key} on {e.owner}"))  # fmt: skip
         mine = {self.pool.offset(ipaddress.IPv4Address(a)) for a in saved.endpoints.values()}
-        departed = [m.name for m in self.sim.engine(name).members() if m.state == State.LEFT]
+        members = self.sim.engine(name).members()
+        departed = [m.name for m in members if m.state == State.LEFT]
         return view_from_tables(
             tables,
             scope=SCOPE,
@@ -239,6 +240,7 @@ class IpamCluster:
             synced=self.synced[name],
             memory=self.memory[name],
             departed=departed,
+            members=[m.name for m in members],
             now=self.sim.now,
             reap_interval=self.reap_interval,
         )

@@ -16,8 +16,10 @@ The rules (`allocator`, `knowledge`):
    and gateway addresses, and the others' single claims inside its blocks;
 2. a claim is confirmed by its owner once every voter said yes: every member attached to
    the IPAM scope in the owner's view, failed ones included (a hidden record's votes still
-   count; a failed member that had not voted blocks), and, for an address inside another
-   member's block, that block's owner (it alone knows whether the address is free);
+   count; a failed member that had not voted blocks), members known to have left and
+   members membership does not know at all excepted (`view_from_tables`), and, for an
+   address inside another member's block, that block's owner (it alone knows whether the
+   address is free);
 3. a voter says no to a claim that conflicts with one it defends: its own claims, the
    others' confirmed ones (visible, hidden, or remembered after a restart) and the pending
    ones it already said yes to; among pending claims first seen together, the lowest
@@ -26,7 +28,8 @@ The rules (`allocator`, `knowledge`):
 4. a claimer withdraws a pending claim on any no, or on seeing a conflicting confirmed or
    older claim; a withdrawn claim was never used;
 5. a claim ends only by its owner's decision (release: none of its allocations is there),
-   or with the owner's record: it left (at once), or the tables reaped it (failed for
+   or with the owner's record: it left (when the tables drop its hidden record, after the
+   left grace, 30 s; it stops voting at once), or the tables reaped it (failed for
    `reap_interval`, 30 min): a failed member's blocks and allocations stay reserved until
    then, and are released together;
 6. the agent persists its record before publishing it, and the others' claims it knows
@@ -43,9 +46,11 @@ both, yet when it judged the second it still defended the first: its own claim, 
 had said yes to (sticky), or one it knew confirmed (it keeps what it knows while the owner's
 record lives, across restarts by rule 6). Rule 3 forbids that yes. Such an M exists unless
 the two views of the scope share no member at all: members enter a view when it learns of
-them from the members it syncs with, and leave it only by leaving gracefully (their claims
-go too) or by being reaped, so disjoint views mean two clusters that never met, or the two
-sides of a partition older than reap_interval (see below). A single address inside a block
+them from the members it syncs with, and leave it only by leaving gracefully (they never
+vote again; their claims stay reserved while the tables keep their hidden record, the
+left grace) or by being reaped, or while membership does not know them (an attachment
+learnt by sync from a member that left meanwhile), so disjoint views mean two clusters
+that never met, or the two sides of a partition older than reap_interval (see below). A single address inside a block
 is the block owner's call (rule 2): it refuses an address it handed out, and never hands
 out one it agreed to give. So an address is handed out by one member at most, and by that
 member once while allocated (it sees its own allocations).

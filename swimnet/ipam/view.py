@@ -12,7 +12,16 @@ Rules:
   but its value (tombstones keep it) says how recent it is (`Record.high`), which ends what
   others remember of that owner's older claims;
 - `voters` are the members attached to the scope (failed ones included, leaving ones not):
-  `TablesReader.attached(scope)`; a record that does not decode counts as a voter that has
+  `TablesReader.attached(scope)`, less the other members known to have left the cluster
+  (`departed`: membership says "left"; the tables keep their records, hidden, for the
+  left grace, and so their claims stay reserved that long, but they will never vote
+  again, and waiting for them would stall every new claim for that grace) and, when the
+  caller gives `members` (every member its membership knows, in any state), less the
+  attached members membership does not know at all (a restarted member learns from a sync
+  the attachment of a member that left while it was away, never its leave: it would wait
+  for it until the tables reap it); leaving a member out of one view is safe as long as
+  any two views still share a member (the claimer of one claim is in the other's view:
+  see the package docstring); a record that does not decode counts as a voter that has
   not voted (its claims are unknown, so nothing waiting on it is confirmed);
 - `used` maps every address held by an allocation of the network (endpoints, VIPs; live or
   hidden) to its holder, `mine` is the caller's own allocations (published or not yet):
@@ -98,7 +107,7 @@ class IpamView:
     memory: Memory = EMPTY_MEMORY
     departed: frozenset[str] = frozenset()
     """Members known to have left gracefully (membership says "left"): their remembered
-    claims are released at once."""
+    claims are released at once; `view_from_tables` leaves them out of `voters`."""
     now: float = 0.0
     reap_interval: float = REAP_INTERVAL
 
@@ -145,21 +154,27 @@ def view_from_tables(
     synced: bool = True,
     memory: Memory = EMPTY_MEMORY,
     departed: Iterable[str] = (),
+    members: Iterable[str] | None = None,
     now: float = 0.0,
     reap_interval: float = REAP_INTERVAL,
     table: str = IPAM_TABLE,
     raw: Mapping[str, Mapping[str, tuple[bytes, bool, bool]]] | None = None,
 ) -> IpamView:
     """An `IpamView` read from a node's tables (`raw`: a `raw_records` pass to reuse when
-    building views of several networks at once)."""
+    building views of several networks at once; `departed` and `members`: see the module
+    rules on voters)."""
     if raw is None:
         raw = raw_records(tables, scope, table)
+    voters = frozenset(tables.attached(scope)) - (frozenset(departed) - {me})
+    if members is not None:
+        known = frozenset(members) | {me}
+        voters = frozenset(v for v in voters if v in known)
     return IpamView(
         network=network,
         me=me,
         pool=pool,
         records=decode_records(raw.get(network, {}), pool),
-        voters=frozenset(tables.attached(scope)),
+        voters=voters,
         clock=tables.lamport_time(),
         used=dict(used or {}),
         mine=frozenset(mine),

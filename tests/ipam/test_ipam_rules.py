@@ -33,10 +33,12 @@ from swimnet.ipam import (
     overlapping_claims,
     remember,
     restore,
+    view_from_tables,
     waits_on_others,
 )
 from swimnet.ipam.knowledge import Knowledge
 from swimnet.ipam.record import BLOCKS, PIN, SPARE
+from swimnet.tables.entry import Entry
 
 # -- pool ------------------------------------------------------------------------------------------
 
@@ -450,3 +452,41 @@ def test_restore_after_a_graceful_leave_votes_the_claims_again() -> None:
     assert not any(c.confirmed for c in Record.decode(b.records["a"], "a", 8).claims)
     with pytest.raises(AddressTaken):
         adopt(b.view("a"), b.rng, g.address)
+
+
+class _Tables:
+    """The read calls `view_from_tables` makes, over a fixed attachment list."""
+
+    def __init__(self, attached: list[str]) -> None:
+        self._attached = attached
+
+    def entries(self, network: str) -> list[Entry]:
+        return []
+
+    def attached(self, network: str) -> list[str]:
+        return list(self._attached)
+
+    def lamport_time(self) -> int:
+        return 1
+
+    def owner_failed(self, name: str) -> bool:
+        return False
+
+
+def test_voters_leave_out_members_that_left_or_that_membership_does_not_know() -> None:
+    pool = Pool("10.1.0.0/24")
+    tables = _Tables(["a", "b", "c", "d"])
+
+    def voters(**kw: object) -> frozenset[str]:
+        return view_from_tables(tables, scope="s", network="n", me="a", pool=pool, **kw).voters  # type: ignore[arg-type]
+
+    assert voters() == {"a", "b", "c", "d"}
+    # a member that left will never vote again: waiting for it would stall every claim
+    assert voters(departed=["c"]) == {"a", "b", "d"}
+    # an attachment learnt by sync of a member membership never heard of (it left while we
+    # were away): not a voter either; this member itself always is, even while it leaves
+    assert voters(members=["a", "b", "c"]) == {"a", "b", "c"}
+    assert voters(departed=["a"], members=["b"]) == {"a", "b"}
+    # a failed member stays a voter (it may come back): membership still knows it
+    assert voters(members=["a", "b", "c", "d"]) == {"a", "b", "c", "d"}
+
