@@ -240,7 +240,6 @@ class IpamCluster:
             synced=self.synced[name],
             memory=self.memory[name],
             departed=departed,
-            members=[m.name for m in members],
             now=self.sim.now,
             reap_interval=self.reap_interval,
         )

@@ -17,7 +17,7 @@ The rules (`allocator`, `knowledge`):
 2. a claim is confirmed by its owner once every voter said yes: every member attached to
    the IPAM scope in the owner's view, failed ones included (a hidden record's votes still
    count; a failed member that had not voted blocks), members known to have left and
-   members membership does not know at all excepted (`view_from_tables`), and, for an
+   members membership never reported excepted (`view_from_tables`), and, for an
    address inside another member's block, that block's owner (it alone knows whether the
    address is free);
 3. a voter says no to a claim that conflicts with one it defends: its own claims, the
@@ -36,8 +36,10 @@ The rules (`allocator`, `knowledge`):
    (`remember`); after a restart the record is re-published (`restore`: stamps are never
    reused, `Record.high`; after a graceful leave its claims are voted on again, the others
    having dropped them), remembered claims are defended as confirmed until their owner's
-   record says otherwise or `reap_interval` passes, and the member claims nothing before
-   its first sync with a peer (`IpamView.synced`).
+   record says otherwise, `reap_interval` passes, or, synced, the cluster shows no trace
+   of the owner (no record, not a voter: it left or was reaped meanwhile; see
+   `knowledge`), and the member claims nothing before its first sync with a peer
+   (`IpamView.synced`).
 
 Why no two members hand out one address. Two claims that conflict are never both confirmed
 while both live. Take C by A confirmed at t1 and D by B confirmed at t2, and a member M that
@@ -48,7 +50,7 @@ record lives, across restarts by rule 6). Rule 3 forbids that yes. Such an M exi
 the two views of the scope share no member at all: members enter a view when it learns of
 them from the members it syncs with, and leave it only by leaving gracefully (they never
 vote again; their claims stay reserved while the tables keep their hidden record, the
-left grace) or by being reaped, or while membership does not know them (an attachment
+left grace) or by being reaped, or while membership never reported them (an attachment
 learnt by sync from a member that left meanwhile), so disjoint views mean two clusters
 that never met, or the two sides of a partition older than reap_interval (see below). A single address inside a block
 is the block owner's call (rule 2): it refuses an address it handed out, and never hands

@@ -4,8 +4,12 @@ Rules:
 - the live claims of the others are those in their records (visible, or hidden because the
   owner failed: reserved until the tables reap it), plus remembered ones (`Memory`, after a
   restart) whose owner's record (live or a tombstone) is absent or older than the claim
-  (`record.high` below the claim's stamp), until `reap_interval` after the restart or until
-  the owner is known to have left; a remembered claim counts as confirmed;
+  (`record.high` below the claim's stamp), until `reap_interval` after the restart, until
+  the owner is known to have left, or until, synced, this member sees neither the owner's
+  record nor the owner among the voters (the members it synced with forgot it: it left
+  or was reaped while we were away; a member they hold failed stays attached, so a voter,
+  and its record, hidden, defends its claims there); a remembered claim counts as
+  confirmed;
 - conflicts, between claims of different owners that share an address: two block claims
   conflict; two single-address claims conflict; a block claim conflicts with every single
   of another member inside it (blocks never swallow someone's address); a single inside
@@ -62,6 +66,8 @@ class Knowledge:
             for c in view.memory.claims:
                 if c.owner == me or c.owner in view.departed or c.id in self.others:
                     continue
+                if view.synced and c.owner not in view.voters and c.owner not in view.records:
+                    continue  # the cluster we synced with forgot its owner: it left or was reaped
                 other = view.records.get(c.owner)
                 if other is not None and other.record is not None and other.record.high >= c.stamp:
                     continue  # the owner's record is newer than the claim and no longer has it

@@ -15,13 +15,14 @@ Rules:
   `TablesReader.attached(scope)`, less the other members known to have left the cluster
   (`departed`: membership says "left"; the tables keep their records, hidden, for the
   left grace, and so their claims stay reserved that long, but they will never vote
-  again, and waiting for them would stall every new claim for that grace) and, when the
-  caller gives `members` (every member its membership knows, in any state), less the
-  attached members membership does not know at all (a restarted member learns from a sync
-  the attachment of a member that left while it was away, never its leave: it would wait
-  for it until the tables reap it); leaving a member out of one view is safe as long as
-  any two views still share a member (the claimer of one claim is in the other's view:
-  see the package docstring); a record that does not decode counts as a voter that has
+  again, and waiting for them would stall every new claim for that grace) and less the
+  attached members membership never reported (`owner_unknown`: a restarted member learns
+  from a sync the attachment of a member that left while it was away, never its leave,
+  and would wait for it until the tables reap it); leaving a member out of one view is
+  safe as long as any two views still share a member (the claimer of one claim is in the
+  other's view: see the package docstring). A member membership reported failed stays a
+  voter until the tables reap it, even once membership forgot it (gossip_to_the_dead_time):
+  under a partition, the other side's members must keep their say; a record that does not decode counts as a voter that has
   not voted (its claims are unknown, so nothing waiting on it is confirmed);
 - `used` maps every address held by an allocation of the network (endpoints, VIPs; live or
   hidden) to its holder, `mine` is the caller's own allocations (published or not yet):
@@ -63,6 +64,8 @@ class StoredTables(Protocol):
     def lamport_time(self) -> int: ...
 
     def owner_failed(self, name: str) -> bool: ...
+
+    def owner_unknown(self, name: str) -> bool: ...
 
 
 @attrs.frozen
@@ -154,21 +157,18 @@ def view_from_tables(
     synced: bool = True,
     memory: Memory = EMPTY_MEMORY,
     departed: Iterable[str] = (),
-    members: Iterable[str] | None = None,
     now: float = 0.0,
     reap_interval: float = REAP_INTERVAL,
     table: str = IPAM_TABLE,
     raw: Mapping[str, Mapping[str, tuple[bytes, bool, bool]]] | None = None,
 ) -> IpamView:
     """An `IpamView` read from a node's tables (`raw`: a `raw_records` pass to reuse when
-    building views of several networks at once; `departed` and `members`: see the module
-    rules on voters)."""
+    building views of several networks at once; `departed`: see the module rules on
+    voters)."""
     if raw is None:
         raw = raw_records(tables, scope, table)
-    voters = frozenset(tables.attached(scope)) - (frozenset(departed) - {me})
-    if members is not None:
-        known = frozenset(members) | {me}
-        voters = frozenset(v for v in voters if v in known)
+    gone = frozenset(departed) - {me}
+    voters = frozenset(v for v in tables.attached(scope) if v not in gone and not tables.owner_unknown(v))
     return IpamView(
         network=network,
         me=me,
