@@ -52,10 +52,11 @@ them from the members it syncs with, and leave it only by leaving gracefully (th
 vote again; their claims stay reserved while the tables keep their hidden record, the
 left grace) or by being reaped, or while membership never reported them (an attachment
 learnt by sync from a member that left meanwhile), so disjoint views mean two clusters
-that never met, or the two sides of a partition older than reap_interval (see below). A single address inside a block
-is the block owner's call (rule 2): it refuses an address it handed out, and never hands
-out one it agreed to give. So an address is handed out by one member at most, and by that
-member once while allocated (it sees its own allocations).
+that never met, or the two sides of a partition older than reap_interval (see below). A
+single address inside a block is the block owner's call (rule 2): it refuses an address
+it handed out, and never hands out one it agreed to give. So an address is handed out by
+one member at most, and by that member once while allocated (it sees its own
+allocations).
 
 Under a partition each side sees the other side's members failed, yet they stay voters:
 - safe: nothing new is confirmed on either side (every claim needs the other side's yes);

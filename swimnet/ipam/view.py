@@ -22,8 +22,9 @@ Rules:
   safe as long as any two views still share a member (the claimer of one claim is in the
   other's view: see the package docstring). A member membership reported failed stays a
   voter until the tables reap it, even once membership forgot it (gossip_to_the_dead_time):
-  under a partition, the other side's members must keep their say; a record that does not decode counts as a voter that has
-  not voted (its claims are unknown, so nothing waiting on it is confirmed);
+  under a partition, the other side's members must keep their say; a record that does not
+  decode counts as a voter that has not voted (its claims are unknown, so nothing waiting
+  on it is confirmed);
 - `used` maps every address held by an allocation of the network (endpoints, VIPs; live or
   hidden) to its holder, `mine` is the caller's own allocations (published or not yet):
   both come from the caller, which knows its own tables' formats (`uses_from_entries`);
