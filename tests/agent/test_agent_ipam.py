@@ -113,12 +113,20 @@ async def test_pins_services_and_backends(tmp_path: Path) -> None:
         # update (here on b, which holds the network again for it): all changes or none;
         # unknown endpoints name the field
         err = await run_cli_fail(
-            b, "service", "update", "web", "--add-backend", "ghost", "--rm-backend", "web2"
+            b, "service", "update", "web", "--network", "n", "--add-backend", "ghost", "--rm-backend", "web2"
         )
         assert "add_backends" in err
         err = await run_cli_fail(b, "service", "update", "web", "--network", "n", "--rm-backend", "web1")
         assert "rm_backends" in err and "not a backend" in err
         assert a.overlay.view.service("n", "web")[0].backends == (web2["id"],)  # type: ignore[index]
+
+        def b_current() -> bool:  # b either left the scope (it syncs again) or sees a's change
+            found = b.overlay.view.service("n", "web")
+            return not b.overlay.view.is_joined("n") or (
+                found is not None and found[0].backends == (web2["id"],)
+            )
+
+        await eventually(b_current, "a's change seen by b")
         updated = await run_cli_json(
             b, "service", "update", "web", "--network", "n", "--add-backend", "web1", "--rm-backend", "web2"
         )
@@ -170,3 +178,36 @@ async def test_records_are_saved_and_restored_across_a_graceful_restart(tmp_path
         assert json.loads((tmp_path / "b" / "state" / "ipam.json").read_text())["left"] is False
         a.stop.set()
         b.stop.set()
+
+
+async def test_allocate_address_reserves_durably_until_an_endpoint_takes_it_or_it_is_released(
+    tmp_path: Path,
+) -> None:
+    """The API the Docker plugin calls: allocate first, create the endpoint later."""
+    drivers = Drivers()
+    async with trio.open_nursery() as nursery:
+        a = await start(nursery, settings_for(tmp_path, "a"), drivers)
+        await run_cli_json(a, "network", "create", "n", "--subnet", "10.9.0.0/29", "--gateway", "10.9.0.1")
+        ipam = a.overlay.ipam
+        first = await ipam.allocate_address("n")
+        second = await ipam.allocate_address("n", field="ip")
+        assert first != second and {first, second} <= {f"10.9.0.{i}" for i in range(2, 7)}
+        saved = json.loads((tmp_path / "a" / "state" / "ipam.json").read_text())
+        assert saved["networks"]["n"]["reserved"] == [first, second]
+        # a reserved address is not handed out again, and pinning it elsewhere is refused...
+        others = [(await run_cli_json(a, "endpoint", "create", "n", f"e{i}"))["ip"] for i in range(3)]
+        assert not {first, second} & {ip.split("/")[0] for ip in others}
+        err = await run_cli_fail(a, "endpoint", "create", "n", "full")
+        assert "network n has no free address" in err
+        # ...except by the create that consumes the reservation
+        taken = await run_cli_json(a, "endpoint", "create", "n", "plugged", "--ip", first)
+        assert taken["ip"] == f"{first}/29" and ipam.reserved("n") == (second,)
+        await ipam.release_address("n", second)
+        assert ipam.reserved("n") == ()
+        assert (
+            json.loads((tmp_path / "a" / "state" / "ipam.json").read_text())["networks"]["n"]["reserved"]
+            == []
+        )
+        last = await run_cli_json(a, "endpoint", "create", "n", "last")
+        assert last["ip"] == f"{second}/29"
+        a.stop.set()

@@ -135,8 +135,8 @@ class Endpoints:
                     raise conflict(f"ip: {pinned} is the gateway of network {network!r}", "ip")
                 await agent.hold(network)
                 self._check_free(network, name, pinned, mac, service)
-            reserved_before = pinned is not None and pinned in ipam.reserved(network)
-            address = await ipam.allocate_address(network, pinned, field="ip")
+            reserved_before = pinned is not None and pinned in ipam.reserved(network, durable_only=True)
+            address = await ipam.allocate_address(network, pinned, field="ip", durable=False)
             try:
                 return await self._create(
                     record, name, f"{address}/{subnet.prefixlen}", mac, netns, pid, ifname, service

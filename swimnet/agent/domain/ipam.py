@@ -8,6 +8,8 @@ plugin's):
   this agent (in `ipam.json`, so across restarts) until an endpoint or a VIP of this agent
   holds it (`endpoint create --ip ADDRESS` / `service create --vip ADDRESS` consume the
   reservation instead of claiming the address again) or `release_address` gives it back.
+  (The agent's own creates pass durable=False: their reservation lives in memory only,
+  for the moment between the grant and the endpoint or VIP being persisted.)
   Refusals are OperationErrors naming `field`: NOT_FOUND (no such network), INVALID (outside
   the subnet), CONFLICT (the gateway, network or broadcast address; taken by an endpoint,
   a VIP or another agent's claim; `network NAME has no free address`), UNAVAILABLE (the
@@ -154,6 +156,8 @@ class AgentIpam:
         self.memory: dict[str, Memory] = {}
         self.adopting: dict[str, set[str]] = {}
         """Addresses (of ours) to claim again: after a graceful leave, or adopted services' VIPs."""
+        self.transient: dict[str, set[str]] = {}
+        """Reservations kept in memory only (`allocate_address(durable=False)`)."""
         self.allocating: dict[str, int] = {}
         """Network -> allocations in progress (the overlay keeps holding its scope)."""
         self.stats: dict[str, int] = {"granted": 0, "waits": 0, "gave_up": 0, "writes": 0}
@@ -167,10 +171,18 @@ class AgentIpam:
     # -- the API ------------------------------------------------------------------------------
 
     async def allocate_address(
-        self, network: str, pinned: str | None = None, *, field: str = "ip", wait: float | None = None
+        self,
+        network: str,
+        pinned: str | None = None,
+        *,
+        field: str = "ip",
+        wait: float | None = None,
+        durable: bool = True,
     ) -> str:
         """A free address of `network` (or `pinned`), reserved for this agent (see the module
-        docstring for the refusals)."""
+        docstring for the refusals). `durable=False` (the agent's own endpoint and service
+        creates, which persist their holder right after): the reservation is kept in memory
+        only, sparing a write of the state directory per create."""
         wait = self.wait if wait is None else wait
         want = None if pinned is None else ipaddress.IPv4Address(pinned.split("/")[0])
         deadline = trio.current_time() + wait
@@ -178,7 +190,7 @@ class AgentIpam:
             while True:
                 changed = self._changed
                 async with self.lock:
-                    if want is not None and str(want) in self.reserved(network):
+                    if want is not None and str(want) in self.reserved(network, durable_only=True):
                         return str(want)  # reserved by an earlier allocate_address
                     view = self._view(network, required=True)
                     assert view is not None
@@ -188,7 +200,7 @@ class AgentIpam:
                         raise conflict(exc.message, exc.field) from None
                     await self._write(network, d.write)
                     if isinstance(d, Granted):
-                        await self._reserve(network, str(d.address))
+                        await self._reserve(network, str(d.address), durable)
                         self.stats["granted"] += 1
                         return str(d.address)
                     self.stats["waits"] += 1
@@ -223,9 +235,7 @@ class AgentIpam:
         """Forget a reservation, and drop this agent's single claim on `address` if nothing of
         ours holds it any more."""
         async with self.lock:
-            saved = self.saved.get(network)
-            if saved is not None and address in saved.reserved:
-                await self._save(network, reserved=tuple(a for a in saved.reserved if a != address))
+            await self._unreserve(network, address)
             view = self._view(network)
             if view is not None:
                 await self._write(network, release(view, self.rng, ipaddress.IPv4Address(address)).write)
@@ -235,13 +245,17 @@ class AgentIpam:
         """An endpoint or VIP of ours now holds a reserved address: drop the reservation
         (its holder keeps it in `mine`)."""
         async with self.lock:
-            saved = self.saved.get(network)
-            if saved is not None and address in saved.reserved:
-                await self._save(network, reserved=tuple(a for a in saved.reserved if a != address))
+            await self._unreserve(network, address)
 
-    def reserved(self, network: str) -> tuple[str, ...]:
+    def reserved(self, network: str, *, durable_only: bool = False) -> tuple[str, ...]:
+        """Addresses granted in `network` that no endpoint or VIP of ours holds yet (the
+        durable ones: granted by `allocate_address` with durable=True, for a later create
+        to consume)."""
         saved = self.saved.get(network)
-        return saved.reserved if saved is not None else ()
+        durable = saved.reserved if saved is not None else ()
+        if durable_only:
+            return durable
+        return durable + tuple(sorted(self.transient.get(network, set()) - set(durable)))
 
     def busy(self, network: str) -> bool:
         """Whether an allocation is in progress in `network` or an address is reserved there."""
@@ -494,8 +508,22 @@ class AgentIpam:
             raise failed(f"cannot save state: {exc}") from None
         self.saved[network] = new
 
-    async def _reserve(self, network: str, address: str) -> None:
-        await self._save(network, reserved=(*self.reserved(network), address))
+    async def _reserve(self, network: str, address: str, durable: bool) -> None:
+        if durable:
+            saved = self.saved.get(network)
+            await self._save(network, reserved=(*(saved.reserved if saved else ()), address))
+        else:
+            self.transient.setdefault(network, set()).add(address)
+
+    async def _unreserve(self, network: str, address: str) -> None:
+        held = self.transient.get(network)
+        if held is not None:
+            held.discard(address)
+            if not held:
+                del self.transient[network]
+        saved = self.saved.get(network)
+        if saved is not None and address in saved.reserved:
+            await self._save(network, reserved=tuple(a for a in saved.reserved if a != address))
 
     async def _give_up(self, network: str, want: ipaddress.IPv4Address | None) -> None:
         self.stats["gave_up"] += 1

@@ -269,9 +269,9 @@ class Services:
                     address, allocating = self._vip_plan(record, name, old, vip, new_mode)
                     self._build(record, name, old, vip=None, mode=new_mode, ports=ports,
                                 backends=backends, add=add, remove=remove, precheck=True)  # fmt: skip
-                reserved_before = address is not None and address in ipam.reserved(network)
+                reserved_before = address is not None and address in ipam.reserved(network, durable_only=True)
                 if allocating:
-                    address = await ipam.allocate_address(network, address, field="vip")
+                    address = await ipam.allocate_address(network, address, field="vip", durable=False)
                 try:
                     async with agent.lock:
                         await agent.hold(network)
