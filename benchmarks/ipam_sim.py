@@ -83,6 +83,8 @@ class Request:
     done: float | None = None
     error: IpamError | None = None
     reasons: Counter[str] = attrs.field(factory=Counter)
+    waiting_for: tuple[str, ...] = ()
+    """Whom it last waited for."""
 
 
 @attrs.define
@@ -297,6 +299,7 @@ class IpamCluster:
                 self.notes[note.split(" ")[0]] += 1
             if not isinstance(d, Granted):
                 r.reasons[d.reason] += 1
+                r.waiting_for = d.waiting_for
                 break
             self._counter += 1
             endpoint = f"{name}-ep{self._counter}"

@@ -36,10 +36,11 @@ The rules (`allocator`, `knowledge`):
    (`remember`); after a restart the record is re-published (`restore`: stamps are never
    reused, `Record.high`; after a graceful leave its claims are voted on again, the others
    having dropped them), remembered claims are defended as confirmed until their owner's
-   record says otherwise, `reap_interval` passes, or, synced, the cluster shows no trace
-   of the owner (no record, not a voter: it left or was reaped meanwhile; see
-   `knowledge`), and the member claims nothing before its first sync with a peer
-   (`IpamView.synced`).
+   record says otherwise, `reap_interval` passes, or the owner is known to have left (a
+   member that saw the leave attests it in its record, `Record.gone`: a member restarted
+   after others left learns it from their records, not from membership, which only
+   reports leaves it witnessed), and the member claims nothing before its first sync with
+   a peer (`IpamView.synced`).
 
 Why no two members hand out one address. Two claims that conflict are never both confirmed
 while both live. Take C by A confirmed at t1 and D by B confirmed at t2, and a member M that

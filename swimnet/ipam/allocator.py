@@ -2,7 +2,9 @@
 that return an outcome and the member's new IPAM record to write.
 
 Rules (the safety argument is in the package docstring):
-- `maintain` is the member's duty on every change of the IPAM table (and periodically): it
+- `maintain` is the member's duty on every change of the IPAM table (and periodically; it
+  also attests in its record the departures it sees, `Record.gone`, so that members which
+  did not see them learn them: see `knowledge`): it
   withdraws its own pending claims that were refused or are beaten (by a confirmed claim,
   or by an older pending one: the lower (stamp, owner) goes first), confirms those every
   voter agreed to, votes on the others' pending claims (yes is sticky: kept until the
@@ -37,7 +39,7 @@ import attrs
 from swimnet.errors import LocalProtocolError
 from swimnet.ipam.errors import AddressReserved, AddressTaken, NoFreeAddress
 from swimnet.ipam.knowledge import Knowledge, exclusive
-from swimnet.ipam.record import BLOCKS, PIN, SPARE, Claim, ClaimId, Memory, Record
+from swimnet.ipam.record import BLOCKS, MAX_GONE, PIN, SPARE, Claim, ClaimId, Memory, Record
 from swimnet.ipam.view import IpamView
 
 MAX_BATCH = 64
@@ -87,6 +89,7 @@ class _Plan:
         self.claims: dict[int, Claim] = {c.stamp: c for c in own.claims}
         self.ayes: set[ClaimId] = set(own.ayes)
         self.nays: set[ClaimId] = set(own.nays)
+        self.gone: dict[str, int] = dict(own.gone)
         holder = view.records.get(view.me)
         retracted = holder.record if holder is not None and holder.retracted else None
         self.high = max(own.high, retracted.high if retracted is not None else 0)
@@ -98,7 +101,8 @@ class _Plan:
 
     def record(self) -> Record:
         claims = tuple(self.claims[s] for s in sorted(self.claims))
-        return Record(self.pool.block, self.high, claims, frozenset(self.ayes), frozenset(self.nays))
+        gone = frozenset(self.gone.items())
+        return Record(self.pool.block, self.high, claims, frozenset(self.ayes), frozenset(self.nays), gone)
 
     def write(self) -> bytes | None:
         record = self.record()
@@ -119,6 +123,23 @@ class _Plan:
         self._settle_own()
         self._vote()
         self._release()
+        self._attest()
+
+    def _attest(self) -> None:
+        """Attest the departures we see (members that left: with their record's `high`
+        then, 0 if we hold none), forget those of members back (not departed, record
+        visible), keep the MAX_GONE most recent."""
+        view = self.view
+        for member in view.departed - {view.me}:
+            h = view.records.get(member)
+            high = h.record.high if h is not None and h.record is not None and not h.retracted else 0
+            self.gone[member] = max(self.gone.get(member, 0), high)
+        for member, h in view.records.items():
+            if member in self.gone and member not in view.departed and not h.hidden and not h.retracted:
+                del self.gone[member]
+        if len(self.gone) > MAX_GONE:
+            kept = sorted(self.gone.items(), key=lambda item: (item[1], item[0]))[-MAX_GONE:]
+            self.gone = dict(kept)
 
     def _settle_own(self) -> None:
         gate = self.k.gate_open()

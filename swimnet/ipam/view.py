@@ -13,7 +13,9 @@ Rules:
   others remember of that owner's older claims;
 - `voters` are the members attached to the scope (failed ones included, leaving ones not):
   `TablesReader.attached(scope)`, less the other members known to have left the cluster
-  (`departed`: membership says "left"; the tables keep their records, hidden, for the
+  (`departed`: membership says "left"; or a record attests it, `attested_departures`: a
+  member cut off when another left sees it failed, never left, and would wait for it
+  until the tables reap it; the tables keep their records, hidden, for the
   left grace, and so their claims stay reserved that long, but they will never vote
   again, and waiting for them would stall every new claim for that grace) and less the
   attached members membership never reported (`owner_unknown`: a restarted member learns
@@ -146,6 +148,22 @@ def decode_records(raw: Mapping[str, tuple[bytes, bool, bool]], pool: Pool) -> d
     return {m: Holder(_decode(value, m, pool.size), hidden, gone) for m, (value, hidden, gone) in raw.items()}
 
 
+def attested_departures(records: Mapping[str, Holder]) -> frozenset[str]:
+    """Members some record attests left gracefully (`Record.gone`) whose own record here is
+    absent or hidden and not newer than the attestation (a member back is not gone)."""
+    attested: dict[str, int] = {}
+    for h in records.values():
+        if h.record is not None and not h.retracted:
+            for member, high in h.record.gone:
+                attested[member] = max(attested.get(member, -1), high)
+    out = set()
+    for member, high in attested.items():
+        own = records.get(member)
+        if own is None or own.record is None or (own.hidden and own.record.high <= high):
+            out.add(member)
+    return frozenset(out)
+
+
 def view_from_tables(
     tables: StoredTables,
     *,
@@ -168,13 +186,14 @@ def view_from_tables(
     voters)."""
     if raw is None:
         raw = raw_records(tables, scope, table)
-    gone = frozenset(departed) - {me}
+    records = decode_records(raw.get(network, {}), pool)
+    gone = (frozenset(departed) | attested_departures(records)) - {me}
     voters = frozenset(v for v in tables.attached(scope) if v not in gone and not tables.owner_unknown(v))
     return IpamView(
         network=network,
         me=me,
         pool=pool,
-        records=decode_records(raw.get(network, {}), pool),
+        records=records,
         voters=voters,
         clock=tables.lamport_time(),
         used=dict(used or {}),

@@ -29,6 +29,7 @@ from swimnet.ipam import (
     allocate,
     block_size,
     decode_records,
+    maintain,
     needs_sync,
     overlapping_claims,
     remember,
@@ -380,23 +381,47 @@ def test_waits_on_others_and_needs_sync() -> None:
     assert needs_sync(b.view("a"))  # defends a claim of a voter whose record is older than it
 
 
-def test_a_remembered_claim_of_a_member_the_synced_cluster_forgot_ends() -> None:
-    """After a restart, a remembers a claim of "gone", a member that left (or was reaped)
-    while a was away: no record of it anywhere, and it is not a voter. Before a's first
-    sync a defends it (its view may be partial); once synced, the claim ends, else a would
-    refuse that block to everyone for reap_interval."""
-    b = Board(["a", "b"])
-    b.memory["a"] = Memory((Claim("gone", 7, BLOCKS, (9,), True, 4),), since=0.0)
-    b.synced["a"] = False
-    b.write("b", Record(4, 50, (Claim("b", 50, BLOCKS, (9,), False, 4),)).encode())
+def test_a_departure_is_attested_and_ends_what_a_restarted_member_remembers() -> None:
+    """c leaves gracefully while a is away; b saw the leave and attests it in its record
+    (with c's high then). a comes back remembering c's block: membership never tells it
+    of a leave it did not witness, b's record does; then a's ghost ends and it votes yes on
+    a claim of that block. Without the attestation a would refuse the block for
+    reap_interval. A member back (its record visible again) is no longer attested."""
+    b = Board(["a", "b", "c"])
+    assert isinstance(b.obtain("c"), Granted)
+    c_high = Record.decode(b.records["c"], "c", 256).high
+    c_block = next(x for x in Record.decode(b.records["c"], "c", 256).claims if x.kind == BLOCKS)
+    memory = remember(b.view("a"))
+    assert c_block.id in {x.id for x in memory.claims}
+    # b sees c leave: the record stays (hidden) for the left grace, and b attests
+    b.failed["b"].add("c")
+    view = attrs.evolve(b.view("b"), departed=frozenset({"c"}))
+    b.write("b", maintain(view, b.rng).write)
+    assert ("c", c_high) in Record.decode(b.records["b"], "b", 256).gone
+    # a restarts: it knows only b's record (c's is gone), and its memory
+    b.known["a"] = {"b": b.records["b"]}
+    b.memory["a"] = Memory(memory.claims, since=b.now)
+    b.voters = {m: {"a", "b"} for m in b.members}
+    b.allocations["c"] = {}
+    b.write(
+        "b",
+        Record(
+            4, 900, (Claim("b", 900, BLOCKS, c_block.items, False, 4),), gone=frozenset({("c", c_high)})
+        ).encode(),
+    )
+    b.deliver("b", "a")
+    assert not needs_sync(b.view("a"))  # no ghost left: nothing to wait for
+    b.maintain("a")
+    assert ("b", 900) in Record.decode(b.records["a"], "a", 256).ayes
+    # the same memory without the attestation: a defends c's block
+    b.write("b", Record(4, 901, (Claim("b", 901, BLOCKS, c_block.items, False, 4),)).encode())
     b.deliver("b", "a")
     b.maintain("a")
-    assert ("b", 50) in Record.decode(b.records["a"], "a", 256).nays
-    assert needs_sync(b.view("a"))
-    b.synced["a"] = True
-    assert not needs_sync(b.view("a"))
-    b.maintain("a")
-    assert ("b", 50) in Record.decode(b.records["a"], "a", 256).ayes
+    assert ("b", 901) in Record.decode(b.records["a"], "a", 256).nays
+    # c back (its record visible, not departed): b no longer attests its departure
+    b.failed["b"].discard("c")
+    b.write("b", maintain(b.view("b"), b.rng).write)
+    assert not Record.decode(b.records["b"], "b", 256).gone
 
 
 def test_adopting_a_service_claims_its_vip_again() -> None:
