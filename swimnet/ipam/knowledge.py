@@ -3,7 +3,9 @@
 Rules:
 - the live claims of the others are those in their records (visible, or hidden because the
   owner failed: reserved until the tables reap it; the pending ones of a member known to
-  have left excepted: it will never confirm them), plus remembered ones (`Memory`, after a
+  have left excepted: it will never confirm them; and all of those of a member we saw
+  fail that a record attests left: the members that saw the leave dropped them with its
+  record after the left grace), plus remembered ones (`Memory`, after a
   restart) whose owner's record (live or a tombstone) is absent or older than the claim
   (`record.high` below the claim's stamp), until `reap_interval` after the restart, until
   the owner is known to have left (membership says so here, or a record attests it:
@@ -55,12 +57,15 @@ class Knowledge:
         self.others: dict[ClaimId, Known] = {}
         self.votes: dict[str, tuple[frozenset[ClaimId], frozenset[ClaimId]]] = {}
         """member -> (ayes, nays) as its record (visible or hidden) says."""
-        self.departed = (view.departed | attested_departures(view.records)) - {me}
+        seen_failed = attested_departures(view.records) - view.departed - {me}
+        self.departed = (view.departed | seen_failed) - {me}
         """Members known to have left (membership says so, or a record attests it)."""
         for member, h in view.records.items():
             if member == me or h.record is None or h.retracted:
                 continue
             self.votes[member] = (h.record.ayes, h.record.nays)
+            if member in seen_failed and h.hidden:
+                continue  # it left (we saw it fail): its claims ended, as where the leave was seen
             for c in h.record.claims:
                 if c.confirmed or member not in self.departed:  # a leaver never confirms
                     self.others[c.id] = Known(c, h.hidden, False)

@@ -39,6 +39,7 @@ from swimnet.ipam import (
 )
 from swimnet.ipam.knowledge import Knowledge
 from swimnet.ipam.record import BLOCKS, PIN, SPARE
+from swimnet.ipam.view import attested_departures
 from swimnet.tables.entry import Entry
 
 # -- pool ------------------------------------------------------------------------------------------
@@ -537,3 +538,28 @@ def test_voters_leave_out_members_that_left_or_that_membership_never_reported() 
     # were away): not a voter either; a failed member membership reported stays one
     tables.strangers = frozenset({"d"})
     assert voters() == {"a", "b", "c"}
+
+
+def test_a_member_seen_failed_but_attested_gone_neither_votes_nor_holds_claims() -> None:
+    """a was cut off when c left: it sees c failed (record hidden, until reaped). b saw
+    the leave and attests it: for a, c is no voter, its claims ended (as for b, which
+    dropped c's record after the left grace), so a votes yes on b's claim of c's block."""
+    b = Board(["a", "b", "c"])
+    assert isinstance(b.obtain("c"), Granted)
+    c_record = Record.decode(b.records["c"], "c", 256)
+    c_block = next(x for x in c_record.claims if x.kind == BLOCKS)
+    b.failed["a"].add("c")
+    b.allocations["c"] = {}  # its endpoints went before it left (hidden ones would hold theirs)
+    claim = Claim("b", 500, BLOCKS, c_block.items, False, 4)
+    b.write("b", Record(4, 500, (claim,)).encode())
+    b.deliver("b", "a")
+    b.maintain("a")
+    assert ("b", 500) in Record.decode(b.records["a"], "a", 256).nays  # c's block: no
+    assert "c" not in attested_departures(decode_records({"b": (b.records["b"], False, False)}, b.pool))
+    attesting = Record(4, 501, (attrs.evolve(claim, stamp=501),), gone=frozenset({("c", c_record.high)}))
+    b.write("b", attesting.encode())
+    b.deliver("b", "a")
+    view = b.view("a")
+    assert "c" in attested_departures(view.records)
+    b.maintain("a")
+    assert ("b", 501) in Record.decode(b.records["a"], "a", 256).ayes
