@@ -22,6 +22,8 @@ Rules (the safety argument is in the package docstring):
   member's block, which stays reserved: then it waits), else the network is full;
 - a pinned address: refused if reserved (AddressReserved) or held (AddressTaken), granted
   at once if free in an own confirmed claim, else claimed alone and granted once confirmed;
+  it also claims blocks ahead of need like any allocation, so a member that only pins
+  still has spare addresses of its own when a voter fails;
 - an outcome that waits (`Waiting`) says for whom; the caller writes `write`, then asks
   again after the tables change (or gives up: `release` the pinned address it asked for);
 - errors are raised before anything is decided: nothing to write, nothing changed.
@@ -467,6 +469,7 @@ def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str, ours: bool = F
     if use is not None and not (ours and use.owner == view.me):
         raise AddressTaken(text, use.label, field=field, network=view.network)
     plan.maintain()
+    plan.prefetch(extra=1)  # a member that only pins still keeps a spare block (for crashes)
     own_single = plan.own_single_at(offset)
     if own_single is None:
         for s in plan.k.others_singles():

@@ -206,10 +206,10 @@ class AgentIpam:
                         self.stats["granted"] += 1
                         return str(d.address)
                     self.stats["waits"] += 1
-                if d.write is not None:
+                remaining = deadline - trio.current_time()
+                if d.write is not None and remaining > 0:
                     await trio.lowlevel.checkpoint()
                     continue  # our own record changed: decide again at once
-                remaining = deadline - trio.current_time()
                 if remaining <= 0:
                     await self._give_up(network, want)
                     who = ", ".join(d.waiting_for) or "a first sync with the cluster"
@@ -478,9 +478,11 @@ class AgentIpam:
         if data is None:
             return False
         saved = self.saved.get(network)
-        if not force and saved is not None and saved.record == data:
+        published = self.cluster.get(CLUSTER_SCOPE, IPAM_TABLE, record_key(network, self.me))
+        if not force and saved is not None and saved.record == data and published == data:
             return False
-        await self._save(network, record=data)
+        if saved is None or saved.record != data:
+            await self._save(network, record=data)
         await self._put(network, data)
         self.stats["writes"] += 1
         return True
