@@ -43,7 +43,7 @@ def _reply(store: dict[str, str], line: str) -> str:
 
 
 def _lines(conn: socket.socket) -> list[str]:
-    """Read request lines until the peer half-closes (bounded by size and timeout)."""
+    """Read lines until the peer half-closes (bounded by size, count and timeout)."""
     data = b""
     while len(data) < 64 * MAX_LINE:
         chunk = conn.recv(4096)
@@ -117,13 +117,7 @@ def _exchange(server: tuple[str, int], lines: list[str], timeout: float) -> list
         conn.sendall("".join(c + "\n" for c in lines).encode())
         conn.shutdown(socket.SHUT_WR)
         conn.settimeout(timeout)
-        data = b""
-        while len(data) < 64 * MAX_LINE:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode(errors="replace").splitlines()[: len(lines)]
+        return _lines(conn)[: len(lines)]
 
 
 def _commands(words: list[str]) -> list[str]:

@@ -272,7 +272,8 @@ def test_the_vip_spreads_then_follows_a_failed_host_and_keeps_connections() -> N
             seen = connect_many(client, 300, 80, VIP, timeout=10)
             assert seen == {"web1": 300}, seen
 
-            # the connection made before the update still reaches the same backend
+            # the connection made before the update still talks to web1 (its conntrack entry
+            # keeps its DNAT; moved to another backend it would be reset, not echoed)
             held.sendall(b"still web1?\n")
             assert read_line(held) == "still web1?"
 
