@@ -18,6 +18,7 @@ from collections.abc import Callable
 import attrs
 
 from swimnet.datapath import netlink as nl
+from swimnet.datapath import nlmsg
 from swimnet.datapath.actual import BridgeState, SandboxState, VxlanState
 from swimnet.datapath.model import Fdb
 
@@ -36,9 +37,7 @@ IFLA_VXLAN_PORT = 15
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFF_UP = 0x1
-_TYPE_MASK = 0x3FFF
 
-_ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _NDHEAD = struct.Struct("=BxxxiHBB")
 
@@ -56,35 +55,17 @@ class Link:
     """Raw IFLA_VXLAN_* attributes of a VXLAN device."""
 
 
-def attributes(data: bytes, pos: int, end: int) -> dict[int, bytes]:
-    """The netlink attributes in data[pos:end], by type (nested-flag bits cleared)."""
-    out: dict[int, bytes] = {}
-    while pos + 4 <= end:
-        alen, atype = _ATTR.unpack_from(data, pos)
-        if alen < 4:
-            break
-        out[atype & _TYPE_MASK] = data[pos + 4 : pos + alen]
-        pos += (alen + 3) & ~3
-    return out
-
-
 def _messages(datagrams: list[bytes], kind: int) -> list[tuple[bytes, int, int]]:
-    out = []
-    for data in datagrams:
-        offset = 0
-        n = len(data)
-        while offset + 16 <= n:
-            length, mtype = struct.unpack_from("=IH", data, offset)
-            if length < 16:
-                break
-            if mtype == kind:
-                out.append((data, offset + 16, offset + length))
-            offset += (length + 3) & ~3
-    return out
+    return [
+        (data, offset + 16, offset + length)
+        for data in datagrams
+        for offset, length, mtype, _, _ in nlmsg.messages(data, len(data))
+        if mtype == kind
+    ]
 
 
 def link_request() -> bytes:
-    ext = _ATTR.pack(8, IFLA_EXT_MASK) + _U32.pack(RTEXT_FILTER_SKIP_STATS)
+    ext = nlmsg.ATTR.pack(8, IFLA_EXT_MASK) + _U32.pack(RTEXT_FILTER_SKIP_STATS)
     return nl.IFINFOMSG.pack(0, 0, 0, 0, 0) + ext
 
 
@@ -93,11 +74,11 @@ def links(datagrams: list[bytes], wanted: Callable[[str], bool] | None = None) -
     out: dict[int, Link] = {}
     for data, pos, end in _messages(datagrams, nl.RTM_NEWLINK):
         _, _, index, flags, _ = nl.IFINFOMSG.unpack_from(data, pos)
-        top = attributes(data, pos + 16, end)
+        top = nlmsg.attributes(data, pos + 16, end)
         name = top.get(nl.IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
         if wanted is not None and not wanted(name):
             continue
-        info = attributes(top.get(IFLA_LINKINFO, b""), 0, len(top.get(IFLA_LINKINFO, b"")))
+        info = nlmsg.attributes(top.get(IFLA_LINKINFO, b""), 0, len(top.get(IFLA_LINKINFO, b"")))
         kind = info.get(IFLA_INFO_KIND, b"").rstrip(b"\0").decode(errors="replace")
         data_attrs = info.get(IFLA_INFO_DATA, b"")
         out[index] = Link(
@@ -107,7 +88,7 @@ def links(datagrams: list[bytes], wanted: Callable[[str], bool] | None = None) -
             mtu=_U32.unpack(top[IFLA_MTU])[0] if IFLA_MTU in top else 0,
             up=bool(flags & IFF_UP),
             master=_U32.unpack(top[IFLA_MASTER])[0] if IFLA_MASTER in top else 0,
-            vxlan=attributes(data_attrs, 0, len(data_attrs)) if kind == "vxlan" else {},
+            vxlan=nlmsg.attributes(data_attrs, 0, len(data_attrs)) if kind == "vxlan" else {},
         )
     return out
 
@@ -137,7 +118,7 @@ def ipv4_addresses(datagrams: list[bytes], ifindex: int) -> frozenset[str]:
         family, prefixlen, _, _, index = nl.IFADDRMSG.unpack_from(data, pos)
         if family != nl.AF_INET or index != ifindex:
             continue
-        a = attributes(data, pos + 8, end)
+        a = nlmsg.attributes(data, pos + 8, end)
         raw = a.get(IFA_LOCAL) or a.get(IFA_ADDRESS)
         if raw:
             out.add(f"{socket.inet_ntoa(raw[:4])}/{prefixlen}")
@@ -151,12 +132,12 @@ def neigh_request(family: int) -> bytes:
 def dst_lladdr(data: bytes, pos: int, end: int) -> tuple[bytes | None, bytes | None]:
     """NDA_DST and NDA_LLADDR of a neighbour message (stops once both are found)."""
     dst = lladdr = None
-    unpack_attr = _ATTR.unpack_from
+    unpack_attr = nlmsg.ATTR.unpack_from
     while pos + 4 <= end and (dst is None or lladdr is None):
         alen, atype = unpack_attr(data, pos)
         if alen < 4:
             break
-        atype &= _TYPE_MASK
+        atype &= nlmsg.TYPE_MASK
         if atype == nl.NDA_DST:
             dst = data[pos + 4 : pos + alen]
         elif atype == nl.NDA_LLADDR:

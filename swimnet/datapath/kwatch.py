@@ -45,7 +45,7 @@ from collections.abc import Collection
 import attrs
 import trio
 
-from swimnet.datapath import kdump, names, netns
+from swimnet.datapath import kdump, names, netns, nlmsg
 from swimnet.datapath import netlink as nl
 from swimnet.datapath.watch import (
     READ_LIMIT,
@@ -79,6 +79,7 @@ IN_Q_OVERFLOW = 0x4000
 IN_IGNORED = 0x8000
 _INOTIFY_EVENT = struct.Struct("=iIII")
 _U32 = struct.Struct("=I")
+_DUMP = nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_DUMP
 OURS = (names.BRIDGE, names.VXLAN)
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -113,7 +114,7 @@ def _inode(path: str) -> tuple[int, int] | None:
 
 def _link(box: Devices, data: bytes, pos: int, end: int, deleted: bool) -> Change | None:
     family, _, index, flags, _ = nl.IFINFOMSG.unpack_from(data, pos)
-    top = kdump.attributes(data, pos + nl.IFINFOMSG.size, end)
+    top = nlmsg.attributes(data, pos + nl.IFINFOMSG.size, end)
     name = top.get(nl.IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
     known = box.by_index.get(index)
     if name not in OURS:
@@ -154,12 +155,8 @@ def _neigh(box: Devices, data: bytes, pos: int, end: int, deleted: bool) -> Chan
 def parse(box: Devices, data: bytes, *, decode: bool = True) -> list[Change]:
     """The changes in one datagram; with `decode=False` only the ifindexes are followed."""
     out: list[Change] = []
-    offset = 0
     n = len(data)
-    while offset + 16 <= n:
-        length, kind, _, _, _ = nl.HDR.unpack_from(data, offset)
-        if length < 16:
-            break
+    for offset, length, kind, _, _ in nlmsg.messages(data, n):
         pos, end = offset + 16, min(offset + length, n)
         change: Change | None = None
         if kind in (nl.RTM_NEWLINK, RTM_DELLINK) and end - pos >= nl.IFINFOMSG.size:
@@ -168,7 +165,6 @@ def parse(box: Devices, data: bytes, *, decode: bool = True) -> list[Change]:
             change = _neigh(box, data, pos, end, kind == nl.RTM_DELNEIGH)
         if change is not None and decode:
             out.append(change)
-        offset += (length + 3) & ~3
     return out
 
 
@@ -275,7 +271,7 @@ class KernelWatch:
     def _initial_links(self, box: _Watched) -> None:
         """Dump the links on the subscribed socket: the ifindexes of our devices."""
         box.sock.settimeout(OPEN_TIMEOUT)
-        for data in self._ask(box, nl.RTM_GETLINK, nl.NLM_F_REQUEST | nl.NLM_F_DUMP, kdump.link_request()):
+        for data in self._ask(box, nl.RTM_GETLINK, _DUMP, kdump.link_request()):
             parse(box.devices, data, decode=False)
 
     def _ask(self, box: _Watched, kind: int, flags: int, body: bytes) -> list[bytes]:
@@ -284,7 +280,7 @@ class KernelWatch:
         sock = box.sock
         self._seq += 1
         seq = self._seq
-        sock.send(nl.HDR.pack(16 + len(body), kind, flags, seq, 0) + body)
+        sock.send(nlmsg.HDR.pack(16 + len(body), kind, flags, seq, 0) + body)
         buf = self._open_buf
         datagrams = []
         while True:
@@ -293,19 +289,14 @@ class KernelWatch:
                 raise DatapathError(f"netlink in {box.netns}: a datagram of {n} bytes")
             data = bytes(buf[:n])
             datagrams.append(data)
-            offset = 0
-            while offset + 16 <= n:
-                length, mtype, _, mseq, _ = nl.HDR.unpack_from(data, offset)
-                if length < 16:
-                    break
-                if mseq == seq and mtype == nl.NLMSG_DONE:
+            for offset, _, mtype, _, mseq in nlmsg.messages(data, n):
+                if mseq == seq and mtype == nlmsg.NLMSG_DONE:
                     return datagrams
-                if mseq == seq and mtype == nl.NLMSG_ERROR:
-                    (err,) = struct.unpack_from("=i", data, offset + 16)
-                    if err:
-                        raise DatapathError(f"netlink in {box.netns}: {os.strerror(-err)}")
+                if mseq == seq and mtype == nlmsg.NLMSG_ERROR:
+                    code = nlmsg.error_code(data, offset)
+                    if code:
+                        raise DatapathError(f"netlink in {box.netns}: {os.strerror(code)}")
                     return datagrams
-                offset += (length + 3) & ~3
 
     def _clear(self, box: _Watched) -> None:
         """Delete every device of a namespace whose name was removed, the VXLAN device first
@@ -314,13 +305,13 @@ class KernelWatch:
         try:
             box.sock.setblocking(True)
             box.sock.settimeout(OPEN_TIMEOUT)
-            dump = self._ask(box, nl.RTM_GETLINK, nl.NLM_F_REQUEST | nl.NLM_F_DUMP, kdump.link_request())
+            dump = self._ask(box, nl.RTM_GETLINK, _DUMP, kdump.link_request())
             found = sorted(kdump.links(dump).values(), key=lambda link: link.name != names.VXLAN)
             for link in found:
                 if link.name != "lo":
                     body = nl.IFINFOMSG.pack(0, 0, link.index, 0, 0)
                     with contextlib.suppress(DatapathError):  # e.g. gone with its peer already
-                        self._ask(box, RTM_DELLINK, nl.NLM_F_REQUEST | nl.NLM_F_ACK, body)
+                        self._ask(box, RTM_DELLINK, nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK, body)
             self.cleared += 1
         except (OSError, DatapathError) as exc:
             log.warning("cannot clear the removed namespace %s: %s", box.netns, exc)

@@ -20,29 +20,29 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import errno as errnos
 import os
 import socket
 import struct
 from collections.abc import Sequence
-from types import TracebackType
 
 from swimnet.datapath.netns import SELF, socket_in
+from swimnet.datapath.nlmsg import (
+    HDR,
+    NLM_F_ACK,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    Channel,
+    ack_text,
+    attr,
+    error_code,
+    messages,
+)
 from swimnet.errors import DatapathError
 
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_DUMP_INTR = 0x10
-NLM_F_CAPPED = 0x100
-NLM_F_ACK_TLVS = 0x200
 NLM_F_REPLACE = 0x100
 NLM_F_CREATE = 0x400
 NLM_F_APPEND = 0x800
-NLM_F_DUMP = 0x300
-NLMSGERR_ATTR_MSG = 1
 
 RTM_NEWLINK = 16
 RTM_GETLINK = 18
@@ -66,21 +66,13 @@ REPLACE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE | NLM_F_CREATE
 APPEND = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND
 DELETE = NLM_F_REQUEST | NLM_F_ACK
 
-_SOL_NETLINK = 270
-_NETLINK_CAP_ACK = 10
-_NETLINK_EXT_ACK = 11
-_SO_SNDBUFFORCE = 32
-_SO_RCVBUFFORCE = 33
 _BUFFER = 4 << 20
 
-HDR = struct.Struct("=IHHII")
 NDMSG = struct.Struct("=BxxxiHBB")
 IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBi")
 _LLADDR = struct.Struct("=HH6sxx")
 _DST4 = struct.Struct("=HH4s")
-_ERR = struct.Struct("=i")
-_ATTR = struct.Struct("=HH")
 
 Request = tuple[int, int, bytes]
 """(message type, flags, body after the netlink header)."""
@@ -116,73 +108,15 @@ def neigh_request(flags: int, ifindex: int, ip: str, mac: str | None) -> Request
     return kind, flags, body
 
 
-def _ack_message(buf: bytearray, offset: int, length: int, flags: int) -> str:
-    if not flags & NLM_F_ACK_TLVS:
-        return ""
-    inner = offset + 20
-    if flags & NLM_F_CAPPED:
-        pos = inner + 16
-    else:
-        (orig_len,) = struct.unpack_from("=I", buf, inner)
-        pos = inner + ((orig_len + 3) & ~3)
-    end = offset + length
-    while pos + 4 <= end:
-        alen, atype = _ATTR.unpack_from(buf, pos)
-        if alen < 4:
-            break
-        if atype & 0x3FFF == NLMSGERR_ATTR_MSG:
-            return bytes(buf[pos + 4 : pos + alen]).rstrip(b"\0").decode(errors="replace")
-        pos += (alen + 3) & ~3
-    return ""
-
-
-class NetlinkSocket:
+class NetlinkSocket(Channel):
     """NETLINK_ROUTE socket inside one namespace; not thread-safe (one user at a time)."""
 
     def __init__(self, netns_path: str = SELF, *, timeout: float = 5.0, chunk: int = 1024) -> None:
         self.netns_path = netns_path
         self.chunk = chunk
-        self._sock = socket_in(netns_path, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        try:
-            self._sock.bind((0, 0))
-            for force, plain in ((_SO_SNDBUFFORCE, socket.SO_SNDBUF), (_SO_RCVBUFFORCE, socket.SO_RCVBUF)):
-                try:
-                    self._sock.setsockopt(socket.SOL_SOCKET, force, _BUFFER)
-                except OSError:  # not root: the plain option, capped by rmem_max/wmem_max
-                    self._sock.setsockopt(socket.SOL_SOCKET, plain, _BUFFER)
-            for option in (_NETLINK_CAP_ACK, _NETLINK_EXT_ACK):
-                with contextlib.suppress(OSError):
-                    self._sock.setsockopt(_SOL_NETLINK, option, 1)
-            self._sock.settimeout(timeout)
-        except OSError as exc:
-            self._sock.close()
-            raise DatapathError(f"netlink socket in {netns_path}: {exc}") from exc
-        self._buf = bytearray(256 * 1024)
-        self._seq = int.from_bytes(os.urandom(2), "big") + 1
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> NetlinkSocket:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _seqs(self, count: int) -> int:
-        if self._seq + count >= 0xFFFFFFFF:
-            self._seq = 1
-        base = self._seq
-        self._seq += count
-        return base
-
-    def _recv(self) -> int:
-        n = self._sock.recv_into(self._buf, 0, socket.MSG_TRUNC)
-        if n > len(self._buf):
-            raise DatapathError(f"netlink datagram of {n} bytes exceeds the {len(self._buf)}-byte buffer")
-        return n
+        sock = socket_in(netns_path, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        label = f"netlink socket in {netns_path}"
+        super().__init__(sock, label=label, buffer=_BUFFER, receive=256 * 1024, timeout=timeout)
 
     def transact(self, requests: Sequence[Request]) -> list[Reply]:
         """Send every request (ACKed), `chunk` per send(); one reply per request, in order."""
@@ -217,60 +151,28 @@ class NetlinkSocket:
 
     def _take_acks(self, n: int, base: int, answered: bytearray, replies: list[Reply], start: int) -> int:
         buf = self._buf
-        offset = 0
         taken = 0
-        while offset + 16 <= n:
-            length, kind, flags, seq, _ = HDR.unpack_from(buf, offset)
-            if length < 16:
-                break
+        for offset, length, kind, flags, seq in messages(buf, n):
             i = seq - base
             if kind == NLMSG_ERROR and 0 <= i < len(answered) and not answered[i]:
-                (err,) = _ERR.unpack_from(buf, offset + 16)
-                if err:
-                    text = _ack_message(buf, offset, length, flags) or os.strerror(-err)
-                    replies[start + i] = (-err, text)
+                code = error_code(buf, offset)
+                if code:
+                    replies[start + i] = (code, ack_text(buf, offset, length, flags) or os.strerror(code))
                 answered[i] = 1
                 taken += 1
-            offset += (length + 3) & ~3
         return taken
 
     def dump(self, kind: int, body: bytes, *, attempts: int = 3) -> list[bytes]:
         """All datagrams of a dump (parse them with swimnet.datapath.kdump)."""
-        for _ in range(attempts):
-            seq = self._seqs(1)
-            self._sock.send(HDR.pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
-            datagrams: list[bytes] = []
-            interrupted = False
-            done = False
-            while not done:
-                try:
-                    n = self._recv()
-                except OSError as exc:
-                    raise DatapathError(f"netlink dump in {self.netns_path}: {exc}") from exc
-                data = bytes(self._buf[:n])
-                offset = 0
-                while offset + 16 <= n:
-                    length, mtype, flags, mseq, _ = HDR.unpack_from(data, offset)
-                    if length < 16:
-                        break
-                    if mseq == seq:
-                        interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
-                        if mtype == NLMSG_DONE:
-                            done = True
-                        elif mtype == NLMSG_ERROR:
-                            (err,) = _ERR.unpack_from(data, offset + 16)
-                            raise DatapathError(f"netlink dump in {self.netns_path}: {os.strerror(-err)}")
-                    offset += (length + 3) & ~3
-                datagrams.append(data)
-            if not interrupted:
-                return datagrams
-        raise DatapathError(f"netlink dump in {self.netns_path} kept being interrupted by changes")
+
+        def fail(code: int, text: str) -> DatapathError:
+            return DatapathError(f"netlink dump in {self.netns_path}: {text}")
+
+        return self._dump(kind, body, fail, attempts=attempts)
 
     def link_index(self, ifname: str) -> int | None:
         """The ifindex of a device by name, None when there is none."""
-        name = ifname.encode() + b"\0"
-        attr = _ATTR.pack(4 + len(name), IFLA_IFNAME) + name + b"\0" * (-len(name) % 4)
-        body = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr
+        body = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr(IFLA_IFNAME, ifname.encode() + b"\0")
         seq = self._seqs(1)
         self._sock.send(HDR.pack(16 + len(body), RTM_GETLINK, NLM_F_REQUEST, seq, 0) + body)
         while True:
@@ -278,18 +180,14 @@ class NetlinkSocket:
                 n = self._recv()
             except OSError as exc:
                 raise DatapathError(f"link lookup of {ifname} in {self.netns_path}: {exc}") from exc
-            offset = 0
-            while offset + 16 <= n:
-                length, mtype, _, mseq, _ = HDR.unpack_from(self._buf, offset)
-                if length < 16:
-                    break
-                if mseq == seq:
-                    if mtype == RTM_NEWLINK:
-                        return int(IFINFOMSG.unpack_from(self._buf, offset + 16)[2])
-                    if mtype == NLMSG_ERROR:
-                        (err,) = _ERR.unpack_from(self._buf, offset + 16)
-                        if -err == errnos.ENODEV:
-                            return None
-                        why = os.strerror(-err)
-                        raise DatapathError(f"link lookup of {ifname} in {self.netns_path}: {why}")
-                offset += (length + 3) & ~3
+            for offset, _, mtype, _, mseq in messages(self._buf, n):
+                if mseq != seq:
+                    continue
+                if mtype == RTM_NEWLINK:
+                    return int(IFINFOMSG.unpack_from(self._buf, offset + 16)[2])
+                if mtype == NLMSG_ERROR:
+                    code = error_code(self._buf, offset)
+                    if code == errnos.ENODEV:
+                        return None
+                    why = os.strerror(code)
+                    raise DatapathError(f"link lookup of {ifname} in {self.netns_path}: {why}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from swimnet.datapath import kdump
+from swimnet.datapath import kdump, nlmsg
 from swimnet.datapath import netlink as nl
 
 
@@ -22,7 +22,7 @@ def reference_encode_fdb(
 
 def framed(request: nl.Request, seq: int = 1) -> bytes:
     kind, flags, body = request
-    return nl.HDR.pack(16 + len(body), kind, flags, seq, 0) + body
+    return nlmsg.HDR.pack(16 + len(body), kind, flags, seq, 0) + body
 
 
 def test_fdb_requests_match_the_reference_layout() -> None:
@@ -52,7 +52,7 @@ def _dump_msg(family: int, ifindex: int, state: int, flags: int, attrs: list[tup
     body = nl.NDMSG.pack(family, ifindex, state, flags, 0)
     for atype, value in attrs:
         body += struct.pack("=HH", 4 + len(value), atype) + value + b"\0" * (-len(value) % 4)
-    return nl.HDR.pack(16 + len(body), nl.RTM_NEWNEIGH, 2, 1, 0) + body
+    return nlmsg.HDR.pack(16 + len(body), nl.RTM_NEWNEIGH, 2, 1, 0) + body
 
 
 MAC = bytes.fromhex("02420a010002")
@@ -85,7 +85,7 @@ def test_fdb_dump_decoding_splits_self_entries_and_learned_rows() -> None:
             ),
         ]
     )
-    done = nl.HDR.pack(20, nl.NLMSG_DONE, 2, 1, 0) + b"\0" * 4
+    done = nlmsg.HDR.pack(20, nlmsg.NLMSG_DONE, 2, 1, 0) + b"\0" * 4
     fdb, learned = kdump.fdb_entries([datagram, done], 4)
     assert fdb == {("02:42:0a:01:00:02", "192.0.2.12"), ("00:00:00:00:00:00", "192.0.2.13")}
     assert learned == {"02:42:0a:01:00:03"}
@@ -107,9 +107,21 @@ def test_neighbour_dump_decoding_keeps_permanent_entries_of_the_device() -> None
 
 def test_extended_ack_message_is_read() -> None:
     text = b"FDB entry already exists\0"
-    tlv = struct.pack("=HH", 4 + len(text), nl.NLMSGERR_ATTR_MSG) + text + b"\0" * (-len(text) % 4)
-    body = struct.pack("=i", -17) + nl.HDR.pack(40, 28, 0x505, 7, 0) + tlv
-    flags = nl.NLM_F_CAPPED | nl.NLM_F_ACK_TLVS
-    buf = bytearray(nl.HDR.pack(16 + len(body), nl.NLMSG_ERROR, flags, 7, 0) + body)
-    assert nl._ack_message(buf, 0, len(buf), flags) == "FDB entry already exists"
-    assert nl._ack_message(buf, 0, len(buf), 0) == ""
+    tlv = struct.pack("=HH", 4 + len(text), nlmsg.NLMSGERR_ATTR_MSG) + text + b"\0" * (-len(text) % 4)
+    body = struct.pack("=i", -17) + nlmsg.HDR.pack(40, 28, 0x505, 7, 0) + tlv
+    flags = nlmsg.NLM_F_CAPPED | nlmsg.NLM_F_ACK_TLVS
+    buf = bytearray(nlmsg.HDR.pack(16 + len(body), nlmsg.NLMSG_ERROR, flags, 7, 0) + body)
+    assert nlmsg.ack_text(buf, 0, len(buf), flags) == "FDB entry already exists"
+    assert nlmsg.ack_text(buf, 0, len(buf), 0) == ""
+
+
+def test_malformed_framing_ends_the_walk() -> None:
+    """A header or attribute shorter than itself stops the reading (no loop, no error)."""
+    good = nlmsg.HDR.pack(20, 16, 0, 1, 0) + b"\0" * 4
+    short = nlmsg.HDR.pack(8, 16, 0, 2, 0)
+    data = good + short + good
+    assert [seq for _, _, _, _, seq in nlmsg.messages(data, len(data))] == [1]
+    attrs = nlmsg.attr(1, b"ab") + struct.pack("=HH", 2, 2) + nlmsg.attr(3, b"c")
+    assert nlmsg.walk(attrs, 0, len(attrs)) == [(1, 4, 6)]
+    nested = nlmsg.attr(5 | nlmsg.NLA_F_NESTED, b"xyz")
+    assert nlmsg.attributes(nested, 0, len(nested)) == {5: b"xyz"}

@@ -10,7 +10,7 @@ import attrs
 import pytest
 import trio
 
-from swimnet.datapath import LocalEndpoint, MemoryDatapath, NetworkSpec, RemoteEndpoint, desired_state
+from swimnet.datapath import LocalEndpoint, MemoryDatapath, NetworkSpec, RemoteEndpoint, desired_state, nlmsg
 from swimnet.datapath import netlink as nl
 from swimnet.datapath.kwatch import RTM_DELLINK, Devices, parse
 from swimnet.datapath.memory import changes
@@ -74,7 +74,7 @@ def test_what_counts_as_drift(change: Change, drift: bool) -> None:
 def _msg(kind: int, body: bytes, attrs: list[tuple[int, bytes]]) -> bytes:
     for atype, value in attrs:
         body += struct.pack("=HH", 4 + len(value), atype) + value + b"\0" * (-len(value) % 4)
-    return nl.HDR.pack(16 + len(body), kind, 0, 0, 0) + body
+    return nlmsg.HDR.pack(16 + len(body), kind, 0, 0, 0) + body
 
 
 def link(kind: int, index: int, name: str, *, up: bool = True, master: int = 0, family: int = 0) -> bytes:

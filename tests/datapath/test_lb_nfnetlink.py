@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from swimnet.datapath import nlmsg
 from swimnet.datapath.lb import nfnetlink as nf
 from swimnet.datapath.lb.ops import AddElements, DeleteElements
 from swimnet.datapath.lb.table import CATCH_ALL, Data, backend_data, frontend_key, ip_bytes
@@ -14,7 +15,7 @@ from swimnet.datapath.lb.table import CATCH_ALL, Data, backend_data, frontend_ke
 
 def elements_attr(items: list[tuple[bytes, Data]], *, with_data: bool = True) -> bytes:
     body = b"".join(nf._element(k, d, with_data=with_data) for k, d in items)
-    return nf._attr(nf.NFTA_SET_ELEM_LIST_ELEMENTS | nf.NLA_F_NESTED, body)
+    return nlmsg.attr(nf.NFTA_SET_ELEM_LIST_ELEMENTS | nlmsg.NLA_F_NESTED, body)
 
 
 def parse(attr: bytes) -> tuple[dict[bytes, Data], dict[bytes, Data], bool]:
@@ -63,10 +64,12 @@ def test_other_lists_read_right_through_the_general_path(items: list[tuple[bytes
 
 
 def test_a_non_goto_verdict_reads_as_something_the_table_never_wants() -> None:
-    verdict = nf._attr(nf.NFTA_VERDICT_CODE, struct.pack("!i", -3)) + nf._attr(nf.NFTA_VERDICT_CHAIN, b"x\0")
-    body = nf._attr(nf.NFTA_SET_ELEM_KEY, nf._attr(nf.NFTA_DATA_VALUE, KEYS[0]))
-    body += nf._attr(nf.NFTA_SET_ELEM_DATA, nf._attr(nf.NFTA_DATA_VERDICT, verdict))
-    attr = nf._attr(nf.NFTA_SET_ELEM_LIST_ELEMENTS, nf._attr(nf.NFTA_LIST_ELEM, body))
+    verdict = nlmsg.attr(nf.NFTA_VERDICT_CODE, struct.pack("!i", -3)) + nlmsg.attr(
+        nf.NFTA_VERDICT_CHAIN, b"x\0"
+    )
+    body = nlmsg.attr(nf.NFTA_SET_ELEM_KEY, nlmsg.attr(nf.NFTA_DATA_VALUE, KEYS[0]))
+    body += nlmsg.attr(nf.NFTA_SET_ELEM_DATA, nlmsg.attr(nf.NFTA_DATA_VERDICT, verdict))
+    attr = nlmsg.attr(nf.NFTA_SET_ELEM_LIST_ELEMENTS, nlmsg.attr(nf.NFTA_LIST_ELEM, body))
     _, general, _ = parse(attr)
     assert general == {KEYS[0]: "verdict -3 x"}
 

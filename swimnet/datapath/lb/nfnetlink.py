@@ -26,16 +26,29 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import errno as errnos
 import os
 import socket
 import struct
 from collections.abc import Sequence
-from types import TracebackType
 
 from swimnet.datapath.lb.ops import AddElements, DeleteElements
 from swimnet.datapath.lb.table import CATCH_ALL, Data, Key
+from swimnet.datapath.nlmsg import (
+    ATTR,
+    HDR,
+    NLA_F_NESTED,
+    NLM_F_ACK,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    TYPE_MASK,
+    Channel,
+    ack_text,
+    attr,
+    error_code,
+    walk,
+)
+from swimnet.datapath.nlmsg import messages as each_message
 from swimnet.errors import DatapathError
 
 NETLINK_NETFILTER = 12
@@ -51,17 +64,7 @@ NFTA_GEN_ID = 1
 NFNL_BATCH_GENID = 1
 NFPROTO_IPV4 = 2
 
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_DUMP_INTR = 0x10
-NLM_F_CAPPED = 0x100
-NLM_F_ACK_TLVS = 0x200
 NLM_F_CREATE = 0x400
-NLM_F_DUMP = 0x300
-NLA_F_NESTED = 0x8000
-NLMSGERR_ATTR_MSG = 1
 
 NFTA_SET_ELEM_LIST_TABLE = 1
 NFTA_SET_ELEM_LIST_SET = 2
@@ -81,19 +84,10 @@ ELEMENTS_PER_MESSAGE = 256
 MAX_BATCH = 8 << 20
 """Bytes; a larger plan goes through libnftables instead (see linux)."""
 
-_SOL_NETLINK = 270
-_NETLINK_CAP_ACK = 10
-_NETLINK_EXT_ACK = 11
-_SO_SNDBUFFORCE = 32
-_SO_RCVBUFFORCE = 33
 _BUFFER = 16 << 20
 
-_HDR = struct.Struct("=IHHII")
 _NFGEN = struct.Struct("!BBH")
-_ATTR = struct.Struct("=HH")
-_ERR = struct.Struct("=i")
 _BE32 = struct.Struct("!i")
-_TYPE_MASK = 0x3FFF
 
 
 class NfError(DatapathError):
@@ -107,102 +101,33 @@ class GenerationChanged(NfError):
     changed the namespace's ruleset since it was read; nothing of the batch happened."""
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    return _ATTR.pack(4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
-
-
 def _string(value: str) -> bytes:
     return value.encode() + b"\0"
 
 
 def _element(key: Key, data: Data, *, with_data: bool) -> bytes:
     if key == CATCH_ALL:
-        body = _attr(NFTA_SET_ELEM_FLAGS, _BE32.pack(NFT_SET_ELEM_CATCHALL))
+        body = attr(NFTA_SET_ELEM_FLAGS, _BE32.pack(NFT_SET_ELEM_CATCHALL))
     else:
-        body = _attr(NFTA_SET_ELEM_KEY | NLA_F_NESTED, _attr(NFTA_DATA_VALUE, key))
+        body = attr(NFTA_SET_ELEM_KEY | NLA_F_NESTED, attr(NFTA_DATA_VALUE, key))
     if with_data and isinstance(data, bytes):
-        body += _attr(NFTA_SET_ELEM_DATA | NLA_F_NESTED, _attr(NFTA_DATA_VALUE, data))
+        body += attr(NFTA_SET_ELEM_DATA | NLA_F_NESTED, attr(NFTA_DATA_VALUE, data))
     elif with_data and isinstance(data, str):
-        verdict = _attr(NFTA_VERDICT_CODE, _BE32.pack(NFT_GOTO)) + _attr(NFTA_VERDICT_CHAIN, _string(data))
-        body += _attr(NFTA_SET_ELEM_DATA | NLA_F_NESTED, _attr(NFTA_DATA_VERDICT | NLA_F_NESTED, verdict))
-    return _attr(NFTA_LIST_ELEM | NLA_F_NESTED, body)
+        verdict = attr(NFTA_VERDICT_CODE, _BE32.pack(NFT_GOTO)) + attr(NFTA_VERDICT_CHAIN, _string(data))
+        body += attr(NFTA_SET_ELEM_DATA | NLA_F_NESTED, attr(NFTA_DATA_VERDICT | NLA_F_NESTED, verdict))
+    return attr(NFTA_LIST_ELEM | NLA_F_NESTED, body)
 
 
-def _walk(data: bytes, pos: int, end: int) -> list[tuple[int, int, int]]:
-    """(type, start, end) of every attribute in data[pos:end]."""
-    out = []
-    while pos + 4 <= end:
-        alen, atype = _ATTR.unpack_from(data, pos)
-        if alen < 4:
-            break
-        out.append((atype & _TYPE_MASK, pos + 4, pos + alen))
-        pos += (alen + 3) & ~3
-    return out
-
-
-def _ack_text(buf: bytes, offset: int, length: int, flags: int) -> str:
-    if not flags & NLM_F_ACK_TLVS:
-        return ""
-    inner = offset + 20
-    if flags & NLM_F_CAPPED:
-        pos = inner + 16
-    else:
-        (orig_len,) = struct.unpack_from("=I", buf, inner)
-        pos = inner + ((orig_len + 3) & ~3)
-    for kind, start, end in _walk(buf, pos, offset + length):
-        if kind == NLMSGERR_ATTR_MSG:
-            return buf[start:end].rstrip(b"\0").decode(errors="replace")
-    return ""
-
-
-class NfSocket:
+class NfSocket(Channel):
     """A NETLINK_NETFILTER socket in the calling thread's namespace; one user at a time."""
 
     def __init__(self, *, timeout: float = 5.0) -> None:
         try:
-            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         except OSError as exc:
             raise DatapathError(f"no nf_tables netlink socket: {exc}") from exc
-        try:
-            self._sock.bind((0, 0))
-            for force, plain in ((_SO_SNDBUFFORCE, socket.SO_SNDBUF), (_SO_RCVBUFFORCE, socket.SO_RCVBUF)):
-                try:
-                    self._sock.setsockopt(socket.SOL_SOCKET, force, _BUFFER)
-                except OSError:  # not root: the plain option, capped by wmem_max/rmem_max
-                    self._sock.setsockopt(socket.SOL_SOCKET, plain, _BUFFER)
-            for option in (_NETLINK_CAP_ACK, _NETLINK_EXT_ACK):
-                with contextlib.suppress(OSError):
-                    self._sock.setsockopt(_SOL_NETLINK, option, 1)
-            self._sock.settimeout(timeout)
-        except OSError as exc:
-            self._sock.close()
-            raise DatapathError(f"nf_tables netlink socket: {exc}") from exc
-        self._buf = bytearray(64 * 1024)  # dump datagrams are <= 32 KiB, ACKs are capped
-        self._seq = int.from_bytes(os.urandom(2), "big") + 1
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> NfSocket:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _seqs(self, count: int) -> int:
-        if self._seq + count >= 0xFFFFFFFF:
-            self._seq = 1
-        base = self._seq
-        self._seq += count
-        return base
-
-    def _recv(self) -> bytes:
-        n = self._sock.recv_into(self._buf, 0, socket.MSG_TRUNC)
-        if n > len(self._buf):
-            raise DatapathError(f"netlink datagram of {n} bytes exceeds the {len(self._buf)}-byte buffer")
-        return bytes(self._buf[:n])
+        label = "nf_tables netlink socket"  # dump datagrams are <= 32 KiB, ACKs are capped
+        super().__init__(sock, label=label, buffer=_BUFFER, receive=64 * 1024, timeout=timeout)
 
     # -- dump ----------------------------------------------------------------------------
 
@@ -210,45 +135,27 @@ class NfSocket:
         """Every element of a set of an `ip` table (NfError ENOENT when it does not exist)."""
         body = (
             _NFGEN.pack(NFPROTO_IPV4, 0, 0)
-            + _attr(NFTA_SET_ELEM_LIST_TABLE, _string(table))
-            + _attr(NFTA_SET_ELEM_LIST_SET, _string(set_name))
+            + attr(NFTA_SET_ELEM_LIST_TABLE, _string(table))
+            + attr(NFTA_SET_ELEM_LIST_SET, _string(set_name))
         )
         kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM
-        for _ in range(attempts):
-            seq = self._seqs(1)
-            self._sock.send(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
-            found: dict[Key, Data] = {}
-            interrupted = done = False
-            while not done:
-                try:
-                    data = self._recv()
-                except OSError as exc:
-                    raise NfError(exc.errno or errnos.EIO, f"dump of set {set_name}: {exc}") from exc
-                offset, n = 0, len(data)
-                while offset + 16 <= n:
-                    length, mtype, flags, mseq, _ = _HDR.unpack_from(data, offset)
-                    if length < 16:
-                        break
-                    if mseq == seq:
-                        interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
-                        if mtype == NLMSG_DONE:
-                            done = True
-                        elif mtype == NLMSG_ERROR:
-                            (err,) = _ERR.unpack_from(data, offset + 16)
-                            raise NfError(-err, f"dump of set {set_name}: {os.strerror(-err)}")
-                        else:
-                            _take_elements(data, offset + 20, offset + length, found)
-                    offset += (length + 3) & ~3
-            if not interrupted:
-                return found
-        raise NfError(errnos.EINTR, f"dump of set {set_name} kept being interrupted by changes")
+
+        def fail(code: int, text: str) -> NfError:
+            return NfError(code, f"dump of set {set_name}: {text}")
+
+        found: dict[Key, Data] = {}
+        for data in self._dump(kind, body, fail, attempts=attempts):
+            for offset, length, mtype, _, _ in each_message(data, len(data)):
+                if mtype == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM:
+                    _take_elements(data, offset + 20, offset + length, found)
+        return found
 
     # -- commit --------------------------------------------------------------------------
 
     def batch(self, table: str, plan: Sequence[DeleteElements | AddElements]) -> list[bytes]:
         """The messages of a commit, without the batch framing (their sequence numbers are
         set by `commit`)."""
-        head = _NFGEN.pack(NFPROTO_IPV4, 0, 0) + _attr(NFTA_SET_ELEM_LIST_TABLE, _string(table))
+        head = _NFGEN.pack(NFPROTO_IPV4, 0, 0) + attr(NFTA_SET_ELEM_LIST_TABLE, _string(table))
         out: list[bytes] = []
         for command in plan:
             if isinstance(command, DeleteElements):
@@ -257,13 +164,13 @@ class NfSocket:
             else:
                 items = command.items
                 kind, flags, with_data = NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, True
-            prefix = head + _attr(NFTA_SET_ELEM_LIST_SET, _string(command.set))
+            prefix = head + attr(NFTA_SET_ELEM_LIST_SET, _string(command.set))
             for i in range(0, len(items), ELEMENTS_PER_MESSAGE):
                 chunk = b"".join(
                     _element(k, d, with_data=with_data) for k, d in items[i : i + ELEMENTS_PER_MESSAGE]
                 )
-                body = prefix + _attr(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, chunk)
-                out.append(_HDR.pack(16 + len(body), (NFNL_SUBSYS_NFTABLES << 8) | kind, flags, 0, 0) + body)
+                body = prefix + attr(NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, chunk)
+                out.append(HDR.pack(16 + len(body), (NFNL_SUBSYS_NFTABLES << 8) | kind, flags, 0, 0) + body)
         return out
 
     def commit(self, table: str, plan: Sequence[DeleteElements | AddElements]) -> int:
@@ -275,26 +182,22 @@ class NfSocket:
         seq = self._seqs(1)
         body = _NFGEN.pack(0, 0, 0)
         kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
-        self._sock.send(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST, seq, 0) + body)
+        self._sock.send(HDR.pack(16 + len(body), kind, NLM_F_REQUEST, seq, 0) + body)
         while True:
             try:
-                data = self._recv()
+                n = self._recv()
             except OSError as exc:
                 raise NfError(exc.errno or errnos.EIO, f"ruleset generation: {exc}") from exc
-            offset = 0
-            while offset + 16 <= len(data):
-                length, mtype, _, mseq, _ = _HDR.unpack_from(data, offset)
-                if length < 16:
-                    break
+            data = self._buf
+            for offset, length, mtype, _, mseq in each_message(data, n):
                 if mseq == seq and mtype == NLMSG_ERROR:
-                    (err,) = _ERR.unpack_from(data, offset + 16)
-                    raise NfError(-err, f"ruleset generation: {os.strerror(-err)}")
+                    code = error_code(data, offset)
+                    raise NfError(code, f"ruleset generation: {os.strerror(code)}")
                 if mseq == seq and mtype == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN:
-                    for kind_, start, stop in _walk(data, offset + 20, offset + length):
+                    for kind_, start, stop in walk(data, offset + 20, offset + length):
                         if kind_ == NFTA_GEN_ID and stop - start == 4:
                             return int(_BE32.unpack_from(data, start)[0]) & 0xFFFFFFFF
                     raise NfError(errnos.EPROTO, "ruleset generation: no NFTA_GEN_ID in the answer")
-                offset += (length + 3) & ~3
 
     def send_batch(self, messages: Sequence[bytes], *, generation: int | None = None) -> int:
         """Send messages made by `batch` as one transaction, refused (GenerationChanged)
@@ -305,12 +208,12 @@ class NfSocket:
         framing = _NFGEN.pack(0, 0, NFNL_SUBSYS_NFTABLES)
         begin = framing
         if generation is not None:
-            begin += _attr(NFNL_BATCH_GENID, struct.pack("!I", generation))
-        parts = [_HDR.pack(16 + len(begin), NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, base, 0) + begin]
+            begin += attr(NFNL_BATCH_GENID, struct.pack("!I", generation))
+        parts = [HDR.pack(16 + len(begin), NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, base, 0) + begin]
         for i, message in enumerate(messages, start=1):
             parts.append(message[:8] + struct.pack("=I", base + i) + message[12:])
         end_seq = base + len(messages) + 1
-        parts.append(_HDR.pack(16 + len(framing), NFNL_MSG_BATCH_END, NLM_F_REQUEST, end_seq, 0) + framing)
+        parts.append(HDR.pack(16 + len(framing), NFNL_MSG_BATCH_END, NLM_F_REQUEST, end_seq, 0) + framing)
         try:
             self._sock.send(b"".join(parts))
         except OSError as exc:
@@ -323,24 +226,20 @@ class NfSocket:
         failure: tuple[int, str] | None = None
         while pending:
             try:
-                data = self._recv()
+                n = self._recv()
             except OSError as exc:
                 code = errnos.ETIMEDOUT if isinstance(exc, TimeoutError) else (exc.errno or errnos.EIO)
                 raise NfError(code, f"no answer to the batch: {os.strerror(code)}") from exc
-            offset, n = 0, len(data)
-            while offset + 16 <= n:
-                length, mtype, flags, seq, _ = _HDR.unpack_from(data, offset)
-                if length < 16:
-                    break
-                if mtype == NLMSG_ERROR:
-                    (err,) = _ERR.unpack_from(data, offset + 16)
-                    if err and failure is None:
-                        text = _ack_text(data, offset, length, flags) or os.strerror(-err)
-                        failure = (-err, text)
-                    if seq == base and err:  # the batch itself was refused: nothing else comes
-                        pending.clear()
-                    pending.discard(seq)
-                offset += (length + 3) & ~3
+            data = self._buf
+            for offset, length, mtype, flags, seq in each_message(data, n):
+                if mtype != NLMSG_ERROR:
+                    continue
+                code = error_code(data, offset)
+                if code and failure is None:
+                    failure = (code, ack_text(data, offset, length, flags) or os.strerror(code))
+                if seq == base and code:  # the batch itself was refused: nothing else comes
+                    pending.clear()
+                pending.discard(seq)
         if failure is not None and failure[0] == errnos.ERESTART:
             raise GenerationChanged(failure[0], "the ruleset changed since it was read")
         if failure is not None:
@@ -349,7 +248,7 @@ class NfSocket:
 
 def _take_elements(data: bytes, pos: int, end: int, found: dict[Key, Data]) -> None:
     """Add the elements of one NEWSETELEM message (attributes in data[pos:end]) to `found`."""
-    for kind, start, stop in _walk(data, pos, end):
+    for kind, start, stop in walk(data, pos, end):
         if kind == NFTA_SET_ELEM_LIST_ELEMENTS and not _take_uniform(data, start, stop, found):
             _take_any(data, start, stop, found)
 
@@ -360,14 +259,14 @@ def _take_uniform(data: bytes, start: int, stop: int, found: dict[Key, Data]) ->
     one Struct.iter_unpack; False, having added nothing, when the list is not like that."""
     if stop - start < 16:
         return False
-    elen, _ = _ATTR.unpack_from(data, start)
-    klen, ktype = _ATTR.unpack_from(data, start + 4)
-    vlen, vtype = _ATTR.unpack_from(data, start + 8)
+    elen, _ = ATTR.unpack_from(data, start)
+    klen, ktype = ATTR.unpack_from(data, start + 4)
+    vlen, vtype = ATTR.unpack_from(data, start + 8)
     size = (elen + 3) & ~3
     if (
         (stop - start) % size
-        or ktype & _TYPE_MASK != NFTA_SET_ELEM_KEY
-        or vtype & _TYPE_MASK != NFTA_DATA_VALUE
+        or ktype & TYPE_MASK != NFTA_SET_ELEM_KEY
+        or vtype & TYPE_MASK != NFTA_DATA_VALUE
     ):
         return False
     key_len, key_room = vlen - 4, (klen + 3) & ~3
@@ -376,8 +275,8 @@ def _take_uniform(data: bytes, start: int, stop: int, found: dict[Key, Data]) ->
         return False
     layout = f"=12s{key_len}s{key_room - 8 - key_len}x"
     if rest:
-        dlen, dtype = _ATTR.unpack_from(data, start + 4 + key_room)
-        if dtype & _TYPE_MASK != NFTA_SET_ELEM_DATA or (dlen + 3) & ~3 != rest or dlen != rest:
+        dlen, dtype = ATTR.unpack_from(data, start + 4 + key_room)
+        if dtype & TYPE_MASK != NFTA_SET_ELEM_DATA or (dlen + 3) & ~3 != rest or dlen != rest:
             return False
         layout += f"4s{rest - 4}s"
     layout += f"{size - elen}x"
@@ -390,8 +289,8 @@ def _take_uniform(data: bytes, start: int, stop: int, found: dict[Key, Data]) ->
     if not rest:
         found.update((row[1], None) for row in rows)
         return True
-    ilen, itype = _ATTR.unpack_from(data, start + 8 + key_room)
-    if itype & _TYPE_MASK == NFTA_DATA_VALUE and ilen == rest - 4:
+    ilen, itype = ATTR.unpack_from(data, start + 8 + key_room)
+    if itype & TYPE_MASK == NFTA_DATA_VALUE and ilen == rest - 4:
         found.update((row[1], row[3][4:]) for row in rows)
         return True
     decoded: dict[bytes, Data] = {}  # verdicts: a handful of distinct ones
@@ -405,7 +304,7 @@ def _take_uniform(data: bytes, start: int, stop: int, found: dict[Key, Data]) ->
 
 def _take_any(data: bytes, start: int, stop: int, found: dict[Key, Data]) -> None:
     """The general path: every attribute of every element walked."""
-    unpack = _ATTR.unpack_from
+    unpack = ATTR.unpack_from
     elem = start
     while elem + 4 <= stop:
         elen, _ = unpack(data, elem)
@@ -419,7 +318,7 @@ def _take_any(data: bytes, start: int, stop: int, found: dict[Key, Data]) -> Non
             alen, akind = unpack(data, a)
             if alen < 4:
                 break
-            akind &= _TYPE_MASK
+            akind &= TYPE_MASK
             if akind == NFTA_SET_ELEM_KEY:
                 vlen, _ = unpack(data, a + 4)
                 key = data[a + 8 : a + 4 + vlen]
@@ -436,12 +335,12 @@ def _take_any(data: bytes, start: int, stop: int, found: dict[Key, Data]) -> Non
 
 
 def _data(data: bytes, start: int, stop: int) -> Data:
-    for kind, vstart, vstop in _walk(data, start, stop):
+    for kind, vstart, vstop in walk(data, start, stop):
         if kind == NFTA_DATA_VALUE:
             return data[vstart:vstop]
         if kind == NFTA_DATA_VERDICT:
             code, chain = 0, ""
-            for vkind, cstart, cstop in _walk(data, vstart, vstop):
+            for vkind, cstart, cstop in walk(data, vstart, vstop):
                 if vkind == NFTA_VERDICT_CODE:
                     (code,) = _BE32.unpack_from(data, cstart)
                 elif vkind == NFTA_VERDICT_CHAIN:
