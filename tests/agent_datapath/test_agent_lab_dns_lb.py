@@ -15,7 +15,8 @@ h1 makes 300 connections to VIP:80: all succeed and both backends get a share. T
 agent is SIGKILLed: once h1's agent has taken h3's backend out of the kernel's rules (read
 back with `nft`), every new connection goes to h2's backend and none fails, and a
 connection opened before the change still talks to its backend; after h3's agent restarts,
-its backend is back.
+its backend is back; rules deleted by hand come back; `service rm` takes the rules out of
+every container namespace.
 
 Waits poll an observable condition with generous bounds (a shared, loaded machine); no
 duration is asserted. Every process, namespace and /etc/netns directory is removed at the
@@ -232,7 +233,7 @@ def backend_states_on_h1(lab: AgentLab) -> list[str]:
 
 
 def test_the_vip_spreads_then_follows_a_failed_host_and_keeps_connections() -> None:
-    with three_hosts() as lab:
+    with three_hosts("reconcile_interval = 2.0\n" + FAST) as lab:
         ov = Overlay(lab)
         ov.network("front", "10.1.0.0/24")
         client = ov.container("client", 1, "front", "10.1.0.2")
@@ -282,6 +283,17 @@ def test_the_vip_spreads_then_follows_a_failed_host_and_keeps_connections() -> N
             until(lab, lambda: kernel_backends(client) == both, "web2 back in h1's rules")
             seen = connect_many(client, 100, 80, VIP, timeout=10)
             assert sum(seen.values()) == 100 and set(seen) == {"web1", "web2"}, seen
+
+            # rules deleted by hand come back (the periodic reconcile)
+            nft(client, "delete", "table", "ip", "swimnet")
+            until(lab, lambda: kernel_backends(client) == both, "h1 to repair the client's rules")
+
+            # service rm: the rules leave every container, on every host
+            lab.cli(1, "service", "rm", "web", "--network", "front")
+            for ns in (client, web1, web2):
+                until(lab, lambda ns=ns: not kernel_backends(ns), f"the VIP's rules gone from {ns}")
+            seen = connect_many(client, 1, 80, VIP, timeout=5)
+            assert all(answer.startswith("!") for answer in seen), seen  # nothing serves the VIP
         finally:
             for conn in kept:
                 conn.close()
