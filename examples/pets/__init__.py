@@ -3,13 +3,18 @@
     sudo python3 -m examples.pets            # from the repository root, swimnet installed
 
 Two hosts (A, B) on a private underlay, a `swimnet-agent` on each; the network
-`petsOverlay` is created on A and learned by B through gossip; a `db` container on B runs a
-small TCP key-value server and a `web` container on A stores and reads pets in it by db's
-overlay address. The demo then prints the cluster members, `network inspect petsOverlay`,
-each agent's FDB (`fdb petsOverlay`), the kernel's entries, and the VXLAN frames (UDP 4789,
-the network's VNI) it saw on the underlay. Needs Linux, root and iproute2; takes ~10 s;
-removes every process and namespace it made, also on failure and Ctrl-C.
+`petsOverlay` is created on A and learned by B through gossip; containers `db` (B), `web1`
+(A), `web2` (B) and `client` (A) are plugged in (addresses pinned with `--ip`); the service
+`web` puts web1 and web2 behind a VIP (port 80 -> 8080). `db` runs a small TCP key-value
+server; web1 and web2 run its web front, which reaches the db as `db:6379` (by name,
+through the container's resolver at 127.0.0.11); the client stores and reads pets at
+`web:80` (the service's name, its VIP), one connection per command, and the VIP's
+nftables rules spread them over both web containers. The demo then prints the cluster
+members, `network inspect` and `service inspect`, each agent's FDB, the kernel's entries and
+VIP maps, and the VXLAN frames (UDP 4789, the network's VNI) it saw on the underlay. Needs
+Linux, root, iproute2 and nftables; takes ~30 s (more on a loaded machine); removes every
+process, namespace and /etc/netns directory it made, also on failure and Ctrl-C.
 
 Modules: `demo` (the narrated steps), `lab` (namespaces, processes, cleanup), `kv` (the
-key-value server and client that run inside the containers).
+key-value server, its web front and the client that run inside the containers).
 """

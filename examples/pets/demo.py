@@ -1,6 +1,7 @@
-"""The pets demo, narrated: a web container on host A talks to a db container on host B over
-a swimnet VXLAN overlay. See examples/pets/__init__.py for what it shows; run it with
-`sudo python3 -m examples.pets`.
+"""The pets demo, narrated: web containers on hosts A and B reach a db container on B by
+name, and a client on A reaches them through the service `web`'s VIP, by the service's
+name, over a swimnet VXLAN overlay. See examples/pets/__init__.py for what it shows; run it
+with `sudo python3 -m examples.pets`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import sys
 import threading
 import time
 
-from examples.pets.lab import HOSTS, Interrupts, LabError, PetsLab, check_environment
+from examples.pets.lab import CONTAINERS, HOSTS, Interrupts, LabError, PetsLab, check_environment
 
 NETWORK = "petsOverlay"
 SUBNET = "10.0.9.0/24"
-DB_IP, WEB_IP, DB_PORT = "10.0.9.2", "10.0.9.3", 6379
+PINNED = {"db": "10.0.9.2", "web1": "10.0.9.3", "web2": "10.0.9.4", "client": "10.0.9.5"}
+"""Addresses given with --ip (the agent has no IPAM yet)."""
+VIP = "10.0.9.100"
+DB_PORT, WEB_PORT = 6379, 8080
 ETH_P_ALL = 0x0003
-STEPS = 7
+STEPS = 8
 
 
 class Narrator:
@@ -113,14 +117,37 @@ def _vxlan(frame: bytes) -> tuple[str, str, int, str, str, int] | None:
     )
 
 
+def _plug(lab: PetsLab, say: Narrator, container: str) -> str:
+    """`endpoint create` for a container on its host; its address (without the prefix)."""
+    host, ns = CONTAINERS[container], lab.container(container)
+    args = ["endpoint", "create", NETWORK, container, "--ip", f"{PINNED[container]}/24", "--netns", ns]
+    doc = lab.cli(host, *args, as_json=True)
+    say.say(f"$ swimnet-agent {' '.join(args)}   (on {host})  -> {doc['ip']}")
+    return str(doc["ip"]).split("/")[0]
+
+
+def _programmed(lab: PetsLab, host: str, netns: str) -> bool:
+    doc = lab.cli(host, "service", "inspect", "web", "--network", NETWORK, as_json=True, check=False) or {}
+    states = [b.get("state") for b in doc.get("backend_states", [])]
+    done = [
+        p for p in doc.get("programmed") or [] if p.get("netns") == netns and p.get("state") == "programmed"
+    ]
+    return states == ["visible", "visible"] and bool(done)
+
+
+def _resolves(lab: PetsLab, host: str, name: str, source: str, want: str) -> bool:
+    doc = lab.cli(host, "dns", NETWORK, name, "--from", source, as_json=True, check=False) or {}
+    return f"A {want}" in doc.get("records", [])
+
+
 def run(lab: PetsLab, say: Narrator) -> None:
     say.section("Building the lab: two hosts on a private underlay, all in network namespaces")
     with lab.interrupts.shield():
         lab.build()
     say.say(f"underlay   {lab.underlay}: bridge br-ul (nothing leaves it)")
     for host, address in HOSTS.items():
-        say.say(f"host {host}     {lab.hosts[host]}: eth0 {address}/24 on the underlay")
-    say.say(f"containers {lab.container('web')} (to be on A), {lab.container('db')} (on B): no interface yet")
+        mine = ", ".join(lab.container(c) for c, h in CONTAINERS.items() if h == host)
+        say.say(f"host {host}     {lab.hosts[host]}: eth0 {address}/24 on the underlay; containers {mine}")
 
     say.section("Starting swimnet-agent on each host: B joins A, the SWIM cluster forms")
     lab.start_agent("A")
@@ -138,41 +165,74 @@ def run(lab: PetsLab, say: Narrator) -> None:
     lab.wait_for(lambda: _knows_network(lab, "B"), f"agent B to learn {NETWORK}")
     say.show("swimnet-agent network ls   (on B)", lab.cli("B", "network", "ls"))
 
-    say.section("Plugging the containers in: db on B, web on A")
-    db_ns, web_ns = lab.container("db"), lab.container("web")
-    out = lab.cli("B", "endpoint", "create", NETWORK, "db", "--ip", f"{DB_IP}/24", "--netns", db_ns)
-    say.show(f"swimnet-agent endpoint create {NETWORK} db --ip {DB_IP}/24 --netns {db_ns}   (on B)", out)
-    out = lab.cli("A", "endpoint", "create", NETWORK, "web", "--ip", f"{WEB_IP}/24", "--netns", web_ns)
-    say.show(f"swimnet-agent endpoint create {NETWORK} web --ip {WEB_IP}/24 --netns {web_ns}   (on A)", out)
-    say.say("each agent made a sandbox for the network (a bridge and a VXLAN device, in its own namespace)")
-    say.say("and a veth pair into the container; the endpoint went into the replicated overlay_peer table")
-    lab.wait_for(lambda: DB_IP in _fdb_ips(lab, "A"), "A's datapath to know db")
-    lab.wait_for(lambda: WEB_IP in _fdb_ips(lab, "B"), "B's datapath to know web")
-    say.say("A's kernel now forwards db's MAC to B's VTEP and answers ARP for db; B likewise for web")
+    say.section("Plugging the containers in: db and web2 on B, web1 and client on A")
+    ips = {c: _plug(lab, say, c) for c in CONTAINERS}
+    say.say("each agent made a sandbox for the network (a bridge and a VXLAN device, in its own namespace),")
+    say.say("a veth pair into each container and a DNS resolver at 127.0.0.11 inside it; the endpoints")
+    say.say("went into the replicated overlay_peer table")
+    lab.wait_for(
+        lambda: {ips["db"], ips["web2"]} <= _fdb_ips(lab, "A"), "A's datapath to know B's containers"
+    )
+    lab.wait_for(
+        lambda: {ips["web1"], ips["client"]} <= _fdb_ips(lab, "B"), "B's datapath to know A's containers"
+    )
 
-    say.section(f"Starting db: a key-value server on {DB_IP}:{DB_PORT} inside {db_ns} (on B)")
+    say.section("A service: web = web1 + web2 behind a virtual IP, port 80 -> 8080")
+    args = [
+        "service", "create", "web", "--network", NETWORK, "--vip", VIP,
+        "--port", f"tcp:80:{WEB_PORT}", "--backend", "web1", "--backend", "web2",
+    ]  # fmt: skip
+    say.show(f"swimnet-agent {' '.join(args)}   (on A)", lab.cli("A", *args))
+    client_ns = lab.container("client")
+    lab.wait_for(lambda: _programmed(lab, "A", client_ns), "the VIP's rules in the client's namespace")
+    lab.wait_for(lambda: _resolves(lab, "B", "db", "web2", ips["db"]), "db's name on B")
+    lab.wait_for(lambda: _resolves(lab, "A", "db", "web1", ips["db"]), "db's name on A")
+    lab.wait_for(lambda: _resolves(lab, "A", "web", "client", VIP), "web's name on A")
+    say.say("every container attached to the network got nftables rules: VIP:80 -> a random backend:8080")
+    say.show(
+        "swimnet-agent dns petsOverlay web --from client   (on A)",
+        lab.cli("A", "dns", NETWORK, "web", "--from", "client"),
+    )
+    say.show(
+        "swimnet-agent dns petsOverlay db --from web1   (on A)",
+        lab.cli("A", "dns", NETWORK, "db", "--from", "web1"),
+    )
+
+    say.section(
+        f"Starting db (on B) on :{DB_PORT}, and web1 (A), web2 (B) on :{WEB_PORT}, which find db by name"
+    )
     kv = [sys.executable, "-m", "examples.pets.kv"]
-    lab.start_in("db", "db", [*kv, "serve", "--bind", f"{DB_IP}:{DB_PORT}", "--lifetime", "120"])
-    lab.wait_for(lambda: "listening" in lab.tail("db"), "db to listen", timeout=20)
-    say.say(lab.tail("db"))
+    lab.start_in("db", "db", [*kv, "serve", "--bind", f"{ips['db']}:{DB_PORT}", "--lifetime", "120"])
+    for web in ("web1", "web2"):
+        argv = ["web", "--bind", f"{ips[web]}:{WEB_PORT}", "--name", web, "--db", f"db:{DB_PORT}"]
+        lab.start_in(web, web, [*kv, *argv, "--lifetime", "120"])
+    for name in ("db", "web1", "web2"):
+        lab.wait_for(lambda name=name: "listening" in lab.tail(name), f"{name} to listen", timeout=30)
+        say.say(lab.tail(name))
+    say.say(f"web1 and web2 run `kv web --db db:{DB_PORT}`: the name, not an address")
 
-    say.section(f"web (on A) stores and reads pets at {DB_IP}:{DB_PORT}, through the overlay")
-    words = ["set", "cat=Tom", "dog=Rex", "fish=Nemo", "get", "cat", "dog", "list"]
+    say.section("The client (on A) stores and reads pets at web:80, by the service's name")
+    words = ["set", "cat=Tom", "dog=Rex", "fish=Nemo", "get", "cat", "dog", "fish", "list"]
     with lab.interrupts.shield():
         capture = Capture(lab.underlay, "ul-B")
     with capture:
-        lab.start_in("web", "web", [*kv, "client", f"{DB_IP}:{DB_PORT}", *words])
-        code = lab.wait_exit("web", timeout=60)
+        lab.start_in("client", "client", [*kv, "client", "web:80", "--each", "--repeat", "3", *words])
+        code = lab.wait_exit("client", timeout=90)
         time.sleep(0.3)
-    for line in lab.tail("web").splitlines():
+    lines = lab.tail("client", lines=200).splitlines()
+    for line in lines[: len(words) - 2] + lines[-1:]:
         say.say(line)
     if code != 0:
-        raise LabError(f"web could not reach db (exit {code})")
+        raise LabError(f"the client could not reach web (exit {code})")
+    summary = lines[-1] if lines else ""
+    if "web1" not in summary or "web2" not in summary:
+        raise LabError(f"the VIP did not spread the connections over both backends: {summary}")
     tcp = [f for f in capture.frames if f[5] == 6]
     if not tcp:
         raise LabError("no VXLAN-encapsulated TCP seen on the underlay")
     vnis = sorted({f[2] for f in tcp})
-    pairs = sorted({f"{f[0]} -> {f[1]} (inner {f[3]} -> {f[4]})" for f in tcp})
+    who = {ip: name for name, ip in ips.items()}
+    pairs = sorted({f"{f[0]} -> {f[1]} (inner {who.get(f[3], f[3])} -> {who.get(f[4], f[4])})" for f in tcp})
     say.say(f"on the underlay (port ul-B of br-ul): {len(tcp)} VXLAN frames, UDP 4789, VNI {vnis}:")
     for pair in pairs:
         say.say(f"  {pair}")
@@ -180,6 +240,7 @@ def run(lab: PetsLab, say: Narrator) -> None:
     say.section("What the agents and the kernel say")
     say.show("swimnet-agent members   (on B)", lab.cli("B", "members"))
     say.show(f"swimnet-agent network inspect {NETWORK}   (on A)", lab.cli("A", "network", "inspect", NETWORK))
+    say.show("swimnet-agent service inspect web   (on A)", lab.cli("A", "service", "inspect", "web"))
     for host in HOSTS:
         say.show(f"swimnet-agent fdb {NETWORK}   (on {host})", lab.cli(host, "fdb", NETWORK))
     vni = lab.cli("A", "network", "inspect", NETWORK, as_json=True)["vni"]
@@ -191,6 +252,18 @@ def run(lab: PetsLab, say: Narrator) -> None:
     )
     say.show(
         f"ip -n {sandbox} neigh show dev vxlan0", _tool("ip", "-n", sandbox, "neigh", "show", "dev", "vxlan0")
+    )
+    maps = [
+        line.strip()
+        for i in range(2)
+        for line in _tool(
+            "ip", "netns", "exec", client_ns, "nft", "list", "map", "ip", "swimnet", f"backend-{i}"
+        ).splitlines()
+        if "elements" in line
+    ]
+    say.show(
+        f"ip netns exec {client_ns} nft list map ip swimnet backend-0 (and -1) | grep elements",
+        "\n".join(maps),
     )
 
 
@@ -212,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"pets: {problem}", file=sys.stderr)
         return 1
-    print("swimnet pets demo: web on host A talks to db on host B over a VXLAN overlay that two")
-    print("swimnet-agents program from their gossip-replicated tables (all inside network namespaces).")
+    print("swimnet pets demo: a client reaches the service web (two containers behind a VIP), which")
+    print("reaches db by name, over a VXLAN overlay, VIP rules and DNS resolvers that two swimnet-agents")
+    print("program from their gossip-replicated tables (all inside network namespaces).")
     say = Narrator()
     lab = PetsLab(args.prefix, interrupts)
     acquired = False

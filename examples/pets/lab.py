@@ -3,8 +3,8 @@
     <p>-ul   underlay: bridge br-ul, one veth port per host        (no address, no outside link)
     <p>-A    host A: eth0 192.0.2.11/24 on the underlay, runs swimnet-agent "<p>-A"
     <p>-B    host B: eth0 192.0.2.12/24 on the underlay, runs swimnet-agent "<p>-B"
-    <p>-web  container namespace (plugged in by agent A)
-    <p>-db   container namespace (plugged in by agent B)
+    <p>-web1, <p>-client   container namespaces (plugged in by agent A)
+    <p>-web2, <p>-db       container namespaces (plugged in by agent B)
     swn-<p>-A-<vni>, swn-<p>-B-<vni>    the agents' per-network sandboxes (bridge + VXLAN)
 
 Rules:
@@ -14,8 +14,9 @@ Rules:
   the next run kills its processes (by pid, after checking their command line) and removes
   its namespaces before starting;
 - every process is started here, dies with this process (PR_SET_PDEATHSIG) and is stopped
-  by pid in `cleanup()`, which also removes every namespace and the work directory; it runs
-  on success, failure and Ctrl-C;
+  by pid in `cleanup()`, which also removes every namespace, the containers' /etc/netns
+  directories (their resolv.conf, written by the agents' DNS resolvers) and the work
+  directory; it runs on success, failure and Ctrl-C;
 - agents enter their host's network namespace only (setns before exec), not a private mount
   namespace as `ip netns exec` would give them, so the sandboxes they create are visible to
   everyone (and outlive a crashed agent, as on a real host).
@@ -41,13 +42,17 @@ from typing import IO, Any
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
+from swimnet.datapath.lb.libnft import problem as nft_problem
 from swimnet.datapath.netns import kernel_support_problem
+from swimnet.dns.sandbox import NETNS_ETC
 
 ROOT = Path(__file__).resolve().parents[2]
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PORT = 7946
 HOSTS = {"A": "192.0.2.11", "B": "192.0.2.12"}
+CONTAINERS = {"db": "B", "web1": "A", "web2": "B", "client": "A"}
+"""Container -> the host whose agent plugs it in."""
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -109,6 +114,9 @@ def check_environment() -> str | None:
     problem = kernel_support_problem(f"pets-probe-{os.getpid()}")
     if problem is not None:
         return f"this kernel cannot run the lab: {problem}"
+    problem = nft_problem()
+    if problem is not None:
+        return f"the service VIP needs nftables ({problem}): apt-get install nftables"
     return None
 
 
@@ -155,7 +163,7 @@ class PetsLab:
 
     def ours(self, name: str) -> bool:
         """Whether a namespace name belongs to this lab (its own or its agents' sandboxes)."""
-        mine = {self.underlay, *self.hosts.values(), self.container("web"), self.container("db")}
+        mine = {self.underlay, *self.hosts.values(), *map(self.container, CONTAINERS)}
         return name in mine or name.startswith(tuple(f"swn-{agent}-" for agent in self.hosts.values()))
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -205,7 +213,7 @@ class PetsLab:
                     ipr.link("set", index=eth0, state="up")
                     ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
             ul.link("set", index=bridge, state="up")
-        for name in ("web", "db"):
+        for name in CONTAINERS:
             pr_netns.create(self.container(name))
 
     def start_agent(self, host: str, join: Sequence[str] = ()) -> None:
@@ -251,7 +259,7 @@ class PetsLab:
         argv = [sys.executable, "-m", "swimnet.agent", *args, "--socket", self.socket(host)]
         if as_json:
             argv.append("--json")
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=self.env, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=self.env, check=False)
         if done.returncode:
             if not check:
                 return None
@@ -321,6 +329,8 @@ class PetsLab:
                     pr_netns.remove(name)
                 except OSError as exc:
                     problems.append(f"namespace {name}: {exc}")
+        for name in CONTAINERS:  # an agent removes it with the last endpoint; a killed one cannot
+            shutil.rmtree(os.path.join(NETNS_ETC, self.container(name)), ignore_errors=True)
         return problems
 
     def namespaces(self) -> list[str]:

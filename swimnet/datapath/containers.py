@@ -25,7 +25,6 @@ import ipaddress
 import os
 from typing import Any
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from swimnet.datapath import links, names, netns
@@ -46,7 +45,7 @@ def attach(sandbox: Sandbox, endpoint: LocalEndpoint) -> str:
         raise DatapathError(f"{what}: container namespace {cpath} does not exist")
     veth = names.veth_name(endpoint.endpoint_id)
     try:
-        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=cpath, flags=0) as ct:
+        with netns.iproute_in(spath) as sb, netns.iproute_in(cpath) as ct:
             bridge = links.index_of(sb, sandbox.bridge, sandbox.netns)
             theirs = ct.link_lookup(ifname=endpoint.ifname)
             if theirs:
@@ -103,7 +102,7 @@ def detach(sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         return
     veth = names.veth_name(endpoint.endpoint_id)
     try:
-        with IPRoute(netns=spath, flags=0) as sb:
+        with netns.iproute_in(spath) as sb:
             for index in sb.link_lookup(ifname=veth):
                 sb.link("del", index=index)
     except NetlinkError as exc:
@@ -119,7 +118,7 @@ def attached(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
     if not (os.path.exists(spath) and os.path.exists(cpath)):
         return False
     try:
-        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=cpath, flags=0) as ct:
+        with netns.iproute_in(spath) as sb, netns.iproute_in(cpath) as ct:
             peer = ct.link_lookup(ifname=endpoint.ifname)
             if not peer:
                 return False

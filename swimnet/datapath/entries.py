@@ -17,7 +17,6 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from swimnet.datapath import netlink as nl
@@ -118,7 +117,7 @@ class PyrouteEntries:
             return _unreachable(ops, errno.ENOENT, f"namespace {netns_name} does not exist")
         errors = []
         try:
-            with IPRoute(netns=path, flags=0) as ipr:
+            with netns.iproute_in(path) as ipr:
                 found = ipr.link_lookup(ifname=VXLAN)
                 if not found:
                     return _unreachable(ops, errno.ENODEV, f"no {VXLAN} in {netns_name}")

@@ -11,9 +11,9 @@ Rules:
   namespace the kernel is destroying) is retried for up to a second;
 - a sandbox is removed by deleting its devices first, then its name (see
   `delete_namespace`);
-- `Handles` keeps one IPRoute per namespace for one apply pass (each costs a fork of about
-  5 ms); a handle is closed before its namespace is removed, since an open socket would
-  keep the namespace alive.
+- `Handles` keeps one IPRoute per namespace for one apply pass (each costs a helper
+  thread entering the namespace, `netns.iproute_in`); a handle is closed before its
+  namespace is removed, since an open socket would keep the namespace alive.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import os
 import time
 from typing import Any
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from swimnet.datapath import netns
@@ -46,7 +45,7 @@ class Handles:
     def get(self, path: str) -> Any:
         ipr = self._open.get(path)
         if ipr is None:
-            ipr = IPRoute(netns=None if path == netns.SELF else path, flags=0)
+            ipr = netns.iproute_in(path)
             self._open[path] = ipr
         return ipr
 

@@ -7,6 +7,12 @@ Rules:
 - a socket inside another namespace is made by a short-lived helper thread that enters it
   with setns(2), creates the socket and returns it; the caller's threads never change
   namespace (a socket keeps the namespace it was created in for its whole life);
+- rtnetlink handles (`iproute_in`) are pyroute2 IPRoutes on such a socket, never
+  `IPRoute(netns=...)`: that forks a child per socket and stops it with SIGTERM and a
+  blocking waitpid; a child forked from the multi-threaded agent, with the agent's signal
+  handlers, could miss that SIGTERM, and the waitpid then blocked a worker thread forever
+  (the agent lab saw `endpoint create` hang in the DNS resolver's start, py-spy showed
+  `ChildProcess.stop`);
 - an open socket or fd keeps its namespace alive after the name is removed: callers close
   theirs before (or right after) removing a namespace.
 """
@@ -19,12 +25,14 @@ import errno
 import os
 import socket
 import threading
+from typing import Any
 
 from pyroute2 import netns as pr_netns
 
 from swimnet.errors import DatapathError
 
 CLONE_NEWNET = 0x40000000
+NETLINK_ROUTE = 0
 RUN_DIR: str = pr_netns.NETNS_RUN_DIR
 SELF = "/proc/self/ns/net"
 
@@ -82,7 +90,32 @@ def remove(name: str) -> None:
 
 
 def socket_in(path: str, family: int, kind: int, proto: int = 0) -> socket.socket:
-    """A socket created inside the namespace at `path` (see the module rules)."""
+    """A socket created inside the namespace at `path` (see the module rules);
+    DatapathError if it cannot be made."""
+    try:
+        return _make_socket_in(path, family, kind, proto)
+    except OSError as exc:
+        raise DatapathError(f"cannot open a socket in namespace {path}: {exc}") from exc
+
+
+def iproute_in(ref: str | int | None) -> Any:
+    """A pyroute2 IPRoute working in namespace `ref`, on a netlink socket made inside it by
+    a helper thread (see the module rules); OSError if the namespace cannot be entered.
+    The caller closes it (it is a context manager)."""
+    from pyroute2 import IPRoute
+
+    path = path_of(ref)
+    if path == SELF:
+        return IPRoute()
+    sock = _make_socket_in(path, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+    try:
+        return IPRoute(fileno=sock.detach())
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _make_socket_in(path: str, family: int, kind: int, proto: int) -> socket.socket:
     if path == SELF or same(path, "/proc/thread-self/ns/net"):
         return socket.socket(family, kind, proto)
     result: list[socket.socket] = []
@@ -113,8 +146,7 @@ def socket_in(path: str, family: int, kind: int, proto: int = 0) -> socket.socke
     helper.start()
     helper.join()
     if failure:
-        exc = failure[0]
-        raise DatapathError(f"cannot open a socket in namespace {path}: {exc}") from exc
+        raise failure[0]
     return result[0]
 
 
@@ -126,12 +158,10 @@ def kernel_support_problem(probe_name: str) -> str | None:
     """
     if os.geteuid() != 0:
         return "needs root (it creates network namespaces)"
-    from pyroute2 import IPRoute
-
     try:
         pr_netns.create(probe_name)
         try:
-            with IPRoute(netns=probe_name, flags=0) as ipr:
+            with iproute_in(probe_name) as ipr:
                 ipr.link("add", ifname="vxp", kind="vxlan", vxlan_id=1, vxlan_port=4789, vxlan_learning=0)
                 ipr.link("add", ifname="brp", kind="bridge")
         finally:

@@ -20,8 +20,7 @@ import os
 import socket
 from typing import Any
 
-from pyroute2 import IPRoute
-
+from swimnet.datapath.netns import iproute_in
 from swimnet.dns.limits import DNS_ADDRESS
 
 NETNS_ETC = "/etc/netns"
@@ -43,7 +42,7 @@ def _has(ipr: Any, index: int, address: str) -> bool:
 
 def ensure_dns_address(path: str, address: str = DNS_ADDRESS) -> bool:
     """Bring lo up and give it `address`/32 if missing; True if this call added it."""
-    with IPRoute(netns=path, flags=0) as ipr:
+    with iproute_in(path) as ipr:
         index = _lo(ipr)
         ipr.link("set", index=index, state="up")
         if _has(ipr, index, address):
@@ -56,7 +55,7 @@ def remove_dns_address(path: str, address: str = DNS_ADDRESS) -> None:
     """Remove `address`/32 from lo (best effort: a vanished namespace or address is fine)."""
     if not os.path.exists(path):
         return
-    with contextlib.suppress(Exception), IPRoute(netns=path, flags=0) as ipr:
+    with contextlib.suppress(Exception), iproute_in(path) as ipr:
         index = _lo(ipr)
         if _has(ipr, index, address):
             ipr.addr("del", index=index, address=address, prefixlen=32)

@@ -39,6 +39,7 @@ def test_defaults_without_a_file() -> None:
     assert (s.state_dir, s.socket, s.metrics) == (DEFAULT_STATE_DIR, DEFAULT_SOCKET, DEFAULT_METRICS)
     assert (s.profile, s.log_format, s.datapath, s.source) == ("lan", "text", True, COMMAND_LINE)
     assert s.node_config().probe_interval == 1.0
+    assert s.resolv_conf == "/etc/resolv.conf"
 
 
 def test_file_values_relative_paths_and_flags_over_them(tmp_path: Path) -> None:
@@ -57,6 +58,7 @@ def test_file_values_relative_paths_and_flags_over_them(tmp_path: Path) -> None:
         profile = "wan"
         log_format = "json"
         datapath = false
+        resolv_conf = "dns/resolv.conf"
         [tuning]
         probe_interval = 6
         join_sync_delays = [0.5, 1]
@@ -69,6 +71,7 @@ def test_file_values_relative_paths_and_flags_over_them(tmp_path: Path) -> None:
     assert s.join == ("127.0.0.2:7000", "127.0.0.3")
     assert s.keyring == str(tmp_path / "keys" / "ring") and s.state_dir == str(tmp_path / "state")
     assert s.socket == "/run/x.sock" and s.metrics is None and not s.datapath
+    assert s.resolv_conf == str(tmp_path / "dns" / "resolv.conf")
     config = s.node_config("host-a")
     assert config.probe_interval == 6 and config.probe_timeout == 3.0  # wan preset, one override
     assert config.join_sync_delays == (0.5, 1)
@@ -97,6 +100,8 @@ def test_file_values_relative_paths_and_flags_over_them(tmp_path: Path) -> None:
         ("datapath = 'no'\n", "datapath: expected true or false, got string"),
         ("name = 'has space'\n", "name: 'has space' must be 1..63 characters"),
         ("socket = ''\n", "socket: must not be empty"),
+        ("resolv_conf = ''\n", "resolv_conf: must not be empty"),
+        ("resolv_conf = 53\n", "resolv_conf: expected a string, got integer"),
         ("metrics = 'x:y'\n", "metrics: port must be 0..65535"),
         ("[tuning]\nprobe_interval = 'fast'\n", "tuning.probe_interval: expected number, got string"),
         ("[tuning]\nname = 'x'\n", "tuning.name: unknown key"),

@@ -162,7 +162,9 @@ class AgentLab:
         )
         if done.returncode:
             if check:
-                raise CliError(argv, done.returncode, done.stdout, done.stderr)
+                error = CliError(argv, done.returncode, done.stdout, done.stderr)
+                error.add_note(f"--- h{host} log ---\n{self.tail(host)}")
+                raise error
             return None
         return json.loads(done.stdout) if done.stdout.strip() else None
 
@@ -202,10 +204,11 @@ class AgentLab:
 
 
 @contextlib.contextmanager
-def agent_lab(workdir: Path, hosts: int = 3) -> Iterator[AgentLab]:
-    """A namespace lab with agents on every host (h1 first, the others joining it)."""
+def agent_lab(workdir: Path, hosts: int = 3, *, config: str = FAST) -> Iterator[AgentLab]:
+    """A namespace lab with agents on every host (h1 first, the others joining it), all
+    started with the TOML `config`."""
     with lab(hosts) as the_lab:
-        agents = AgentLab(the_lab, workdir)
+        agents = AgentLab(the_lab, workdir, config=config)
         try:
             for host in range(1, hosts + 1):
                 agents.start(host)

@@ -5,8 +5,9 @@ Layout (prefix p = dpt<pid>x<random>, so parallel and crashed runs never collide
   p-hN : a "host" namespace: the agent's own namespace, where VXLAN sockets live
   p-c* : container namespaces
   swn-p-hN-<vni> : sandboxes, made by LinuxDatapath(node_tag=p-hN)
-Rules: every name starts with p or swn-p; `teardown` removes them all and kills helper
-processes by pid; `sweep_stale` removes what runs whose pid is dead left behind.
+Rules: every name starts with p or swn-p; `teardown` removes them all (and the
+/etc/netns/p* directories agents' resolvers wrote) and kills helper processes by pid;
+`sweep_stale` removes what runs whose pid is dead left behind (those directories too).
 Traffic only flows between sockets created inside these namespaces.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import struct
 import subprocess
@@ -26,6 +28,7 @@ from pyroute2 import netns as pr_netns
 
 from swimnet.datapath import LinuxDatapath
 from swimnet.datapath.netns import kernel_support_problem, path_of, socket_in
+from swimnet.dns.sandbox import NETNS_ETC
 
 TAG = "dpt"
 ETH_P_ALL = 0x0003
@@ -52,6 +55,11 @@ def sweep_stale() -> None:
         if pid is not None and not os.path.exists(f"/proc/{pid}"):
             with contextlib.suppress(OSError):
                 pr_netns.remove(name)
+    with contextlib.suppress(OSError):
+        for name in os.listdir(NETNS_ETC):
+            pid = _ours(name)
+            if pid is not None and not os.path.exists(f"/proc/{pid}"):
+                shutil.rmtree(os.path.join(NETNS_ETC, name), ignore_errors=True)
 
 
 def run(*argv: str) -> str:
@@ -119,7 +127,16 @@ class Lab:
         for name in self.ns_names():
             with contextlib.suppress(OSError):
                 pr_netns.remove(name)
+        self._remove_netns_etc()
         return self.ns_names()
+
+    def _remove_netns_etc(self) -> None:
+        """The resolv.conf directories agents' DNS resolvers wrote for the lab's containers
+        (an agent removes them with the last endpoint; a killed one cannot)."""
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(NETNS_ETC):
+                if entry.startswith(self.prefix):
+                    shutil.rmtree(os.path.join(NETNS_ETC, entry), ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -168,27 +168,10 @@ class Lab:
     # -- traffic from the client namespace ----------------------------------------------
 
     def connect_many(self, count: int, port: int = 80, vip: str = VIP) -> collections.Counter[str]:
-        """`count` sequential TCP connections to vip:port from the client; backend name ->
-        connections; failures counted under "!<error>"."""
-
-        def inside() -> collections.Counter[str]:
-            seen: collections.Counter[str] = collections.Counter()
-            for _ in range(count):
-                try:
-                    with socket.create_connection((vip, port), timeout=3) as s:
-                        seen[read_line(s)] += 1
-                except OSError as exc:
-                    seen[f"!{type(exc).__name__}"] += 1
-            return seen
-
-        return run_in(path_of(self.client), inside)
+        return connect_many(self.client, count, port, vip)
 
     def open_connection(self, port: int = 80, vip: str = VIP) -> tuple[socket.socket, str]:
-        """A TCP connection from the client kept open, and the backend that answered."""
-        conn = socket_in(path_of(self.client), socket.AF_INET, socket.SOCK_STREAM)
-        conn.settimeout(3)
-        conn.connect((vip, port))
-        return conn, read_line(conn)
+        return open_connection(self.client, port, vip)
 
     def udp_many(self, count: int, port: int = 53, vip: str = VIP) -> collections.Counter[str]:
         """`count` UDP queries, each from a new socket (a new conntrack flow)."""
@@ -206,6 +189,35 @@ class Lab:
             return seen
 
         return run_in(path_of(self.client), inside)
+
+
+def connect_many(
+    ns: str, count: int, port: int = 80, vip: str = VIP, timeout: float = 3.0
+) -> collections.Counter[str]:
+    """`count` sequential TCP connections to vip:port from namespace `ns`; backend name ->
+    connections; failures counted under "!<error>"."""
+
+    def inside() -> collections.Counter[str]:
+        seen: collections.Counter[str] = collections.Counter()
+        for _ in range(count):
+            try:
+                with socket.create_connection((vip, port), timeout=timeout) as s:
+                    seen[read_line(s)] += 1
+            except OSError as exc:
+                seen[f"!{type(exc).__name__}"] += 1
+        return seen
+
+    return run_in(path_of(ns), inside)
+
+
+def open_connection(
+    ns: str, port: int = 80, vip: str = VIP, timeout: float = 3.0
+) -> tuple[socket.socket, str]:
+    """A TCP connection from namespace `ns` kept open, and the backend that answered."""
+    conn = socket_in(path_of(ns), socket.AF_INET, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    conn.connect((vip, port))
+    return conn, read_line(conn)
 
 
 def read_line(conn: socket.socket) -> str:

@@ -23,7 +23,7 @@ from swimnet.datapath import (
     mac_from_ip,
 )
 from swimnet.datapath.entries import NetlinkEntries
-from swimnet.datapath.netns import path_of
+from swimnet.datapath.netns import iproute_in, path_of
 from swimnet.datapath.ops import ReplaceFdb, ReplaceNeigh, SetVxlan
 from swimnet.errors import DatapathError
 
@@ -367,3 +367,23 @@ def test_both_entry_writers_program_the_same_state() -> None:
             held.append(dp.dump())
             assert dp.reconcile(desired_state(host, the_lab.vteps[0], 1500, [flood], [], [])).ok
         assert held[0] == held[1]
+
+
+def test_netlink_handles_enter_a_namespace_without_forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`iproute_in` works inside the namespace (a device made through it is there, not
+    here) and never forks: a forked child of the multi-threaded agent once hung it."""
+
+    def no_fork() -> int:
+        raise AssertionError("forked")
+
+    with lab(1) as the_lab:
+        ns = the_lab.container("nofork")
+        monkeypatch.setattr(os, "fork", no_fork)
+        with iproute_in(ns) as ipr:
+            ipr.link("add", ifname="brnofork", kind="bridge")
+            assert ipr.link_lookup(ifname="brnofork")
+        monkeypatch.undo()
+        assert "brnofork" in run("ip", "-n", ns, "link", "show")
+        assert "brnofork" not in run("ip", "link", "show")
+        with pytest.raises(OSError):
+            iproute_in(f"{ns}-missing")

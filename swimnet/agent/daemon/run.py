@@ -61,6 +61,7 @@ from swimnet.agent.http.server import Limits, serve_http
 from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
 from swimnet.agent.probe_rtt import RttHistogram
 from swimnet.config import format_address, parse_address
+from swimnet.dns.upstream import RESOLV_CONF, Upstreams
 from swimnet.errors import ConfigError, JoinError
 from swimnet.io.keyfile import load_keyring_file
 from swimnet.membership.events import (
@@ -399,7 +400,9 @@ async def _run_node(
                 nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
-                await nursery.start(_serve_resolvers, overlay, resolver_pool or default_resolver_pool)
+                upstream = functools.partial(default_resolver_pool, resolv_conf=settings.resolv_conf)
+                pools = resolver_pool or upstream
+                await nursery.start(_serve_resolvers, overlay, pools)
             api = ControlApi(Operations.over(overlay, keys), runtime.status)
             await nursery.start(serve_http, [control.listener], api.handle, Limits())
             if settings.metrics is not None:
@@ -422,11 +425,13 @@ async def _run_node(
     event(log, "leaving the cluster", event="leaving")
 
 
-def default_resolver_pool(overlay: OverlayAgent) -> PoolContext:
-    """The kernel resolvers (one per container namespace) over the overlay's names index."""
+def default_resolver_pool(overlay: OverlayAgent, resolv_conf: str = RESOLV_CONF) -> PoolContext:
+    """The kernel resolvers (one per container namespace) over the overlay's names index,
+    forwarding to the `nameserver`s of `resolv_conf` (the `resolv_conf` setting)."""
     from swimnet.dns.pool import open_resolver_pool
 
-    return open_resolver_pool(overlay.dns.index.view, metrics=overlay.dns.metrics)
+    upstreams = Upstreams(resolv_conf)
+    return open_resolver_pool(overlay.dns.index.view, metrics=overlay.dns.metrics, upstreams=upstreams)
 
 
 async def _serve_resolvers(

@@ -15,6 +15,7 @@
     datapath = true
     underlay_mtu = 1500
     reconcile_interval = 30.0
+    resolv_conf = "/etc/resolv.conf"  # the embedded DNS's upstreams: its `nameserver` lines (port 53)
 
     [tuning]                        # expert/testing: overrides of the profile's protocol timings,
     probe_interval = 0.2            # any swimnet.Config field except name, bind, advertise, meta,
@@ -31,6 +32,8 @@ Rules:
   or "command line"), `field` the key (or flag) and `reason` the reason; unknown keys and
   wrong types are errors, never ignored; values of a kind swimnet.values knows (the node
   name, the underlay MTU) get its verdict;
+- `resolv_conf` is read by the DNS resolvers, not here: a missing file means no upstream
+  (forwarded names get SERVFAIL), and the file is re-read when it changes;
 - the protocol Config and TablesConfig are built here once, so a bad timing is reported
   before anything starts.
 """
@@ -46,6 +49,7 @@ import attrs
 
 from swimnet import values
 from swimnet.config import Config, parse_address
+from swimnet.dns.upstream import RESOLV_CONF
 from swimnet.errors import ConfigError
 from swimnet.security.keyring import Keyring
 from swimnet.tables.config import TablesConfig
@@ -83,6 +87,8 @@ class AgentSettings:
     underlay_mtu: int = 1500
     reconcile_interval: float = 30.0
     """Seconds between full datapath reconciles (repairs outside tampering)."""
+    resolv_conf: str = RESOLV_CONF
+    """The file whose `nameserver` lines are the embedded DNS's upstream resolvers."""
     tuning: dict[str, Any] = attrs.field(factory=dict)
     tables: dict[str, Any] = attrs.field(factory=dict)
     source: str = COMMAND_LINE
@@ -210,8 +216,9 @@ _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
     "datapath": _boolean,
     "underlay_mtu": _mtu,
     "reconcile_interval": _interval,
+    "resolv_conf": _string,
 }
-_PATHS = ("keyring", "state_dir", "socket")
+_PATHS = ("keyring", "state_dir", "socket", "resolv_conf")
 FLAGS: dict[str, str] = {
     "name": "--name",
     "bind": "--bind",
