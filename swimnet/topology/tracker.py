@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Sequence
 
 from swimnet.errors import DecodeError
 from swimnet.topology.book import CoordinateBook, Version, is_trusted
@@ -153,6 +154,15 @@ class PeerCoordinates:
 
     def rtt_estimate(self, peer: str) -> float | None:
         return self.client.rtt_estimate(self.book.coordinate(peer))
+
+    def known_peers(self) -> Sequence[str]:
+        """The peers with a trusted coordinate, once estimates are trustworthy and the network
+        is not flat (else none): what peer choice draws its tournaments among (see
+        swimnet.topology.selection). In a flat network every peer is as far as any other, and
+        choices stay uniform over all members."""
+        if self.book.trusted < MIN_KNOWN or not self.trusted or self._median_rtt() <= self.rtt_floor:
+            return ()
+        return self.book.trusted_names
 
     def remoteness(self, peer: str) -> float | None:
         """0.0 for a near peer, 1.0 for a far one, None if unknown: what peer choice compares.
