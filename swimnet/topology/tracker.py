@@ -20,7 +20,7 @@ Rules:
   first becomes trusted and whenever it moved materially since the last one published: by
   more than MATERIAL_SHARE of the median RTT (at least of the RTT floor), in the metric that
   bounds how much any estimate to us can change; a peer's new coordinate `flips` what we
-  held when it moved by more than FLIP_SHARE of it (near could turn far), or we held none.
+  held when it moved by more than FLIP_SHARE of it (near could turn far).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ MATERIAL_SHARE = 0.2
 """A move of a fifth of the median RTT is worth telling the peers we talk to about."""
 FLIP_SHARE = 0.5
 """A change of half the median RTT can turn a near peer far or a far one near: worth
-relaying to everyone."""
+relaying to the others who hold the old coordinate."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
 """The median RTT (what "near" is relative to) is re-estimated every this many queries."""
@@ -132,10 +132,10 @@ class PeerCoordinates:
             return False
         return self.book.offer(peer, version, coord)
 
-    def flips(self, old: Coordinate | None, new: Coordinate) -> bool:
-        """`new` differs from `old` (what we held for a peer; None: nothing trusted) enough to
-        change which peers it is near to, so the whole cluster should hear of it."""
-        return old is None or moved(old, new) > FLIP_SHARE * self._scale()
+    def flips(self, old: Coordinate, new: Coordinate) -> bool:
+        """`new` differs from `old` (what we held for a peer) enough to change which peers
+        it is near to, so the others holding `old` should hear of it."""
+        return moved(old, new) > FLIP_SHARE * self._scale()
 
     def knows(self, peer: str) -> bool:
         """We hold a trusted coordinate of `peer` (a peer we need not help seed its own)."""
