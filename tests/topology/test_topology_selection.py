@@ -232,16 +232,23 @@ def test_peers_are_distinct_candidates_and_reproducible(
     assert picks == choose_peers(names, k, random.Random(seed), rtt_of, bias, share)
 
 
-def test_a_liar_nearest_to_everyone_cannot_take_the_uniform_share() -> None:
+@pytest.mark.parametrize("hinted", [False, True])
+def test_a_liar_nearest_to_everyone_cannot_take_the_uniform_share(hinted: bool) -> None:
     """A far node claiming to be near everyone wins the tournaments it enters, no more: the
-    uniform share still reaches far zones at its full rate (what keeps a zone from starving)."""
+    uniform share still reaches far zones at its full rate (what keeps a zone from starving),
+    whether the tournaments are drawn among all candidates or among the known ones."""
     near = {f"a{i}": 0.001 for i in range(10)}
     far = {f"c{i}": 0.040 for i in range(20)}
     rtt = {"liar": 0.0} | near | far
     names = list(rtt)
+    known = names if hinted else ()
     rng = random.Random(8)
     calls, k, share = 6_000, 3, 0.25
-    picks = [p for _ in range(calls) for p in choose_peers(names, k, rng, rtt.get, 0.7, share)]
+    picks = [
+        p
+        for _ in range(calls)
+        for p in choose_excluding(names, k, rng, rtt.get, 0.7, (), share, known=known)
+    ]
     far_share = sum(p in far for p in picks) / len(picks)
     assert far_share >= 0.9 * share * len(far) / len(names), far_share
     assert sum(p == "liar" for p in picks) <= calls  # at most once a call, as anyone
