@@ -7,6 +7,8 @@ jitter). For each bias (0 = memberlist's uniform choice, then the default), the 
 - traffic: cross-zone and in-zone packets and bytes per second over the WINDOW seconds that
   end 30, 60, 120 and 300 s after convergence (`--marks`), and the cut the bias makes; with
   what coordinates took in that window, per node-second;
+- known: how many members each node holds a coordinate for at each mark (percentiles over
+  the nodes, estimated from a sample of 50 members a node);
 - coordinate bytes: what probe acks, coordinate gossip and push-pull sections carried for
   coordinates over the whole timeline, per node-second (section bytes before the stream
   compression: an upper bound);
@@ -98,6 +100,19 @@ class _Run:
             out[key] = round(spent[key] / (running * seconds), 1)
         return out
 
+    def known_coordinates(self, sample: int = 50) -> dict[str, float]:
+        """Members whose RTT each node can estimate (a coordinate it holds), from a uniform
+        sample of `sample` members a node: the 10th, 50th and 90th percentile over nodes."""
+        sim, rng = self.sim, random.Random(self.n)
+        running = sim.running()
+        counts = []
+        for name in running:
+            engine = sim.engine(name)
+            drawn = [running[rng.randrange(len(running))] for _ in range(sample)]
+            known = sum(engine.rtt_estimate(x) is not None for x in drawn if x != name)
+            counts.append(known * (len(running) - 1) / sample)
+        return {f"p{p}": round(percentile(counts, p)) for p in (10, 50, 90)}
+
     def coordinate_bytes(self) -> Counter[str]:
         total: Counter[str] = Counter()
         for name in self.sim.running():
@@ -172,8 +187,14 @@ def measure(bias: float, n: int, seed: int, marks: tuple[float, ...], extras: bo
     for mark in marks:
         sim.run_for(max(0.0, converged + mark - WINDOW - sim.now))
         traffic = run.window(WINDOW)
-        at_mark[f"{mark:g}"] = {"per_second": traffic, "cross_zone_share_of_packets": _share(traffic)}
-        print(f"  bias {bias} n {n}: +{mark:g} s ({time.monotonic() - wall:.0f} s): {traffic}")
+        known = run.known_coordinates()
+        at_mark[f"{mark:g}"] = {
+            "per_second": traffic,
+            "cross_zone_share_of_packets": _share(traffic),
+            "members_with_a_coordinate": known,
+        }
+        took = time.monotonic() - wall
+        print(f"  bias {bias} n {n}: +{mark:g} s ({took:.0f} s): {traffic}; known {known}", flush=True)
     elapsed = sim.now - converged
     spent = run.coordinate_bytes() - before
     coordinate_bytes = {key: round(spent[key] / (n * elapsed), 1) for key in COORDINATE_BYTES}

@@ -10,13 +10,14 @@ Rules:
 - gossip: when our coordinate becomes trusted, and whenever it moves materially (see
   swimnet.topology.tracker), a `CoordinateUpdate` is queued and sent on our next
   retransmit_limit(retransmit_mult, n) packets. Whoever receives a newer version than it
-  holds stores it, and relays it ceil(log10(n + 1)) times (a push epidemic that reaches ~95%
-  of members) only if it `flips` what it held: it held nothing trusted (a new or newly
-  placed node), or the coordinate moved by half the median RTT (a cluster finding its
-  shape). A settled coordinate only drifts: its updates go one hop (our packets go mostly
-  to near peers, the ones whose choices depend on it), and push-pull and probe acks carry
-  it further. The epidemic's cost grows with the cluster, so it is kept for the moments it
-  pays;
+  holds stores it, and relays it ceil(log10(n + 1)) times only if it
+  `flips` what it held: the coordinate moved by half the median RTT (near can turn far),
+  so the others holding the old one hear of it. A coordinate new to us is not relayed:
+  peer choice draws among the members whose coordinate it holds (swimnet.topology.selection),
+  so a node needs a few dozen, not all of them, and our packets go mostly to near peers,
+  the ones whose choices depend on it; probe acks and push-pull carry it further. An
+  epidemic of every new coordinate would cost n^2 log n updates at a cold start (at 2,000
+  nodes, more bytes than all of membership's for minutes);
 - coordinates only ride on packets sent anyway (probes, acks, gossip), at most one update a
   packet: the queue reports no length, so it never wakes gossip, and it is drained after
   membership's and the tables' messages. So gossip adds at most one ~60-byte update to
@@ -84,7 +85,7 @@ class CoordinatesLayer:
     def _on_update(self, msg: CoordinateUpdate, addr: Address, now: float, sealed: bool) -> None:
         old = self._tracker.book.coordinate(msg.name)
         new = self._learn(msg.name, msg.epoch, msg.updates, msg.coordinate)
-        if new is not None and self._tracker.flips(old, new):
+        if new is not None and old is not None and self._tracker.flips(old, new):
             self._queue.queue(msg.name, encode_message(msg))
 
     def _take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:

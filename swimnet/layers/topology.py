@@ -12,7 +12,8 @@ Rules:
 - choice is biased by `topology_bias`, keeping a uniform share (`topology_uniform_share`)
   so far zones still hear everything; "near" is relative to the median RTT, off beneath
   `topology_rtt_floor`, and off while estimates are not trustworthy (see
-  swimnet.topology.tracker).
+  swimnet.topology.tracker); the biased picks' tournaments are drawn among the members
+  whose coordinate we hold, so a few dozen known of thousands suffice.
 """
 
 from __future__ import annotations
@@ -79,7 +80,14 @@ class TopologyDelegate:
 
     def choose(self, candidates: Sequence[str], k: int, skip: Container[str]) -> list[str]:
         cfg = self._config
-        remoteness = self.coordinates.remoteness
+        coordinates = self.coordinates
         return choose_excluding(
-            candidates, k, self._rng, remoteness, cfg.topology_bias, skip, cfg.topology_uniform_share
+            candidates,
+            k,
+            self._rng,
+            coordinates.remoteness,
+            cfg.topology_bias,
+            skip,
+            cfg.topology_uniform_share,
+            known=coordinates.known_peers(),
         )

@@ -11,7 +11,8 @@ Rules:
   (until then its previous, likely still right, coordinate stands); reaping forgets it;
 - a coordinate is trusted once it has absorbed TRUSTED_UPDATES samples (by its owner's
   count): before that it sits near the origin and says nothing about where its owner is;
-  `trusted` counts the trusted entries exactly;
+  `trusted` counts the trusted entries exactly, and `trusted_names` lists them (in no
+  particular order, for O(1) random draws: peer choice draws its tournaments from it);
 - the book holds at most `capacity` entries: an offer about a new name beyond it is refused
   (the caller also admits only members it knows, and forgets the reaped ones);
 - values are checked before they get here (the topology codec): the book trusts its input.
@@ -19,7 +20,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from swimnet.topology.coordinate import Coordinate
 
@@ -35,13 +36,26 @@ def is_trusted(version: Version) -> bool:
 
 
 class CoordinateBook:
-    __slots__ = ("_entries", "capacity", "trusted")
+    __slots__ = ("_entries", "_names", "_where", "capacity")
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self._entries: dict[str, tuple[Version, Coordinate]] = {}
         self.capacity = capacity
-        self.trusted = 0
+        self._names: list[str] = []
+        """The names whose entry is trusted (swap-removed: any order)."""
+        self._where: dict[str, int] = {}
+        """name -> its position in _names."""
+
+    @property
+    def trusted(self) -> int:
         """Entries whose version is trusted."""
+        return len(self._names)
+
+    @property
+    def trusted_names(self) -> Sequence[str]:
+        """The names of the trusted entries, in no particular order (a live view: read it,
+        never keep it across offers)."""
+        return self._names
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,16 +86,25 @@ class CoordinateBook:
                 return False
         elif version <= old[0]:
             return False
-        else:
-            self.trusted -= is_trusted(old[0])
         self._entries[name] = (version, coord)
-        self.trusted += is_trusted(version)
+        self._set_trusted(name, is_trusted(version))
         return True
 
     def forget(self, name: str) -> None:
-        old = self._entries.pop(name, None)
-        if old is not None:
-            self.trusted -= is_trusted(old[0])
+        if self._entries.pop(name, None) is not None:
+            self._set_trusted(name, False)
+
+    def _set_trusted(self, name: str, trusted: bool) -> None:
+        where, names = self._where, self._names
+        if trusted and name not in where:
+            where[name] = len(names)
+            names.append(name)
+        elif not trusted and name in where:
+            pos = where.pop(name)
+            last = names.pop()
+            if last != name:
+                names[pos] = last
+                where[last] = pos
 
     def items(self) -> Iterator[tuple[str, Version, Coordinate]]:
         for name, (version, coord) in self._entries.items():

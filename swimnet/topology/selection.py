@@ -20,9 +20,16 @@ Rules (`choose_peers`; `choose_helpers` is the same with the probe target exclud
     median of the known RTTs among a uniform pilot sample of PILOT_SIZE candidates and the
     tournament's known entrants: an unknown peer neither attracts nor repels picks. When
     no entrant's RTT is known the pick is uniform;
+  * `known` (choose_excluding): the candidates whose RTT the caller can estimate, given
+    when it holds enough of them. Entrants are then drawn among these (uniformly, with
+    replacement, skipping excluded and picked names), so a node that holds the coordinates
+    of a few dozen of thousands of members still finds the near ones among them: drawn
+    among all candidates, a tournament would rarely meet a single known entrant. With
+    every candidate known, the draws are the same as without. The uniform share never
+    depends on it. When no known name is left to draw, entrants come from all candidates;
 - cost: O(k * max_tournament + PILOT_SIZE) draws and `rtt_of` calls per call, independent
-  of the number of candidates; candidates are never copied or sorted (a sparse
-  Fisher-Yates pool draws and removes positions in O(1)).
+  of the number of candidates (and of `known`); candidates are never copied or sorted (a
+  sparse Fisher-Yates pool draws and removes positions in O(1)).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ DEFAULT_MAX_TOURNAMENT = 32
 """Tournament size at bias 1: the typical biased pick is in the nearest ~3%."""
 PILOT_SIZE = 15
 """Candidates sampled to estimate the median RTT given to peers whose RTT is unknown."""
+KNOWN_TRIES = 4
+"""Draws per wanted entrant among the known names before giving up on them."""
 
 
 def choose_peers(
@@ -157,53 +166,84 @@ class _Tournaments:
         rng: random.Random,
         rtt_of: RttOf,
         exclude: Container[str],
+        known: Sequence[str] = (),
     ) -> None:
         self.candidates = candidates
         self.rng = rng
         self.rtt_of = rtt_of
         self.exclude = exclude
+        self.known = known
         self.pool = _Pool(len(candidates))
         self.pilot: list[float] | None = None
+        self.picked: set[str] = set()
+        """Names taken by this call (a pick from `known` leaves the pool when drawn there)."""
 
     def draw(self, count: int) -> list[int]:
         """`count` uniform draws, with replacement, among available non-excluded indices.
 
-        Fewer only when none is left. Excluded indices met on the way leave the pool.
+        Fewer only when none is left. Excluded or picked indices met on the way leave the pool.
         """
-        pool, candidates, exclude = self.pool, self.candidates, self.exclude
+        pool, candidates, exclude, picked = self.pool, self.candidates, self.exclude, self.picked
         drawn: list[int] = []
         while len(drawn) < count and pool.available:
             for index in pool.draw(self.rng, count - len(drawn)):
-                if candidates[index] not in exclude:
+                name = candidates[index]
+                if name not in exclude and name not in picked:
                     drawn.append(index)
                 elif pool.is_available(index):
                     pool.remove(index)
         return drawn
 
+    def draw_known(self, count: int) -> list[str]:
+        """`count` uniform draws, with replacement, among known names neither excluded nor
+        picked; fewer when KNOWN_TRIES * count draws found fewer."""
+        known, exclude, picked, rand = self.known, self.exclude, self.picked, self.rng.random
+        n = len(known)
+        drawn: list[str] = []
+        for _ in range(KNOWN_TRIES * count if n else 0):
+            name = known[min(int(rand() * n), n - 1)]
+            if name not in exclude and name not in picked:
+                drawn.append(name)
+                if len(drawn) == count:
+                    break
+        return drawn
+
     def take(self, index: int) -> str:
         self.pool.remove(index)
-        return self.candidates[index]
+        name = self.candidates[index]
+        self.picked.add(name)
+        return name
 
     def uniform(self) -> str | None:
         drawn = self.draw(1)
         return self.take(drawn[0]) if drawn else None
 
     def nearest_of(self, m: int) -> str | None:
-        """The winner of a tournament among m entrants."""
+        """The winner of a tournament among m entrants (drawn among the known names if any)."""
+        names = self.draw_known(m)
+        if names:
+            winner = names[self._winner(names)]
+            self.picked.add(winner)
+            return winner
         entrants = self.draw(m)
         if len(entrants) <= 1:
             return self.take(entrants[0]) if entrants else None
-        rtt_of, candidates = self.rtt_of, self.candidates
-        rtts = [rtt_of(candidates[i]) for i in entrants]
+        return self.take(entrants[self._winner([self.candidates[i] for i in entrants])])
+
+    def _winner(self, names: list[str]) -> int:
+        """The position of the entrant with the lowest RTT (first among equals; the first
+        when none is known)."""
+        rtt_of = self.rtt_of
+        rtts = [rtt_of(name) for name in names]
         if all(r is not None and 0.0 <= r < math.inf for r in rtts):
             scores = cast(list[float], rtts)  # all known: checked just above
         else:
             known = _usable(rtts)
             if not known:
-                return self.take(entrants[0])
+                return 0
             fill = statistics.median(self.pilot_rtts() + known)
             scores = [r if r is not None and 0.0 <= r < math.inf else fill for r in rtts]
-        return self.take(entrants[scores.index(min(scores))])  # first among equals
+        return scores.index(min(scores))
 
     def pilot_rtts(self) -> list[float]:
         """Known RTTs of PILOT_SIZE uniformly drawn candidates (computed once per call)."""
@@ -227,8 +267,9 @@ def _choose(
     uniform_share: float,
     max_tournament: int,
     exclude: Container[str],
+    known: Sequence[str] = (),
 ) -> list[str]:
-    state = _Tournaments(candidates, rng, rtt_of, exclude)
+    state = _Tournaments(candidates, rng, rtt_of, exclude, known)
     n_uniform = random_round(want * uniform_share, rng)
     m = random_round(max_tournament**bias, rng)
     picks: list[str] = []
@@ -251,14 +292,16 @@ def choose_excluding(
     uniform_share: float = DEFAULT_UNIFORM_SHARE,
     *,
     max_tournament: int = DEFAULT_MAX_TOURNAMENT,
+    known: Sequence[str] = (),
 ) -> list[str]:
     """`choose_peers` over the candidates not in `exclude` (a lazily evaluated container).
 
     For callers whose candidate list holds ineligible entries (e.g. a member list with dead
     members): exclusions are discovered as draws meet them, never by copying the list.
+    `known` (see the module rules) must hold only candidates or names in `exclude`.
     """
     _check(k, bias, uniform_share, max_tournament)
     want = min(k, len(candidates))
     if want == 0:
         return []
-    return _choose(candidates, want, rng, rtt_of, bias, uniform_share, max_tournament, exclude)
+    return _choose(candidates, want, rng, rtt_of, bias, uniform_share, max_tournament, exclude, known)

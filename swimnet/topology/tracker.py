@@ -20,7 +20,7 @@ Rules:
   first becomes trusted and whenever it moved materially since the last one published: by
   more than MATERIAL_SHARE of the median RTT (at least of the RTT floor), in the metric that
   bounds how much any estimate to us can change; a peer's new coordinate `flips` what we
-  held when it moved by more than FLIP_SHARE of it (near could turn far), or we held none.
+  held when it moved by more than FLIP_SHARE of it (near could turn far).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Sequence
 
 from swimnet.errors import DecodeError
 from swimnet.topology.book import CoordinateBook, Version, is_trusted
@@ -43,7 +44,7 @@ MATERIAL_SHARE = 0.2
 """A move of a fifth of the median RTT is worth telling the peers we talk to about."""
 FLIP_SHARE = 0.5
 """A change of half the median RTT can turn a near peer far or a far one near: worth
-relaying to everyone."""
+relaying to the others who hold the old coordinate."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
 """The median RTT (what "near" is relative to) is re-estimated every this many queries."""
@@ -131,10 +132,10 @@ class PeerCoordinates:
             return False
         return self.book.offer(peer, version, coord)
 
-    def flips(self, old: Coordinate | None, new: Coordinate) -> bool:
-        """`new` differs from `old` (what we held for a peer; None: nothing trusted) enough to
-        change which peers it is near to, so the whole cluster should hear of it."""
-        return old is None or moved(old, new) > FLIP_SHARE * self._scale()
+    def flips(self, old: Coordinate, new: Coordinate) -> bool:
+        """`new` differs from `old` (what we held for a peer) enough to change which peers
+        it is near to, so the others holding `old` should hear of it."""
+        return moved(old, new) > FLIP_SHARE * self._scale()
 
     def knows(self, peer: str) -> bool:
         """We hold a trusted coordinate of `peer` (a peer we need not help seed its own)."""
@@ -153,6 +154,15 @@ class PeerCoordinates:
 
     def rtt_estimate(self, peer: str) -> float | None:
         return self.client.rtt_estimate(self.book.coordinate(peer))
+
+    def known_peers(self) -> Sequence[str]:
+        """The peers with a trusted coordinate, once estimates are trustworthy and the network
+        is not flat (else none): what peer choice draws its tournaments among (see
+        swimnet.topology.selection). In a flat network every peer is as far as any other, and
+        choices stay uniform over all members."""
+        if self.book.trusted < MIN_KNOWN or not self.trusted or self._median_rtt() <= self.rtt_floor:
+            return ()
+        return self.book.trusted_names
 
     def remoteness(self, peer: str) -> float | None:
         """0.0 for a near peer, 1.0 for a far one, None if unknown: what peer choice compares.

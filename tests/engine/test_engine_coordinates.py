@@ -105,10 +105,12 @@ def _coordinates_sent(h: Harness, start: int) -> list[CoordinateUpdate]:
     return [u for s in h.sent_since(start) for u in s.of(CoordinateUpdate)]
 
 
-def test_new_or_flipping_coordinates_are_relayed_drift_is_not_and_nothing_wakes_gossip() -> None:
+def test_flipping_coordinates_are_relayed_new_ones_and_drift_are_not_and_nothing_wakes_gossip() -> None:
     h = _harness(6)
+    start = len(h.sent)
     h.feed([CoordinateUpdate("p0", 1, 40, _packed(0.001)), CoordinateUpdate("p1", 1, 40, _packed(0.001))])
-    h.advance(h.now + 20.0)  # the first ones (new to us) went out
+    h.advance(h.now + 20.0)  # probes went out: new coordinates are kept, not relayed
+    assert h.sent_since(start) and not {u.name for u in _coordinates_sent(h, start)} & {"p0", "p1"}
     start = len(h.sent)
     h.feed([CoordinateUpdate("p0", 1, 41, _packed(0.0012))])  # drift: a fifth of a millisecond
     h.feed([CoordinateUpdate("p1", 1, TRUSTED_UPDATES + 40, _packed(0.2))])  # a move: near turns far

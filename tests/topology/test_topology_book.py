@@ -38,7 +38,8 @@ def test_the_newest_version_wins_in_any_order(
         if expected is not None:
             entry = book.get(name)
             assert entry is not None and entry[1] == _coord(expected[0] * 100 + expected[1])
-    assert book.trusted == sum(1 for name in book if is_trusted(book.version(name) or (0, 0)))
+    trusted = {name for name in book if is_trusted(book.version(name) or (0, 0))}
+    assert book.trusted == len(trusted) and sorted(book.trusted_names) == sorted(trusted)
 
 
 def test_an_older_or_equal_version_is_refused() -> None:
@@ -70,3 +71,15 @@ def test_capacity_bounds_new_names_only() -> None:
     assert not book.offer("c", (1, 10), _coord(1.0))
     assert book.offer("a", (1, 11), _coord(2.0))  # known names still update
     assert len(book) == 2
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 12), st.booleans()), max_size=60))
+def test_trusted_names_follow_offers_and_forgets(steps: list[tuple[str, int, bool]]) -> None:
+    book = CoordinateBook()
+    for name, updates, forget in steps:
+        if forget:
+            book.forget(name)
+        else:
+            book.offer(name, (1, updates), _coord(1.0))
+        trusted = {n for n in book if book.coordinate(n) is not None}
+        assert sorted(book.trusted_names) == sorted(trusted) and book.trusted == len(trusted)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swimnet.errors import ConfigError
-from swimnet.topology import choose_helpers, choose_peers
+from swimnet.topology import choose_excluding, choose_helpers, choose_peers
 from swimnet.topology.selection import DEFAULT_MAX_TOURNAMENT, PILOT_SIZE, random_round
 
 NAMES = [f"n{i}" for i in range(50)]
@@ -232,16 +232,69 @@ def test_peers_are_distinct_candidates_and_reproducible(
     assert picks == choose_peers(names, k, random.Random(seed), rtt_of, bias, share)
 
 
-def test_a_liar_nearest_to_everyone_cannot_take_the_uniform_share() -> None:
+@pytest.mark.parametrize("hinted", [False, True])
+def test_a_liar_nearest_to_everyone_cannot_take_the_uniform_share(hinted: bool) -> None:
     """A far node claiming to be near everyone wins the tournaments it enters, no more: the
-    uniform share still reaches far zones at its full rate (what keeps a zone from starving)."""
+    uniform share still reaches far zones at its full rate (what keeps a zone from starving),
+    whether the tournaments are drawn among all candidates or among the known ones."""
     near = {f"a{i}": 0.001 for i in range(10)}
     far = {f"c{i}": 0.040 for i in range(20)}
     rtt = {"liar": 0.0} | near | far
     names = list(rtt)
+    known = names if hinted else ()
     rng = random.Random(8)
     calls, k, share = 6_000, 3, 0.25
-    picks = [p for _ in range(calls) for p in choose_peers(names, k, rng, rtt.get, 0.7, share)]
+    picks = [
+        p
+        for _ in range(calls)
+        for p in choose_excluding(names, k, rng, rtt.get, 0.7, (), share, known=known)
+    ]
     far_share = sum(p in far for p in picks) / len(picks)
     assert far_share >= 0.9 * share * len(far) / len(names), far_share
     assert sum(p == "liar" for p in picks) <= calls  # at most once a call, as anyone
+
+
+def test_a_few_known_among_thousands_are_enough_to_find_the_near_ones() -> None:
+    """30 known coordinates (10 near, 20 far) among 3,000 members: drawn among the known, the
+    tournaments find the near ones; drawn among all candidates they would rarely meet one."""
+    names = [f"n{i}" for i in range(3000)]
+    rtt: dict[str, float] = {f"n{i}": 0.001 if i % 3 == 0 else 0.040 for i in range(30)}
+    known = list(rtt)
+    rng = random.Random(14)
+    share, calls = 0.25, 4000
+    for hint, near_at_least, near_at_most in ((known, 0.7, 1.0), ((), 0.0, 0.15)):
+        picks = [
+            p
+            for _ in range(calls)
+            for p in choose_excluding(names, 3, rng, rtt.get, 0.7, (), share, known=hint)
+        ]
+        near = sum(rtt.get(p) == 0.001 for p in picks) / len(picks)
+        assert near_at_least <= near <= near_at_most, (hint == known, near)
+        assert sum(p not in rtt for p in picks) / len(picks) >= 0.9 * share * (1 - 30 / 3000)
+
+
+def test_known_names_that_are_excluded_or_picked_are_skipped() -> None:
+    names = [f"n{i}" for i in range(100)]
+    known = ["n1", "n2", "n3", "n4"]
+    rtt = dict.fromkeys(known, 0.001)
+    rng = random.Random(15)
+    for _ in range(500):
+        picks = choose_excluding(names, 5, rng, rtt.get, 1.0, {"n1", "n2"}, 0.0, known=known)
+        assert len(picks) == len(set(picks)) == 5
+        assert not {"n1", "n2"} & set(picks)
+        assert {"n3", "n4"} <= set(picks)  # the near known ones first, then (none left) any
+
+
+def test_with_every_candidate_known_the_choice_is_as_without_the_hint() -> None:
+    rtt = two_zones(400)
+    names = list(rtt)
+    far: dict[bool, float] = {}
+    for hinted in (False, True):
+        rng = random.Random(16)
+        picks = [
+            p
+            for _ in range(3000)
+            for p in choose_excluding(names, 3, rng, rtt.get, 0.7, (), 0.25, known=names if hinted else ())
+        ]
+        far[hinted] = sum(rtt[p] > 0.01 for p in picks) / len(picks)
+    assert far[True] == pytest.approx(far[False], abs=0.02), far

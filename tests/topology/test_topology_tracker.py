@@ -41,10 +41,12 @@ def test_bias_stays_off_until_own_coordinate_and_enough_peers_are_trusted() -> N
         assert t.learn(f"p{i}", version, coord)
     assert not t.trusted
     assert t.remoteness("p0") is None  # we have not placed ourselves yet
+    assert t.known_peers() == ()  # tournaments drawn among the known: only once trusted
     for i in range(TRUSTED_UPDATES):
         _probe(t, f"p{i % 4}", FAR if i % 2 else 0.0, FAR if i % 2 else NEAR)
     assert t.trusted
     assert t.remoteness("p0") is not None  # a few probes, not one round over every member
+    assert sorted(t.known_peers()) == sorted(f"p{i}" for i in range(MIN_KNOWN + 2))
 
 
 def test_too_few_known_peers_means_unknown() -> None:
@@ -53,6 +55,7 @@ def test_too_few_known_peers_means_unknown() -> None:
         _probe(t, f"p{i % 3}", 0.0, NEAR)
     assert t.trusted and t.book.trusted < MIN_KNOWN
     assert t.remoteness("p0") is None
+    assert t.known_peers() == ()
 
 
 def test_untrusted_peer_coordinates_are_unknown() -> None:
