@@ -88,13 +88,23 @@ _REJOIN_RANDOM = 2
 
 
 class _Probe:
-    __slots__ = ("addr", "expected_nacks", "incarnation", "nacks", "sent", "target", "verifying")
+    """One probe in flight; its one timer fires at the probe timeout (indirect round), then
+    at `deadline` (the probe failed)."""
 
-    def __init__(self, target: str, addr: Address, incarnation: int, sent: float, verifying: bool) -> None:
+    __slots__ = (
+        "addr", "deadline", "expected_nacks", "incarnation", "nacks", "sent", "target", "timed_out",
+        "verifying",
+    )  # fmt: skip
+
+    def __init__(
+        self, target: str, addr: Address, incarnation: int, sent: float, deadline: float, verifying: bool
+    ) -> None:
         self.target = target
         self.addr = addr
         self.incarnation = incarnation
         self.sent = sent
+        self.deadline = deadline
+        self.timed_out = False
         self.expected_nacks = 0
         self.nacks = 0
         self.verifying = verifying
@@ -135,6 +145,10 @@ class Swim:
         self.addr = config.advertise_address
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.queue = BroadcastQueue(config.retransmit_mult, config.broadcast_queue_max)
+        queues = (self.queue, *d.broadcasts)
+        self._queued = tuple(q.items for q in queues if isinstance(q, BroadcastQueue))
+        """The queued broadcasts of every BroadcastQueue source: any() of them is cheap."""
+        self._opaque_sources = tuple(q for q in queues if not isinstance(q, BroadcastQueue))
         self.timers = Timers()
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.outbox: list[tuple[Address, bytes]] = []
@@ -226,24 +240,29 @@ class Swim:
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
         parts = [encode_message(m) for m in messages]
-        used = _PACKET_HEADER + sum(len(p) for p in parts)
-        parts.extend(self._broadcasts(self._packet_budget - used))
+        if self._has_broadcasts():
+            used = _PACKET_HEADER
+            for p in parts:
+                used += len(p)
+            parts.extend(self._broadcasts(self._packet_budget - used))
         self.outbox.append((addr, pack_packet(parts)))
 
     def _broadcasts(self, budget: int) -> list[bytes]:
         if budget <= 0:
             return []
         n = len(self.members)
-        taken = self.queue.take(budget, _PER_MESSAGE_OVERHEAD, n)
-        if self._extra_queues:
-            budget -= sum(len(b) for b in taken)
-            for q in self._extra_queues:
-                if budget <= 0:
-                    break
+        taken = self.queue.take(budget, _PER_MESSAGE_OVERHEAD, n) if self.queue.items else []
+        for b in taken:
+            budget -= len(b)
+        for q in self._extra_queues:
+            if budget <= 0:
+                break
+            if len(q):
                 more = q.take(budget, _PER_MESSAGE_OVERHEAD, n)
-                budget -= sum(len(b) for b in more)
+                for b in more:
+                    budget -= len(b)
                 taken.extend(more)
-        return taken[:255]
+        return taken[:255] if len(taken) > 255 else taken
 
     def broadcast(
         self, key: Hashable, message: WireMessage, on_done: Callable[[], None] | None = None
@@ -298,6 +317,8 @@ class Swim:
     # -- messages ------------------------------------------------------------------------
 
     def handle_message(self, msg: WireMessage, addr: Address, now: float) -> None:
+        """One membership message of a datagram from `addr`; after the datagram's last one,
+        the owner calls `heard_from(addr)`."""
         t = type(msg)
         if t is Alive:
             self._on_alive(msg, now)  # type: ignore[arg-type]
@@ -315,7 +336,12 @@ class Swim:
             self._on_nack(msg)  # type: ignore[arg-type]
         else:
             self.stats["drop_unexpected_message"] += 1
-        self._admission.verify(self._by_addr.get(addr))  # heard from it directly
+
+    def heard_from(self, addr: Address) -> None:
+        """A datagram with membership messages came from `addr`: we heard from it directly."""
+        m = self._by_addr.get(addr)
+        if m is not None and not m.verified:
+            self._admission.verify(m)
 
     def _on_ping(self, msg: Ping, addr: Address) -> None:
         if msg.target != self.name:
@@ -339,8 +365,7 @@ class Swim:
             self.send(pending.reply_to, [Ack(pending.origin_seq)])
             return
         assert type(pending) is _Probe
-        self.timers.cancel(("probe_timeout", msg.seq))
-        self.timers.cancel(("probe_deadline", msg.seq))
+        self.timers.cancel(("probe", msg.seq))
         self.awareness.apply(-1)
         self._admission.verify(self.members.get(pending.target))
         self._isolation.probe_ok()
@@ -639,16 +664,15 @@ class Swim:
         for key in self.timers.pop_due(now):
             assert isinstance(key, tuple)
             kind = key[0]
-            if kind == "probe_timeout":
-                self._probe_timeout(key[1], now)
-            elif kind == "probe_deadline":
-                self._probe_deadline(key[1], now)
+            if kind == "probe":
+                if len(key) == 1:
+                    self._probe(now)
+                else:
+                    self._probe_timer(key[1], now)
             elif kind == "relay":
                 self._relay_timeout(key[1])
             elif kind == "suspicion":
                 self._suspicion_expired(key[1], now)
-            elif kind == "probe":
-                self._probe(now)
             elif kind == "gossip":
                 self._gossip(now)
             elif kind == "push_pull":
@@ -677,14 +701,14 @@ class Swim:
     def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
         cfg = self.config
         seq = self._next_seq()
-        probe = _Probe(target.name, target.addr, target.incarnation, now, verifying)
+        deadline = now + self.awareness.scale(cfg.probe_interval)
+        probe = _Probe(target.name, target.addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
         msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
         if target.state == State.SUSPECT:  # buddy system: let it refute at once
             msgs.append(Suspect(target.incarnation, target.name, self.name))
         self.send(target.addr, msgs)
-        self.timers.set(("probe_timeout", seq), now + cfg.probe_timeout)
-        self.timers.set(("probe_deadline", seq), now + self.awareness.scale(cfg.probe_interval))
+        self.timers.set(("probe", seq), now + cfg.probe_timeout)
 
     def _next_probe_target(self, now: float) -> MemberRecord | None:
         checked = 0
@@ -727,10 +751,21 @@ class Swim:
         if pos < self._probe_index:
             self._probe_index += 1
 
-    def _probe_timeout(self, seq: int, now: float) -> None:
+    def _probe_timer(self, seq: int, now: float) -> None:
         probe = self._pending.get(seq)
         if type(probe) is not _Probe:
             return
+        if probe.timed_out:
+            self._probe_deadline(seq, now)
+            return
+        probe.timed_out = True
+        self._probe_timeout(probe, seq, now)
+        if probe.deadline <= now:
+            self._probe_deadline(seq, now)
+        else:
+            self.timers.set(("probe", seq), probe.deadline)
+
+    def _probe_timeout(self, probe: _Probe, seq: int, now: float) -> None:
         helpers = self._choose(
             self.config.indirect_checks,
             lambda m: m.state == State.ALIVE and m.name != probe.target,
@@ -746,7 +781,6 @@ class Swim:
         probe = self._pending.pop(seq, None)
         if type(probe) is not _Probe:
             return
-        self.timers.cancel(("probe_timeout", seq))
         if probe.verifying:  # a member we only heard of: its failure says nothing about us
             self.stats["verification_probes_failed"] += 1
         else:
@@ -765,7 +799,7 @@ class Swim:
             self.send(relay.reply_to, [Nack(relay.origin_seq)])
 
     def _has_broadcasts(self) -> bool:
-        return bool(len(self.queue)) or any(len(q) for q in self._extra_queues)
+        return any(self._queued) or any(len(q) for q in self._opaque_sources)
 
     def wake_gossip(self, now: float) -> None:
         """Re-arm the idle gossip tick (on its original phase) once there is something to send.

@@ -232,6 +232,13 @@ def _cached_message(raw: bytes) -> WireMessage:
 def decode_packet(data: bytes) -> list[WireMessage]:
     """The messages of one datagram; raises DecodeError if any part is invalid."""
     _check_frame(data, MAX_DATAGRAM, "packet")
+    if len(data) > 3 and data[1] == 0x91 and data[3] not in _relayed_codes:
+        # one message that is not relayed (a probe, an ack): decoded in one call, no cache
+        try:
+            items = _unpackb(memoryview(data)[1:], MAX_DATAGRAM)
+        except Exception as exc:  # msgpack raises many types on garbage; all mean the same
+            raise DecodeError(f"packet: not msgpack ({type(exc).__name__})") from None
+        return [_message(items[0])]
     try:
         unpacker = _unpacker(data, MAX_DATAGRAM)
         count = unpacker.read_array_header()
