@@ -14,8 +14,13 @@ SUITES = {
     "topology": "benchmarks.bench_topology",
     "tables": "benchmarks.bench_tables",
     "datapath": "benchmarks.bench_datapath",
+    "services": "benchmarks.bench_services",
     "soak": "benchmarks.bench_soak",
     "fuzz": "benchmarks.bench_fuzz",
+    "dns": "benchmarks.bench_dns",
+    "dnsfuzz": "benchmarks.bench_dnsfuzz",
+    "agent": "benchmarks.bench_agent",
+    "ipam": "benchmarks.bench_ipam",
 }
 
 

@@ -12,6 +12,10 @@ Targets (each a decoder of bytes a peer controls; allowed failures in brackets):
   [DecodeError]
 - overlay: the table values of `overlay/model.py` (network, endpoint and service
   documents) through all three record decoders [DecodeError]
+- agent_body: the control API's JSON request bodies (network, endpoint and service
+  creation) through the routes' parsers in `agent/http/requests.py` [OperationError]
+- state_line: the agent state directory's journal lines through the store's reader
+  (`agent/daemon/state_store.py`, what a restart replays) [ConfigError]
 
 Inputs: one in ten is a freshly generated valid encoding (it must decode); the others are
 a valid encoding mutated 1-3 times: bit flips, byte overwrites, truncation, extension,
@@ -34,7 +38,9 @@ the same harness on a few thousand inputs and asserts zero unexpected failures.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import pathlib
 import random
 import sys
@@ -51,7 +57,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import msgpack
 
-from swimnet.errors import AuthenticationError, DecodeError
+from swimnet.agent.daemon import state_store
+from swimnet.agent.errors import OperationError
+from swimnet.agent.http import requests
+from swimnet.errors import AuthenticationError, ConfigError, DecodeError
 from swimnet.overlay.model import EndpointRecord, NetworkRecord, ServiceRecord
 from swimnet.security import streamauth
 from swimnet.security.keyring import Keyring
@@ -87,7 +96,15 @@ from swimnet.wire.tables import (
 )
 
 TOTAL = 1_000_000
-SHARES = {"datagram": 0.3, "stream": 0.2, "sealed": 0.2, "tables": 0.15, "overlay": 0.15}
+SHARES = {
+    "datagram": 0.3,
+    "stream": 0.2,
+    "sealed": 0.15,
+    "tables": 0.15,
+    "overlay": 0.1,
+    "agent_body": 0.05,
+    "state_line": 0.05,
+}
 TRACED_SHARE = 0.05
 """Share of each target's inputs run under tracemalloc (after the untraced part)."""
 WARMUP_SHARE = 0.05
@@ -356,6 +373,80 @@ def decode_overlay(data: bytes) -> None:
     raise DecodeError(errors[0])
 
 
+# agent: the control API's request bodies (JSON), each parsed as the routes parse them
+
+_BODY_NAMES = ("web", "db-1", "a.b_c", "x" * 64)
+
+
+def agent_body_seed(r: random.Random) -> bytes:
+    kind = r.randrange(3)
+    name = r.choice(_BODY_NAMES)
+    doc: dict[str, Any]
+    if kind == 0:
+        doc = {"kind": "network", "name": name, "subnet": f"10.{r.randrange(256)}.{r.randrange(256)}.0/24"}
+        if r.random() < 0.5:
+            doc["options"] = {"vxlan_port": str(r.randint(1, 65535))}
+        if r.random() < 0.3:
+            doc["mtu"] = r.randint(576, 9000)
+    elif kind == 1:
+        doc = {"kind": "endpoint", "name": name, "ip": f"10.0.{r.randrange(256)}.{r.randint(1, 254)}/24"}
+        if r.random() < 0.5:
+            doc["mac"] = "02:42:" + ":".join(f"{b:02x}" for b in r.randbytes(4))
+        if r.random() < 0.3:
+            doc["netns"] = "ctr" + str(r.randrange(100))
+    else:
+        doc = {"kind": "service", "name": name, "vip": f"10.0.0.{r.randint(2, 254)}", "mode": "vip"}
+        ports = [(r.choice(("tcp", "udp")), r.randint(1, 65535), r.randint(1, 65535)) for _ in range(3)]
+        doc["ports"] = [
+            {"protocol": proto, "published": published, "target": target}
+            for proto, published, target in ports[: r.randint(0, 3)]
+        ]
+        doc["backends"] = [hashlib.sha256(r.randbytes(8)).hexdigest()[:12] for _ in range(r.randint(0, 3))]
+    return json.dumps(doc).encode()
+
+
+def decode_agent_body(data: bytes) -> object:
+    """The route's parse of a request body; the `kind` field (when it survives) picks which
+    parser, else all three run; only the agent's typed INVALID error may come out."""
+    kind = b"network" if b'"network"' in data else b"endpoint" if b'"endpoint"' in data else b"service"
+    body = data.replace(b'"kind": "' + kind + b'", ', b"", 1)
+    if kind == b"network":
+        return requests.network_create(body)
+    if kind == b"endpoint":
+        return requests.endpoint_create(body)
+    return requests.service_fields(body, creating=True)
+
+
+# agent: its state directory's journal lines (one change per line, JSON), as a restart reads them
+
+def state_line_seed(r: random.Random) -> bytes:
+    kind = r.randrange(3)
+    if kind == 0:
+        ip = f"10.1.0.{r.randint(2, 254)}/24"
+        spec = {
+            "endpoint_id": hashlib.sha256(r.randbytes(8)).hexdigest()[:12],
+            "network": "ovnet",
+            "name": r.choice(_BODY_NAMES),
+            "ip": ip,
+            "mac": "02:42:" + ":".join(f"{b:02x}" for b in r.randbytes(4)),
+            "netns": "ctr1" if r.random() < 0.5 else None,
+            "pid": None,
+            "ifname": "eth0",
+        }
+        record = NetworkRecord("ovnet", "10.1.0.0/24", r.randint(1, 2**24 - 1), None, 1450, {}, 1, {})
+        return json.dumps({"add": spec, "network": base64.b64encode(record.encode()).decode()}).encode()
+    if kind == 1:
+        return json.dumps({"remove": hashlib.sha256(r.randbytes(8)).hexdigest()[:12]}).encode()
+    return json.dumps({"networks": {}}).encode()
+
+
+def decode_state_line(data: bytes) -> object:
+    """One journal line through the state store's own reader (a restart's path)."""
+    saved = state_store._Saved()  # the reader's target: what a restart rebuilds
+    state_store._apply_line(data, "journal[0]", "fuzz", saved)
+    return saved
+
+
 @dataclass
 class Target:
     name: str
@@ -372,6 +463,8 @@ TARGETS = [
     Target("sealed", sealed_seed, decode_sealed, (AuthenticationError,), None),
     Target("tables", tables_seed, decode_tables, (DecodeError,), 1),
     Target("overlay", overlay_seed, decode_overlay, (DecodeError,), 0),
+    Target("agent_body", agent_body_seed, decode_agent_body, (OperationError,), None),
+    Target("state_line", state_line_seed, decode_state_line, (ConfigError,), None),
 ]
 
 

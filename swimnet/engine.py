@@ -1,7 +1,7 @@
 """The sans-IO node: bytes in, bytes out. Composes the wire codec, sealing, membership
 (SWIM + Lifeguard), topology (membership's ping delegate and peer selection) and the layers
-above membership (keys, tables), which implement one `Layer` contract against a narrow
-`Host` (see swimnet/layers/contract.py).
+above membership (keys, tables, coordinates), which implement one `Layer` contract against a
+narrow `Host` (see swimnet/layers/contract.py).
 
 Surface (every entry point takes `now`; nothing here reads a clock or does I/O):
 
@@ -51,6 +51,7 @@ import msgpack
 from swimnet.config import Config
 from swimnet.errors import AuthenticationError, DecodeError, LocalProtocolError
 from swimnet.layers.contract import Layer, MessageHandler, StreamHandler
+from swimnet.layers.coordinates import CoordinatesLayer
 from swimnet.layers.events import KeyOpFinished, SyncFinished
 from swimnet.layers.keys import KeysLayer
 from swimnet.layers.tables import TablesLayer
@@ -158,10 +159,11 @@ class Engine:
         messages alone, the common case, leaves it as it was."""
 
         host = _Host(self)
-        self._topology = TopologyDelegate(config, rng, self._stats, ping_observer)
+        self._topology = TopologyDelegate(config, rng, self._stats, ping_observer, epoch=incarnation)
         self._keys = KeysLayer(host, config.keyring)
         self._tables = TablesLayer(host, now, tables_config)
-        self._layers: tuple[Layer, ...] = (self._keys, self._tables)
+        coordinates = CoordinatesLayer(host, self._topology.coordinates)
+        self._layers: tuple[Layer, ...] = (self._keys, self._tables, coordinates)
         self._handlers: dict[type, MessageHandler] = {}
         self._stream_handlers: dict[type, StreamHandler] = {}
         for layer in self._layers:

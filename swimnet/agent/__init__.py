@@ -1,7 +1,7 @@
 """swimnet-agent: the per-host daemon that turns the gossip cluster into overlay networks.
 
 Packages, by role:
-  domain/   the overlay agent: network, endpoint, service, key and diagnosis operations with
+  domain/   the overlay agent: network, endpoint, service, key, diagnosis and DNS operations with
             typed arguments; raises OperationError (kind + field); talks to the node only
             through domain/cluster.py
   http/     the control API: h11 server, the 0600 Unix socket, routes (body -> typed

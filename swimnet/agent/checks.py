@@ -4,7 +4,10 @@
 Rules: the verdict on a network value (names, subnets, addresses, MACs, interface names,
 namespaces, ports, VNI, MTU) is swimnet.values's, the same the overlay records and the
 datapath give (see that module for the rules); a parser's InvalidValue becomes a 400 with
-its field. Keys and key ids are the agent's own values, checked here.
+its field. Keys and key ids are the agent's own values, checked here. A record whose
+encoding is larger than a table value may be (`MAX_DOCUMENT`: many or long network options,
+a long backend list) is INVALID naming the field that made it so (`encoded`), never an
+encoder's ValueError escaping as a 500.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import ParamSpec, TypeVar
 
 from swimnet import values
 from swimnet.agent.errors import bad_request
+from swimnet.overlay import EndpointRecord, NetworkRecord, ServiceRecord
+from swimnet.overlay.documents import MAX_DOCUMENT
 from swimnet.security.keyring import KEY_SIZE
 
 P = ParamSpec("P")
@@ -51,6 +56,17 @@ port_mapping = _api(values.port_mapping)
 network_options = _api(values.network_options)
 host_in = _api(values.host_in)
 """An address of `net` usable by a host, with the network's prefix length."""
+
+
+def encoded(record: NetworkRecord | ServiceRecord | EndpointRecord, field: str) -> bytes:
+    """The record's table value; INVALID naming `field` when it is too large for one."""
+    try:
+        return record.encode()
+    except ValueError:
+        raise bad_request(
+            f"{field}: too large: the encoded {type(record).__name__} must be at most {MAX_DOCUMENT} bytes",
+            field,
+        ) from None
 
 
 def key(value: str, field: str = "key") -> bytes:

@@ -1,8 +1,10 @@
 """Request bodies: a JSON object read field by field, with types checked.
 
-Rules: the body must be a JSON object (an empty body counts as `{}`); a missing required
-field, a wrong type or an unknown field is an INVALID OperationError (HTTP 400) naming the
-field; `done()` must be called after the last field is read, so a typo in a field name is reported instead of
+Rules: the body must be a JSON object (an empty body counts as `{}`); a body that is not
+JSON, not UTF-8 or nested deeper than the parser's recursion limit is an INVALID
+OperationError (HTTP 400), never an exception escaping to the server (a 500); a missing
+required field, a wrong type or an unknown field is INVALID naming the field; `done()` must
+be called after the last field is read, so a typo in a field name is reported instead of
 silently ignored. Booleans are never accepted as integers.
 """
 
@@ -38,6 +40,8 @@ def parse_json(body: bytes) -> Any:
         raise bad_request("request body: not UTF-8") from None
     except ValueError as exc:
         raise bad_request(f"request body: malformed JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request("request body: JSON nested too deeply") from None
 
 
 class Body:

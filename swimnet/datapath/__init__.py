@@ -7,8 +7,11 @@
 `LinuxDatapath` programs the kernel (pyroute2 for devices, batched raw netlink for FDB and
 neighbour entries); `MemoryDatapath` keeps the same state in memory. Both reconcile from
 what they hold, never from what they were told earlier, and both provide the `Datapath`
-protocol. `swimnet.datapath.driver.DatapathDriver` (trio; not imported here) keeps a
-datapath equal to the overlay snapshots the agent computes, in the background.
+protocol, including `watch()`: a source of the changes others make to the sandboxes
+(`swimnet.datapath.watch`; netlink inside each sandbox for the kernel, `kwatch`).
+`swimnet.datapath.driver.DatapathDriver` (trio; not imported here) keeps a datapath equal
+to the overlay snapshots the agent computes, in the background, and repairs what others
+change as it happens.
 """
 
 from typing import TYPE_CHECKING

@@ -6,7 +6,10 @@ Rules:
   MTU; it gets the endpoint's IP/prefix and, when the network has a gateway, the default
   route; `lo` is brought up too;
 - the sandbox end is `ve<hash of endpoint id>`, enslaved to the bridge and up; an old one
-  of the same name (a half-done earlier attach) is deleted first;
+  of the same name (a half-done earlier attach) is deleted first; but when the container
+  already has the endpoint's interface (same name and MAC) and the sandbox that veth, the
+  pair outlived a bridge that was deleted and made again: the veth is enslaved to the new
+  bridge, nothing is re-made;
 - an attach that fails half-way deletes the pair again (deleting one end deletes both) and
   raises DatapathError; a container name clash is refused before anything is created;
 - detach deletes the sandbox end; a missing sandbox or veth is not an error;
@@ -44,9 +47,15 @@ def attach(sandbox: Sandbox, endpoint: LocalEndpoint) -> str:
     veth = names.veth_name(endpoint.endpoint_id)
     try:
         with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=cpath, flags=0) as ct:
-            if ct.link_lookup(ifname=endpoint.ifname):
-                raise DatapathError(f"{what}: {cpath} already has a device {endpoint.ifname}")
             bridge = links.index_of(sb, sandbox.bridge, sandbox.netns)
+            theirs = ct.link_lookup(ifname=endpoint.ifname)
+            if theirs:
+                mine = sb.link_lookup(ifname=veth)
+                if not mine or _address(ct, theirs[0]) != endpoint.mac:
+                    raise DatapathError(f"{what}: {cpath} already has a device {endpoint.ifname}")
+                sb.link("set", index=mine[0], master=bridge)  # the pair outlived its bridge
+                sb.link("set", index=mine[0], state="up")
+                return veth
             for old in sb.link_lookup(ifname=veth):
                 sb.link("del", index=old)
             _make_pair(sb, veth, cpath, sandbox, endpoint)
@@ -61,6 +70,11 @@ def attach(sandbox: Sandbox, endpoint: LocalEndpoint) -> str:
     except (NetlinkError, OSError) as exc:
         raise DatapathError(f"{what}: {exc}") from exc
     return veth
+
+
+def _address(ipr: Any, index: int) -> str | None:
+    found = ipr.get_links(index)[0].get_attr("IFLA_ADDRESS")
+    return str(found) if found is not None else None
 
 
 def _make_pair(sb: Any, veth: str, cpath: str, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
@@ -109,10 +123,9 @@ def attached(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
             peer = ct.link_lookup(ifname=endpoint.ifname)
             if not peer:
                 return False
-            address = ct.get_links(peer[0])[0].get_attr("IFLA_ADDRESS")
             veth = sb.link_lookup(ifname=names.veth_name(endpoint.endpoint_id))
             bridge = sb.link_lookup(ifname=sandbox.bridge)
-            if not veth or not bridge or address != endpoint.mac:
+            if not veth or not bridge or _address(ct, peer[0]) != endpoint.mac:
                 return False
             return bool(sb.get_links(veth[0])[0].get_attr("IFLA_MASTER") == bridge[0])
     except OSError:

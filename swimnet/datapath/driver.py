@@ -15,6 +15,18 @@ Rules:
   wins, so a burst costs one reconcile and latency stays bounded), every
   `reconcile_interval` seconds, on `attach()`, and again soon after a failure (backoff from
   0.5 s doubling up to the interval);
+- changes made by others are repaired as they happen (with `watch=True`): `run()` opens the
+  datapath's watch (swimnet.datapath.watch; netlink inside every sandbox for the kernel)
+  and each reconcile makes it follow the desired sandboxes (sockets of sandboxes about to
+  go are closed before the apply, those of new ones opened after it); a change that
+  `drifted()` from the desired state of the latest plan (a desired entry or device deleted
+  or rewritten, an undesired entry written, a sandbox gone, changes lost) marks its
+  sandbox, and a debounced reconcile of the marked sandboxes only (dump and diff of those)
+  follows, so a burst of changes costs one; the periodic pass stays the safety net;
+- the driver's own writes are not repairs: every change read while a writing datapath call
+  (reconcile, attach, detach) is in progress, and those queued when it returns (the kernel
+  notifies before it acknowledges), are dropped unread; a change made by someone else in
+  that window is left to the next reconcile (the periodic one at the latest);
 - nothing is reconciled before the first `update()`: an empty desired state would tear
   down the sandboxes of endpoints the agent is about to restore from its state directory;
 - network options honoured: `flood=true` (all-zeros FDB entries to every remote VTEP, for
@@ -38,13 +50,21 @@ Rules:
   call is never abandoned half-way when the caller is cancelled;
 - the driver knows datapaths only through the `Datapath` protocol (dump, apply, attach,
   attached, detach): it imports no kernel library; the caller chooses the datapath;
+- with a load balancer (`lb=`, the `swimnet.datapath.lb.LoadBalancer` protocol), every
+  reconcile also brings the VIP rules of each attached container namespace to the
+  snapshot's services (swimnet.datapath.lb.sync: after the FDB, same snapshot, its own
+  `lb_*` stats; the startup grace leaves existing tables alone);
 - input is `swimnet.overlay`'s snapshot values (what the agent computes from its tables);
   log lines carry structured fields (`swimnet.logfields`) on the logger given (default
   `swimnet.datapath.driver`);
 - `stats` counts: reconciles, ops_applied, op_errors, reconcile_failures, invalid (skipped
   networks / endpoints, once each), attaches, attach_errors, detaches, detach_errors,
-  reattaches, deletes_deferred; `errors` sums op_errors, reconcile_failures, attach_errors
-  and detach_errors.
+  reattaches, deletes_deferred; from the watch: events (changes by others read),
+  events_own (notifications dropped during the driver's own writes), events_drift (changes
+  that drifted from the desired state), events_lost (reports of lost changes),
+  event_reconciles (reconciles a change triggered) and repairs_from_events (those that
+  applied ops); `errors` sums op_errors, reconcile_failures, attach_errors and
+  detach_errors.
 """
 
 from __future__ import annotations
@@ -61,6 +81,8 @@ import trio
 
 from swimnet.datapath import names as dp_names
 from swimnet.datapath.diff import diff
+from swimnet.datapath.lb.ops import LbResult, LoadBalancer
+from swimnet.datapath.lb.sync import LbPass, LbSync
 from swimnet.datapath.model import (
     FLOOD_MAC,
     DesiredState,
@@ -80,9 +102,11 @@ from swimnet.datapath.ops import (
     DeleteNeigh,
     Op,
 )
+from swimnet.datapath.watch import Change, Lost, Watch, drifted
 from swimnet.errors import ConfigError, DatapathError, LocalProtocolError, SwimnetError
 from swimnet.logfields import event
 from swimnet.overlay import LocalEndpointSpec, NetworkRecord, OverlaySnapshot
+from swimnet.overlay.snapshot import ServiceSpec
 
 LOGGER = "swimnet.datapath.driver"
 T = TypeVar("T")
@@ -98,6 +122,8 @@ class _Plan:
     desired: DesiredState
     locals: tuple[LocalEndpoint, ...]
     """The local endpoints `desired` was computed from (attach and re-attach need them)."""
+    services: tuple[ServiceSpec, ...] = ()
+    """The snapshot's services (the load balancer's input)."""
 
 
 @attrs.frozen
@@ -108,6 +134,8 @@ class _Reconciled:
     result: ApplyResult
     deferred: int = 0
     """Removals held back during the startup grace."""
+    lb: LbPass | None = None
+    """The load balancing pass (None without a load balancer)."""
 
 
 def network_spec(name: str, record: NetworkRecord, vni: int) -> NetworkSpec:
@@ -146,7 +174,9 @@ class DatapathDriver:
         debounce: float = 0.1,
         startup_grace: float = 5.0,
         threads: bool = True,
+        watch: bool = True,
         log: logging.Logger | None = None,
+        lb: LoadBalancer | None = None,
     ) -> None:
         dp_names.check_tag(node_tag)
         if not reconcile_interval > 0:
@@ -165,6 +195,8 @@ class DatapathDriver:
         self.startup_grace = startup_grace
         self.threads = threads
         """False: call the datapath inline (an in-memory datapath under a mock clock)."""
+        self.watch_changes = watch
+        """False: no watch; drift is repaired by the periodic reconcile only."""
         self.stats: collections.Counter[str] = collections.Counter()
         self.last_error: str | None = None
         self._limiter = trio.CapacityLimiter(1)
@@ -181,8 +213,20 @@ class DatapathDriver:
         self._grace_until: float | None = None
         """End of the startup grace (set by the first reconcile)."""
         self._deferred = False
+        self._watch: Watch | None = None
+        self._repair: set[str] = set()
+        """Sandboxes a change by someone else took away from the desired state."""
+        self._desired: DesiredState | None = None
+        """The desired state of the latest plan (what changes are judged against)."""
+        self._writing = 0
+        self._lb = LbSync(lb, self.stats, self.log) if lb is not None else None
 
     # -- the agent's interface ----------------------------------------------------------
+
+    @property
+    def lb_last(self) -> LbResult | None:
+        """The latest load-balancing pass's outcome per namespace (None: no pass yet, or no `lb`)."""
+        return self._lb.last if self._lb is not None else None
 
     def update(self, snapshot: OverlaySnapshot) -> None:
         """Store the desired overlay and schedule a debounced reconcile."""
@@ -199,32 +243,89 @@ class DatapathDriver:
         self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Reconcile after updates, periodically and after failures, until cancelled or closed."""
+        """Reconcile after updates, changes by others, periodically and after failures, until
+        cancelled or closed."""
         with trio.CancelScope() as scope:
             self._scope = scope
-            task_status.started()
-            deadline = math.inf
-            retry = RETRY_MIN
-            while not self._closed:
-                if not self._dirty:
-                    with trio.move_on_at(deadline):
-                        await self._wake.wait()
-                    self._wake = trio.Event()
-                if self._dirty:
-                    await trio.sleep(self.debounce)  # updates arriving meanwhile join this reconcile
-                if self._snapshot is None and not self._pinned:
-                    self._dirty = False
-                    continue
-                self._dirty = False
+            watch = self.datapath.watch() if self.watch_changes and not self._closed else None
+            self._watch = watch
+            try:
+                async with trio.open_nursery() as nursery:
+                    if watch is not None:
+                        nursery.start_soon(self._listen, watch)
+                    task_status.started()
+                    await self._loop()
+                    nursery.cancel_scope.cancel()
+            finally:
+                self._watch = None
+                if watch is not None:
+                    watch.close()  # nothing waits on it any more; its sockets free their namespaces
+
+    async def _loop(self) -> None:
+        deadline = math.inf
+        retry = RETRY_MIN
+        while not self._closed:
+            if not self._dirty and not self._repair:
+                with trio.move_on_at(deadline):
+                    await self._wake.wait()
                 self._wake = trio.Event()
-                if await self._reconcile_quietly():
-                    retry, delay = RETRY_MIN, self.reconcile_interval
-                else:
-                    delay = min(retry, self.reconcile_interval)
+            if self._dirty or self._repair:
+                await trio.sleep(self.debounce)  # updates and changes arriving meanwhile join in
+            if self._snapshot is None and not self._pinned:
+                self._dirty = False
+                self._repair.clear()
+                continue
+            only = None
+            if not self._dirty and self._repair and trio.current_time() < deadline:
+                only = frozenset(self._repair)  # a repair of what changed, not a full pass
+            self._dirty = False
+            self._repair.clear()
+            self._wake = trio.Event()
+            ok = await self._reconcile_quietly(only)
+            now = trio.current_time()
+            if only is not None:
+                if not ok:  # the next full pass comes soon, with the usual backoff
+                    deadline = min(deadline, now + retry)
                     retry = min(retry * 2, self.reconcile_interval)
-                deadline = trio.current_time() + delay
-                if self._deferred and self._grace_until is not None:
-                    deadline = min(deadline, self._grace_until)  # run the held-back removals
+            elif ok:
+                retry, deadline = RETRY_MIN, now + self.reconcile_interval
+            else:
+                deadline = now + min(retry, self.reconcile_interval)
+                retry = min(retry * 2, self.reconcile_interval)
+            if self._deferred and self._grace_until is not None:
+                deadline = min(deadline, self._grace_until)  # run the held-back removals
+
+    async def _listen(self, watch: Watch) -> None:
+        """Read the watch; mark the sandboxes that drifted and wake the loop."""
+        while True:
+            await watch.wait()
+            if self._writing:
+                self.stats["events_own"] += watch.discard()
+            else:
+                self._take(watch.read())
+
+    def _take(self, changes: list[Change]) -> None:
+        desired = self._desired
+        marked = False
+        for change in changes:
+            self.stats["events"] += 1
+            if isinstance(change, Lost):
+                self.stats["events_lost"] += 1
+            if desired is None or not drifted(change, desired):
+                continue
+            self.stats["events_drift"] += 1
+            if change.netns not in self._repair:
+                event(
+                    self.log,
+                    "datapath: changed by someone else",
+                    event="datapath_drift",
+                    netns=change.netns,
+                    change=repr(change),
+                )
+                self._repair.add(change.netns)
+                marked = True
+        if marked:
+            self._wake.set()
 
     async def attach(self, endpoint: LocalEndpointSpec) -> None:
         """Reconcile with the endpoint included, then plug it into its network's bridge."""
@@ -243,7 +344,7 @@ class DatapathDriver:
                 shown = "; ".join(f"{e.op}: {e.message}" for e in failed[:3])
                 raise DatapathError(f"{what}: setting up network {endpoint.network!r} failed: {shown}")
             local = next(ep for ep in done.plan.locals if ep.endpoint_id == endpoint.endpoint_id)
-            await self._call(lambda: self._attach_one(sandbox, local))
+            await self._call(lambda: self._attach_one(sandbox, local), writes=True)
         except BaseException as exc:
             self._pinned.pop(endpoint.endpoint_id, None)
             if isinstance(exc, Exception):
@@ -274,7 +375,7 @@ class DatapathDriver:
                 local = local_endpoint(endpoint, record.subnet)
                 alone = desired_state(self.node_tag, self.vtep, self.underlay_mtu, [spec], [local], [])
                 sandbox = alone.sandbox(endpoint.network)
-                await self._call(lambda: self.datapath.detach(sandbox, local))
+                await self._call(lambda: self.datapath.detach(sandbox, local), writes=True)
             except Exception as exc:
                 self.stats["detach_errors"] += 1
                 self.stats["errors"] += 1
@@ -360,7 +461,7 @@ class DatapathDriver:
             )
         except ConfigError as exc:
             raise DatapathError(f"the overlay cannot be programmed: {exc}") from exc
-        return _Plan(desired, tuple(locals_))
+        return _Plan(desired, tuple(locals_), snapshot.services if snapshot is not None else ())
 
     def _invalid(self, message: str) -> None:
         """Count and log a skipped value once (plans are recomputed on every reconcile)."""
@@ -375,19 +476,28 @@ class DatapathDriver:
                 detail=message,
             )
 
-    async def _reconcile(self) -> _Reconciled:
+    async def _reconcile(self, only: frozenset[str] | None = None) -> _Reconciled:
+        """Reconcile everything, or (`only`) those sandboxes alone."""
         plan = self._plan()
+        self._desired = plan.desired
         now = trio.current_time()
         if self._grace_until is None:
             self._grace_until = now + self.startup_grace
         hold = now < self._grace_until
-        done = await self._call(lambda: self._reconcile_sync(plan, hold))
+        done = await self._call(lambda: self._reconcile_sync(plan, hold, only), writes=True)
         self.stats["reconciles"] += 1
         self.stats["ops_applied"] += done.result.applied
         self.stats["op_errors"] += len(done.result.errors)
         self.stats["errors"] += len(done.result.errors)
         self.stats["deletes_deferred"] += done.deferred
-        self._deferred = done.deferred > 0
+        lb_deferred = done.lb is not None and done.lb.deferred > 0
+        if only is None:
+            self._deferred = done.deferred > 0 or lb_deferred
+        else:
+            self._deferred = self._deferred or done.deferred > 0 or lb_deferred
+            self.stats["event_reconciles"] += 1
+            if done.ops:
+                self.stats["repairs_from_events"] += 1
         if done.result.errors:
             self.last_error = "; ".join(f"{e.op}: {e.message}" for e in done.result.errors[:3])
         if done.ops or done.deferred:
@@ -399,13 +509,14 @@ class DatapathDriver:
                 ops=len(done.ops),
                 failed=len(done.result.errors),
                 deferred=done.deferred,
+                scope="all" if only is None else ",".join(sorted(only)),
             )
         return done
 
-    async def _reconcile_quietly(self) -> bool:
+    async def _reconcile_quietly(self, only: frozenset[str] | None = None) -> bool:
         """A background reconcile: True when everything applied; failures are logged, counted."""
         try:
-            done = await self._reconcile()
+            done = await self._reconcile(only)
         except Exception as exc:  # the background loop must survive anything; it retries
             self.stats["reconcile_failures"] += 1
             self.stats["errors"] += 1
@@ -421,11 +532,18 @@ class DatapathDriver:
             if not expected:
                 self.log.warning("datapath: unexpected reconcile failure", exc_info=exc)
             return False
-        return done.result.ok
+        return done.result.ok and (done.lb is None or done.lb.ok)
 
-    def _reconcile_sync(self, plan: _Plan, hold_deletes: bool) -> _Reconciled:
+    def _reconcile_sync(self, plan: _Plan, hold_deletes: bool, only: frozenset[str] | None) -> _Reconciled:
         desired = plan.desired
-        ops = diff(desired, self.datapath.dump())
+        watch = self._watch
+        if watch is not None:
+            watch.track(desired.sandboxes)  # before the apply: a socket keeps a namespace alive
+        target = desired
+        if only is not None:
+            boxes = {n: box for n, box in desired.sandboxes.items() if n in only}
+            target = DesiredState(desired.node_tag, boxes)
+        ops = diff(target, self.datapath.dump(only))
         deferred = 0
         if hold_deletes:
             kept = [op for op in ops if not _removal(op, desired)]
@@ -442,7 +560,16 @@ class DatapathDriver:
                 busy = ep.endpoint_id in self._attaching  # attach() plugs those in itself
                 if ep.network == box.network and ep.netns != UNATTACHED and not busy:
                     self._reattach(box, ep)
-        return _Reconciled(plan, tuple(ops), result, deferred)
+        if watch is not None:
+            watch.track(desired.sandboxes)  # and the sandboxes just made
+        return _Reconciled(plan, tuple(ops), result, deferred, self._balance(plan, hold_deletes))
+
+    def _balance(self, plan: _Plan, hold: bool) -> LbPass | None:
+        """The load balancing pass (see swimnet.datapath.lb.sync)."""
+        if self._lb is None:
+            return None
+        attached = [(ep.network, ep.netns) for ep in plan.locals if ep.netns != UNATTACHED]
+        return self._lb.sync(plan.services, attached, hold=hold)
 
     def _reattach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         try:
@@ -465,11 +592,21 @@ class DatapathDriver:
         if not self.datapath.attached(sandbox, endpoint):
             self.datapath.attach(sandbox, endpoint)
 
-    async def _call(self, fn: Callable[[], T]) -> T:
+    async def _call(self, fn: Callable[[], T], *, writes: bool = False) -> T:
+        """Run a datapath call (one at a time); `writes`: its changes are our own (dropped)."""
         async with self._limiter:
-            if self.threads:
-                return await trio.to_thread.run_sync(fn)
-            return fn()
+            if writes:
+                self._writing += 1
+            try:
+                if self.threads:
+                    return await trio.to_thread.run_sync(fn)
+                return fn()
+            finally:
+                if writes:
+                    watch = self._watch
+                    if watch is not None:  # the kernel queued them before its last ACK
+                        self.stats["events_own"] += watch.discard()
+                    self._writing -= 1
 
 
 def _removal(op: Op, desired: DesiredState) -> bool:

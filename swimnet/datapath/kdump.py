@@ -56,7 +56,8 @@ class Link:
     """Raw IFLA_VXLAN_* attributes of a VXLAN device."""
 
 
-def _attrs(data: bytes, pos: int, end: int) -> dict[int, bytes]:
+def attributes(data: bytes, pos: int, end: int) -> dict[int, bytes]:
+    """The netlink attributes in data[pos:end], by type (nested-flag bits cleared)."""
     out: dict[int, bytes] = {}
     while pos + 4 <= end:
         alen, atype = _ATTR.unpack_from(data, pos)
@@ -92,11 +93,11 @@ def links(datagrams: list[bytes], wanted: Callable[[str], bool] | None = None) -
     out: dict[int, Link] = {}
     for data, pos, end in _messages(datagrams, nl.RTM_NEWLINK):
         _, _, index, flags, _ = nl.IFINFOMSG.unpack_from(data, pos)
-        top = _attrs(data, pos + 16, end)
+        top = attributes(data, pos + 16, end)
         name = top.get(nl.IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
         if wanted is not None and not wanted(name):
             continue
-        info = _attrs(top.get(IFLA_LINKINFO, b""), 0, len(top.get(IFLA_LINKINFO, b"")))
+        info = attributes(top.get(IFLA_LINKINFO, b""), 0, len(top.get(IFLA_LINKINFO, b"")))
         kind = info.get(IFLA_INFO_KIND, b"").rstrip(b"\0").decode(errors="replace")
         data_attrs = info.get(IFLA_INFO_DATA, b"")
         out[index] = Link(
@@ -106,7 +107,7 @@ def links(datagrams: list[bytes], wanted: Callable[[str], bool] | None = None) -
             mtu=_U32.unpack(top[IFLA_MTU])[0] if IFLA_MTU in top else 0,
             up=bool(flags & IFF_UP),
             master=_U32.unpack(top[IFLA_MASTER])[0] if IFLA_MASTER in top else 0,
-            vxlan=_attrs(data_attrs, 0, len(data_attrs)) if kind == "vxlan" else {},
+            vxlan=attributes(data_attrs, 0, len(data_attrs)) if kind == "vxlan" else {},
         )
     return out
 
@@ -136,7 +137,7 @@ def ipv4_addresses(datagrams: list[bytes], ifindex: int) -> frozenset[str]:
         family, prefixlen, _, _, index = nl.IFADDRMSG.unpack_from(data, pos)
         if family != nl.AF_INET or index != ifindex:
             continue
-        a = _attrs(data, pos + 8, end)
+        a = attributes(data, pos + 8, end)
         raw = a.get(IFA_LOCAL) or a.get(IFA_ADDRESS)
         if raw:
             out.add(f"{socket.inet_ntoa(raw[:4])}/{prefixlen}")
@@ -147,7 +148,7 @@ def neigh_request(family: int) -> bytes:
     return nl.NDMSG.pack(family, 0, 0, 0, 0)
 
 
-def _dst_lladdr(data: bytes, pos: int, end: int) -> tuple[bytes | None, bytes | None]:
+def dst_lladdr(data: bytes, pos: int, end: int) -> tuple[bytes | None, bytes | None]:
     """NDA_DST and NDA_LLADDR of a neighbour message (stops once both are found)."""
     dst = lladdr = None
     unpack_attr = _ATTR.unpack_from
@@ -164,7 +165,8 @@ def _dst_lladdr(data: bytes, pos: int, end: int) -> tuple[bytes | None, bytes | 
     return dst, lladdr
 
 
-def _ip(raw: bytes) -> str:
+def ip_text(raw: bytes) -> str:
+    """An IPv4 or IPv6 address from its 4 or 16 bytes."""
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
@@ -178,11 +180,11 @@ def fdb_entries(datagrams: list[bytes], ifindex: int) -> tuple[Fdb, frozenset[st
         if family != nl.AF_BRIDGE or index != ifindex:
             continue
         if flags & nl.NTF_SELF:
-            dst, lladdr = _dst_lladdr(data, pos + 12, end)
+            dst, lladdr = dst_lladdr(data, pos + 12, end)
             if lladdr is not None:
-                fdb.add((lladdr.hex(":"), _ip(dst) if dst else "0.0.0.0"))
+                fdb.add((lladdr.hex(":"), ip_text(dst) if dst else "0.0.0.0"))
         elif not state & static:  # a bridge row (the kernel leaves NTF_MASTER unset in dumps)
-            _, lladdr = _dst_lladdr(data, pos + 12, end)
+            _, lladdr = dst_lladdr(data, pos + 12, end)
             if lladdr is not None:
                 learned.add(lladdr.hex(":"))
     return frozenset(fdb), frozenset(learned)
@@ -194,7 +196,7 @@ def neighbours(datagrams: list[bytes], ifindex: int) -> dict[str, str]:
     for data, pos, end in _messages(datagrams, nl.RTM_NEWNEIGH):
         family, index, state, _, _ = _NDHEAD.unpack_from(data, pos)
         if family == nl.AF_INET and index == ifindex and state & nl.NUD_PERMANENT:
-            dst, lladdr = _dst_lladdr(data, pos + 12, end)
+            dst, lladdr = dst_lladdr(data, pos + 12, end)
             if dst is not None and lladdr is not None:
                 out[socket.inet_ntoa(dst)] = lladdr.hex(":")
     return out

@@ -10,6 +10,8 @@ Rules:
   that fails usually makes later ops on the same sandbox fail too, each reported;
 - the VXLAN device is created in `host_netns` (None: this process's namespace), where the
   underlay is;
+- `watch()` gives a KernelWatch (swimnet.datapath.kwatch): netlink notifications from
+  inside the sandboxes, so changes made by others are seen as they happen;
 - synchronous and not thread-safe: call one method at a time (from trio, through
   `trio.to_thread.run_sync` under a CapacityLimiter(1) or a lock).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -27,6 +29,7 @@ from swimnet.datapath import netlink as nl
 from swimnet.datapath.actual import ActualState, SandboxState
 from swimnet.datapath.diff import diff
 from swimnet.datapath.entries import EntryWriter, NetlinkEntries, PyrouteEntries
+from swimnet.datapath.kwatch import KernelWatch
 from swimnet.datapath.model import DesiredState, LocalEndpoint, Sandbox
 from swimnet.datapath.ops import (
     ENTRY_OPS,
@@ -87,28 +90,36 @@ class LinuxDatapath:
 
     # -- reading ------------------------------------------------------------------------
 
-    def dump(self) -> ActualState:
-        sandboxes: dict[str, SandboxState] = {}
-        for name in netns.list_names():
+    def dump(self, sandboxes: Collection[str] | None = None) -> ActualState:
+        """Every sandbox of this node and the host's leftovers; or only the named sandboxes
+        (and then no host leftovers)."""
+        found: dict[str, SandboxState] = {}
+        listed = netns.list_names() if sandboxes is None else sorted(sandboxes)
+        for name in listed:
             if names.sandbox_vni(self.node_tag, name) is None:
                 continue
             path = netns.path_of(name)
             if not netns.is_namespace(path):
                 if os.path.exists(path):
-                    sandboxes[name] = SandboxState(name, usable=False)  # a crash while creating it
+                    found[name] = SandboxState(name, usable=False)  # a crash while creating it
                 continue
             try:
                 with nl.NetlinkSocket(path) as sock:
-                    sandboxes[name] = kdump.sandbox_state(sock, name, names.BRIDGE, names.VXLAN)
+                    found[name] = kdump.sandbox_state(sock, name, names.BRIDGE, names.VXLAN)
             except DatapathError:
                 if netns.is_namespace(path):
                     raise
                 # removed while we looked (by someone else): it is not there
-
+        if sandboxes is not None:
+            return ActualState(self.node_tag, found)
         with nl.NetlinkSocket(self.host_path) as host:
-            found = kdump.links(host.dump(nl.RTM_GETLINK, kdump.link_request()), names.is_host_vxlan_name)
-        leftovers = frozenset(link.name for link in found.values() if link.kind == "vxlan")
-        return ActualState(self.node_tag, sandboxes, leftovers)
+            links_ = kdump.links(host.dump(nl.RTM_GETLINK, kdump.link_request()), names.is_host_vxlan_name)
+        leftovers = frozenset(link.name for link in links_.values() if link.kind == "vxlan")
+        return ActualState(self.node_tag, found, leftovers)
+
+    def watch(self) -> KernelWatch:
+        """A watch of this node's sandboxes (netlink inside each; see swimnet.datapath.kwatch)."""
+        return KernelWatch()
 
     # -- writing ------------------------------------------------------------------------
 

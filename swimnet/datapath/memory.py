@@ -9,14 +9,21 @@ Rules (the kernel's, as far as the diff relies on them):
   VNI and port on this node fails with EEXIST, and a leftover `swv<vni>` is replaced;
 - `fail(predicate, errno)` makes matching ops fail, for testing error paths;
 - the `sandboxes` and `host_vxlans` attributes are the state itself: tests edit them to
-  simulate drift made by hand.
+  simulate drift made by hand; edits made inside `with datapath.by_hand() as sandboxes:`
+  are also reported to the watches, like the kernel's notifications of an administrator's
+  `bridge fdb del` or `ip link del` (edits made outside it are found by a reconcile only);
+- `watch()` returns a QueueWatch that gets the changes of every `apply()` and `by_hand()`
+  edit, computed from the state before and after (FDB pairs and neighbours written or
+  deleted, the bridge and the VXLAN device made, changed or deleted, a sandbox gone); an
+  apply reports its changes when it ends, as the kernel has before its last ACK.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import attrs
 
@@ -24,6 +31,7 @@ from swimnet.datapath import names
 from swimnet.datapath.actual import ActualState, BridgeState, SandboxState, VxlanState
 from swimnet.datapath.diff import diff
 from swimnet.datapath.model import DesiredState, LocalEndpoint, Sandbox
+from swimnet.datapath.names import BRIDGE, VXLAN
 from swimnet.datapath.ops import (
     AppendFdb,
     ApplyResult,
@@ -43,6 +51,7 @@ from swimnet.datapath.ops import (
     SetBridge,
     SetVxlan,
 )
+from swimnet.datapath.watch import Change, FdbChange, LinkChange, NeighChange, QueueWatch, SandboxGone
 from swimnet.errors import DatapathError, LocalProtocolError
 
 
@@ -72,12 +81,42 @@ class MemoryDatapath:
         self.history: list[Op] = []
         """Every op applied, failed or not, in order."""
         self._failures: list[tuple[Callable[[Op], bool], int]] = []
+        self._watches: list[QueueWatch] = []
+
+    def watch(self) -> QueueWatch:
+        """A watch of this datapath's sandboxes (see the module rules)."""
+        watch = QueueWatch()
+        self._watches.append(watch)
+        return watch
+
+    @contextlib.contextmanager
+    def by_hand(self) -> Iterator[dict[str, MemorySandbox]]:
+        """Edit the state as an administrator would; the watches see what changed."""
+        with self._reported():
+            yield self.sandboxes
+
+    @contextlib.contextmanager
+    def _reported(self) -> Iterator[None]:
+        self._watches = [w for w in self._watches if not w.closed]
+        before = self.dump() if self._watches else None
+        try:
+            yield
+        finally:
+            if before is not None:
+                found = changes(before, self.dump())
+                for watch in self._watches:
+                    watch.push(found)
 
     def fail(self, predicate: Callable[[Op], bool], code: int = errno.EIO) -> None:
         self._failures.append((predicate, code))
 
-    def dump(self) -> ActualState:
-        sandboxes = {
+    def dump(self, sandboxes: Collection[str] | None = None) -> ActualState:
+        """Everything, or only the named sandboxes (and then no host leftovers)."""
+        if sandboxes is not None:
+            full = self.dump()
+            only = {n: s for n, s in full.sandboxes.items() if n in sandboxes}
+            return ActualState(self.node_tag, only)
+        found = {
             name: SandboxState(
                 name,
                 bridge=box.bridge,
@@ -90,9 +129,13 @@ class MemoryDatapath:
             )
             for name, box in self.sandboxes.items()
         }
-        return ActualState(self.node_tag, sandboxes, frozenset(self.host_vxlans))
+        return ActualState(self.node_tag, found, frozenset(self.host_vxlans))
 
     def apply(self, ops: Sequence[Op]) -> ApplyResult:
+        with self._reported():
+            return self._apply_all(ops)
+
+    def _apply_all(self, ops: Sequence[Op]) -> ApplyResult:
         errors: list[OpError] = []
         for op in ops:
             self.history.append(op)
@@ -176,6 +219,9 @@ class MemoryDatapath:
                 if vx is not None and (vx.vni, vx.port) == (s.vni, s.port):
                     raise _Failed(errno.EEXIST, f"VNI {s.vni} port {s.port} is in use")
             box.vxlan = VxlanState(s.vni, s.port, s.local_vtep, False, True, s.mtu, False, None)
+            box.fdb.clear()  # a new device starts without entries
+            box.neighbours.clear()
+            box.learned.clear()
         elif box.vxlan is None:
             raise _Failed(errno.ENODEV, f"no {s.vxlan} in {s.netns}")
         if box.bridge is None:
@@ -225,3 +271,32 @@ def _delete_entry(box: MemorySandbox, op: DeleteFdb | DeleteNeigh | DeleteLearne
             remotes.remove(op.vtep)
         if not remotes:
             box.fdb.pop(op.mac, None)
+
+
+def changes(before: ActualState, after: ActualState) -> list[Change]:
+    """What a kernel would have notified for the difference between two states."""
+    out: list[Change] = []
+    for netns in sorted(before.sandboxes.keys() | after.sandboxes.keys()):
+        new = after.sandboxes.get(netns)
+        if new is None:
+            out.append(SandboxGone(netns))
+            continue
+        old = before.sandboxes.get(netns) or SandboxState(netns)
+        if old.bridge is not None and new.bridge is None:
+            out.append(LinkChange(netns, BRIDGE, deleted=True))
+        elif new.bridge is not None and new.bridge != old.bridge:
+            out.append(LinkChange(netns, BRIDGE, False, new.bridge.up, new.bridge.mtu))
+        if old.vxlan is not None and new.vxlan is None:
+            out.append(LinkChange(netns, VXLAN, deleted=True))
+        elif new.vxlan is not None and new.vxlan != old.vxlan:
+            vx = new.vxlan
+            out.append(LinkChange(netns, VXLAN, False, vx.up, vx.mtu, enslaved=vx.master is not None))
+        out += [FdbChange(netns, mac, vtep, True) for mac, vtep in sorted(old.fdb - new.fdb)]
+        out += [FdbChange(netns, mac, vtep, False) for mac, vtep in sorted(new.fdb - old.fdb)]
+        for ip, mac in sorted(old.neighbours.items()):
+            if ip not in new.neighbours:
+                out.append(NeighChange(netns, ip, mac, True, True))
+        for ip, mac in sorted(new.neighbours.items()):
+            if old.neighbours.get(ip) != mac:
+                out.append(NeighChange(netns, ip, mac, True, False))
+    return out

@@ -13,13 +13,14 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 import attrs
 
 from swimnet.datapath.actual import ActualState
 from swimnet.datapath.model import DesiredState, LocalEndpoint, Sandbox
+from swimnet.datapath.watch import Watch
 from swimnet.errors import DatapathError
 
 
@@ -160,7 +161,10 @@ class Datapath(Protocol):
 
     node_tag: str
 
-    def dump(self) -> ActualState: ...
+    def dump(self, sandboxes: Collection[str] | None = None) -> ActualState:
+        """What the datapath holds: everything, or only the named sandboxes (then without
+        the host's leftovers)."""
+        ...
 
     def apply(self, ops: Sequence[Op]) -> ApplyResult: ...
 
@@ -174,3 +178,7 @@ class Datapath(Protocol):
         ...
 
     def detach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None: ...
+
+    def watch(self) -> Watch:
+        """A new source of the changes others make to this datapath's sandboxes."""
+        ...

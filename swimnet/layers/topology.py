@@ -1,14 +1,18 @@
 """Topology as membership's ping delegate and peer selection: Vivaldi coordinates learned
 from direct probe acks, and latency-biased choice of gossip targets, helpers and partners.
+(The coordinates of members we never probed arrive through swimnet.layers.coordinates, which
+shares our `PeerCoordinates`.)
 
 Rules:
 - our coordinate rides on every `coordinate_every`-th ack (by the prober's sequence
-  number): half the samples, a fraction of the bytes;
+  number), and on every ack to a prober whose trusted coordinate we do not hold (a fresh
+  node: every probe it makes helps to place it); 0 turns ack coordinates off;
 - every direct probe round trip updates the coordinates, then goes to the optional
   `PingObserver` (e.g. the agent's RTT histogram) with the same `now`;
 - choice is biased by `topology_bias`, keeping a uniform share (`topology_uniform_share`)
   so far zones still hear everything; "near" is relative to the median RTT, off beneath
-  `topology_rtt_floor`.
+  `topology_rtt_floor`, and off while estimates are not trustworthy (see
+  swimnet.topology.tracker).
 """
 
 from __future__ import annotations
@@ -32,12 +36,19 @@ class PingObserver(Protocol):
 
 class TopologyDelegate:
     def __init__(
-        self, config: Config, rng: random.Random, stats: Counter[str], observer: PingObserver | None = None
+        self,
+        config: Config,
+        rng: random.Random,
+        stats: Counter[str],
+        observer: PingObserver | None = None,
+        *,
+        epoch: int = 1,
     ) -> None:
         self._config = config
         self._rng = rng
+        self._stats = stats
         self._observer = observer
-        self.coordinates = PeerCoordinates(rng, stats=stats)
+        self.coordinates = PeerCoordinates(rng, stats=stats, epoch=epoch, rtt_floor=config.topology_rtt_floor)
 
     @property
     def coordinate(self) -> Coordinate:
@@ -48,9 +59,13 @@ class TopologyDelegate:
 
     # PingDelegate
 
-    def ack_payload(self, seq: int) -> bytes:
+    def ack_payload(self, seq: int, prober: str) -> bytes:
         every = self._config.coordinate_every
-        return self.coordinates.ack_payload() if every and seq % every == 0 else b""
+        if not every or (seq % every and self.coordinates.knows(prober)):
+            return b""
+        payload = self.coordinates.ack_payload()
+        self._stats["coordinate_ack_bytes"] += len(payload)
+        return payload
 
     def notify_ping_complete(self, member: str, rtt: float, payload: bytes, now: float) -> None:
         self.coordinates.observe(member, rtt, payload)
@@ -64,9 +79,7 @@ class TopologyDelegate:
 
     def choose(self, candidates: Sequence[str], k: int, skip: Container[str]) -> list[str]:
         cfg = self._config
+        remoteness = self.coordinates.remoteness
         return choose_excluding(
-            candidates, k, self._rng, self._remoteness, cfg.topology_bias, skip, cfg.topology_uniform_share
+            candidates, k, self._rng, remoteness, cfg.topology_bias, skip, cfg.topology_uniform_share
         )
-
-    def _remoteness(self, member: str) -> float | None:
-        return self.coordinates.remoteness(member, self._config.topology_rtt_floor)

@@ -22,8 +22,8 @@ from swimnet.membership.events import MemberEvent
 class PingDelegate(Protocol):
     """The payload of our acks and the round-trip time of our direct probes (topology)."""
 
-    def ack_payload(self, seq: int) -> bytes:
-        """Bytes to attach to our ack of a ping with sequence number `seq` (b"" for none)."""
+    def ack_payload(self, seq: int, prober: str) -> bytes:
+        """Bytes to attach to our ack of `prober`'s ping with sequence number `seq` (b"" for none)."""
         ...
 
     def notify_ping_complete(self, member: str, rtt: float, payload: bytes, now: float) -> None:
@@ -61,7 +61,10 @@ class PeerSelection(Protocol):
 
 
 class BroadcastSource(Protocol):
-    """A further queue of piggybacked messages, drained after membership's own."""
+    """A further queue of piggybacked messages, drained after membership's own.
+
+    `len()` is what wakes the gossip tick: a source whose messages should only ride on
+    packets sent anyway (coordinates) reports 0 and is still asked to `take` for each."""
 
     def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
         ...
@@ -71,7 +74,7 @@ class BroadcastSource(Protocol):
 
 
 class _NoPing:
-    def ack_payload(self, seq: int) -> bytes:
+    def ack_payload(self, seq: int, prober: str) -> bytes:
         return b""
 
     def notify_ping_complete(self, member: str, rtt: float, payload: bytes, now: float) -> None:

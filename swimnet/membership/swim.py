@@ -347,7 +347,7 @@ class Swim:
         if msg.target != self.name:
             self.stats["drop_wrong_target"] += 1
             return
-        self.send(addr, [Ack(msg.seq, self._ping.ack_payload(msg.seq))])
+        self.send(addr, [Ack(msg.seq, self._ping.ack_payload(msg.seq, msg.source))])
 
     def _on_indirect_ping(self, msg: IndirectPing, addr: Address, now: float) -> None:
         seq = self._next_seq()

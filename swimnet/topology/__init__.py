@@ -5,7 +5,10 @@ Rules: no I/O, no clock reads, no module-level `random`: randomness is an inject
 
 - `coordinate`: the `Coordinate` value and its geometry;
 - `vivaldi`: `CoordinateClient`, which learns this node's coordinate from RTT samples;
-- `codec`: the compact wire form carried in probe acks;
+- `codec`: the compact wire forms (a list of numbers; float32 bytes) and the probe ack payload;
+- `book`: the latest coordinate each member published, versioned (an older one never
+  replaces a newer one);
+- `tracker`: our coordinate, the book, and when estimates are trusted (`PeerCoordinates`);
 - `selection`: choosing gossip targets and indirect-probe helpers, biased toward near peers.
 """
 

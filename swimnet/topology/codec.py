@@ -1,17 +1,22 @@
-"""Compact wire form of a coordinate, carried in the probe ack payload.
+"""Compact wire forms of a coordinate: a flat list of numbers, and the same values packed as
+float32 bytes (what probe acks, coordinate gossip and push-pull carry).
 
-Form: a flat list `[v0, ..., v(d-1), error, adjustment, height]` of floats (d >= 1), i.e.
-a msgpack array of float64 when the engine packs it.
+Form: a flat list `[v0, ..., v(d-1), error, adjustment, height]` of floats (d >= 1);
+packed, those values as little-endian float32, 4 bytes each.
 
 Rules: `coordinate_from_wire` accepts any object and raises only `DecodeError`; it takes a
 list or tuple of 4..MAX_DIMENSIONALITY+3 numbers (float or int, never bool), every one
 finite and within `COORDINATE_LIMIT`, error and height >= 0; with `dimensionality` given
 the length must match exactly. What it returns satisfies `Coordinate.is_within_limits()`.
+`coordinate_from_bytes` unpacks and then applies exactly those checks.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
+
+import msgpack
 
 from swimnet.errors import DecodeError
 from swimnet.topology.coordinate import COORDINATE_LIMIT, MAX_DIMENSIONALITY, Coordinate
@@ -49,3 +54,70 @@ def _number(value: Any, index: int) -> float:
     if (kind is int or kind is float) and -COORDINATE_LIMIT <= value <= COORDINATE_LIMIT:
         return float(value)
     raise DecodeError(f"coordinate[{index}]: expected a finite number within ±{COORDINATE_LIMIT:g}")
+
+
+# -- packed form: float32 ---------------------------------------------------------------------
+
+MAX_COORDINATE_BYTES = 4 * (MAX_DIMENSIONALITY + _SCALARS)
+"""The largest packed coordinate: float32 for every dimension and the three scalars."""
+_MIN_COORDINATE_BYTES = 4 * (1 + _SCALARS)
+
+
+def coordinate_to_bytes(coord: Coordinate) -> bytes:
+    """The wire form as little-endian float32 (4 bytes a value: 44 for 8 dimensions).
+
+    float32 keeps ~7 significant digits, ample for seconds of RTT; `coord` must be within
+    limits (every coordinate a `CoordinateClient` holds is), so every value fits.
+    """
+    values = coordinate_to_wire(coord)
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+def coordinate_from_bytes(data: Any, dimensionality: int | None = None) -> Coordinate:
+    """Parse a packed coordinate with the same checks as `coordinate_from_wire`; DecodeError
+    on anything else (wrong length, NaN, infinity, out of limits)."""
+    if type(data) is not bytes:
+        raise DecodeError("coordinate: expected bytes")
+    if len(data) % 4 or not _MIN_COORDINATE_BYTES <= len(data) <= MAX_COORDINATE_BYTES:
+        raise DecodeError(f"coordinate: expected 4 x (4..{MAX_DIMENSIONALITY + _SCALARS}) bytes")
+    return coordinate_from_wire(list(struct.unpack(f"<{len(data) // 4}f", data)), dimensionality)
+
+
+# -- the probe ack payload ----------------------------------------------------------------------
+
+ACK_PAYLOAD_VERSION = 2
+"""Payload form: msgpack `[2, epoch, updates, packed coordinate]` (the owner's version, see
+swimnet.topology.book, then `coordinate_to_bytes`): 50 bytes for 8 dimensions and counters
+under 128, 54 at most under 2**32. (Form 1, `[1, [floats...]]`, carried no version; it is refused.)"""
+_MAX_COUNTER = 2**64 - 1
+_pack_payload = msgpack.Packer(use_bin_type=True).pack
+
+
+def encode_ack_payload(version: tuple[int, int], coord: Coordinate) -> bytes:
+    data: bytes = _pack_payload([ACK_PAYLOAD_VERSION, version[0], version[1], coordinate_to_bytes(coord)])
+    return data
+
+
+def decode_ack_payload(payload: Any, dimensionality: int | None = None) -> tuple[tuple[int, int], Coordinate]:
+    """(version, coordinate) of an ack payload; DecodeError on anything else."""
+    if type(payload) is not bytes or len(payload) > 32 + MAX_COORDINATE_BYTES:
+        raise DecodeError("coordinate payload: expected at most a few dozen bytes")
+    try:
+        obj = msgpack.unpackb(
+            payload,
+            max_bin_len=MAX_COORDINATE_BYTES,
+            max_str_len=0,
+            max_map_len=0,
+            max_array_len=4,
+            max_ext_len=0,
+        )
+    except Exception:  # msgpack's own errors on garbage
+        raise DecodeError("coordinate payload: not msgpack") from None
+    if type(obj) is not list or len(obj) != 4 or obj[0] != ACK_PAYLOAD_VERSION or type(obj[0]) is not int:
+        raise DecodeError(f"coordinate payload: expected [{ACK_PAYLOAD_VERSION}, epoch, updates, coordinate]")
+    epoch, updates = obj[1], obj[2]
+    if type(epoch) is not int or type(updates) is not int:
+        raise DecodeError("coordinate payload: expected integer epoch and updates")
+    if not (0 <= epoch <= _MAX_COUNTER and 0 <= updates <= _MAX_COUNTER):
+        raise DecodeError("coordinate payload: epoch or updates out of range")
+    return (epoch, updates), coordinate_from_bytes(obj[3], dimensionality)

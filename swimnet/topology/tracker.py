@@ -1,40 +1,77 @@
-"""Per-node topology state: our Vivaldi coordinate and the last coordinate of each peer.
+"""Per-node topology state: our Vivaldi coordinate, and the latest coordinate of every member
+(a `CoordinateBook`), with the rule for when estimates are trustworthy.
 
-Rules: samples come only from direct UDP probe acks (the engine calls `observe` with the
-measured RTT and the ack payload); a payload that does not decode or a sample the Vivaldi
-client rejects is counted in `stats` by reason and changes nothing; `ack_payload()` is our
-coordinate, msgpack-encoded (float32) once per change.
+Rules:
+- our coordinate learns only from direct UDP probe acks (`observe`: the measured RTT and the
+  peer's coordinate as the peer itself sent it); the first SEED_UPDATES samples take bigger
+  steps (VivaldiConfig.seed_updates), so a fresh node is placed within a few probes;
+- a peer's coordinate is used for estimates (selection, `rtt_estimate`) from whatever source
+  brought the newest version: its own ack (`observe`), gossip or push-pull (`learn`); a
+  coordinate heard from others never moves ours;
+- a payload that does not decode or a sample the Vivaldi client rejects is counted in `stats`
+  by reason and changes nothing;
+- our version is (epoch, updates): the incarnation we started with, and the samples our
+  coordinate absorbed; `ack_payload()` is our coordinate with it, encoded once per change;
+- trust: choices stay unbiased (`remoteness` is None) until our own coordinate absorbed
+  TRUSTED_UPDATES samples and we hold MIN_KNOWN trusted peer coordinates; a peer whose
+  coordinate is not trusted yet counts as unknown. With every ack carrying a coordinate to a
+  fresh prober, this takes seconds, not a round of probes over every member;
+- publication: once trusted, our coordinate is due for gossip (`take_publication`) when it
+  first becomes trusted and whenever it moved materially since the last one published: by
+  more than MATERIAL_SHARE of the median RTT (at least of the RTT floor), in the metric that
+  bounds how much any estimate to us can change; a peer's new coordinate `flips` what we
+  held when it moved by more than FLIP_SHARE of it (near could turn far), or we held none.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
-import msgpack
-
 from swimnet.errors import DecodeError
-from swimnet.topology.codec import coordinate_from_wire, coordinate_to_wire
+from swimnet.topology.book import CoordinateBook, Version, is_trusted
+from swimnet.topology.codec import decode_ack_payload, encode_ack_payload
 from swimnet.topology.coordinate import Coordinate
 from swimnet.topology.vivaldi import CoordinateClient, RejectedSample, VivaldiConfig
 
-_PAYLOAD_VERSION = 1
 MIN_KNOWN = 8
-"""Peers whose coordinates we must know before "near" means anything."""
+"""Trusted peer coordinates we must hold before "near" means anything."""
+SEED_UPDATES = 32
+"""Our first samples, taken with a bigger step (see VivaldiConfig.seed_updates)."""
+MATERIAL_SHARE = 0.2
+"""A move of a fifth of the median RTT is worth telling the peers we talk to about."""
+FLIP_SHARE = 0.5
+"""A change of half the median RTT can turn a near peer far or a far one near: worth
+relaying to everyone."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
 """The median RTT (what "near" is relative to) is re-estimated every this many queries."""
-_pack = msgpack.Packer(use_single_float=True).pack
+
+
+def moved(a: Coordinate, b: Coordinate) -> float:
+    """A bound on how much any RTT estimate to a node changes when it moves from a to b."""
+    return math.dist(a.vec, b.vec) + abs(a.height - b.height) + abs(a.adjustment - b.adjustment)
 
 
 class PeerCoordinates:
     def __init__(
-        self, rng: random.Random, config: VivaldiConfig | None = None, stats: Counter[str] | None = None
+        self,
+        rng: random.Random,
+        config: VivaldiConfig | None = None,
+        stats: Counter[str] | None = None,
+        *,
+        epoch: int = 1,
+        rtt_floor: float = 0.005,
     ) -> None:
-        self.client = CoordinateClient(config or VivaldiConfig(), rng)
-        self.peers: dict[str, Coordinate] = {}
+        self.client = CoordinateClient(config or VivaldiConfig(seed_updates=SEED_UPDATES), rng)
+        self.book = CoordinateBook()
         self.stats: Counter[str] = Counter() if stats is None else stats
+        self.epoch = epoch
+        self.rtt_floor = rtt_floor
         self._payload: bytes | None = None
+        self._published: Coordinate | None = None
+        self._due = False
         self._median: float | None = None
         self._calls = 0
 
@@ -42,10 +79,20 @@ class PeerCoordinates:
     def coordinate(self) -> Coordinate:
         return self.client.coordinate
 
+    @property
+    def version(self) -> Version:
+        return (self.epoch, self.client.updates)
+
+    @property
+    def trusted(self) -> bool:
+        """Our own coordinate absorbed enough samples to be worth anything."""
+        return is_trusted(self.version)
+
+    # -- direct probes ---------------------------------------------------------------------
+
     def ack_payload(self) -> bytes:
         if self._payload is None:
-            # float32 is ample for coordinates (seconds, ~7 significant digits) and halves the ack
-            self._payload = _pack([_PAYLOAD_VERSION, coordinate_to_wire(self.client.coordinate)])
+            self._payload = encode_ack_payload(self.version, self.client.coordinate)
         return self._payload
 
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
@@ -54,14 +101,8 @@ class PeerCoordinates:
             self.stats["coordinate_missing"] += 1
             return
         try:
-            obj = msgpack.unpackb(payload, max_bin_len=0, max_str_len=0, max_map_len=0, max_array_len=64)
-            if type(obj) is not list or len(obj) != 2 or obj[0] != _PAYLOAD_VERSION:
-                raise DecodeError("coordinate payload: expected [1, coordinate]")
-            coord = coordinate_from_wire(obj[1], self.client.config.dimensionality)
+            version, coord = decode_ack_payload(payload, self.client.config.dimensionality)
         except DecodeError:
-            self.stats["coordinate_undecodable"] += 1
-            return
-        except Exception:  # msgpack's own errors on garbage
             self.stats["coordinate_undecodable"] += 1
             return
         try:
@@ -69,40 +110,83 @@ class PeerCoordinates:
         except RejectedSample as exc:
             self.stats[f"coordinate_rejected_{exc.reason}"] += 1
             return
-        self.peers[peer] = coord
+        self.book.offer(peer, version, coord)
         self._payload = None
         self.stats["coordinate_updates"] += 1
+        self._check_material()
+
+    def _check_material(self) -> None:
+        if self._due or not self.trusted:
+            return
+        published = self._published
+        if published is None or moved(published, self.client.coordinate) > MATERIAL_SHARE * self._scale():
+            self._due = True
+
+    # -- what others tell --------------------------------------------------------------------
+
+    def learn(self, peer: str, version: Version, coord: Coordinate) -> bool:
+        """`peer`'s coordinate, heard from anyone (values already checked); True if newer."""
+        if not coord.is_compatible_with(self.client.coordinate):
+            self.stats["coordinate_rejected_coordinate_incompatible"] += 1
+            return False
+        return self.book.offer(peer, version, coord)
+
+    def flips(self, old: Coordinate | None, new: Coordinate) -> bool:
+        """`new` differs from `old` (what we held for a peer; None: nothing trusted) enough to
+        change which peers it is near to, so the whole cluster should hear of it."""
+        return old is None or moved(old, new) > FLIP_SHARE * self._scale()
+
+    def knows(self, peer: str) -> bool:
+        """We hold a trusted coordinate of `peer` (a peer we need not help seed its own)."""
+        return self.book.coordinate(peer) is not None
+
+    def take_publication(self) -> tuple[Version, Coordinate] | None:
+        """Our coordinate, if it is due for gossip (then it counts as published)."""
+        if not self._due:
+            return None
+        self._due = False
+        self._published = coord = self.client.coordinate
+        self.stats["coordinate_published"] += 1
+        return self.version, coord
+
+    # -- estimates ---------------------------------------------------------------------------
 
     def rtt_estimate(self, peer: str) -> float | None:
-        return self.client.rtt_estimate(self.peers.get(peer))
+        return self.client.rtt_estimate(self.book.coordinate(peer))
 
-    def remoteness(self, peer: str, floor: float) -> float | None:
+    def remoteness(self, peer: str) -> float | None:
         """0.0 for a near peer, 1.0 for a far one, None if unknown: what peer choice compares.
 
         Near means an estimated RTT of at most half the median RTT to the peers we know, in a
-        network whose median RTT exceeds `floor` (beneath it, a LAN: everyone counts alike).
-        Only a distinctly closer group is favoured; in a flat network choices stay uniform
-        instead of following coordinate noise. Until we know MIN_KNOWN peers every peer is
-        unknown, which also means uniform choices.
+        network whose median RTT exceeds the RTT floor (beneath it, a LAN: everyone counts
+        alike). Only a distinctly closer group is favoured; in a flat network choices stay
+        uniform instead of following coordinate noise. Until estimates are trustworthy (see
+        the module rules) every peer is unknown, which also means uniform choices.
         """
-        if len(self.peers) < MIN_KNOWN:
+        if self.book.trusted < MIN_KNOWN or not self.trusted:
             return None
-        rtt = self.client.rtt_estimate(self.peers.get(peer))
+        rtt = self.client.rtt_estimate(self.book.coordinate(peer))
         if rtt is None:
             return None
-        self._calls += 1
-        if self._calls >= _MEDIAN_REFRESH or self._median is None:
-            self._calls = 0
-            self._median = self._median_rtt()
-        median = self._median or 0.0
-        return 0.0 if median > floor and rtt <= 0.5 * median else 1.0
+        median = self._median_rtt()
+        return 0.0 if median > self.rtt_floor and rtt <= 0.5 * median else 1.0
 
-    def _median_rtt(self) -> float | None:
-        names = list(self.peers)
-        step = max(1, len(names) // _MEDIAN_SAMPLE)
-        rtts = sorted(r for n in names[::step] if (r := self.rtt_estimate(n)) is not None)
-        return rtts[len(rtts) // 2] if rtts else None
+    def _median_rtt(self) -> float:
+        self._calls += 1
+        if self._calls >= _MEDIAN_REFRESH or not self._median:
+            self._calls = 0
+            book = self.book
+            names = list(book)
+            step = max(1, len(names) // _MEDIAN_SAMPLE)
+            estimate = self.client.rtt_estimate
+            rtts = sorted(r for n in names[::step] if (r := estimate(book.coordinate(n))) is not None)
+            self._median = rtts[len(rtts) // 2] if rtts else 0.0
+        return self._median
+
+    def _scale(self) -> float:
+        """What a material move is a share of: the median RTT, at least the RTT floor."""
+        return max(self._median_rtt(), self.rtt_floor)
 
     def forget(self, peer: str) -> None:
-        self.peers.pop(peer, None)
+        self.book.forget(peer)
         self.client.forget(peer)

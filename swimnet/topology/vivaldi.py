@@ -5,7 +5,9 @@ Rules:
   an RTT that is not in (0, max_rtt] seconds (NaN included), or a peer coordinate that is
   incompatible, invalid (NaN/inf) or out of limits;
 - an accepted sample goes through, in order: the per-peer median filter of the last
-  `latency_filter_size` RTTs; the error-weighted spring step and error update (CE, CC);
+  `latency_filter_size` RTTs; the error-weighted spring step and error update (CE, CC; the
+  first `seed_updates` samples step with `seed_cc` instead of CC, so a fresh coordinate
+  finds its place in a few probes; 0, serf's behaviour, by default);
   the adjustment term (mean of rtt - raw distance over a window, halved); gravity towards
   the origin, force -(|c| / rho)^2;
 - if the coordinate ever becomes invalid or leaves the limits a peer would accept, it is
@@ -88,6 +90,10 @@ class VivaldiConfig:
     gravity_rho: float = attrs.field(default=150.0, validator=_positive)
     max_rtt: float = attrs.field(default=10.0, validator=_positive)
     """Largest RTT sample accepted (seconds)."""
+    seed_updates: int = attrs.field(default=0, validator=_count(0, 1_000_000))
+    """The first this many accepted samples step with `seed_cc` (0: never, as serf)."""
+    seed_cc: float = attrs.field(default=0.75, validator=_unit_interval)
+    """CC while seeding: a fresh coordinate moves further towards what each sample says."""
 
     def origin(self) -> Coordinate:
         return Coordinate.origin(self.dimensionality, error=self.error_max, height=self.height_min)
@@ -128,6 +134,7 @@ class CoordinateClient:
         self._adjustment_samples = [0.0] * config.adjustment_window
         self._adjustment_index = 0
         self._resets = 0
+        self._updates = 0
 
     @property
     def config(self) -> VivaldiConfig:
@@ -142,6 +149,11 @@ class CoordinateClient:
     def resets(self) -> int:
         """How many times the coordinate was reset to the origin after going bad."""
         return self._resets
+
+    @property
+    def updates(self) -> int:
+        """Samples accepted so far (never decreases, not even on a reset)."""
+        return self._updates
 
     @property
     def tracked_peers(self) -> int:
@@ -182,6 +194,7 @@ class CoordinateClient:
         if not self._coord.is_within_limits():
             self._resets += 1
             self._coord = self._origin
+        self._updates += 1
         return self._coord
 
     def _check_peer(self, coord: Coordinate) -> None:
@@ -205,7 +218,8 @@ class CoordinateClient:
         weight = coord.error / total_error
         error = cfg.ce * weight * wrongness + coord.error * (1.0 - cfg.ce * weight)
         coord = Coordinate(coord.vec, min(error, cfg.error_max), coord.adjustment, coord.height)
-        force = cfg.cc * weight * (rtt - dist)
+        cc = cfg.seed_cc if self._updates < cfg.seed_updates else cfg.cc
+        force = cc * weight * (rtt - dist)
         self._coord = coord.apply_force(force, other, height_min=cfg.height_min, rng=self._rng)
 
     def _update_adjustment(self, other: Coordinate, rtt: float) -> None:

@@ -50,3 +50,4 @@ __all__ = [
 
 from swimnet.wire import keys as keys
 from swimnet.wire import tables as tables
+from swimnet.wire import topology as topology

@@ -9,12 +9,13 @@ record whether the endpoint was already visible in the tables at that moment.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
-from swimnet.errors import DatapathError
+from swimnet.errors import DatapathError, SwimnetError
 from swimnet.overlay import LocalEndpointSpec, OverlaySnapshot
 
 
@@ -84,3 +85,36 @@ class FakeDriver:
 
     async def close(self) -> None:
         self.closed = True
+
+
+class FakeResolverPool:
+    """Stands in for the daemon's DNS resolver pool: records the overlay's calls; a netns in
+    `fail` makes `attach` fail like a resolver that cannot start."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.fail: set[str] = set()
+        self.scopes: dict[str, list[str]] = {}
+
+    async def attach(self, netns: str, endpoint_id: str, network: str) -> object:
+        await trio.lowlevel.checkpoint()
+        self.calls.append(("attach", netns, endpoint_id, network))
+        if netns in self.fail:
+            raise ResolverStartError(f"cannot serve DNS in {netns}")
+        self.scopes.setdefault(netns, []).append(network)
+        return None
+
+    async def detach(self, endpoint_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.calls.append(("detach", endpoint_id))
+
+    def networks_of(self, netns: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.scopes.get(netns, ())))
+
+    @contextlib.asynccontextmanager
+    async def open(self, overlay: object) -> AsyncIterator[FakeResolverPool]:
+        yield self
+
+
+class ResolverStartError(SwimnetError):
+    pass

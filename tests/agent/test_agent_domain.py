@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 
 import pytest
 import trio
@@ -26,13 +26,28 @@ class Store:
     """An endpoint store that fails on demand (like a full disk)."""
 
     def __init__(self) -> None:
-        self.saved: list[list[LocalEndpointSpec]] = []
+        self.saved: dict[str, LocalEndpointSpec] = {}
+        self.networks: dict[str, NetworkRecord] = {}
         self.fail = False
 
-    def save_endpoints(self, specs: list[LocalEndpointSpec], networks: dict[str, NetworkRecord]) -> None:
+    def _check(self) -> None:
         if self.fail:
             raise OSError(28, "No space left on device")
-        self.saved.append(list(specs))
+
+    def add_endpoint(self, spec: LocalEndpointSpec, network: NetworkRecord) -> None:
+        self._check()
+        self.saved[spec.endpoint_id] = spec
+        self.networks[spec.network] = network
+
+    def remove_endpoint(self, endpoint_id: str) -> None:
+        self._check()
+        spec = self.saved.pop(endpoint_id)
+        if not any(s.network == spec.network for s in self.saved.values()):
+            self.networks.pop(spec.network, None)
+
+    def save_networks(self, records: Mapping[str, NetworkRecord]) -> None:
+        self._check()
+        self.networks.update(records)
 
 
 @pytest.fixture

@@ -10,7 +10,15 @@ from typing import Any
 import trio
 import trio.testing
 
-from swimnet.agent.http.server import Limits, Request, Response, json_response, serve_http, serve_stream
+from swimnet.agent.http.server import (
+    Limits,
+    Request,
+    Response,
+    json_answer,
+    json_response,
+    serve_http,
+    serve_stream,
+)
 
 LIMITS = Limits(max_header=1024, max_body=100, request_timeout=5.0, idle_timeout=20.0, max_connections=2)
 
@@ -152,3 +160,15 @@ async def test_connections_beyond_the_cap_are_closed(tmp_path: Path) -> None:
         for stream in [*held, third]:
             await stream.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_long_lists_are_encoded_in_batches_with_the_same_bytes() -> None:
+    payloads: list[object] = [
+        [],
+        list(range(1000)),
+        {"b": list(range(600)), "a": {"x": [1, 2]}, "c": []},
+        [{"z": i, "a": [i, "é"]} for i in range(777)],
+        "text",
+    ]
+    for payload in payloads:
+        assert (await json_answer(201, payload, batch=100)) == json_response(201, payload)

@@ -4,6 +4,7 @@ CLI and raw HTTP run in worker threads against the real control sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -15,13 +16,14 @@ from typing import Any
 import pytest
 import trio
 from agent_harness import cli
-from fake_driver import FakeDriver
+from fake_driver import FakeDriver, FakeResolverPool
 from prometheus_client import generate_latest
 
 from swimnet.agent.daemon.metrics import registry_for
 from swimnet.agent.daemon.run import AgentRuntime, run_agent
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.config import format_address
+from swimnet.logfields import FIELDS_ATTR
 from swimnet.overlay import CLUSTER_SCOPE, NETWORKS_TABLE, PEERS_TABLE, EndpointRecord, NetworkRecord
 
 WAIT = 30.0
@@ -55,8 +57,15 @@ def settings_for(
 
 
 class Drivers:
+    """The fake drivers (and DNS resolver pools) of the agents a test starts, by node name."""
+
     def __init__(self) -> None:
         self.by_name: dict[str, FakeDriver] = {}
+        self.pools: dict[str, FakeResolverPool] = {}
+
+    def pool(self, overlay: Any) -> contextlib.AbstractAsyncContextManager[FakeResolverPool]:
+        pool = self.pools.setdefault(overlay.me, FakeResolverPool())
+        return pool.open(overlay)
 
     def __call__(self, **kwargs: Any) -> FakeDriver:
         driver = FakeDriver(**kwargs)
@@ -66,7 +75,9 @@ class Drivers:
 
 async def start(nursery: trio.Nursery, settings: AgentSettings, drivers: Drivers) -> AgentRuntime:
     runtime: AgentRuntime = await nursery.start(
-        functools.partial(run_agent, settings, driver_factory=drivers, handle_signals=False)
+        functools.partial(
+            run_agent, settings, driver_factory=drivers, resolver_pool=drivers.pool, handle_signals=False
+        )
     )
     return runtime
 
@@ -111,7 +122,9 @@ async def test_the_daemon_feeds_the_driver_and_attaches_before_publishing(tmp_pa
         spec = da.attached[ep["id"]]
         assert (spec.netns, spec.pid, spec.ifname, spec.ip) == ("ctr1", None, "eth0", "10.1.0.2/24")
         assert da.last.networks["dp"][1] == net["vni"] == 7000
-        assert [s.endpoint_id for s in da.last.local] == [ep["id"]] and da.last.remote == ()
+        # the snapshot listing the new endpoint comes from the (debounced) refresh
+        await eventually(lambda: [s.endpoint_id for s in da.last.local] == [ep["id"]], "snapshot with c1")
+        assert da.last.remote == ()
         # an endpoint without a container is only recorded: no attach
         eb = await run_cli_json(b, "endpoint", "create", "dp", "c2", "--ip", "10.1.0.3")
         assert not any(kind == "attach" for kind, _ in db.calls)
@@ -119,7 +132,7 @@ async def test_the_daemon_feeds_the_driver_and_attaches_before_publishing(tmp_pa
             lambda: [r for r in da.last.remote if r[1] == eb["id"]], "b's endpoint fed to a"
         )
         assert remote[0][0] == "dp" and remote[0][2].vtep == "127.0.0.1" and remote[0][2].ip == "10.1.0.3/24"
-        assert [s.endpoint_id for s in db.last.local] == [eb["id"]]
+        await eventually(lambda: [s.endpoint_id for s in db.last.local] == [eb["id"]], "snapshot with c2")
         assert {r[1] for r in db.last.remote} == {ep["id"]}
         fdb = await run_cli_json(a, "fdb", "dp")
         assert fdb == {
@@ -312,4 +325,60 @@ async def test_bad_requests_get_clear_errors_and_change_nothing(tmp_path: Path) 
             post("/v1/networks/x/endpoints", b'{"name": "e", "ip": "10.0.0.2", "netns": "n", "pid": 3}')
         )
         assert got == 400 and doc["field"] == "netns" and "not both" in doc["error"]
+        a.stop.set()
+
+
+async def test_oversized_definitions_and_deep_nesting_are_bad_requests(tmp_path: Path) -> None:
+    """Issue 16 item 12: both were answered 500 (ValueError, RecursionError)."""
+    async with trio.open_nursery() as nursery:
+        a = await start(nursery, settings_for(tmp_path, "a", datapath=False), Drivers())
+        path = a.socket_path
+
+        async def ask(request: bytes) -> tuple[int, dict[str, Any]]:
+            return await trio.to_thread.run_sync(raw_http, path, request)
+
+        options = {f"key{i}": "v" * 100 for i in range(100)}  # ~10 KiB: more than a table value holds
+        body = json.dumps({"name": "x", "subnet": "10.0.0.0/24", "options": options}).encode()
+        got, doc = await ask(post("/v1/networks", body))
+        assert got == 400 and doc["field"] == "options" and "too large" in doc["error"], doc
+        head = b'{"name": "x", "subnet": "10.0.0.0/24", "options": '
+        deep_array = head + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        deep_object = b'{"a": ' * 50_000 + b"1" + b"}" * 50_000
+        for request in (post("/v1/networks", deep_array), post("/v1/networks/x/services", deep_object)):
+            got, doc = await ask(request)
+            assert got == 400 and doc["field"] is None and "nested too deeply" in doc["error"], doc
+        assert a.overlay.view.networks() == {}
+        ok, doc = await ask(post("/v1/networks", head + b'{"a": "b"}}'))
+        assert ok == 201 and doc["options"] == {"a": "b"}
+        a.stop.set()
+
+
+async def test_a_start_removes_crash_leftovers_and_warns_of_a_lost_endpoints_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16 item 12: a `.tmp` file was never cleaned, a deleted endpoints file started
+    empty in silence."""
+    caplog.set_level(logging.INFO, logger="swimnet.agent")
+    settings = settings_for(tmp_path, "a", datapath=False)
+    state = Path(settings.state_dir)
+    async with trio.open_nursery() as nursery:
+        a = await start(nursery, settings, Drivers())
+        await run_cli_json(a, "network", "create", "n", "--subnet", "10.1.0.0/24")
+        await run_cli_json(a, "endpoint", "create", "n", "c1", "--ip", "10.1.0.2")
+        a.stop.set()
+    leftover = state / ".endpoints.json-k2j4h.tmp"  # what a crash during a write leaves
+    leftover.write_text('{"version": 1, "endp')
+    (state / "endpoints.json").unlink()
+    (state / "endpoints.journal").unlink(missing_ok=True)
+    caplog.clear()
+    async with trio.open_nursery() as nursery:
+        a = await start(nursery, settings, Drivers())
+        assert not leftover.exists() and a.overlay.local == {}
+        logged = [(r.levelno, r.getMessage(), getattr(r, FIELDS_ATTR, {})) for r in caplog.records]
+        assert any("temporary file" in text and f.get("file") == str(leftover) for _, text, f in logged)
+        assert any(
+            level == logging.WARNING and fields.get("file") == str(state / "endpoints.json")
+            for level, _, fields in logged
+        ), logged
+        assert (state / "endpoints.json").exists()  # written again: its absence always means a loss
         a.stop.set()

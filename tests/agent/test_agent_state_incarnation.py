@@ -20,7 +20,7 @@ def test_an_incarnation_the_agent_could_not_start_above_is_refused(tmp_path: Pat
         (tmp_path / "st" / "node.json").write_text(
             json.dumps({"version": 1, "name": "a", "incarnation": incarnation})
         )
-        with pytest.raises(ConfigError, match=r"node.json: corrupt state file: incarnation"):
+        with pytest.raises(ConfigError, match=r"node.json: incarnation: corrupt state file"):
             store.load_identity()
     finally:
         store.close()

@@ -129,7 +129,7 @@ def test_state_directory_round_trip_lock_and_corruption(tmp_path: Path) -> None:
         with pytest.raises(StartupError, match="in use by another agent"):
             other.open()
         (tmp_path / "st" / "node.json").write_text(json.dumps({"version": 1, "name": "", "incarnation": 1}))
-        with pytest.raises(ConfigError, match=r"node.json: corrupt state file"):
+        with pytest.raises(ConfigError, match=r"node.json: name: corrupt state file"):
             store.load_identity()
         (tmp_path / "st" / "endpoints.json").write_text("{not json")
         with pytest.raises(ConfigError, match=r"endpoints.json: corrupt state file: not JSON"):

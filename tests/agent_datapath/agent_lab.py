@@ -156,7 +156,7 @@ class AgentLab:
             [sys.executable, "-m", "swimnet.agent", *argv],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=90,  # a generous bound for a loaded machine; a hang still fails
             env=self.env,
             check=False,
         )

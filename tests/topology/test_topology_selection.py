@@ -230,3 +230,18 @@ def test_peers_are_distinct_candidates_and_reproducible(
     assert len(picks) == min(k, len(names)) == len(set(picks))
     assert set(picks) <= set(names)
     assert picks == choose_peers(names, k, random.Random(seed), rtt_of, bias, share)
+
+
+def test_a_liar_nearest_to_everyone_cannot_take_the_uniform_share() -> None:
+    """A far node claiming to be near everyone wins the tournaments it enters, no more: the
+    uniform share still reaches far zones at its full rate (what keeps a zone from starving)."""
+    near = {f"a{i}": 0.001 for i in range(10)}
+    far = {f"c{i}": 0.040 for i in range(20)}
+    rtt = {"liar": 0.0} | near | far
+    names = list(rtt)
+    rng = random.Random(8)
+    calls, k, share = 6_000, 3, 0.25
+    picks = [p for _ in range(calls) for p in choose_peers(names, k, rng, rtt.get, 0.7, share)]
+    far_share = sum(p in far for p in picks) / len(picks)
+    assert far_share >= 0.9 * share * len(far) / len(names), far_share
+    assert sum(p == "liar" for p in picks) <= calls  # at most once a call, as anyone

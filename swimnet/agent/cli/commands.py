@@ -149,7 +149,7 @@ def _service_network(ctx: Context) -> str:
 def cmd_service_inspect(ctx: Context) -> int:
     network = _service_network(ctx)
     doc = ctx.call("GET", f"/v1/networks/{_q(network)}/services/{_q(ctx.args.name)}")
-    return ctx.show(doc, lambda d: render.services([d]))
+    return ctx.show(doc, render.service)
 
 
 def cmd_service_rm(ctx: Context) -> int:
@@ -193,6 +193,12 @@ def cmd_tables(ctx: Context) -> int:
 
 def cmd_fdb(ctx: Context) -> int:
     return ctx.show(ctx.call("GET", f"/v1/fdb/{_q(ctx.args.network)}"), render.fdb)
+
+
+def cmd_dns(ctx: Context) -> int:
+    a = ctx.args
+    query = f"?type={_q(a.type)}" + (f"&from={_q(a.source)}" if a.source else "")
+    return ctx.show(ctx.call("GET", f"/v1/dns/{_q(a.network)}/{_q(a.name)}{query}"), render.dns)
 
 
 def cmd_run(ctx: Context) -> int:

@@ -18,6 +18,7 @@
     swimnet-agent keygen
     swimnet-agent tables NETWORK
     swimnet-agent fdb NETWORK
+    swimnet-agent dns NETWORK NAME [--from ENDPOINT] [--type A|AAAA|PTR]
 
 Every client command takes `--socket PATH` (default: $SWIMNET_SOCKET, else
 /run/swimnet/agent.sock) and `--json` (print the API's JSON answer instead of a table).
@@ -43,6 +44,7 @@ from swimnet.agent.cli.commands import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     Context,
+    cmd_dns,
     cmd_endpoint_create,
     cmd_endpoint_inspect,
     cmd_endpoint_ls,
@@ -224,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fdb", parents=[client], help="what the datapath programmed for a network")
     p.add_argument("network")
     p.set_defaults(handler=cmd_fdb)
+    p = sub.add_parser("dns", parents=[client], help="resolve a name as a container would")
+    p.add_argument("network")
+    p.add_argument("name")
+    p.add_argument("--from", dest="source", metavar="ENDPOINT", help="as this local endpoint's container")
+    p.add_argument("--type", default="A", choices=["A", "AAAA", "PTR"])
+    p.set_defaults(handler=cmd_dns)
     return parser
 
 

@@ -149,6 +149,35 @@ def services(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def service(doc: dict[str, Any]) -> str:
+    """`service inspect`: the service row, its backends' states, the namespaces programmed here."""
+    parts = [services([doc])]
+    states = doc.get("backend_states")
+    if states:
+        rows = [[b["id"], b.get("name"), b.get("ip"), b["state"], b.get("owner")] for b in states]
+        parts.append("Backends:\n" + table(["Endpoint", "Name", "IP", "State", "Owner"], rows))
+    programmed = doc.get("programmed")
+    if programmed is None:
+        parts.append("Programmed here: - (no datapath)")
+    elif programmed:
+        rows = [[p["endpoint"], p["netns"], p["state"]] for p in programmed]
+        parts.append("Programmed here:\n" + table(["Endpoint", "Netns", "State"], rows))
+    else:
+        parts.append("Programmed here: none")
+    return "\n\n".join(parts)
+
+
+def dns(doc: dict[str, Any]) -> str:
+    head = f"{doc['name']} {doc['type']} from {doc.get('from') or 'network ' + doc['network']}"
+    head += f" (networks: {cell(doc['networks'])})"
+    if doc["forwarded"]:
+        return head + "\nnot an overlay name: a container's query goes to the host's resolvers"
+    found = f" ({doc['kind']} in {doc['answered_by']})" if doc.get("kind") else ""
+    lines = [head, doc["rcode"] + found]
+    lines += [f"  {r}" for r in doc["records"]]
+    return "\n".join(lines)
+
+
 def service_listing(doc: dict[str, Any]) -> str:
     text = services(doc["services"])
     if doc.get("not_held"):

@@ -16,6 +16,11 @@
     swimnet_endpoint_conflicts                 gauge     duplicate IPs/MACs in the held networks
     swimnet_datapath_events_total{name}        counter   datapath driver counters (reconciles, ops
                                                          applied, errors, attaches), with a datapath
+    swimnet_dns_queries_total{qtype,rcode}     counter   replies of the embedded DNS resolvers
+    swimnet_dns_forwarded_total{outcome}       counter   queries relayed upstream, by outcome
+    swimnet_dns_dropped_total{reason}          counter   DNS inputs answered with nothing
+    swimnet_dns_malformed_total{reason}        counter   FORMERR replies, by the parser's complaint
+    swimnet_dns_truncated_total{transport}     counter   replies sent with TC set
     swimnet_counter_total{name}                counter   every raw counter of the node (diagnosis)
 
 Rules: nothing is computed between scrapes (a scrape reads the node's counters, through
@@ -32,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.http.server import Handler, Request, Response, error_response
+from swimnet.dns import DnsMetrics
 from swimnet.wire.messages import State
 
 _KEY_ACTIONS = ("install", "use", "remove")
@@ -127,6 +133,8 @@ class AgentCollector:
                 datapath.add_metric([name], value)
             yield datapath
 
+        yield from _dns(self.agent.dns.metrics)
+
         raw = CounterMetricFamily("swimnet_counter", "Every raw counter of the node", labels=["name"])
         for name, value in sorted(stats.items()):
             raw.add_metric([name], value)
@@ -140,6 +148,25 @@ def _directional(name: str, doc: str, stats: Any, received: str, sent: str) -> C
     family.add_metric(["in"], stats[received])
     family.add_metric(["out"], stats[sent])
     return family
+
+
+def _dns(metrics: DnsMetrics) -> Iterator[CounterMetricFamily]:
+    queries = CounterMetricFamily(
+        "swimnet_dns_queries", "Replies of the embedded DNS resolvers", labels=["qtype", "rcode"]
+    )
+    for (qtype, rcode), n in sorted(metrics.queries.items()):
+        queries.add_metric([qtype, rcode], n)
+    yield queries
+    for family, label, counter, doc in (
+        ("forwarded", "outcome", metrics.forwarded, "DNS queries relayed upstream"),
+        ("dropped", "reason", metrics.dropped, "DNS inputs answered with nothing"),
+        ("malformed", "reason", metrics.malformed, "DNS queries answered FORMERR"),
+        ("truncated", "transport", metrics.truncated, "DNS replies sent with TC set"),
+    ):
+        out = CounterMetricFamily(f"swimnet_dns_{family}", doc, labels=[label])
+        for key, n in sorted(counter.items()):
+            out.add_metric([key], n)
+        yield out
 
 
 def registry_for(agent: OverlayAgent) -> CollectorRegistry:

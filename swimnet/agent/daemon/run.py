@@ -1,11 +1,14 @@
 """`swimnet-agent run`: the daemon's life, start to exit.
 
 Start: lock the state directory, load the identity (name; incarnation = persisted + 1,
-saved at once), the keyring file and the persisted endpoints, open the control socket
+saved at once), remove the temporary files a crash left there, load the keyring file and
+the persisted endpoints (every value checked: a bad one is a configuration error naming the
+file and the field, before anything is opened or joined), open the control socket
 (0600), start the node, the datapath driver (only when the datapath is on; imported lazily,
-so `--no-datapath` works without it), the control API and the metrics endpoint; then join
-the seeds (retrying with backoff while none answers), re-publish the local endpoints and
-feed the driver.
+so `--no-datapath` works without it; with the service load balancer), the DNS resolver
+pool (datapath on only: one resolver per attached container), the control API and the
+metrics endpoint; then join the seeds (retrying with backoff while none answers),
+re-publish the local endpoints and feed the driver.
 
 While running: one log line per membership change; table changes wake the overlay refresh
 (conflicts, adoption, re-publication, scope release, driver snapshot); the incarnation and
@@ -17,7 +20,10 @@ driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `domain.
 Wiring: the node comes from `domain.cluster.open_agent_node` and reaches the domain only as
 a `Cluster`; the domain (`OverlayAgent`, `KeysAdmin`, bundled as `Operations`) is served by
 `http.routes.ControlApi` on the control socket; the driver is built by `driver_factory`
-(default: `swimnet.datapath.driver.DatapathDriver` over a `LinuxDatapath`).
+(default: `swimnet.datapath.driver.DatapathDriver` over a `LinuxDatapath`, with a
+`LinuxLoadBalancer` for the service VIPs); the resolver pool
+(`swimnet.dns.pool.open_resolver_pool` over the overlay's names index) runs in the
+daemon's nursery and is handed to the overlay's `dns`.
 
 Exit codes (`main_run`): 0 after a signal, 2 for a configuration error (file, key and
 reason printed), 1 when the agent cannot start (socket or address taken) or fails.
@@ -42,6 +48,7 @@ from swimnet.agent.daemon.metrics import metrics_handler, registry_for
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.agent.daemon.state_store import Identity, StateDir
 from swimnet.agent.domain.cluster import Cluster, open_agent_node
+from swimnet.agent.domain.dns import ResolverPoolProtocol
 from swimnet.agent.domain.keys import KeysAdmin
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.domain.overlay import OverlayAgent
@@ -71,6 +78,8 @@ from swimnet.wire.messages import State
 log = logging.getLogger(LOGGER)
 
 DriverFactory = Callable[..., DatapathDriverProtocol]
+PoolContext = contextlib.AbstractAsyncContextManager[ResolverPoolProtocol]
+ResolverPoolFactory = Callable[[OverlayAgent], PoolContext]
 PERSIST_PERIOD = 1.0
 JOIN_RETRY_MAX = 30.0
 _MEMBER_EVENTS = {
@@ -85,11 +94,12 @@ _MEMBER_EVENTS = {
 def default_driver_factory(**kwargs: Any) -> DatapathDriverProtocol:
     """The kernel datapath driver; imported lazily (pyroute2), so `--no-datapath` runs without it."""
     from swimnet.datapath.driver import DatapathDriver
+    from swimnet.datapath.lb.linux import LinuxLoadBalancer
     from swimnet.datapath.linux import LinuxDatapath
 
     datapath = LinuxDatapath(kwargs["node_tag"])
     driver: DatapathDriverProtocol = DatapathDriver(
-        **kwargs, datapath=datapath, log=logging.getLogger(f"{LOGGER}.datapath")
+        **kwargs, datapath=datapath, lb=LinuxLoadBalancer(), log=logging.getLogger(f"{LOGGER}.datapath")
     )
     return driver
 
@@ -264,6 +274,7 @@ async def run_agent(
     settings: AgentSettings,
     *,
     driver_factory: DriverFactory | None = None,
+    resolver_pool: ResolverPoolFactory | None = None,
     handle_signals: bool = True,
     log_filter: NodeFilter | None = None,
     task_status: trio.TaskStatus[AgentRuntime] = trio.TASK_STATUS_IGNORED,
@@ -271,17 +282,19 @@ async def run_agent(
     """Run the agent until a signal (or `runtime.stop`); see the module docstring.
 
     The signal receiver is installed first, so a signal during the start is not lost (it is
-    acted on once the agent runs)."""
+    acted on once the agent runs). `resolver_pool` opens the DNS resolver pool (default:
+    `default_resolver_pool`); like `driver_factory`, tests give an in-memory one."""
+    wiring = (driver_factory, resolver_pool)
     if handle_signals:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as received:
-            await _run_agent(settings, driver_factory, received, log_filter, task_status)
+            await _run_agent(settings, wiring, received, log_filter, task_status)
     else:
-        await _run_agent(settings, driver_factory, None, log_filter, task_status)
+        await _run_agent(settings, wiring, None, log_filter, task_status)
 
 
 async def _run_agent(
     settings: AgentSettings,
-    driver_factory: DriverFactory | None,
+    wiring: tuple[DriverFactory | None, ResolverPoolFactory | None],
     signals: AsyncIterator[int] | None,
     log_filter: NodeFilter | None,
     task_status: trio.TaskStatus[AgentRuntime],
@@ -293,6 +306,7 @@ async def _run_agent(
         identity = resolve_identity(settings, store)
         if log_filter is not None:
             log_filter.node = identity.name
+        store.remove_leftovers()
         keyring = _load_keyring(settings)
         local, cache = store.load_endpoints()
         config = settings.node_config(identity.name, keyring)
@@ -316,7 +330,7 @@ async def _run_agent(
                 rtt=rtt,
                 local=local,
                 cache=cache,
-                driver_factory=driver_factory,
+                wiring=wiring,
                 signals=signals,
                 task_status=task_status,
             )
@@ -336,11 +350,12 @@ async def _run_node(
     rtt: RttHistogram,
     local: list[LocalEndpointSpec],
     cache: dict[str, NetworkRecord],
-    driver_factory: DriverFactory | None,
+    wiring: tuple[DriverFactory | None, ResolverPoolFactory | None],
     signals: AsyncIterator[int] | None,
     task_status: trio.TaskStatus[AgentRuntime],
 ) -> None:
     vtep = node.advertise_address[0]
+    driver_factory, resolver_pool = wiring
     driver: DatapathDriverProtocol | None = None
     if settings.datapath:
         factory = driver_factory if driver_factory is not None else default_driver_factory
@@ -369,6 +384,7 @@ async def _run_node(
                 nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
+                await nursery.start(_serve_resolvers, overlay, resolver_pool or default_resolver_pool)
             api = ControlApi(Operations.over(overlay, keys), runtime.status)
             await nursery.start(serve_http, [control.listener], api.handle, Limits())
             if settings.metrics is not None:
@@ -387,6 +403,27 @@ async def _run_node(
                 await driver.close()
         control.close()  # no new control requests while we leave
     event(log, "leaving the cluster", event="leaving")
+
+
+def default_resolver_pool(overlay: OverlayAgent) -> PoolContext:
+    """The kernel resolvers (one per container namespace) over the overlay's names index."""
+    from swimnet.dns.pool import open_resolver_pool
+
+    return open_resolver_pool(overlay.dns.index.view, metrics=overlay.dns.metrics)
+
+
+async def _serve_resolvers(
+    overlay: OverlayAgent, factory: ResolverPoolFactory, *, task_status: trio.TaskStatus[None]
+) -> None:
+    """The DNS resolver pool, handed to the overlay until cancelled (every resolver then stops)."""
+    dns = overlay.dns
+    async with factory(overlay) as pool:
+        dns.resolvers = pool
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            dns.resolvers = None
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -136,8 +136,9 @@ class Cluster:
         """The visible value of a key (None: absent, deleted or hidden)."""
         return self._node.table(network, table).get(key)
 
-    def subscribe_tables(self) -> Subscription[TableChange]:
-        return self._node.subscribe_tables()
+    def subscribe_tables(self, buffer: int | None = None) -> Subscription[TableChange]:
+        """Every table change, pushed synchronously as it happens (see the node's rules)."""
+        return self._node.subscribe_tables(buffer)
 
     def table_clock(self) -> int:
         """The Lamport time of the tables: past every table event this node has seen."""

@@ -8,12 +8,16 @@ Rules:
   netns or pid but not both, netns, pid, mac), that the network exists (NOT_FOUND), that
   the IP is a host address of its subnet (INVALID), then - holding the network's scope and
   after its first sync - that the IP is not the gateway nor used by another endpoint or a
-  service VIP, that the MAC and the name are free in the network (CONFLICT); then the
+  service VIP, that the MAC and the name are free in the network (CONFLICT: looked up in the
+  view's indexes, not by a pass over the network's endpoints); then the
   datapath attaches the container (if a netns or pid was given), the endpoint is persisted,
-  and only then published. A failed step undoes the earlier ones (detach, forget, release
+  and only then published; the driver gets the new snapshot from the refresh the create
+  wakes (debounced: a burst of creates costs one snapshot, not one each; an attach pins
+  the endpoint in the driver meanwhile). A failed step undoes the earlier ones (detach, forget, release
   the scope) and is FAILED: nothing is published;
 - remove detaches the container, forgets and persists, then deletes the entry; a detach
-  that fails changes nothing, a persist that fails re-attaches the container (FAILED);
+  that fails changes nothing, a persist that fails re-attaches the container (FAILED); the
+  driver gets the snapshot without it from the refresh the removal wakes;
 - two agents creating the same IP at the same moment can both pass the check: both entries
   stay (different keys); every agent that holds the network reports the conflict (log,
   `network inspect`, `endpoint ls` flag, metrics) and the datapath resolves it
@@ -27,15 +31,24 @@ from __future__ import annotations
 import logging
 import secrets
 
+import trio
+
 from swimnet.agent import checks
 from swimnet.agent.domain.overlay import OverlayAgent
 from swimnet.agent.domain.values import EndpointInfo, EndpointListing, LocalEndpointInfo
 from swimnet.agent.errors import conflict, failed, invalid, not_found
 from swimnet.agent.logs import LOGGER, event
 from swimnet.errors import DatapathError
-from swimnet.overlay import PEERS_TABLE, LocalEndpointSpec, mac_from_ip
+from swimnet.overlay import PEERS_TABLE, EndpointRecord, LocalEndpointSpec, mac_from_ip
 
 log = logging.getLogger(LOGGER)
+
+LISTING_BATCH = 250
+"""Rows a listing builds between two checkpoints."""
+
+
+def _who(endpoint_id: str, record: EndpointRecord, owner: str) -> str:
+    return f"endpoint {record.name!r} ({endpoint_id}) on {owner}"
 
 
 class Endpoints:
@@ -97,26 +110,17 @@ class Endpoints:
                 except DatapathError as exc:
                     agent.stats["datapath_attach_failures"] += 1
                     raise failed(f"datapath: {exc}") from None
-                cached = agent.cache.get(network)
                 try:
-                    agent.local[spec.endpoint_id] = spec
-                    agent.cache[network] = record
-                    agent.persist()
+                    agent.remember(spec, record)
                 except OSError as exc:
-                    agent.local.pop(spec.endpoint_id, None)
-                    if cached is None:
-                        agent.cache.pop(network, None)
-                    else:
-                        agent.cache[network] = cached
                     await self._undo_attach(spec)
                     raise failed(f"cannot save state: {exc}") from None
                 await agent.publish(spec)
             except BaseException:
                 if joined_now:
                     await agent.release(network)
-                agent.push()
+                await agent.push()  # undo: the driver no longer needs the network for it
                 raise
-            agent.push()
             event(
                 log,
                 "endpoint created",
@@ -131,19 +135,19 @@ class Endpoints:
         return LocalEndpointInfo(spec, agent.vtep, agent.me, published=True)
 
     def _check_free(self, network: str, name: str, address: str, mac: str) -> None:
-        agent = self.agent
-        for endpoint_id, other, owner in agent.view.endpoints(network):
-            where = f"endpoint {other.name!r} ({endpoint_id}) on {owner}"
-            if other.address == address:
-                raise conflict(f"ip: {address} is already used in network {network!r} by {where}", "ip")
-            if other.mac == mac:
-                raise conflict(f"mac: {mac} is already used in network {network!r} by {where}", "mac")
-            if other.name == name:
-                raise conflict(f"name: network {network!r} already has an endpoint named {name!r}", "name")
-        for spec in agent.local.values():  # published or not, our own count too
-            if spec.network == network and spec.ip.split("/")[0] == address:
-                raise conflict(f"ip: {address} is already used in network {network!r} by {spec.name!r}", "ip")
-        for service_name, service, _ in agent.view.services(network):
+        """IP, MAC and name free in the network (index lookups: O(1) in its size)."""
+        view = self.agent.view
+        by_ip = view.endpoints_using(network, address=address)
+        if by_ip:
+            raise conflict(f"ip: {address} is already used in network {network!r} by {_who(*by_ip[0])}", "ip")
+        by_mac = view.endpoints_using(network, mac=mac)
+        if by_mac:
+            raise conflict(f"mac: {mac} is already used in network {network!r} by {_who(*by_mac[0])}", "mac")
+        if view.endpoints_using(network, name=name):
+            raise conflict(f"name: network {network!r} already has an endpoint named {name!r}", "name")
+        for spec in self.agent.local.at_address(network, address):  # published or not, our own count too
+            raise conflict(f"ip: {address} is already used in network {network!r} by {spec.name!r}", "ip")
+        for service_name, service, _ in view.services(network):
             if service.vip == address:
                 raise conflict(f"ip: {address} is the VIP of service {service_name!r}", "ip")
 
@@ -174,21 +178,21 @@ class Endpoints:
                 error=str(exc),
             )
 
-    def listing(self, network: str | None = None) -> EndpointListing:
-        """The endpoints of the held networks (all, or `network`'s) and this agent's own."""
+    async def listing(self, network: str | None = None) -> EndpointListing:
+        """The endpoints of the held networks (all, or `network`'s) and this agent's own
+        (a checkpoint every LISTING_BATCH rows: a long listing never holds the event loop)."""
         agent = self.agent
         known = agent.view.networks()
-        if (
-            network is not None
-            and network not in known
-            and not any(s.network == network for s in agent.local.values())
-        ):
+        if network is not None and network not in known and not agent.local.count(network):
             raise not_found(f"network {network!r} not found", "network")
         held = [n for n in agent.view.held() if network is None or n == network]
+        not_held = sorted(n for n in known if n not in held and (network is None or n == network))
         rows: list[EndpointInfo | LocalEndpointInfo] = []
         for net in held:
             flagged = {i for c in agent.conflicts.get(net, []) for i, _ in c.endpoints}
             for endpoint_id, record, owner in agent.view.endpoints(net):
+                if len(rows) % LISTING_BATCH == LISTING_BATCH - 1:
+                    await trio.lowlevel.checkpoint()
                 local = agent.local.get(endpoint_id) if owner == agent.me else None
                 rows.append(
                     EndpointInfo(
@@ -199,7 +203,6 @@ class Endpoints:
         for spec in sorted(agent.local.values(), key=lambda s: (s.network, s.endpoint_id)):
             if spec.endpoint_id not in shown and (network is None or spec.network == network):
                 rows.append(LocalEndpointInfo(spec, agent.vtep, agent.me, published=False))
-        not_held = sorted(n for n in known if n not in held and (network is None or n == network))
         return EndpointListing(rows, not_held)
 
     def find_local(self, ref: str) -> LocalEndpointSpec:
@@ -208,23 +211,33 @@ class Endpoints:
         spec = agent.local.get(ref)
         if spec is not None:
             return spec
-        named = [s for s in agent.local.values() if s.name == ref]
+        named = agent.local.named(ref)
         if len(named) > 1:
             ids = ", ".join(sorted(s.endpoint_id for s in named))
             raise conflict(f"endpoint name {ref!r} is ambiguous on this agent (ids {ids}): use the id", "id")
         if named:
             return named[0]
         for net in agent.view.held():
-            for endpoint_id, record, owner in agent.view.endpoints(net):
-                if ref in (endpoint_id, record.name):
-                    raise conflict(f"endpoint {ref!r} belongs to agent {owner!r}: remove it there", "id")
+            found = self._held_endpoint(net, ref)
+            if found is not None:
+                owner = found[2]
+                raise conflict(f"endpoint {ref!r} belongs to agent {owner!r}: remove it there", "id")
         raise not_found(f"endpoint {ref!r} not found on this agent", "id")
+
+    def _held_endpoint(self, network: str, ref: str) -> tuple[str, EndpointRecord, str] | None:
+        """The visible endpoint of `network` with id `ref`, else the first named `ref`."""
+        view = self.agent.view
+        found = view.endpoint(network, ref)
+        if found is not None:
+            return (ref, *found)
+        named = view.endpoints_using(network, name=ref)
+        return named[0] if named else None
 
     def inspect(self, ref: str) -> EndpointInfo | LocalEndpointInfo:
         """A local endpoint by id or name, else one of the held networks' endpoints."""
         agent = self.agent
         spec = agent.local.get(ref)
-        named = [s for s in agent.local.values() if s.name == ref]
+        named = agent.local.named(ref)
         if spec is None and len(named) == 1:
             spec = named[0]
         if spec is not None:
@@ -232,9 +245,10 @@ class Endpoints:
         if named:
             self.find_local(ref)  # ambiguous: raises the CONFLICT
         for net in agent.view.held():
-            for endpoint_id, record, owner in agent.view.endpoints(net):
-                if ref in (endpoint_id, record.name):
-                    return EndpointInfo(endpoint_id, net, record, owner)
+            found = self._held_endpoint(net, ref)
+            if found is not None:
+                endpoint_id, record, owner = found
+                return EndpointInfo(endpoint_id, net, record, owner)
         raise not_found(f"endpoint {ref!r} not found on this agent", "id")
 
     async def remove(self, ref: str) -> LocalEndpointSpec:
@@ -246,17 +260,14 @@ class Endpoints:
                 await agent.detach(spec)
             except DatapathError as exc:
                 raise failed(f"datapath: {exc}") from None
-            del agent.local[spec.endpoint_id]
             try:
-                agent.persist()
+                agent.forget(spec)
             except OSError as exc:
-                agent.local[spec.endpoint_id] = spec
                 await self._undo_detach(spec)
                 raise failed(f"cannot save state: {exc}") from None
             if agent.view.is_joined(spec.network):
                 await agent.cluster.delete(spec.network, PEERS_TABLE, spec.endpoint_id)
             await agent.release(spec.network)
-            agent.push()
             event(
                 log,
                 "endpoint removed",

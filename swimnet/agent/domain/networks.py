@@ -6,7 +6,8 @@ Rules:
   this agent has seen, so networks created after one another order the same everywhere;
   concurrent creations tie-break by name in `assign_vnis`);
 - arguments are checked first (INVALID, naming the field): name, subnet (IPv4, network
-  address, /30 or shorter), gateway (a host address of the subnet), vni, mtu;
+  address, /30 or shorter), gateway (a host address of the subnet), vni, mtu, options (the
+  whole definition must fit in one table value: `checks.encoded`);
 - the VNI is the requested one unless an older network holds it, else the lowest free
   VNI >= 4096 from a hash of the name (`assign_vnis`); a request for a VNI this agent already
   sees in use is a CONFLICT; two agents racing for one VNI are resolved by `assign_vnis`
@@ -15,13 +16,18 @@ Rules:
   keeps the later write (Lamport order), as any table entry;
 - remove is a CONFLICT while the network has endpoints or services anywhere: the agent
   holds the network's scope for the check (joining it for the moment if needed) and leaves
-  it again afterwards, whatever the outcome.
+  it again afterwards, whatever the outcome;
+- listing is linear: the effective VNIs are computed once per request (the view caches them
+  until the networks table changes), every row is O(1), and the listing lets other tasks
+  run every LISTING_BATCH rows, so thousands of networks never hold the event loop.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+
+import trio
 
 from swimnet.agent import checks
 from swimnet.agent.domain.overlay import OverlayAgent
@@ -33,24 +39,32 @@ from swimnet.overlay import CLUSTER_SCOPE, NETWORKS_TABLE, NetworkRecord
 log = logging.getLogger(LOGGER)
 
 DEFAULT_MTU = 1450
+LISTING_BATCH = 250
+"""Rows a listing describes between two checkpoints."""
 
 
 class Networks:
     def __init__(self, agent: OverlayAgent) -> None:
         self.agent = agent
 
-    def _describe(self, record: NetworkRecord, owner: str) -> NetworkInfo:
+    def _describe(
+        self,
+        record: NetworkRecord,
+        owner: str,
+        vnis: tuple[Mapping[str, int], frozenset[str]] | None = None,
+    ) -> NetworkInfo:
+        """One network's row; `vnis`: the view's VNI assignment (read once per request)."""
         agent = self.agent
-        vnis, collisions = agent.view.vnis()
+        effective, collisions = vnis if vnis is not None else agent.view.vnis()
         held = agent.view.is_held(record.name)
         return NetworkInfo(
             record=record,
             owner=owner,
-            vni=vnis.get(record.name),
+            vni=effective.get(record.name),
             held=held,
             collision=record.name in collisions,
-            endpoints=len(agent.view.endpoints(record.name)) if held else None,
-            local_endpoints=sum(1 for s in agent.local.values() if s.network == record.name),
+            endpoints=agent.view.endpoint_count(record.name) if held else None,
+            local_endpoints=agent.local.count(record.name),
         )
 
     async def create(
@@ -89,7 +103,8 @@ class Networks:
                 options=dict(options or {}),
                 created=agent.cluster.table_clock() + 1,
             )
-            await agent.cluster.put(CLUSTER_SCOPE, NETWORKS_TABLE, name, record.encode())
+            value = checks.encoded(record, "options")
+            await agent.cluster.put(CLUSTER_SCOPE, NETWORKS_TABLE, name, value)
             info = self._describe(record, agent.me)
             event(
                 log,
@@ -102,10 +117,17 @@ class Networks:
         agent.wake()
         return info
 
-    def listing(self) -> list[NetworkInfo]:
-        return [
-            self._describe(record, owner) for _, (record, owner) in sorted(self.agent.view.networks().items())
-        ]
+    async def listing(self) -> list[NetworkInfo]:
+        """Every network, by name (see the module rules for its cost)."""
+        view = self.agent.view
+        rows = sorted(view.networks().items())
+        vnis = view.vnis()
+        out: list[NetworkInfo] = []
+        for index, (_, (record, owner)) in enumerate(rows):
+            if index and not index % LISTING_BATCH:
+                await trio.lowlevel.checkpoint()
+            out.append(self._describe(record, owner, vnis))
+        return out
 
     def inspect(self, name: str) -> NetworkDetail:
         agent = self.agent
@@ -130,7 +152,7 @@ class Networks:
         async with agent.lock:
             if agent.view.network(name) is None:
                 raise not_found(f"network {name!r} not found", "name")
-            mine = sorted(s.name for s in agent.local.values() if s.network == name)
+            mine = sorted(s.name for s in agent.local.in_network(name).values())
             if mine:
                 raise conflict(f"network {name!r} has endpoints on this agent: {', '.join(mine)}", "name")
             joined_now = await agent.hold(name)

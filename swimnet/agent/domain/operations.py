@@ -10,6 +10,7 @@ from __future__ import annotations
 import attrs
 
 from swimnet.agent.domain.diagnosis import Diagnosis
+from swimnet.agent.domain.dns_ops import Dns
 from swimnet.agent.domain.endpoints import Endpoints
 from swimnet.agent.domain.keys import KeysAdmin
 from swimnet.agent.domain.networks import Networks
@@ -25,11 +26,18 @@ class Operations:
     services: Services
     keys: KeysAdmin
     diagnosis: Diagnosis
+    dns: Dns
 
     @classmethod
     def over(cls, overlay: OverlayAgent, keys: KeysAdmin) -> Operations:
         return cls(
-            overlay, Networks(overlay), Endpoints(overlay), Services(overlay), keys, Diagnosis(overlay)
+            overlay,
+            Networks(overlay),
+            Endpoints(overlay),
+            Services(overlay),
+            keys,
+            Diagnosis(overlay),
+            Dns(overlay),
         )
 
     @property

@@ -1,8 +1,10 @@
 """What the overlay agent is given at construction, as Protocols (besides the cluster).
 
 - `EndpointStore`: where the agent's own endpoints and their networks' records persist
-  (`swimnet.agent.daemon.state_store.StateDir`); `save_endpoints` is atomic and raises
-  OSError when it cannot write (the caller undoes the change it was saving);
+  (`swimnet.agent.daemon.state_store.StateDir`), one change at a time (a change costs the
+  same whatever the number of endpoints); each call is atomic and raises OSError when it
+  cannot write, with nothing saved (the caller undoes the change it was saving); a
+  network's record is kept while an endpoint is there;
 - `DatapathDriverProtocol`: the domain feeds the driver snapshots (`update`, cheap and
   synchronous: the driver reconciles in the background), plugs containers in and out
   (`attach` / `detach`, raising DatapathError when the kernel refuses) and asks what the
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import trio
@@ -21,7 +24,13 @@ from swimnet.overlay import LocalEndpointSpec, NetworkRecord, OverlaySnapshot
 
 
 class EndpointStore(Protocol):
-    def save_endpoints(self, specs: list[LocalEndpointSpec], networks: dict[str, NetworkRecord]) -> None: ...
+    def add_endpoint(self, spec: LocalEndpointSpec, network: NetworkRecord) -> None: ...
+
+    def remove_endpoint(self, endpoint_id: str) -> None: ...
+
+    def save_networks(self, records: Mapping[str, NetworkRecord]) -> None:
+        """Update the records of networks with an endpoint (others are ignored)."""
+        ...
 
 
 class DatapathDriverProtocol(Protocol):

@@ -13,9 +13,14 @@ Rules:
   (NOT_FOUND), name free on create / the service exists on update and remove (CONFLICT /
   NOT_FOUND), VIP given in vip mode and not in dnsrr mode, inside the subnet (INVALID) and
   used by no endpoint, gateway or other service (CONFLICT), every backend an endpoint of
-  the network (INVALID);
+  the network (INVALID), the whole record small enough for one table value (INVALID naming
+  backends or ports);
 - update replaces only the arguments given (None: keep; `backends` replaces the whole
-  list); a VIP is kept while the mode stays the same.
+  list); a VIP is kept while the mode stays the same;
+- `detail` (inspect) adds each backend's state in the tables here (visible, hidden: its
+  owner failed, unknown) and, with a datapath, the container namespaces of this host that
+  get the VIP rules (the network's attached local endpoints; their state from the driver's
+  latest load-balancing pass when it reports one).
 """
 
 from __future__ import annotations
@@ -24,11 +29,18 @@ import logging
 from collections.abc import Sequence
 
 from swimnet.agent import checks
+from swimnet.agent.domain.dns import container_of
 from swimnet.agent.domain.overlay import OverlayAgent
-from swimnet.agent.domain.values import ServiceInfo, ServiceListing
+from swimnet.agent.domain.values import (
+    BackendState,
+    ProgrammedNetns,
+    ServiceDetail,
+    ServiceInfo,
+    ServiceListing,
+)
 from swimnet.agent.errors import conflict, invalid, not_found
 from swimnet.agent.logs import LOGGER, event
-from swimnet.overlay import SERVICES_TABLE, NetworkRecord, ServiceRecord
+from swimnet.overlay import PEERS_TABLE, SERVICES_TABLE, NetworkRecord, ServiceRecord
 
 log = logging.getLogger(LOGGER)
 
@@ -50,19 +62,23 @@ def _check_arguments(mode: str | None, ports: Sequence[Port] | None) -> tuple[Po
     return None if ports is None else tuple(checks.port_mapping(*port) for port in ports)
 
 
+def _value(service: ServiceRecord) -> bytes:
+    """The table value (INVALID naming the list that made it too large)."""
+    return checks.encoded(service, "backends" if service.backends else "ports")
+
+
 class Services:
     def __init__(self, agent: OverlayAgent) -> None:
         self.agent = agent
 
     def _resolve_backends(self, network: str, refs: Sequence[str]) -> tuple[str, ...]:
-        endpoints = self.agent.view.endpoints(network)
-        ids = {endpoint_id for endpoint_id, _, _ in endpoints}
+        view = self.agent.view
         out: list[str] = []
         for ref in refs:
-            if ref in ids:
+            if view.endpoint(network, ref) is not None:
                 out.append(ref)
                 continue
-            named = [endpoint_id for endpoint_id, record, _ in endpoints if record.name == ref]
+            named = [endpoint_id for endpoint_id, _, _ in view.endpoints_using(network, name=ref)]
             if len(named) != 1:
                 why = "is ambiguous" if named else "is not an endpoint"
                 raise invalid(f"backends: {ref!r} {why} of network {network!r}", "backends")
@@ -75,11 +91,11 @@ class Services:
         address = str(checks.host_in(vip, checks.subnet(record.subnet), "vip").ip)
         if address == record.gateway:
             raise conflict(f"vip: {address} is the gateway of network {record.name!r}", "vip")
-        for endpoint_id, endpoint, owner in self.agent.view.endpoints(record.name):
-            if endpoint.address == address:
-                raise conflict(
-                    f"vip: {address} is used by endpoint {endpoint.name!r} ({endpoint_id}) on {owner}", "vip"
-                )
+        users = self.agent.view.endpoints_using(record.name, address=address)
+        if users:
+            endpoint_id, endpoint, owner = users[0]
+            who = f"endpoint {endpoint.name!r} ({endpoint_id}) on {owner}"
+            raise conflict(f"vip: {address} is used by {who}", "vip")
         for name, other, _ in self.agent.view.services(record.name):
             if name != service and other.vip == address:
                 raise conflict(f"vip: {address} is the VIP of service {name!r}", "vip")
@@ -120,10 +136,8 @@ class Services:
         return record
 
     def _current(self, network: str, name: str) -> ServiceRecord | None:
-        for key, record, _ in self.agent.view.services(network):
-            if key == name:
-                return record
-        return None
+        found = self.agent.view.service(network, name)
+        return found[0] if found is not None else None
 
     async def create(
         self,
@@ -148,7 +162,7 @@ class Services:
                 service = self._build(
                     record, name, None, vip=vip, mode=mode, ports=checked_ports, backends=backends
                 )
-                await agent.cluster.put(network, SERVICES_TABLE, service.name, service.encode())
+                await agent.cluster.put(network, SERVICES_TABLE, service.name, _value(service))
             except BaseException:
                 if joined_now:
                     await agent.release(network)
@@ -187,7 +201,7 @@ class Services:
                 service = self._build(
                     record, name, old, vip=vip, mode=mode, ports=checked_ports, backends=backends
                 )
-                await agent.cluster.put(network, SERVICES_TABLE, name, service.encode())
+                await agent.cluster.put(network, SERVICES_TABLE, name, _value(service))
             except BaseException:
                 if joined_now:
                     await agent.release(network)
@@ -207,10 +221,52 @@ class Services:
 
     def inspect(self, network: str, name: str) -> ServiceInfo:
         self._network(network)
-        for key, record, owner in self.agent.view.services(network):
-            if key == name:
-                return ServiceInfo(network, record, owner)
+        found = self.agent.view.service(network, name)
+        if found is not None:
+            return ServiceInfo(network, *found)
         raise not_found(f"service {name!r} not found in network {network!r}", "name")
+
+    def detail(self, network: str, name: str) -> ServiceDetail:
+        info = self.inspect(network, name)
+        return ServiceDetail(info, self._backend_states(info), self._programmed(info))
+
+    def _backend_states(self, info: ServiceInfo) -> tuple[BackendState, ...]:
+        view = self.agent.view
+        visible = {eid: (record, owner) for eid, record, owner in view.endpoints(info.network)}
+        out: list[BackendState] = []
+        for eid in info.record.backends:
+            if eid in visible:
+                record, owner = visible[eid]
+                out.append(BackendState(eid, "visible", record, owner))
+                continue
+            stored = view.stored(info.network, PEERS_TABLE, eid)
+            if stored is not None and not stored.deleted:
+                out.append(BackendState(eid, "hidden", None, stored.owner))
+            else:
+                out.append(BackendState(eid, "unknown"))
+        return tuple(out)
+
+    def _programmed(self, info: ServiceInfo) -> tuple[ProgrammedNetns, ...] | None:
+        driver = self.agent.driver
+        if driver is None:
+            return None
+        if info.record.mode != "vip" or info.record.vip is None:
+            return ()
+        last = getattr(driver, "lb_last", None)
+        outcomes = {str(o.netns): o for o in getattr(last, "outcomes", ())}
+        out: list[ProgrammedNetns] = []
+        for spec in sorted(self.agent.local.values(), key=lambda s: s.endpoint_id):
+            netns = container_of(spec)
+            if spec.network != info.network or netns is None:
+                continue
+            ref = spec.netns or str(spec.pid)
+            outcome = outcomes.get(ref)
+            if outcome is None:
+                state = "attached"
+            else:
+                state = "failed" if outcome.error or outcome.gone else "programmed"
+            out.append(ProgrammedNetns(spec.endpoint_id, netns, state))
+        return tuple(out)
 
     async def remove(self, network: str, name: str) -> None:
         agent = self.agent

@@ -92,3 +92,36 @@ class MemberInfo:
     rtt: float | None
     """Estimated round trip in seconds (None for this agent itself, or not measured yet)."""
     local: bool
+
+
+@attrs.frozen
+class BackendState:
+    """One backend of a service, as the tables show it here."""
+
+    endpoint_id: str
+    state: str
+    """"visible" (answered and load-balanced), "hidden" (its owner failed: left out until
+    it returns) or "unknown" (no such endpoint here, or deleted)."""
+    record: EndpointRecord | None = None
+    owner: str | None = None
+
+
+@attrs.frozen
+class ProgrammedNetns:
+    """A container namespace of this host that gets a service's VIP rules."""
+
+    endpoint_id: str
+    netns: str
+    state: str
+    """"programmed" (the latest load-balancing pass succeeded there), "failed", or
+    "attached" (the driver reports no load-balancing pass for it)."""
+
+
+@attrs.frozen
+class ServiceDetail:
+    """`service inspect`: the service, its backends' states, and what this host programs."""
+
+    info: ServiceInfo
+    backends: tuple[BackendState, ...]
+    programmed: tuple[ProgrammedNetns, ...] | None
+    """None: no datapath on this agent; empty for a dnsrr service (no VIP rules)."""

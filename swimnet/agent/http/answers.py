@@ -16,6 +16,7 @@ import attrs
 
 from swimnet.agent.domain.cluster import TablesDump
 from swimnet.agent.domain.conflicts import Conflict
+from swimnet.agent.domain.dns_ops import DnsAnswer
 from swimnet.agent.domain.values import (
     EndpointInfo,
     EndpointListing,
@@ -23,6 +24,7 @@ from swimnet.agent.domain.values import (
     MemberInfo,
     NetworkDetail,
     NetworkInfo,
+    ServiceDetail,
     ServiceInfo,
     ServiceListing,
 )
@@ -118,8 +120,11 @@ def _local_endpoint_json(spec: LocalEndpointSpec, vtep: str, owner: str, *, publ
     }
 
 
-def endpoint_listing_json(listing: EndpointListing) -> Json:
-    return {"endpoints": [endpoint_json(e) for e in listing.endpoints], "not_held": list(listing.not_held)}
+def endpoint_listing_json(listing: EndpointListing, endpoints: list[Json] | None = None) -> Json:
+    """`endpoints`: the rows already rendered with `endpoint_json` (None: render them here)."""
+    if endpoints is None:
+        endpoints = [endpoint_json(e) for e in listing.endpoints]
+    return {"endpoints": endpoints, "not_held": list(listing.not_held)}
 
 
 def endpoint_removed_json(spec: LocalEndpointSpec) -> Json:
@@ -136,6 +141,43 @@ def service_json(info: ServiceInfo) -> Json:
         "ports": [{"protocol": p, "published": a, "target": b} for p, a, b in record.ports],
         "backends": list(record.backends),
         "owner": info.owner,
+    }
+
+
+def service_detail_json(detail: ServiceDetail) -> Json:
+    """`service_json` plus `backend_states` and `programmed` (null: no datapath here)."""
+    out = service_json(detail.info)
+    out["backend_states"] = [
+        {
+            "id": b.endpoint_id,
+            "state": b.state,
+            "name": b.record.name if b.record else None,
+            "ip": b.record.address if b.record else None,
+            "owner": b.owner,
+        }
+        for b in detail.backends
+    ]
+    out["programmed"] = (
+        None
+        if detail.programmed is None
+        else [{"endpoint": p.endpoint_id, "netns": p.netns, "state": p.state} for p in detail.programmed]
+    )
+    return out
+
+
+def dns_json(found: DnsAnswer) -> Json:
+    r = found.resolution
+    return {
+        "network": found.network,
+        "name": found.name,
+        "type": found.qtype,
+        "from": found.endpoint,
+        "networks": list(found.networks),
+        "rcode": r.rcode,
+        "records": list(r.records),
+        "forwarded": r.forwarded,
+        "answered_by": r.network,
+        "kind": r.kind,
     }
 
 

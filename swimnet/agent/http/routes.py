@@ -23,6 +23,8 @@
     GET    /v1/tables/{network}                        raw dump of a network's tables (diagnosis;
                                                        "_cluster" is the network definitions)
     GET    /v1/fdb/{network}                           what the datapath programmed
+    GET    /v1/dns/{network}/{name}[?from=EP&type=A]   resolve as a container would (type A,
+                                                       AAAA or PTR; from: a local endpoint)
 
 Answers are JSON: 200 (201 for a creation) with the resource; errors are
 `{"error": "what is wrong", "field": "the request field or null"}` with 400 (bad request
@@ -36,23 +38,28 @@ Rules: a route parses (path segments, query, body -> typed arguments, see `reque
 calls one domain operation (`swimnet.agent.domain.operations.Operations`) and renders its
 answer (`answers`); the only translation of a domain error is its kind to a status
 (INVALID 400, NOT_FOUND 404, CONFLICT 409, FAILED 500), with the domain's message and field.
+Listings are described, rendered and encoded a batch of rows at a time with checkpoints in
+between (`RENDER_BATCH`, `server.json_answer`): thousands of rows never hold the event loop.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import attrs
+import trio
 
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.errors import ErrorKind, OperationError
 from swimnet.agent.http import answers, requests
-from swimnet.agent.http.server import Request, Response, error_response, json_response
+from swimnet.agent.http.server import Request, Response, error_response, json_answer
 
 Action = Callable[[Request, list[str]], Awaitable[tuple[int, Any]]]
+T = TypeVar("T")
+RENDER_BATCH = 250
 
 STATUS = {
     ErrorKind.INVALID: 400,
@@ -61,6 +68,16 @@ STATUS = {
     ErrorKind.FAILED: 500,
 }
 """The status of each domain error kind (the only translation the routes make)."""
+
+
+async def _rendered(items: Sequence[T], render: Callable[[T], Any]) -> list[Any]:
+    """`[render(i) for i in items]`, with a checkpoint every RENDER_BATCH items."""
+    out = []
+    for index, item in enumerate(items):
+        if index and not index % RENDER_BATCH:
+            await trio.lowlevel.checkpoint()
+        out.append(render(item))
+    return out
 
 
 @attrs.frozen
@@ -99,6 +116,7 @@ class ControlApi:
             ("DELETE", f"/v1/keys/{seg}", self._key_remove),
             ("GET", f"/v1/tables/{seg}", self._tables),
             ("GET", f"/v1/fdb/{seg}", self._fdb),
+            ("GET", f"/v1/dns/{seg}/{seg}", self._dns),
         ]
         self.routes = [Route(m, re.compile(p + "/?"), a) for m, p, a in table]
 
@@ -118,7 +136,7 @@ class ControlApi:
                 status, payload = await route.action(request, args)
             except OperationError as exc:
                 return error_response(STATUS[exc.kind], exc.message, exc.field)
-            return json_response(status, payload)
+            return await json_answer(status, payload)
         if allowed:
             return error_response(
                 405, f"method {request.method} not allowed here (allowed: {', '.join(allowed)})"
@@ -136,7 +154,7 @@ class ControlApi:
     # -- networks -----------------------------------------------------------------------------
 
     async def _networks(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, [answers.network_json(n) for n in self.ops.networks.listing()]
+        return 200, await _rendered(await self.ops.networks.listing(), answers.network_json)
 
     async def _network_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
         r = requests.network_create(request.body)
@@ -155,8 +173,9 @@ class ControlApi:
     # -- endpoints ----------------------------------------------------------------------------
 
     async def _endpoints(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        listing = self.ops.endpoints.listing(request.query.get("network") or None)
-        return 200, answers.endpoint_listing_json(listing)
+        listing = await self.ops.endpoints.listing(request.query.get("network") or None)
+        endpoints = await _rendered(listing.endpoints, answers.endpoint_json)
+        return 200, answers.endpoint_listing_json(listing, endpoints)
 
     async def _endpoint_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
         r = requests.endpoint_create(request.body)
@@ -186,7 +205,7 @@ class ControlApi:
         return 201, answers.service_json(info)
 
     async def _service_inspect(self, request: Request, args: list[str]) -> tuple[int, Any]:
-        return 200, answers.service_json(self.ops.services.inspect(args[0], args[1]))
+        return 200, answers.service_detail_json(self.ops.services.detail(args[0], args[1]))
 
     async def _service_update(self, request: Request, args: list[str]) -> tuple[int, Any]:
         f = requests.service_fields(request.body, creating=False)
@@ -223,3 +242,8 @@ class ControlApi:
     async def _fdb(self, request: Request, args: list[str]) -> tuple[int, Any]:
         network = args[0]
         return 200, {"network": network, "entries": await self.ops.diagnosis.fdb(network)}
+
+    async def _dns(self, request: Request, args: list[str]) -> tuple[int, Any]:
+        source = request.query.get("from") or None
+        qtype = request.query.get("type") or "A"
+        return 200, answers.dns_json(self.ops.dns.resolve(args[0], args[1], source=source, qtype=qtype))

@@ -1,0 +1,138 @@
+"""The coordinates layer on one engine: what push-pull and gossip carry, and what a hostile
+peer can inject (bounded, checked, counted, never newer-than-newest)."""
+
+from __future__ import annotations
+
+import msgpack
+from engine_helpers import SELF, Harness
+
+from swimnet.layers.coordinates import SECTION_SAMPLE
+from swimnet.topology import Coordinate
+from swimnet.topology.book import TRUSTED_UPDATES
+from swimnet.topology.codec import coordinate_to_bytes, decode_ack_payload
+from swimnet.wire import Ack, Ping, PushPull
+from swimnet.wire.codec import decode_message, encode_message
+from swimnet.wire.topology import (
+    MAX_SECTION_COORDINATES,
+    CoordinateRecord,
+    CoordinateState,
+    CoordinateUpdate,
+)
+
+
+def _packed(x: float) -> bytes:
+    return coordinate_to_bytes(Coordinate((x,) + (0.0,) * 7, 0.3, 0.0, 1e-5))
+
+
+def _section(reply: PushPull) -> CoordinateState | None:
+    for name, data in msgpack.unpackb(reply.user) if reply.user else []:
+        if name == "coordinates":
+            state = decode_message(data)
+            assert type(state) is CoordinateState
+            return state
+    return None
+
+
+def _user(records: list[CoordinateRecord]) -> bytes:
+    return msgpack.packb([["coordinates", encode_message(CoordinateState(tuple(records)))]])
+
+
+def _harness(peers: int) -> Harness:
+    h = Harness(seed=3)
+    h.add_peers([f"p{i}" for i in range(peers)])
+    return h
+
+
+def test_gossiped_coordinates_give_estimates_and_travel_in_push_pull() -> None:
+    h = _harness(4)
+    h.feed([CoordinateUpdate(f"p{i}", 1, 50, _packed(0.001 * i)) for i in range(4)])
+    assert h.engine.stats["coordinates_learned"] == 4
+    assert h.engine.rtt_estimate("p3") is not None
+    section = _section(h.push_pull(PushPull(False, (), b"")))
+    assert section is not None
+    assert {r.name: r.updates for r in section.records} == {f"p{i}": 50 for i in range(4)}
+
+
+def test_an_older_version_never_replaces_a_newer_one() -> None:
+    h = _harness(1)
+    h.feed([CoordinateUpdate("p0", 2, 10, _packed(0.001))])
+    before = h.engine.rtt_estimate("p0")
+    h.feed([CoordinateUpdate("p0", 2, 9, _packed(0.5)), CoordinateUpdate("p0", 1, 99, _packed(0.5))])
+    h.push_pull(PushPull(False, (), _user([CoordinateRecord("p0", 2, 10, _packed(0.5))])))
+    assert h.engine.rtt_estimate("p0") == before
+    h.feed([CoordinateUpdate("p0", 2, 11, _packed(0.5))])
+    assert h.engine.rtt_estimate("p0") != before
+
+
+def test_hostile_coordinate_input_is_dropped_and_counted() -> None:
+    h = _harness(2)
+    h.feed(
+        [
+            CoordinateUpdate("stranger", 1, 50, _packed(0.001)),  # not a member
+            CoordinateUpdate("p0", 1, 50, b"\x00" * 17),  # not whole floats
+            CoordinateUpdate("p0", 1, 50, coordinate_to_bytes(Coordinate((0.0,), 0.1, 0.0, 0.0))),  # 1 dim
+            CoordinateUpdate("p1", 1, 50, b"\x00\x00\xc0\x7f" + b"\x00" * 40),  # NaN
+            CoordinateUpdate(SELF, 1, 10**9, _packed(0.001)),  # about ourselves: we know better
+        ]
+    )
+    stats = h.engine.stats
+    assert stats["drop_coordinate_unknown_member"] == 1
+    assert stats["drop_coordinate_decode"] == 3
+    assert stats["coordinates_learned"] == 0
+    assert h.engine.rtt_estimate("p0") is None and h.engine.rtt_estimate("p1") is None
+    # a section beyond the bound is refused whole
+    too_many = [CoordinateRecord("p0", 1, i, _packed(0.0)) for i in range(MAX_SECTION_COORDINATES + 1)]
+    h.push_pull(PushPull(False, (), _user(too_many)))
+    assert stats["drop_coordinate_state_decode"] == 1
+    h.push_pull(PushPull(False, (), msgpack.packb([["coordinates", b"\x91\x01"]])))
+    assert stats["drop_coordinate_state_decode"] == 2
+    assert h.engine.rtt_estimate("p0") is None
+
+
+def test_a_join_is_answered_with_every_coordinate_a_sync_with_a_sample() -> None:
+    n = SECTION_SAMPLE + 40
+    h = _harness(n)
+    updates = [CoordinateUpdate(f"p{i}", 1, 50, _packed(0.0001 * i)) for i in range(n)]
+    for i in range(0, n, 100):
+        h.feed(updates[i : i + 100])
+    periodic = _section(h.push_pull(PushPull(False, (), b"")))
+    assert periodic is not None and len(periodic.records) == SECTION_SAMPLE
+    join = _section(h.push_pull(PushPull(True, (), _user([]))))  # a joiner always sends a section
+    assert join is not None and len(join.records) == n
+
+
+def _coordinates_sent(h: Harness, start: int) -> list[CoordinateUpdate]:
+    return [u for s in h.sent_since(start) for u in s.of(CoordinateUpdate)]
+
+
+def test_new_or_flipping_coordinates_are_relayed_drift_is_not_and_nothing_wakes_gossip() -> None:
+    h = _harness(6)
+    h.feed([CoordinateUpdate("p0", 1, 40, _packed(0.001)), CoordinateUpdate("p1", 1, 40, _packed(0.001))])
+    h.advance(h.now + 20.0)  # the first ones (new to us) went out
+    start = len(h.sent)
+    h.feed([CoordinateUpdate("p0", 1, 41, _packed(0.0012))])  # drift: a fifth of a millisecond
+    h.feed([CoordinateUpdate("p1", 1, TRUSTED_UPDATES + 40, _packed(0.2))])  # a move: near turns far
+    assert not h.sent_since(start)  # nothing is sent for coordinates alone
+    h.advance(h.now + 5.0)  # probes go out: the relayed update rides on them, once per packet
+    relayed = _coordinates_sent(h, start)
+    assert relayed and {u.name for u in relayed} == {"p1"}
+    assert all(len(s.of(CoordinateUpdate)) <= 1 for s in h.sent_since(start))
+
+
+def test_acks_carry_our_coordinate_always_to_a_fresh_prober_else_every_other_time() -> None:
+    h = _harness(2)
+    h.feed([CoordinateUpdate("p1", 1, 50, _packed(0.001))])  # p1 is placed; p0 is not
+
+    def payloads(prober: str) -> list[bytes]:
+        out = []
+        for seq in range(10, 20):
+            for s in h.feed([Ping(seq, SELF, prober)], src=prober):
+                out.extend(a.payload for a in s.of(Ack))
+        return out
+
+    fresh, placed = payloads("p0"), payloads("p1")
+    assert len(fresh) == len(placed) == 10
+    assert all(fresh)
+    assert sum(1 for p in placed if p) == 5
+    version, _ = decode_ack_payload(fresh[0], 8)
+    assert version == (1, 0)  # our epoch is our starting incarnation; nothing learned yet
