@@ -24,7 +24,7 @@ Rules:
   and the layers; every message type is served by exactly one of them;
 - every stream exchange has an id (`StreamRequest.id`); exactly one of stream_reply or
   stream_failed must follow for it; the reply goes to whoever opened it (membership for
-  join / push_pull / ping, else the layer); unknown ids are counted and dropped;
+  join / join_sync / push_pull / ping, else the layer); unknown ids are counted and dropped;
 - events come out in the order they happened: membership events, table changes, and
   completion events (`KeyOpFinished`, `SyncFinished`) that end what callers wait for;
 - peer input never raises out of the engine: anything unauthenticated, undecodable or
@@ -94,7 +94,6 @@ _T = TypeVar("_T")
 EngineEvent = MemberEvent | TableChange | KeyOpFinished | SyncFinished
 
 _MEMBERSHIP = frozenset((Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead))
-_MEMBERSHIP_STREAMS = ("join", "push_pull", "ping")
 _MAX_SECTIONS = 8
 _KEEP = object()
 _MAX_OPEN_STREAMS = 1024
@@ -110,7 +109,8 @@ class StreamRequest:
     addr: Address
     data: bytes
     kind: str
-    """"join", "push_pull", "ping" (membership) or the opening layer's section name."""
+    """"join", "join_sync" (a post-join sync), "push_pull", "ping" (membership) or the
+    opening layer's section name."""
 
 
 @attrs.define
@@ -459,7 +459,7 @@ class Engine:
             self._swim.stream_ack(msg, exchange.addr, now)
             return True
         if exchange.kind != "ping" and type(msg) is PushPull:
-            self._swim.push_pull_reply(msg, exchange.addr, now, join=exchange.kind == "join")
+            self._swim.push_pull_reply(msg, exchange.addr, now, kind=exchange.kind)
             return True
         if exchange.kind != "ping":
             self._swim.push_pull_failed(exchange.addr, now)

@@ -3,7 +3,8 @@
 Inputs are decoded messages (`handle_message`), push-pull state (`merge_remote_state`),
 timer expiries (`handle_timer`) and API calls, each with `now`. Outputs accumulate in
 `outbox` (plaintext datagrams as (address, bytes)), `streams` (stream requests to open, each
-with its kind: "join", "push_pull" or "ping"); the owner drains them after every call.
+with its kind: "join", "join_sync", "push_pull" or "ping"); the owner drains them after
+every call.
 Membership events go to the `events` delegate as they happen. The layers above are
 reached only through the delegates given at construction (`SwimDelegates`: ping, state,
 events, peer selection, broadcast sources).
@@ -16,6 +17,12 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
 - claims about ourselves are refuted with a higher incarnation (health score +1), except
   our own leave;
 - dead from the node itself means it left; a push-pull "dead" is downgraded to suspect;
+- a newcomer (a node that knows no other live member when a join reply arrives) applies
+  what that reply and its post-join syncs bring without gossiping it on: it is the view of
+  the peers that sent it, no news to their cluster (so a join costs O(1) broadcasts, not
+  O(N)); the newcomer's own alive is gossiped by the seed, which learned it from the
+  request. A node that already knew members (two clusters merged by a join, an isolated
+  node's rejoin) gossips what it learns like any push-pull: it may be news to its side;
 - probes go round-robin over a shuffled order; dead and left members are skipped and reaped
   after `dead_reap_time` at the wrap; reaped failed members (and unreachable seeds) are
   re-contacted every `rejoin_interval`, so a split cluster re-merges by itself;
@@ -138,7 +145,6 @@ class Swim:
         self._state = d.state
         self._event_delegate = d.events
         self._selection = d.selection
-        self._extra_queues = d.broadcasts
         self.config = config
         self.rng = rng
         self.name = config.name
@@ -149,6 +155,9 @@ class Swim:
         self._queued = tuple(q.items for q in queues if isinstance(q, BroadcastQueue))
         """The queued broadcasts of every BroadcastQueue source: any() of them is cheap."""
         self._opaque_sources = tuple(q for q in queues if not isinstance(q, BroadcastQueue))
+        """Sources that report no length (they never wake gossip) but are asked on every packet."""
+        self._extra = tuple((q, q.items if isinstance(q, BroadcastQueue) else None) for q in d.broadcasts)
+        """The layers' sources, each with its queued items when it has a cheap emptiness test."""
         self.timers = Timers()
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.outbox: list[tuple[Address, bytes]] = []
@@ -165,6 +174,8 @@ class Swim:
         self._leaving = False
         self.leave_done = False
         self._seeds: list[Address] = []
+        self._quiet_syncs = False
+        """Our last join made us a newcomer: its post-join syncs are not gossiped on."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -240,7 +251,7 @@ class Swim:
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
         parts = [encode_message(m) for m in messages]
-        if self._has_broadcasts():
+        if self._opaque_sources or any(self._queued):
             used = _PACKET_HEADER
             for p in parts:
                 used += len(p)
@@ -254,10 +265,10 @@ class Swim:
         taken = self.queue.take(budget, _PER_MESSAGE_OVERHEAD, n) if self.queue.items else []
         for b in taken:
             budget -= len(b)
-        for q in self._extra_queues:
+        for q, items in self._extra:
             if budget <= 0:
                 break
-            if len(q):
+            if items is None or items:
                 more = q.take(budget, _PER_MESSAGE_OVERHEAD, n)
                 for b in more:
                     budget -= len(b)
@@ -274,13 +285,15 @@ class Swim:
         members = vouched_encoded(self.members.values())
         return encode_push_pull(join, members, self._state.local_state(join, now))
 
-    def _open_push_pull(self, addr: Address, join: bool, now: float) -> None:
-        self.streams.append((addr, self._push_pull_frame(join, now), "join" if join else "push_pull"))
+    def _open_push_pull(self, addr: Address, join: bool, now: float, kind: str | None = None) -> None:
+        frame = self._push_pull_frame(join, now)
+        self.streams.append((addr, frame, kind or ("join" if join else "push_pull")))
 
     # -- API -------------------------------------------------------------------------------
 
     def join(self, seeds: list[Address], now: float) -> None:
         """Push-pull with every seed; they are also re-contacted later if unreachable."""
+        self._quiet_syncs = False
         for addr in seeds:
             if addr not in self._seeds:
                 self._seeds.append(addr)
@@ -391,7 +404,7 @@ class Swim:
 
     # -- state transitions (memberlist's aliveNode / suspectNode / deadNode) ------------------
 
-    def _on_alive(self, a: Alive, now: float, *, from_push_pull: bool = False) -> None:
+    def _on_alive(self, a: Alive, now: float, *, relay: bool = True) -> None:
         m = self.members.get(a.node)
         if m is not None and a.incarnation <= m.incarnation and m.addr == a.addr and m is not self._me:
             return  # old news (the common case while gossip spreads an update)
@@ -431,7 +444,8 @@ class Swim:
                 return
             self._refute(a.incarnation, now)
             return
-        self.queue.queue(a.node, encode_message(a))
+        if relay:
+            self.queue.queue(a.node, encode_message(a))
         old_meta, old_addr = m.meta, m.addr
         m.incarnation = a.incarnation
         m.meta = a.meta
@@ -567,6 +581,7 @@ class Swim:
         if self._leaving or not self._isolation.may_rejoin(now, self.config.rejoin_interval):
             return
         self.stats["isolation_rejoins"] += 1
+        self._quiet_syncs = False
         known = [m.addr for m in self.members.values() if m is not self._me and m.state != State.LEFT]
         chosen = self._seeds + self.rng.sample(known, min(REJOIN_FANOUT, len(known)))
         for addr in dict.fromkeys(chosen):
@@ -611,11 +626,18 @@ class Swim:
         self._verify_introduced(now)
         return self._push_pull_frame(False, now)
 
-    def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, join: bool) -> None:
-        """Client side: merge the reply to a request we opened to `addr` (`join`: it was a
-        join exchange, which schedules the post-join syncs)."""
+    def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, kind: str) -> None:
+        """Client side: merge the reply to a `kind` exchange we opened to `addr` ("join"
+        schedules the post-join syncs; a newcomer's join and sync replies are not gossiped
+        on, see the rules)."""
+        join = kind == "join"
+        if join and not self._knows_others():
+            self._quiet_syncs = True
+            relay = False
+        else:
+            relay = not (kind == "join_sync" and self._quiet_syncs)
         refutations = self.stats["refutations"]
-        self.merge_remote_state(remote, now)
+        self.merge_remote_state(remote, now, relay=relay)
         self._admission.vouched(remote.members, self.members, self._by_addr.get(addr), addr in self._seeds)
         self._verify_introduced(now)
         if join:
@@ -631,16 +653,21 @@ class Swim:
             for m in self._admission.introduced(self.members, now):
                 self._send_probe(m, now, verifying=True)
 
+    def _knows_others(self) -> bool:
+        """Some member besides us is alive or suspect."""
+        me = self._me
+        return any(m.state <= State.SUSPECT and m is not me for m in self.members.values())
+
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
 
-    def merge_remote_state(self, remote: PushPull, now: float) -> None:
+    def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
         for r in self._admission.admit(remote.members, self.members, self.stats):
-            self._merge_member(r, now)
+            self._merge_member(r, now, relay)
         if remote.user:
             self._state.merge_remote_state(remote.user, remote.join, now)
 
-    def _merge_member(self, r: MemberState, now: float) -> None:
+    def _merge_member(self, r: MemberState, now: float, relay: bool) -> None:
         m = self.members.get(r.name)
         if (
             m is not None
@@ -651,7 +678,7 @@ class Swim:
         ):
             return  # nothing new: the common case of anti-entropy
         if r.state == State.ALIVE:
-            self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now)
+            self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now, relay=relay)
         elif r.state == State.LEFT:
             self._on_dead(Dead(r.incarnation, r.name, r.name), now)
         elif r.name in self.members or r.name == self.name:
@@ -678,7 +705,7 @@ class Swim:
             elif kind == "push_pull":
                 self._periodic_push_pull(now)
             elif kind == "join_sync":
-                self._push_pull_random(now)
+                self._push_pull_random(now, "join_sync")
             elif kind == "rejoin":
                 self._rejoin(now)
             elif kind == "leave":
@@ -837,10 +864,10 @@ class Swim:
         if not self._leaving:
             self._push_pull_random(now)
 
-    def _push_pull_random(self, now: float) -> None:
+    def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
         peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)
         if peers:
-            self._open_push_pull(peers[0].addr, False, now)
+            self._open_push_pull(peers[0].addr, False, now, kind)
 
     def _rejoin(self, now: float) -> None:
         """Heal splits: re-contact unreachable seeds and remembered failed members.

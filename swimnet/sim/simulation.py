@@ -405,16 +405,21 @@ class Simulation:
     def converged(self) -> bool:
         """Every running node sees exactly the running nodes alive (others dead, left or unknown)."""
         running = [s for s in self._slots.values() if s.running]
-        expected = len(running)
         names = {s.name for s in running}
-        for slot in running:
-            view = slot.engine.view()
-            alive = [n for n, state in view.items() if state == State.ALIVE]
-            if len(alive) != expected or not names.issuperset(alive):
-                return False
-            if any(state == State.SUSPECT for state in view.values()):
-                return False
-        return True
+        return all(self._sees(slot, names) for slot in running)
+
+    def converged_at(self, name: str) -> bool:
+        """`name` (running) sees exactly the running nodes alive (the check of `converged`,
+        for one node)."""
+        return self._sees(self._slots[name], {s.name for s in self._slots.values() if s.running})
+
+    @staticmethod
+    def _sees(slot: _Slot, names: set[str]) -> bool:
+        view = slot.engine.view()
+        alive = [n for n, state in view.items() if state == State.ALIVE]
+        if len(alive) != len(names) or not names.issuperset(alive):
+            return False
+        return not any(state == State.SUSPECT for state in view.values())
 
     def tables_converged(self, network: str) -> bool:
         """Every running member of `network` holds the same live entries (and at least one
