@@ -7,16 +7,23 @@ Scenarios (issue: foundation, section 6):
 - crash detection at N = 100: time to the first suspicion and to "dead" on every observer;
 - false dead declarations at N = 100 under 10% loss over one virtual hour;
 - Lifeguard stall: one node stalled 5 s every 30 s for 10 min: healthy nodes declared dead;
-- simulator speed (delivered packets per wall second) and peak memory at N = 2000.
+- simulator speed at N = 2000 in steady state (30 s after convergence): delivered packets
+  per wall second, and per CPU second of this process (the figure that does not depend on
+  what else the machine runs), with the peak memory;
+- a large cluster: N = 5000 bootstrapped through one seed, then one crash detected by every
+  other node, in a process of its own: wall and CPU time, peak RSS, virtual times.
 
-`python benchmarks/bench_membership.py [--quick]` or `nox -s bench -- membership`.
+`python benchmarks/bench_membership.py [--quick]` or `nox -s bench -- membership`;
+`python benchmarks/bench_membership.py --large 5000` runs the large cluster alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import resource
+import subprocess
 import sys
 import time
 from typing import Any
@@ -204,20 +211,94 @@ def simulator_speed(n: int = 2000, window: float = 30.0) -> dict[str, Any]:
     bootstrap_wall = time.perf_counter() - wall
     sim.run_for(30.0)
     before = sim.delivered
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     sim.run_for(window)
-    elapsed = time.perf_counter() - wall
+    elapsed, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "nodes": n,
         "steady_window_virtual_s": window,
+        "steady_delivered_packets": sim.delivered - before,
         "steady_delivered_packets_per_wall_s": round((sim.delivered - before) / elapsed),
+        "steady_delivered_packets_per_cpu_s": round((sim.delivered - before) / cpu_s),
+        "steady_cpu_share": round(cpu_s / elapsed, 3),
+        "bootstrap_virtual_s": round(sim.now - 30.0 - window, 3),
         "bootstrap_wall_s": round(bootstrap_wall, 1),
         "peak_rss_mib": round(rss_mib),
     }
     print(
-        f"simulator N={n}: {result['steady_delivered_packets_per_wall_s']:,} delivered packets/s (steady), "
-        f"peak RSS {rss_mib:.0f} MiB"
+        f"simulator N={n}: {result['steady_delivered_packets_per_wall_s']:,} delivered packets/wall-s, "
+        f"{result['steady_delivered_packets_per_cpu_s']:,}/CPU-s (steady; this process had "
+        f"{result['steady_cpu_share']:.0%} of a core), peak RSS {rss_mib:.0f} MiB"
+    )
+    return result
+
+
+def _all_see_all(sim: Simulation, pending: list[str]) -> list[str]:
+    """The nodes of `pending` not converged yet; stops at the first one (they converge
+    together, so a check costs one view until the end)."""
+    for i, name in enumerate(pending):
+        if not sim.converged_at(name):
+            return pending[i:]
+    return []
+
+
+def large_cluster_run(n: int, seed: int = 9) -> dict[str, Any]:
+    """Bootstrap of `n` nodes through one seed, then one crash detected by every other node."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    sim = Simulation(seed=seed, config=Config.lan())
+    names = sim.add_nodes(n)
+    sim.join_all(via=names[0])
+    pending = list(names)
+    while pending and sim.now < 300.0:
+        sim.run_for(1.0)
+        pending = _all_see_all(sim, pending) or _all_see_all(sim, list(names))  # confirm at the end
+    if pending:
+        raise RuntimeError(f"{sim.describe()}: {n} nodes did not converge")
+    converged_at, converge_wall = sim.now, time.perf_counter() - wall
+    victim = names[n // 2]
+    dead_at: dict[str, float] = {}
+
+    def record(now: float, observer: str, event: MemberEvent | TableChange) -> None:
+        if isinstance(event, MemberFailed) and event.member.name == victim:
+            dead_at.setdefault(observer, now)
+
+    sim.on_event = record
+    crashed_at = sim.now
+    sim.crash(victim)
+    sim.run_until(lambda: len(dead_at) == n - 1, timeout=600.0, step=1.0)
+    delays = [t - crashed_at for t in dead_at.values()]
+    return {
+        "nodes": n,
+        "converge_virtual_s": round(converged_at, 3),
+        "converge_wall_s": round(converge_wall, 1),
+        "crash_detected_by": f"{len(dead_at)}/{n - 1}",
+        "crash_dead_s": summary(delays),
+        "virtual_s": round(sim.now, 3),
+        "delivered_packets": sim.delivered,
+        "wall_s": round(time.perf_counter() - wall, 1),
+        "cpu_s": round(time.process_time() - cpu, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def large_cluster(n: int = 5000) -> dict[str, Any]:
+    """`large_cluster_run` in a process of its own, so its peak RSS is its own."""
+    script = pathlib.Path(__file__).resolve()
+    done = subprocess.run(
+        [sys.executable, str(script), "--large", str(n)], capture_output=True, text=True, check=False
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        result: dict[str, Any] = {"nodes": n, "error": f"exit {done.returncode}"}
+        result["stderr"] = done.stderr[-2000:]
+    else:
+        result = json.loads(lines[-1])
+    dead = result.get("crash_dead_s", {})
+    print(
+        f"large cluster N={n}: converged at {result.get('converge_virtual_s')} s virtual, crash seen dead by "
+        f"{result.get('crash_detected_by')} (median {dead.get('median')} s); {result.get('wall_s')} s wall, "
+        f"{result.get('cpu_s')} s CPU, peak RSS {result.get('peak_rss_mib')} MiB"
     )
     return result
 
@@ -230,6 +311,7 @@ def run(directory: pathlib.Path, quick: bool = False) -> dict[str, Any]:
     results["false_dead_under_loss"] = false_dead_under_loss(100, hours=0.1 if quick else 1.0)
     results["stall"] = stall(100, minutes=2 if quick else 10)
     results["simulator"] = simulator_speed(300 if quick else 2000)
+    results["large_cluster"] = large_cluster(500 if quick else 5000)
     write_json("membership", results, directory)
     return results
 
@@ -237,5 +319,9 @@ def run(directory: pathlib.Path, quick: bool = False) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    parser.add_argument("--large", type=int, metavar="N", help="only the large cluster run, printed as JSON")
     args = parser.parse_args()
-    run(out_dir(), quick=args.quick)
+    if args.large:
+        print(json.dumps(large_cluster_run(args.large)), flush=True)
+    else:
+        run(out_dir(), quick=args.quick)

@@ -24,7 +24,7 @@ Rules:
   and the layers; every message type is served by exactly one of them;
 - every stream exchange has an id (`StreamRequest.id`); exactly one of stream_reply or
   stream_failed must follow for it; the reply goes to whoever opened it (membership for
-  join / push_pull / ping, else the layer); unknown ids are counted and dropped;
+  join / join_sync / push_pull / ping, else the layer); unknown ids are counted and dropped;
 - events come out in the order they happened: membership events, table changes, and
   completion events (`KeyOpFinished`, `SyncFinished`) that end what callers wait for;
 - peer input never raises out of the engine: anything unauthenticated, undecodable or
@@ -93,8 +93,7 @@ from swimnet.wire.messages import (
 _T = TypeVar("_T")
 EngineEvent = MemberEvent | TableChange | KeyOpFinished | SyncFinished
 
-_MEMBERSHIP = (Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead)
-_MEMBERSHIP_STREAMS = ("join", "push_pull", "ping")
+_MEMBERSHIP = frozenset((Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead))
 _MAX_SECTIONS = 8
 _KEEP = object()
 _MAX_OPEN_STREAMS = 1024
@@ -110,7 +109,8 @@ class StreamRequest:
     addr: Address
     data: bytes
     kind: str
-    """"join", "push_pull", "ping" (membership) or the opening layer's section name."""
+    """"join", "join_sync" (a post-join sync), "push_pull", "ping" (membership) or the
+    opening layer's section name."""
 
 
 @attrs.define
@@ -152,6 +152,11 @@ class Engine:
         self._outgoing: list[StreamRequest] = []
         self._open: dict[int, _Open] = {}
         self._next_stream = 0
+        self._layers_deadline: float | None = None
+        self._layers_stale = True
+        """The layers' earliest deadline, recomputed only after a call into a layer (every
+        one goes through the engine, which marks it stale): a datagram of membership
+        messages alone, the common case, leaves it as it was."""
 
         host = _Host(self)
         self._topology = TopologyDelegate(config, rng, self._stats, ping_observer, epoch=incarnation)
@@ -323,10 +328,12 @@ class Engine:
         else:
             self._policy = SecurityPolicy(ring, cfg.label, verify_incoming, encrypt_outgoing)
         self._keys.set_keyring(ring)
+        self._layers_stale = True
         self._swim.set_sealing_overhead(protect_overhead(self._policy) if self._policy is not None else 0)
 
     def _after(self, result: _T, now: float) -> _T:
         """An API call changed state: piggybacked output may be due."""
+        self._layers_stale = True
         self._now = now
         self._swim.wake_gossip(now)
         return result
@@ -363,30 +370,41 @@ class Engine:
         stats = self._stats
         stats["packets_received"] += 1
         stats["bytes_received"] += len(data)
-        plain = self._unprotect(data, now)
-        if plain is None:
-            return
+        if self._policy is None:  # plaintext, no label: nothing to open
+            self._now = now
+            self._input_sealed = False
+            plain = data
+        else:
+            opened = self._unprotect(data, now)
+            if opened is None:
+                return
+            plain = opened
         try:
             messages = decode_packet(plain)
         except DecodeError:
             stats["drop_decode"] += 1
             return
-        sealed = self._input_sealed
-        handle, handlers = self._swim.handle_message, self._handlers
+        swim = self._swim
+        membership = False
         for msg in messages:
             if type(msg) in _MEMBERSHIP:
-                handle(msg, addr, now)
+                swim.handle_message(msg, addr, now)
+                membership = True
             else:
-                handler = handlers.get(type(msg))
+                handler = self._handlers.get(type(msg))
                 if handler is None:
                     stats["drop_unexpected_message"] += 1
                 else:
-                    handler(msg, addr, now, sealed)
-        self._swim.wake_gossip(now)
+                    self._layers_stale = True
+                    handler(msg, addr, now, self._input_sealed)
+        if membership:
+            swim.heard_from(addr)
+        swim.wake_gossip(now)
 
     def handle_stream(self, request: bytes, addr: Address, now: float) -> bytes | None:
         """Answer a stream request; None means: close without a reply (bad input)."""
         self._stats["streams_received"] += 1
+        self._layers_stale = True
         plain = self._unprotect(request, now)
         if plain is None:
             return None
@@ -412,6 +430,7 @@ class Engine:
     def stream_reply(self, stream_id: int, reply: bytes, now: float) -> bool:
         """The reply to stream `stream_id`; False if it was refused (counted in stats)."""
         self._now = now
+        self._layers_stale = True
         exchange = self._open.pop(stream_id, None)
         if exchange is None:
             self._stats["drop_stream_unknown_id"] += 1
@@ -440,7 +459,7 @@ class Engine:
             self._swim.stream_ack(msg, exchange.addr, now)
             return True
         if exchange.kind != "ping" and type(msg) is PushPull:
-            self._swim.push_pull_reply(msg, exchange.addr, now, join=exchange.kind == "join")
+            self._swim.push_pull_reply(msg, exchange.addr, now, kind=exchange.kind)
             return True
         if exchange.kind != "ping":
             self._swim.push_pull_failed(exchange.addr, now)
@@ -449,6 +468,7 @@ class Engine:
     def stream_failed(self, stream_id: int, now: float) -> None:
         """Stream `stream_id` got no reply (refused, timed out, closed)."""
         self._now = now
+        self._layers_stale = True
         exchange = self._open.pop(stream_id, None)
         if exchange is None:
             self._stats["drop_stream_unknown_id"] += 1
@@ -458,6 +478,7 @@ class Engine:
 
     def _failed(self, exchange: _Open, stream_id: int, now: float) -> None:
         if exchange.owner is not None:
+            self._layers_stale = True
             exchange.owner.stream_failed(stream_id, now)
         elif exchange.kind == "ping":
             self._stats["stream_failed_ping"] += 1
@@ -466,14 +487,19 @@ class Engine:
 
     def handle_timer(self, now: float) -> None:
         self._now = now
+        theirs = self._layers_deadline
+        layers_due = self._layers_stale or (theirs is not None and theirs <= now)
         self._swim.handle_timer(now)
-        for layer in self._layers:
-            layer.handle_timer(now)
+        if layers_due:  # else: not one of them has anything due (their timers are theirs)
+            self._layers_stale = True
+            for layer in self._layers:
+                layer.handle_timer(now)
         self._swim.wake_gossip(now)
 
     # -- push-pull sections ------------------------------------------------------------------
 
     def _local_state(self, join: bool, now: float) -> bytes:
+        self._layers_stale = True
         sections = []
         for name, layer in self._sections.items():
             data = layer.local_state(join, now)
@@ -482,6 +508,7 @@ class Engine:
         return msgpack.packb(sections) if sections else b""
 
     def _merge_remote_state(self, data: bytes, join: bool, now: float) -> None:
+        self._layers_stale = True
         stats = self._stats
         try:
             sections = msgpack.unpackb(data, max_array_len=_MAX_SECTIONS * 2, max_map_len=0, max_ext_len=0)
@@ -502,6 +529,7 @@ class Engine:
             layer.merge_state(section[1], join, now, self._input_sealed)
 
     def _member_event(self, event: MemberEvent, now: float) -> None:
+        self._layers_stale = True
         self._events.append(event)
         for layer in self._layers:
             layer.member_event(event, now)
@@ -524,8 +552,11 @@ class Engine:
         if out:
             if self._policy is not None:
                 out = [(addr, self._protect(data)) for addr, data in out]
+            size = 0
+            for _, data in out:
+                size += len(data)
             self._stats["packets_sent"] += len(out)
-            self._stats["bytes_sent"] += sum(len(d) for _, d in out)
+            self._stats["bytes_sent"] += size
         return out
 
     def streams_to_open(self) -> list[StreamRequest]:
@@ -548,12 +579,18 @@ class Engine:
         return out
 
     def next_deadline(self) -> float | None:
-        best = self._swim.next_deadline()
-        for layer in self._layers:
-            d = layer.next_deadline()
-            if d is not None and (best is None or d < best):
-                best = d
-        return best
+        if self._layers_stale:
+            self._layers_stale = False
+            best = None
+            for layer in self._layers:
+                d = layer.next_deadline()
+                if d is not None and (best is None or d < best):
+                    best = d
+            self._layers_deadline = best
+        ours, theirs = self._swim.next_deadline(), self._layers_deadline
+        if ours is None or (theirs is not None and theirs < ours):
+            return theirs
+        return ours
 
 
 def _register(into: dict[type, Any], handlers: Any, owner: str) -> None:

@@ -141,9 +141,9 @@ class Admission:
     ) -> MemberRecord | None:
         """A live unverified member not probed in the last `retry` seconds, drawn at random
         (so the members of a cluster probe different ones: forged members die R times as fast)."""
-        names = list(self._unverified)
-        if not names:
+        if not self._unverified:
             return None
+        names = list(self._unverified)
         start = int(rng.random() * len(names))
         found = None
         for i in range(len(names)):

@@ -41,7 +41,7 @@ class _Item:
 class BroadcastQueue:
     """Broadcasts bucketed by how many times each was sent; each bucket sorted by age.
 
-    Memory per broadcast: one `_Item`, its entry in `_items` and its place in one level list
+    Memory per broadcast: one `_Item`, its entry in `items` and its place in one level list
     (the items themselves, ordered by sequence number); a transmission moves an item from
     one level to the next and touches nothing else.
     """
@@ -52,42 +52,44 @@ class BroadcastQueue:
         self.pruned = 0
         self._levels: list[list[_Item]] = [[]]
         """Per transmit count, its broadcasts by ascending sequence number (oldest first)."""
-        self._items: dict[Hashable, _Item] = {}
+        self.items: dict[Hashable, _Item] = {}
+        """The queued broadcasts by key (read it, never write it: its truth is "not empty",
+        cheaper to ask than len())."""
         self._seq = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._items
+        return key in self.items
 
     def queue(self, key: Hashable, data: bytes, on_done: Callable[[], None] | None = None) -> None:
         """Queue `data`, replacing any queued broadcast with the same key."""
-        old = self._items.get(key)
+        old = self.items.get(key)
         if old is not None:
             self._remove(old)
             if old.on_done is not None:
                 old.on_done()
         self._seq += 1
         item = _Item(key, data, on_done, self._seq)
-        self._items[key] = item
+        self.items[key] = item
         self._levels[0].append(item)  # the newest: always last
-        if len(self._items) > self.max_len:
-            self._prune(len(self._items) - self.max_len)
+        if len(self.items) > self.max_len:
+            self._prune(len(self.items) - self.max_len)
 
     def drop(self, key: Hashable) -> None:
         """Forget a queued broadcast without calling its callback."""
-        item = self._items.get(key)
+        item = self.items.get(key)
         if item is not None:
             self._remove(item)
 
     def _remove(self, item: _Item) -> None:
-        del self._items[item.key]
+        del self.items[item.key]
         _unlink(self._levels[item.level], item)
 
     def take(self, budget: int, per_item_overhead: int, n_nodes: int) -> list[bytes]:
         """Encoded broadcasts that fit in `budget` bytes; each counts as transmitted once."""
-        if not self._items:
+        if not self.items:
             return []
         taken: list[_Item] = []
         skips = 0
@@ -122,7 +124,7 @@ class BroadcastQueue:
         level += 1
         item.level = level
         if level >= limit:
-            del self._items[item.key]
+            del self.items[item.key]
             if item.on_done is not None:
                 item.on_done()
             return

@@ -3,7 +3,8 @@
 Inputs are decoded messages (`handle_message`), push-pull state (`merge_remote_state`),
 timer expiries (`handle_timer`) and API calls, each with `now`. Outputs accumulate in
 `outbox` (plaintext datagrams as (address, bytes)), `streams` (stream requests to open, each
-with its kind: "join", "push_pull" or "ping"); the owner drains them after every call.
+with its kind: "join", "join_sync", "push_pull" or "ping"); the owner drains them after
+every call.
 Membership events go to the `events` delegate as they happen. The layers above are
 reached only through the delegates given at construction (`SwimDelegates`: ping, state,
 events, peer selection, broadcast sources).
@@ -16,6 +17,12 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
 - claims about ourselves are refuted with a higher incarnation (health score +1), except
   our own leave;
 - dead from the node itself means it left; a push-pull "dead" is downgraded to suspect;
+- a newcomer (a node that knows no other live member when a join reply arrives) applies
+  what that reply and its post-join syncs bring without gossiping it on: it is the view of
+  the peers that sent it, no news to their cluster (so a join costs O(1) broadcasts, not
+  O(N)); the newcomer's own alive is gossiped by the seed, which learned it from the
+  request. A node that already knew members (two clusters merged by a join, an isolated
+  node's rejoin) gossips what it learns like any push-pull: it may be news to its side;
 - probes go round-robin over a shuffled order; dead and left members are skipped and reaped
   after `dead_reap_time` at the wrap; reaped failed members (and unreachable seeds) are
   re-contacted every `rejoin_interval`, so a split cluster re-merges by itself;
@@ -88,13 +95,23 @@ _REJOIN_RANDOM = 2
 
 
 class _Probe:
-    __slots__ = ("addr", "expected_nacks", "incarnation", "nacks", "sent", "target", "verifying")
+    """One probe in flight; its one timer fires at the probe timeout (indirect round), then
+    at `deadline` (the probe failed)."""
 
-    def __init__(self, target: str, addr: Address, incarnation: int, sent: float, verifying: bool) -> None:
+    __slots__ = (
+        "addr", "deadline", "expected_nacks", "incarnation", "nacks", "sent", "target", "timed_out",
+        "verifying",
+    )  # fmt: skip
+
+    def __init__(
+        self, target: str, addr: Address, incarnation: int, sent: float, deadline: float, verifying: bool
+    ) -> None:
         self.target = target
         self.addr = addr
         self.incarnation = incarnation
         self.sent = sent
+        self.deadline = deadline
+        self.timed_out = False
         self.expected_nacks = 0
         self.nacks = 0
         self.verifying = verifying
@@ -128,13 +145,19 @@ class Swim:
         self._state = d.state
         self._event_delegate = d.events
         self._selection = d.selection
-        self._extra_queues = d.broadcasts
         self.config = config
         self.rng = rng
         self.name = config.name
         self.addr = config.advertise_address
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.queue = BroadcastQueue(config.retransmit_mult, config.broadcast_queue_max)
+        queues = (self.queue, *d.broadcasts)
+        self._queued = tuple(q.items for q in queues if isinstance(q, BroadcastQueue))
+        """The queued broadcasts of every BroadcastQueue source: any() of them is cheap."""
+        self._opaque_sources = tuple(q for q in queues if not isinstance(q, BroadcastQueue))
+        """Sources that report no length (they never wake gossip) but are asked on every packet."""
+        self._extra = tuple((q, q.items if isinstance(q, BroadcastQueue) else None) for q in d.broadcasts)
+        """The layers' sources, each with its queued items when it has a cheap emptiness test."""
         self.timers = Timers()
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.outbox: list[tuple[Address, bytes]] = []
@@ -151,6 +174,8 @@ class Swim:
         self._leaving = False
         self.leave_done = False
         self._seeds: list[Address] = []
+        self._quiet_syncs = False
+        """Our last join made us a newcomer: its post-join syncs are not gossiped on."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -226,24 +251,29 @@ class Swim:
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
         parts = [encode_message(m) for m in messages]
-        used = _PACKET_HEADER + sum(len(p) for p in parts)
-        parts.extend(self._broadcasts(self._packet_budget - used))
+        if self._opaque_sources or any(self._queued):
+            used = _PACKET_HEADER
+            for p in parts:
+                used += len(p)
+            parts.extend(self._broadcasts(self._packet_budget - used))
         self.outbox.append((addr, pack_packet(parts)))
 
     def _broadcasts(self, budget: int) -> list[bytes]:
         if budget <= 0:
             return []
         n = len(self.members)
-        taken = self.queue.take(budget, _PER_MESSAGE_OVERHEAD, n)
-        if self._extra_queues:
-            budget -= sum(len(b) for b in taken)
-            for q in self._extra_queues:
-                if budget <= 0:
-                    break
+        taken = self.queue.take(budget, _PER_MESSAGE_OVERHEAD, n) if self.queue.items else []
+        for b in taken:
+            budget -= len(b)
+        for q, items in self._extra:
+            if budget <= 0:
+                break
+            if items is None or items:
                 more = q.take(budget, _PER_MESSAGE_OVERHEAD, n)
-                budget -= sum(len(b) for b in more)
+                for b in more:
+                    budget -= len(b)
                 taken.extend(more)
-        return taken[:255]
+        return taken[:255] if len(taken) > 255 else taken
 
     def broadcast(
         self, key: Hashable, message: WireMessage, on_done: Callable[[], None] | None = None
@@ -255,13 +285,15 @@ class Swim:
         members = vouched_encoded(self.members.values())
         return encode_push_pull(join, members, self._state.local_state(join, now))
 
-    def _open_push_pull(self, addr: Address, join: bool, now: float) -> None:
-        self.streams.append((addr, self._push_pull_frame(join, now), "join" if join else "push_pull"))
+    def _open_push_pull(self, addr: Address, join: bool, now: float, kind: str | None = None) -> None:
+        frame = self._push_pull_frame(join, now)
+        self.streams.append((addr, frame, kind or ("join" if join else "push_pull")))
 
     # -- API -------------------------------------------------------------------------------
 
     def join(self, seeds: list[Address], now: float) -> None:
         """Push-pull with every seed; they are also re-contacted later if unreachable."""
+        self._quiet_syncs = False
         for addr in seeds:
             if addr not in self._seeds:
                 self._seeds.append(addr)
@@ -298,6 +330,8 @@ class Swim:
     # -- messages ------------------------------------------------------------------------
 
     def handle_message(self, msg: WireMessage, addr: Address, now: float) -> None:
+        """One membership message of a datagram from `addr`; after the datagram's last one,
+        the owner calls `heard_from(addr)`."""
         t = type(msg)
         if t is Alive:
             self._on_alive(msg, now)  # type: ignore[arg-type]
@@ -315,7 +349,12 @@ class Swim:
             self._on_nack(msg)  # type: ignore[arg-type]
         else:
             self.stats["drop_unexpected_message"] += 1
-        self._admission.verify(self._by_addr.get(addr))  # heard from it directly
+
+    def heard_from(self, addr: Address) -> None:
+        """A datagram with membership messages came from `addr`: we heard from it directly."""
+        m = self._by_addr.get(addr)
+        if m is not None and not m.verified:
+            self._admission.verify(m)
 
     def _on_ping(self, msg: Ping, addr: Address) -> None:
         if msg.target != self.name:
@@ -339,8 +378,7 @@ class Swim:
             self.send(pending.reply_to, [Ack(pending.origin_seq)])
             return
         assert type(pending) is _Probe
-        self.timers.cancel(("probe_timeout", msg.seq))
-        self.timers.cancel(("probe_deadline", msg.seq))
+        self.timers.cancel(("probe", msg.seq))
         self.awareness.apply(-1)
         self._admission.verify(self.members.get(pending.target))
         self._isolation.probe_ok()
@@ -366,7 +404,7 @@ class Swim:
 
     # -- state transitions (memberlist's aliveNode / suspectNode / deadNode) ------------------
 
-    def _on_alive(self, a: Alive, now: float, *, from_push_pull: bool = False) -> None:
+    def _on_alive(self, a: Alive, now: float, *, relay: bool = True) -> None:
         m = self.members.get(a.node)
         if m is not None and a.incarnation <= m.incarnation and m.addr == a.addr and m is not self._me:
             return  # old news (the common case while gossip spreads an update)
@@ -406,7 +444,8 @@ class Swim:
                 return
             self._refute(a.incarnation, now)
             return
-        self.queue.queue(a.node, encode_message(a))
+        if relay:
+            self.queue.queue(a.node, encode_message(a))
         old_meta, old_addr = m.meta, m.addr
         m.incarnation = a.incarnation
         m.meta = a.meta
@@ -542,6 +581,7 @@ class Swim:
         if self._leaving or not self._isolation.may_rejoin(now, self.config.rejoin_interval):
             return
         self.stats["isolation_rejoins"] += 1
+        self._quiet_syncs = False
         known = [m.addr for m in self.members.values() if m is not self._me and m.state != State.LEFT]
         chosen = self._seeds + self.rng.sample(known, min(REJOIN_FANOUT, len(known)))
         for addr in dict.fromkeys(chosen):
@@ -586,11 +626,18 @@ class Swim:
         self._verify_introduced(now)
         return self._push_pull_frame(False, now)
 
-    def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, join: bool) -> None:
-        """Client side: merge the reply to a request we opened to `addr` (`join`: it was a
-        join exchange, which schedules the post-join syncs)."""
+    def push_pull_reply(self, remote: PushPull, addr: Address, now: float, *, kind: str) -> None:
+        """Client side: merge the reply to a `kind` exchange we opened to `addr` ("join"
+        schedules the post-join syncs; a newcomer's join and sync replies are not gossiped
+        on, see the rules)."""
+        join = kind == "join"
+        if join and not self._knows_others():
+            self._quiet_syncs = True
+            relay = False
+        else:
+            relay = not (kind == "join_sync" and self._quiet_syncs)
         refutations = self.stats["refutations"]
-        self.merge_remote_state(remote, now)
+        self.merge_remote_state(remote, now, relay=relay)
         self._admission.vouched(remote.members, self.members, self._by_addr.get(addr), addr in self._seeds)
         self._verify_introduced(now)
         if join:
@@ -606,16 +653,21 @@ class Swim:
             for m in self._admission.introduced(self.members, now):
                 self._send_probe(m, now, verifying=True)
 
+    def _knows_others(self) -> bool:
+        """Some member besides us is alive or suspect."""
+        me = self._me
+        return any(m.state <= State.SUSPECT and m is not me for m in self.members.values())
+
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
 
-    def merge_remote_state(self, remote: PushPull, now: float) -> None:
+    def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
         for r in self._admission.admit(remote.members, self.members, self.stats):
-            self._merge_member(r, now)
+            self._merge_member(r, now, relay)
         if remote.user:
             self._state.merge_remote_state(remote.user, remote.join, now)
 
-    def _merge_member(self, r: MemberState, now: float) -> None:
+    def _merge_member(self, r: MemberState, now: float, relay: bool) -> None:
         m = self.members.get(r.name)
         if (
             m is not None
@@ -626,7 +678,7 @@ class Swim:
         ):
             return  # nothing new: the common case of anti-entropy
         if r.state == State.ALIVE:
-            self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now)
+            self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now, relay=relay)
         elif r.state == State.LEFT:
             self._on_dead(Dead(r.incarnation, r.name, r.name), now)
         elif r.name in self.members or r.name == self.name:
@@ -639,22 +691,21 @@ class Swim:
         for key in self.timers.pop_due(now):
             assert isinstance(key, tuple)
             kind = key[0]
-            if kind == "probe_timeout":
-                self._probe_timeout(key[1], now)
-            elif kind == "probe_deadline":
-                self._probe_deadline(key[1], now)
+            if kind == "probe":
+                if len(key) == 1:
+                    self._probe(now)
+                else:
+                    self._probe_timer(key[1], now)
             elif kind == "relay":
                 self._relay_timeout(key[1])
             elif kind == "suspicion":
                 self._suspicion_expired(key[1], now)
-            elif kind == "probe":
-                self._probe(now)
             elif kind == "gossip":
                 self._gossip(now)
             elif kind == "push_pull":
                 self._periodic_push_pull(now)
             elif kind == "join_sync":
-                self._push_pull_random(now)
+                self._push_pull_random(now, "join_sync")
             elif kind == "rejoin":
                 self._rejoin(now)
             elif kind == "leave":
@@ -677,14 +728,14 @@ class Swim:
     def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
         cfg = self.config
         seq = self._next_seq()
-        probe = _Probe(target.name, target.addr, target.incarnation, now, verifying)
+        deadline = now + self.awareness.scale(cfg.probe_interval)
+        probe = _Probe(target.name, target.addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
         msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
         if target.state == State.SUSPECT:  # buddy system: let it refute at once
             msgs.append(Suspect(target.incarnation, target.name, self.name))
         self.send(target.addr, msgs)
-        self.timers.set(("probe_timeout", seq), now + cfg.probe_timeout)
-        self.timers.set(("probe_deadline", seq), now + self.awareness.scale(cfg.probe_interval))
+        self.timers.set(("probe", seq), now + cfg.probe_timeout)
 
     def _next_probe_target(self, now: float) -> MemberRecord | None:
         checked = 0
@@ -727,10 +778,21 @@ class Swim:
         if pos < self._probe_index:
             self._probe_index += 1
 
-    def _probe_timeout(self, seq: int, now: float) -> None:
+    def _probe_timer(self, seq: int, now: float) -> None:
         probe = self._pending.get(seq)
         if type(probe) is not _Probe:
             return
+        if probe.timed_out:
+            self._probe_deadline(seq, now)
+            return
+        probe.timed_out = True
+        self._probe_timeout(probe, seq, now)
+        if probe.deadline <= now:
+            self._probe_deadline(seq, now)
+        else:
+            self.timers.set(("probe", seq), probe.deadline)
+
+    def _probe_timeout(self, probe: _Probe, seq: int, now: float) -> None:
         helpers = self._choose(
             self.config.indirect_checks,
             lambda m: m.state == State.ALIVE and m.name != probe.target,
@@ -746,7 +808,6 @@ class Swim:
         probe = self._pending.pop(seq, None)
         if type(probe) is not _Probe:
             return
-        self.timers.cancel(("probe_timeout", seq))
         if probe.verifying:  # a member we only heard of: its failure says nothing about us
             self.stats["verification_probes_failed"] += 1
         else:
@@ -765,7 +826,7 @@ class Swim:
             self.send(relay.reply_to, [Nack(relay.origin_seq)])
 
     def _has_broadcasts(self) -> bool:
-        return bool(len(self.queue)) or any(len(q) for q in self._extra_queues)
+        return any(self._queued) or any(len(q) for q in self._opaque_sources)
 
     def wake_gossip(self, now: float) -> None:
         """Re-arm the idle gossip tick (on its original phase) once there is something to send.
@@ -803,10 +864,10 @@ class Swim:
         if not self._leaving:
             self._push_pull_random(now)
 
-    def _push_pull_random(self, now: float) -> None:
+    def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
         peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)
         if peers:
-            self._open_push_pull(peers[0].addr, False, now)
+            self._open_push_pull(peers[0].addr, False, now, kind)
 
     def _rejoin(self, now: float) -> None:
         """Heal splits: re-contact unreachable seeds and remembered failed members.

@@ -23,11 +23,12 @@ from typing import Any, Protocol
 
 from swimnet.config import Config
 from swimnet.engine import Engine, EngineEvent
-from swimnet.sim.links import LatencyModel, as_model
+from swimnet.sim.links import Constant, LatencyModel, as_model
 from swimnet.sim.node import SimNode
 from swimnet.wire.messages import Address, State
 
 _TIMER, _DGRAM, _STREAM_REQ, _STREAM_REPLY, _STREAM_TIMEOUT, _STALL_END, _CALL = range(7)
+_NEVER = float("inf")
 
 EventHook = Callable[[float, str, EngineEvent], None]
 
@@ -40,17 +41,20 @@ class EngineFactory(Protocol):
 
 
 class _Slot:
-    __slots__ = ("addr", "backlog", "engine", "gen", "name", "running", "stalled_until", "timer_at")
+    __slots__ = (
+        "addr", "backlog", "engine", "gen", "name", "running", "stalled_until", "stats", "timer_at"
+    )  # fmt: skip
 
-    def __init__(self, name: str, addr: Address, engine: Engine) -> None:
+    def __init__(self, name: str, addr: Address, engine: Engine, stats: Counter[str]) -> None:
         self.name = name
         self.addr = addr
         self.engine = engine
+        self.stats = stats
         self.gen = 0
         self.running = True
         self.stalled_until = 0.0
         self.backlog: list[tuple[Any, ...]] = []
-        self.timer_at = float("inf")
+        self.timer_at = _NEVER
 
 
 class Simulation:
@@ -103,10 +107,11 @@ class Simulation:
             raise ValueError(f"node {name!r} exists")
         addr = (f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}", 7946)
         cfg = (config or self.config).evolve(name=name, bind=f"{addr[0]}:{addr[1]}")
-        slot = _Slot(name, addr, self._new_engine(cfg, 1))
+        stats: Counter[str] = Counter()
+        slot = _Slot(name, addr, self._new_engine(cfg, 1), stats)
         self._slots[name] = slot
         self._by_addr[addr] = slot
-        self.stats[name] = Counter()
+        self.stats[name] = stats
         self._after(slot)
         return name
 
@@ -155,7 +160,7 @@ class Simulation:
         slot.running = False
         slot.gen += 1
         slot.backlog.clear()
-        slot.timer_at = float("inf")
+        slot.timer_at = _NEVER
 
     def restart(self, name: str, *, join_via: str | None = None) -> None:
         """Bring a crashed node back: empty state, higher incarnation, joins a running node."""
@@ -233,21 +238,29 @@ class Simulation:
         heapq.heappush(self._heap, (when, self._seq, kind, data))
 
     def _run(self, until: float) -> None:
-        heap = self._heap
+        heap, pop = self._heap, heapq.heappop
         while heap and heap[0][0] <= until:
-            when, _, kind, data = heapq.heappop(heap)
+            when, _, kind, data = pop(heap)
             self.now = when
-            if kind == _TIMER:
+            if kind == _DGRAM:
+                self._deliver(data)
+            elif kind == _TIMER:
                 slot, gen = data
                 if slot.gen != gen or not slot.running or slot.timer_at != when:
                     continue
-                slot.timer_at = float("inf")
+                slot.timer_at = _NEVER
                 if slot.stalled_until > when:
                     continue  # the stall end re-arms the timer
-                slot.engine.handle_timer(when)
+                engine = slot.engine
+                deadline = engine.next_deadline()
+                if deadline is not None and deadline > when:
+                    # nothing due (what was due got cancelled meanwhile): only re-arm
+                    slot.timer_at = deadline
+                    self._seq += 1
+                    heapq.heappush(heap, (deadline, self._seq, _TIMER, data))
+                    continue
+                engine.handle_timer(when)
                 self._after(slot)
-            elif kind == _DGRAM:
-                self._deliver(data)
             elif kind == _STREAM_REQ:
                 self._stream_request(data)
             elif kind == _STREAM_REPLY:
@@ -267,25 +280,36 @@ class Simulation:
         """Drain an engine's output and re-arm its timer."""
         engine = slot.engine
         now = self.now
+        heap, push = self._heap, heapq.heappush
         out = engine.datagrams_to_send()
         if out:
-            stats = self.stats[slot.name]
+            stats = slot.stats
             latency, rng, loss, by_addr = self.latency, self._net_rng, self.loss, self._by_addr
             group = self._group
-            src_group = group.get(slot.name, 0)
+            src_group = group.get(slot.name, 0) if group else 0
             classify = self.classify
+            src, name = slot.addr, slot.name
+            fixed = latency.seconds if type(latency) is Constant else None
+            sent_bytes = 0
             for addr, data in out:
-                stats["packets_sent"] += 1
-                stats["bytes_sent"] += len(data)
+                sent_bytes += len(data)
                 dst = by_addr.get(addr)
                 if classify is not None and dst is not None:
-                    cls = classify(slot.name, dst.name)
+                    cls = classify(name, dst.name)
                     self.traffic[f"{cls}_packets"] += 1
                     self.traffic[f"{cls}_bytes"] += len(data)
-                if dst is None or (loss and rng.random() < loss) or group.get(dst.name, 0) != src_group:
+                if (
+                    dst is None
+                    or (loss and rng.random() < loss)
+                    or (group and group.get(dst.name, 0) != src_group)
+                ):
                     self.dropped += 1
                     continue
-                self._push(now + latency(slot.name, dst.name, rng), _DGRAM, (dst, dst.gen, slot.addr, data))
+                delay = fixed if fixed is not None else latency(name, dst.name, rng)
+                self._seq += 1
+                push(heap, (now + delay, self._seq, _DGRAM, (dst, dst.gen, src, data)))
+            stats["packets_sent"] += len(out)
+            stats["bytes_sent"] += sent_bytes
         streams = engine.streams_to_open()
         for stream in streams:
             request = stream.data
@@ -296,7 +320,7 @@ class Simulation:
             dst = self._by_addr.get(stream.addr)
             if dst is None or self._group.get(dst.name, 0) != self._group.get(slot.name, 0):
                 continue
-            self.stats[slot.name]["stream_bytes_sent"] += len(request)
+            slot.stats["stream_bytes_sent"] += len(request)
             if self.classify is not None:
                 self.traffic[f"{self.classify(slot.name, dst.name)}_stream_bytes"] += len(request)
             delay = self.latency(slot.name, dst.name, self._net_rng)
@@ -308,23 +332,25 @@ class Simulation:
         deadline = engine.next_deadline()
         if deadline is not None and deadline < slot.timer_at:
             slot.timer_at = deadline = max(deadline, now)  # a deadline already past fires now
-            self._push(deadline, _TIMER, (slot, slot.gen))
+            self._seq += 1
+            push(heap, (deadline, self._seq, _TIMER, (slot, slot.gen)))
 
     def _deliver(self, item: tuple[_Slot, int, Address, bytes]) -> None:
         slot, gen, src, data = item
         if slot.gen != gen or not slot.running:
             self.dropped += 1
             return
-        if slot.stalled_until > self.now:
+        now = self.now
+        if slot.stalled_until > now:
             slot.backlog.append((_DGRAM, item))
             return
         self.delivered += 1
         if self.tap is not None:
-            self.tap(self.now, slot.name, src, data)
-        stats = self.stats[slot.name]
+            self.tap(now, slot.name, src, data)
+        stats = slot.stats
         stats["packets_received"] += 1
         stats["bytes_received"] += len(data)
-        slot.engine.receive_datagram(data, src, self.now)
+        slot.engine.receive_datagram(data, src, now)
         self._after(slot)
 
     def _stream_request(self, item: tuple[_Slot, int, _Slot, int, int, int, bytes]) -> None:
@@ -368,7 +394,7 @@ class Simulation:
             else:
                 self._stream_reply(item)
         slot.engine.handle_timer(self.now)
-        slot.timer_at = float("inf")
+        slot.timer_at = _NEVER
         self._after(slot)
 
     # -- checkers (outside the system under test) ----------------------------------------------
@@ -379,16 +405,21 @@ class Simulation:
     def converged(self) -> bool:
         """Every running node sees exactly the running nodes alive (others dead, left or unknown)."""
         running = [s for s in self._slots.values() if s.running]
-        expected = len(running)
         names = {s.name for s in running}
-        for slot in running:
-            view = slot.engine.view()
-            alive = [n for n, state in view.items() if state == State.ALIVE]
-            if len(alive) != expected or not names.issuperset(alive):
-                return False
-            if any(state == State.SUSPECT for state in view.values()):
-                return False
-        return True
+        return all(self._sees(slot, names) for slot in running)
+
+    def converged_at(self, name: str) -> bool:
+        """`name` (running) sees exactly the running nodes alive (the check of `converged`,
+        for one node)."""
+        return self._sees(self._slots[name], {s.name for s in self._slots.values() if s.running})
+
+    @staticmethod
+    def _sees(slot: _Slot, names: set[str]) -> bool:
+        view = slot.engine.view()
+        alive = [n for n, state in view.items() if state == State.ALIVE]
+        if len(alive) != len(names) or not names.issuperset(alive):
+            return False
+        return not any(state == State.SUSPECT for state in view.values())
 
     def tables_converged(self, network: str) -> bool:
         """Every running member of `network` holds the same live entries (and at least one

@@ -94,9 +94,17 @@ def register(
 
 
 def encode_message(message: WireMessage) -> bytes:
-    """The msgpack bytes of one message (no version byte)."""
-    data: bytes = _packb([message.CODE, *_encoders[type(message)](message)])
-    return data
+    """The msgpack bytes of one message (no version byte); a relayed message (a broadcast)
+    equal to one encoded or decoded lately gets the very same bytes object, so the queues of
+    every node that relays it share one copy."""
+    if message.CODE not in _relayed_codes:
+        data: bytes = _packb([message.CODE, *_encoders[type(message)](message)])
+        return data
+    cached = _relayed_bytes.get(message)
+    if cached is None:
+        cached = _packb([message.CODE, *_encoders[type(message)](message)])
+        _remember_relayed(message, cached)
+    return cached
 
 
 def _array_header(n: int) -> bytes:
@@ -180,6 +188,8 @@ _UNPACK_LIMITS: dict[str, Any] = dict(
 )
 _CACHE_MAX = 1 << 15
 _message_cache: dict[bytes, WireMessage] = {}
+_relayed_bytes: dict[WireMessage, bytes] = {}
+"""Relayed messages -> their encoding (the bytes they were decoded from, or encoded to)."""
 _member_cache: dict[bytes, MemberState] = {}
 """Decoded values by their exact bytes. Messages are immutable, so identical bytes (the same
 broadcast relayed by many peers) are validated once; bounded, cleared when full."""
@@ -226,12 +236,28 @@ def _cached_message(raw: bytes) -> WireMessage:
         if len(_message_cache) >= _CACHE_MAX:
             _message_cache.clear()
         _message_cache[raw] = msg
+        if msg not in _relayed_bytes:  # relay our own encoding, not whatever a peer chose
+            canonical: bytes = _packb([msg.CODE, *_encoders[type(msg)](msg)])
+            _remember_relayed(msg, raw if canonical == raw else canonical)
     return msg
+
+
+def _remember_relayed(message: WireMessage, data: bytes) -> None:
+    if len(_relayed_bytes) >= _CACHE_MAX:
+        _relayed_bytes.clear()
+    _relayed_bytes[message] = data
 
 
 def decode_packet(data: bytes) -> list[WireMessage]:
     """The messages of one datagram; raises DecodeError if any part is invalid."""
     _check_frame(data, MAX_DATAGRAM, "packet")
+    if len(data) > 3 and data[1] == 0x91 and data[3] not in _relayed_codes:
+        # one message that is not relayed (a probe, an ack): decoded in one call, no cache
+        try:
+            items = _unpackb(memoryview(data)[1:], MAX_DATAGRAM)
+        except Exception as exc:  # msgpack raises many types on garbage; all mean the same
+            raise DecodeError(f"packet: not msgpack ({type(exc).__name__})") from None
+        return [_message(items[0])]
     try:
         unpacker = _unpacker(data, MAX_DATAGRAM)
         count = unpacker.read_array_header()

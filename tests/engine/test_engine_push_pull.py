@@ -165,3 +165,43 @@ def test_failed_stream_ping_does_not_cancel_a_pending_join() -> None:
     h, syncs = _join_then_fail_a_stream_ping(fail_the_ping=True)
     assert syncs
     assert h.engine.stats["push_pull_failed"] == 0, "a ping stream is not a push-pull"
+
+
+def _relayed_alives(h: Harness, start: int) -> set[str]:
+    """Members whose Alive we sent (gossip or piggyback) since `start`, ourselves excepted."""
+    return {m.node for s in h.sent_since(start) for m in s.messages if type(m) is Alive and m.node != SELF}
+
+
+def _join_and_sync(h: Harness) -> int:
+    """Join through A1 (the seed lists x and y), answer every post-join sync with a member z
+    new to us; return where the log stood before the join reply."""
+    h.engine.join([A1], h.now)
+    h.collect()
+    start = len(h.sent)
+    known = [("seed", A1), ("x", A2), ("y", A3)]
+    h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
+    assert {"seed", "x", "y"} <= {n for n, s in h.engine.view().items() if s == State.ALIVE}
+    h.addr_of["seed"], h.name_at[A1] = A1, "seed"
+    answered = len(h.opened)
+    for _ in range(40):  # 4 s: the post-join syncs, then gossip until it has drained
+        h.advance(h.now + 0.1, responder=ack_pings())
+        for sync in h.opened[answered:]:
+            if type(sync.request) is PushPull:
+                h.stream_reply(PushPull(False, (_ms("z", A4, 1, State.ALIVE),)), sync)
+        answered = len(h.opened)
+    assert h.engine.view().get("z") == State.ALIVE, "a post-join sync brought z"
+    return start
+
+
+def test_a_newcomer_applies_its_join_and_sync_replies_without_gossiping_them() -> None:
+    h = Harness(seed=4, push_pull_interval=1000.0)
+    start = _join_and_sync(h)
+    assert not _relayed_alives(h, start), "the cluster knows what its own members told us"
+
+
+def test_a_node_that_knew_members_gossips_what_a_join_brings() -> None:
+    # two clusters merged by one join: what we learn is news to our side
+    h = Harness(seed=4, push_pull_interval=1000.0)
+    h.add_peers(["p0", "p1"])
+    start = _join_and_sync(h)
+    assert {"seed", "x", "y", "z"} <= _relayed_alives(h, start)

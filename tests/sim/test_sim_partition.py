@@ -8,6 +8,9 @@ from __future__ import annotations
 import pytest
 from sim_helpers import cluster, why
 
+from swimnet.config import Config
+from swimnet.sim import Simulation
+
 PARTITION = 120.0
 HEAL_BOUND = 60.0
 """DESIGN target: re-merge within 2x the push-pull interval (30 s) after the network is back."""
@@ -75,3 +78,25 @@ def test_split_heals_within_bound_despite_many_crashed_members() -> None:
         if not sim.run_until(sim.converged, HEAL_BOUND):
             slow.append(sim.describe())
     assert slow == [], f"not re-merged within {HEAL_BOUND}s of the heal: {slow}"
+
+
+MERGE_BOUND = 5.0
+"""Two settled clusters merged by one join: gossip spreads each side to the other within a
+few gossip rounds (the periodic push-pull, 30 s away, must not be needed)."""
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_clusters_merge_through_one_join(seed: int) -> None:
+    sim = Simulation(seed=seed, config=Config.lan())
+    left, right = sim.add_nodes(50), sim.add_nodes(50)
+    sim.partition([left, right])  # formed apart (the partition only keeps the joins apart)
+    for side in (left, right):
+        for name in side[1:]:
+            sim.join(name, side[0])
+    sim.run_for(10.0)
+    for name in left + right:
+        side = left if name in left else right
+        assert set(sim.view(name)) == set(side), why(sim, f"{name} sees {sim.view(name)}")
+    sim.heal()
+    sim.join(left[5], right[0])  # a member of one cluster joins the other
+    assert sim.run_until(sim.converged, MERGE_BOUND), why(sim, "the clusters did not merge")
