@@ -100,7 +100,8 @@ def _hand_off(sandbox: Sandbox, endpoint: LocalEndpoint, host: str, what: str) -
                 hs.link("del", index=old)
             fd = os.open(host, os.O_RDONLY)
             try:
-                peer = {"ifname": endpoint.handoff, "net_ns_fd": fd, "address": endpoint.mac, "mtu": sandbox.mtu}
+                peer = {"ifname": endpoint.handoff, "net_ns_fd": fd, "address": endpoint.mac}
+                peer["mtu"] = sandbox.mtu
                 sb.link("add", ifname=veth, kind="veth", mtu=sandbox.mtu, peer=peer)
             finally:
                 os.close(fd)

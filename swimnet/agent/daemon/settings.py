@@ -15,6 +15,8 @@
     datapath = true
     underlay_mtu = 1500
     reconcile_interval = 30.0
+    docker_plugin = "/run/docker/plugins/swimnet.sock"   # Docker network + IPAM driver; "off" (default)
+    docker_api = "/var/run/docker.sock"    # the dockerd the plugin serves (names are read there)
 
     [tuning]                        # expert/testing: overrides of the profile's protocol timings,
     probe_interval = 0.2            # any swimnet.Config field except name, bind, advertise, meta,
@@ -54,6 +56,8 @@ DEFAULT_BIND = "0.0.0.0:7946"
 DEFAULT_STATE_DIR = "/var/lib/swimnet"
 DEFAULT_SOCKET = "/run/swimnet/agent.sock"
 DEFAULT_METRICS = "127.0.0.1:9946"
+DEFAULT_DOCKER_PLUGIN = "/run/docker/plugins/swimnet.sock"
+DEFAULT_DOCKER_API = "/var/run/docker.sock"
 METRICS_PORT = 9946
 PROFILES: dict[str, Callable[..., Config]] = {"lan": Config.lan, "wan": Config.wan, "local": Config.local}
 LOG_FORMATS = ("text", "json")
@@ -83,6 +87,9 @@ class AgentSettings:
     underlay_mtu: int = 1500
     reconcile_interval: float = 30.0
     """Seconds between full datapath reconciles (repairs outside tampering)."""
+    docker_plugin: str | None = None
+    """The Docker plugin's socket (swimnet.agent.docker); None: off."""
+    docker_api: str = DEFAULT_DOCKER_API
     tuning: dict[str, Any] = attrs.field(factory=dict)
     tables: dict[str, Any] = attrs.field(factory=dict)
     source: str = COMMAND_LINE
@@ -165,6 +172,11 @@ def _metrics(value: Any, where: str, key: str) -> str | None:
     return text
 
 
+def _optional_path(value: Any, where: str, key: str) -> str | None:
+    text = _string(value, where, key)
+    return None if text.lower() in _OFF else text
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[Any, str, str], str]:
     def check(value: Any, where: str, key: str) -> str:
         text = _string(value, where, key)
@@ -210,8 +222,10 @@ _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
     "datapath": _boolean,
     "underlay_mtu": _mtu,
     "reconcile_interval": _interval,
+    "docker_plugin": _optional_path,
+    "docker_api": _string,
 }
-_PATHS = ("keyring", "state_dir", "socket")
+_PATHS = ("keyring", "state_dir", "socket", "docker_plugin", "docker_api")
 FLAGS: dict[str, str] = {
     "name": "--name",
     "bind": "--bind",
@@ -225,6 +239,8 @@ FLAGS: dict[str, str] = {
     "profile": "--profile",
     "log_format": "--log-format",
     "datapath": "--no-datapath",
+    "docker_plugin": "--docker-plugin",
+    "docker_api": "--docker-api",
 }
 """Settings key -> the flag that overrides it."""
 

@@ -71,13 +71,20 @@ class Endpoints:
         netns: str | None = None,
         pid: int | None = None,
         ifname: str = "eth0",
+        handoff: str | None = None,
     ) -> LocalEndpointInfo:
-        """Create an endpoint of this agent in `network`; `ip` with or without the prefix."""
+        """Create an endpoint of this agent in `network`; `ip` with or without the prefix;
+        `handoff`: the container end is left in the host namespace under that name for the
+        container runtime to move into `netns` (Docker; see swimnet.datapath.containers)."""
         agent = self.agent
         checks.name(name)
         checks.ifname(ifname)
         if netns is not None and pid is not None:
             raise invalid("netns: give either netns or pid, not both", "netns")
+        if handoff is not None:
+            checks.ifname(handoff, "handoff")
+            if netns is None:
+                raise invalid("handoff: needs the container's netns", "handoff")
         if netns is not None:
             checks.netns(netns)
         if pid is not None:
@@ -104,6 +111,7 @@ class Endpoints:
                     netns=netns,
                     pid=pid,
                     ifname=ifname,
+                    handoff=handoff,
                 )
                 try:
                     await agent.attach(spec)

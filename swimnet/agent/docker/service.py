@@ -1,0 +1,43 @@
+"""The Docker plugin as the daemon runs it (`swimnet-agent run --docker-plugin [PATH]`).
+
+Rules: built from the agent's settings (`docker_plugin`: the socket, `docker_api`: the
+dockerd it serves, `state_dir`: where its records live) over the same `Operations` the
+control API serves; the address source is `FirstFree` until the cluster-wide IPAM is wired
+into the agent (see swimnet.agent.docker.addresses); wall-clock time for the records' ages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+
+from swimnet.agent.daemon.settings import AgentSettings
+from swimnet.agent.docker.addresses import FirstFree
+from swimnet.agent.docker.dockerd import UnixDockerApi
+from swimnet.agent.docker.plugin import DockerPlugin
+from swimnet.agent.docker.server import serve_plugin
+from swimnet.agent.domain.operations import Operations
+from swimnet.agent.logs import LOGGER, event
+
+log = logging.getLogger(LOGGER)
+
+
+async def serve_docker(
+    ops: Operations, settings: AgentSettings, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve the plugin until cancelled (for `nursery.start`)."""
+    assert settings.docker_plugin is not None
+    plugin = DockerPlugin(
+        ops,
+        docker=UnixDockerApi(settings.docker_api),
+        addresses=FirstFree(ops.overlay),
+        state_dir=settings.state_dir,
+        clock=time.time,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_plugin, plugin, settings.docker_plugin)
+        event(log, "docker plugin serving", event="docker_plugin", socket=settings.docker_plugin,
+              docker_api=settings.docker_api)  # fmt: skip
+        task_status.started()
