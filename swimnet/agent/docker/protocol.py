@@ -94,6 +94,8 @@ def decode_body(body: bytes) -> dict[str, Any]:
         value = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"body: not JSON ({exc})") from None
+    if type(value) is not dict:
+        raise ProtocolError(f"body: expected an object, got {type(value).__name__}")
     return _object(value, "body")
 
 
