@@ -195,11 +195,11 @@ async def test_every_call_refuses_bad_bodies_and_unknown_ids_and_changes_nothing
         }
         for call, bodies in hostile.items():
             for body in bodies:
-                before = (copy.deepcopy(a.plugin.state), open(state_file, "rb").read())
+                before = (copy.deepcopy(a.plugin.state), Path(state_file).read_bytes())
                 views = (a.runtime.overlay.view.networks(), dict(drivers.by_name["a"].attached))
                 answer = await a.call(call, body)
                 assert set(answer) == {"Err"} and answer["Err"].startswith("swimnet: "), (call, body, answer)
-                assert (a.plugin.state, open(state_file, "rb").read()) == before, (call, body)
+                assert (a.plugin.state, Path(state_file).read_bytes()) == before, (call, body)
                 assert (a.runtime.overlay.view.networks(), dict(drivers.by_name["a"].attached)) == views
 
 
@@ -259,7 +259,7 @@ async def test_a_restarted_plugin_knows_dockers_ids_again(tmp_path: Path) -> Non
         await restarted.ok("NetworkDriver.DeleteEndpoint", {"NetworkID": net, "EndpointID": ep})
         # a corrupt state file is a start error, never an empty state
         path = os.path.join(a.runtime.state_dir, st.FILE_NAME)
-        doc = json.loads(open(path).read())
+        doc = json.loads(Path(path).read_text())
         doc["pools"][pool]["addresses"] = "all"
         with open(path, "w") as handle:
             json.dump(doc, handle)
