@@ -71,8 +71,15 @@ class Host:
 
     async def ok(self, name: str, body: Any = None) -> dict[str, Any]:
         answer = await self.call(name, body)
-        assert "Err" not in answer, (name, answer)
+        assert "Err" not in answer and "Error" not in answer, (name, answer)
         return answer
+
+    async def refused(self, name: str, body: Any = None) -> str:
+        """The refusal's message (under the key libnetwork reads for that call)."""
+        answer = await self.call(name, body)
+        key = "Error" if name.startswith("IpamDriver.") else "Err"
+        assert set(answer) == {key} and answer[key].startswith("swimnet: "), (name, body, answer)
+        return str(answer[key])
 
     def plugin_for(self) -> DockerPlugin:
         """A new plugin over the same agent and state directory (a restarted plugin)."""

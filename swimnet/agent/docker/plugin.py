@@ -3,10 +3,12 @@
     plugin = DockerPlugin(operations, docker=UnixDockerApi(...), addresses=FirstFree(agent),
                           state_dir=..., clock=time.time)
     answer = await plugin.call("NetworkDriver.Join", body_bytes)   # a dict, {"Err": ...} if refused
+                                                                   # ({"Error": ...} for IpamDriver)
 
 Rules:
 - every call decodes its body first (swimnet.agent.docker.protocol); a body that does not
-  decode, an id the plugin does not know, a value swimnet refuses: `{"Err": message}`, and
+  decode, an id the plugin does not know, a value swimnet refuses: `{"Err": message}`
+  (`{"Error": message}` for the IPAM calls: libnetwork's remote IPAM reads that key), and
   nothing has changed (records are changed, and saved, only after every check and the
   swimnet operation succeeded; a save that fails undoes the operation);
 - calls are serialised (one lock): Docker may call concurrently, and each call reads then
@@ -65,6 +67,11 @@ HANDOFF_PREFIX = "vh"
 DST_PREFIX = "eth"
 
 Answer = dict[str, Any]
+
+
+def error_key(call: str) -> str:
+    """Where a refusal goes: libnetwork's remote IPAM reads `Error`, its remote driver `Err`."""
+    return "Error" if call.startswith("IpamDriver.") else "Err"
 
 
 class Refused(Exception):
@@ -142,7 +149,7 @@ class DockerPlugin:
             else:
                 message = str(exc)
             event(log, "docker plugin call refused", event="docker_refused", call=name, error=message)
-            return {"Err": f"swimnet: {message}"}
+            return {error_key(name): f"swimnet: {message}"}
 
     def save(self) -> None:
         st.save(self.state_dir, self.state)

@@ -8,8 +8,9 @@ Rules:
   name for Docker (`swimnet.sock` -> `-d swimnet --ipam-driver swimnet`), found by Docker's
   plugin discovery in /run/docker/plugins;
 - `POST /<Interface>.<Method>`: the plugin's answer, status 200, content type
-  `application/vnd.docker.plugins.v1.2+json` (refusals are `{"Err": ...}` with 200, as
-  libnetwork reads them); a call the protocol does not have: 404 (Docker then treats the
+  `application/vnd.docker.plugins.v1.2+json` (refusals are `{"Err": ...}`, or `{"Error":
+  ...}` for IPAM calls, with 200, as libnetwork reads them); a call the protocol does not
+  have: 404 (Docker then treats the
   method as not implemented); another method than POST: 405; a body over the protocol's
   bound: 413 (the HTTP server's limits);
 - the reconcile (swimnet.agent.docker.reconcile) runs beside the server.

