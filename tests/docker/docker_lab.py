@@ -10,6 +10,9 @@ Layout per host N (lab namespace p-hN, VTEP 192.0.2.1N):
   (<dir> is a short temporary directory: containerd's socket paths must fit 108 bytes);
 - the agent in p-hN and the same mount namespace (it opens dockerd's sandbox keys, and its
   own sandboxes are visible to dockerd there), `--docker-plugin --docker-api <dir>/hN/d.sock`;
+- dockerd's upstream DNS is 127.0.0.12, where the plugin's resolver answers in each
+  container (cluster names; Docker's embedded DNS at 127.0.0.11 forwards what it does not
+  know there);
 - an image `swimnet-busybox` imported from Debian's busybox-static (`docker import` of a
   tarball of /bin/busybox and its applet links).
 
@@ -41,6 +44,7 @@ from typing import Any, TypeVar
 
 from datapath_lab import Lab, lab
 
+from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS
 from swimnet.datapath.netns import path_of
 
 T = TypeVar("T")
@@ -154,7 +158,9 @@ class DockerHost:
         if dns:
             argv += ["--dns", dns]
         self.dockerd = self._spawn(argv, "dockerd.log")
-        wait_for(lambda: self.docker_ok("version"), f"dockerd h{self.index} up", timeout=90, on_fail=self.tail)
+        wait_for(
+            lambda: self.docker_ok("version"), f"dockerd h{self.index} up", timeout=90, on_fail=self.tail
+        )
 
     def stop_dockerd(self) -> None:
         proc, self.dockerd = self.dockerd, None
@@ -202,8 +208,11 @@ class DockerHost:
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> str:
         done = subprocess.run(
             ["docker", "-H", f"unix://{self.api}", *args],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode:
             raise DockerError(f"h{self.index}: docker {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout if not done.returncode else done.stderr
@@ -219,9 +228,21 @@ class DockerHost:
     def cli(self, *args: str, check: bool = True) -> Any:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         done = subprocess.run(
-            [sys.executable, "-m", "swimnet.agent", *args, "--socket", str(self.dir / "agent.sock"), "--json"],
-            capture_output=True, text=True, timeout=90, env=env, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "swimnet.agent",
+                *args,
+                "--socket",
+                str(self.dir / "agent.sock"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=env,
+            check=False,
+        )
         if done.returncode:
             if check:
                 raise DockerError(f"h{self.index}: swimnet-agent {' '.join(args)}: {done.stderr.strip()}")
@@ -291,7 +312,7 @@ class DockerLab:
         _image(self.image_tar)
         for host in self.hosts:
             host.hold()
-            host.start_dockerd()
+            host.start_dockerd(dns=DOCKER_DNS_ADDRESS)
             host.docker("import", str(self.image_tar), IMAGE)
             host.start_agent(self.config, self.seed(host.index))
 

@@ -30,12 +30,25 @@ def create(host: DockerHost, name: str = "pets", subnet: str = SUBNET) -> str:
 
 def run(host: DockerHost, name: str, network: str = "pets", *extra: str) -> str:
     host.docker("run", "-d", "--name", name, "--network", network, *extra, IMAGE, "sleep", "100000")
-    return host.docker("inspect", "-f", f"{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}", name).strip()
+    return host.docker(
+        "inspect", "-f", f"{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}", name
+    ).strip()
 
 
 def pings(host: DockerHost, container: str, target: str) -> bool:
     out = host.docker("exec", container, "ping", "-c", "1", "-W", "2", target, check=False)
     return " 0% packet loss" in out
+
+
+def resolves(host: DockerHost, container: str, name: str) -> str | None:
+    """The address `nslookup` in the container gets for `name` (None: not found)."""
+    out = host.docker("exec", container, "nslookup", "-type=a", name, check=False)
+    answers = out.split(f"Name:\t{name}")[1:] if f"Name:\t{name}" in out else out.split(f"Name: {name}")[1:]
+    for part in answers:
+        for line in part.splitlines():
+            if line.strip().startswith("Address"):
+                return line.split()[-1]
+    return None
 
 
 def endpoint_names(host: DockerHost, network: str = "pets") -> set[str]:
@@ -58,12 +71,21 @@ def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLa
     # MACs follow the network's rule
     mac = a.docker("inspect", "-f", "{{.NetworkSettings.Networks.pets.MacAddress}}", "web").strip()
     assert mac == "02:42:" + ":".join(f"{int(x):02x}" for x in web_ip.split("."))
+    # names resolve across hosts (Docker's DNS forwards them to swimnet's resolver)
+    wait_for(lambda: resolves(a, "web", "db") == db_ip, "db's name from web", on_fail=a.tail)
+    assert resolves(b, "db", "web") == web_ip
+    assert resolves(b, "db", "db") == db_ip  # a local name: Docker's own answer
+    assert resolves(a, "web", "nosuchname") is None
 
     # a conflicting subnet for the same name is refused when the network is used
     create(b, "pets2", subnet="10.43.0.0/24")
     run_b = b.docker("run", "-d", "--name", "xb", "--network", "pets2", IMAGE, "sleep", "1", check=False)
     create(a, "pets2", subnet="10.44.0.0/24")
-    wait_for(lambda: b.cli("network", "inspect", "pets2", check=False), f"pets2 in the cluster {run_b}", on_fail=b.tail)
+    wait_for(
+        lambda: b.cli("network", "inspect", "pets2", check=False),
+        f"pets2 in the cluster {run_b}",
+        on_fail=b.tail,
+    )
     refused = a.docker("run", "-d", "--name", "ya", "--network", "pets2", IMAGE, "sleep", "1", check=False)
     assert "10.43.0.0/24" in refused and "10.44.0.0/24" in refused, (run_b, refused)
 

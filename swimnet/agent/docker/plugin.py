@@ -52,9 +52,12 @@ from swimnet.agent.docker import protocol as p
 from swimnet.agent.docker import state as st
 from swimnet.agent.docker.addresses import AddressSource
 from swimnet.agent.docker.dockerd import DockerApi, DockerApiError
+from swimnet.agent.docker.sandbox import wait_for_namespace
+from swimnet.agent.domain.dns import ResolverPoolProtocol
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.errors import ErrorKind, OperationError
 from swimnet.agent.logs import LOGGER, event
+from swimnet.errors import SwimnetError
 from swimnet.overlay import mac_from_ip
 
 log = logging.getLogger(LOGGER)
@@ -65,6 +68,11 @@ DEFAULT_POOLS = "10.224.0.0/12"
 DEFAULT_PREFIX = 24
 HANDOFF_PREFIX = "vh"
 DST_PREFIX = "eth"
+DOCKER_DNS_ADDRESS = "127.0.0.12"
+"""Where a Docker container's swimnet resolver listens: Docker's embedded DNS (127.0.0.11)
+forwards the names it does not know there when dockerd runs with `--dns 127.0.0.12`."""
+SANDBOX_WAIT = 60.0
+"""How long a joined container's namespace may take to appear (see `sandbox`)."""
 
 Answer = dict[str, Any]
 
@@ -99,8 +107,13 @@ class DockerPlugin:
         addresses: AddressSource,
         state_dir: str,
         clock: Callable[[], float],
+        resolvers: ResolverPoolProtocol | None = None,
     ) -> None:
         self.ops = ops
+        self.resolvers = resolvers
+        """Docker containers' resolvers (at DOCKER_DNS_ADDRESS); None: no DNS."""
+        self.nursery: trio.Nursery | None = None
+        """Where the waits for sandboxes run (the server's); None: nothing waits."""
         self.docker = docker
         self.addresses = addresses
         self.state_dir = state_dir
@@ -391,12 +404,14 @@ class DockerPlugin:
             handoff=handoff_name(req.endpoint_id),
         )
         endpoint.swimnet_id = created.spec.endpoint_id
+        endpoint.sandbox = req.sandbox_key
         try:
             self.save()
         except OSError:
             await self.ops.endpoints.remove(created.spec.endpoint_id)
-            endpoint.swimnet_id = None
+            endpoint.swimnet_id = endpoint.sandbox = None
             raise
+        self.serve_names(req.endpoint_id)
         gateway = self._pool(self._network(req.network_id).pool_id).gateway
         interface = {"SrcName": handoff_name(req.endpoint_id), "DstPrefix": DST_PREFIX}
         answer: Answer = {"InterfaceName": interface}
@@ -422,7 +437,9 @@ class DockerPlugin:
         except OperationError as exc:
             if exc.kind is not ErrorKind.NOT_FOUND:
                 raise
-        endpoint.swimnet_id = None
+        if self.resolvers is not None:
+            await self.resolvers.detach(endpoint.swimnet_id)
+        endpoint.swimnet_id = endpoint.sandbox = None
 
     async def _delete_endpoint(self, body: Mapping[str, Any]) -> Answer:
         ref = p.EndpointRef.decode(body)
@@ -431,6 +448,45 @@ class DockerPlugin:
         del self.state.endpoints[ref.endpoint_id]
         self.save()
         return {}
+
+    def serve_names(self, endpoint_id: str | None = None) -> None:
+        """Start the resolver of a joined endpoint's container (all: None) once its namespace
+        exists (in the background: Docker makes it after `Join` answered)."""
+        if self.resolvers is None or self.nursery is None:
+            return
+        wanted = [endpoint_id] if endpoint_id is not None else sorted(self.state.endpoints)
+        for docker_id in wanted:
+            endpoint = self.state.endpoints.get(docker_id)
+            if endpoint is not None and endpoint.swimnet_id and endpoint.sandbox:
+                self.nursery.start_soon(self._resolver, endpoint.swimnet_id, endpoint.sandbox)
+
+    async def _resolver(self, swimnet_id: str, sandbox: str) -> None:
+        if not await wait_for_namespace(sandbox, SANDBOX_WAIT):
+            event(
+                log,
+                "docker sandbox never appeared",
+                level=logging.WARNING,
+                event="docker_sandbox_missing",
+                endpoint=swimnet_id,
+                sandbox=sandbox,
+            )
+            return
+        spec = self.ops.overlay.local.get(swimnet_id)
+        if spec is None or self.resolvers is None:
+            return  # removed meanwhile
+        try:
+            await self.resolvers.attach(sandbox, swimnet_id, spec.network)
+        except (OSError, SwimnetError) as exc:
+            self.ops.overlay.stats["dns_attach_failures"] += 1
+            event(
+                log,
+                "docker container resolver not started",
+                level=logging.ERROR,
+                event="dns_attach_failed",
+                endpoint=swimnet_id,
+                netns=sandbox,
+                error=str(exc),
+            )
 
     async def forget_endpoint(self, endpoint_id: str) -> None:
         """Remove an endpoint Docker no longer knows (the reconcile; the caller holds the

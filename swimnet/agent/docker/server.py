@@ -13,7 +13,8 @@ Rules:
   have: 404 (Docker then treats the
   method as not implemented); another method than POST: 405; a body over the protocol's
   bound: 413 (the HTTP server's limits);
-- the reconcile (swimnet.agent.docker.reconcile) runs beside the server.
+- the reconcile (swimnet.agent.docker.reconcile) runs beside the server, and so do the
+  waits for joined containers' namespaces (their resolvers start once they exist).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ async def serve_plugin(
     sock = await open_control_socket(path)
     try:
         async with trio.open_nursery() as nursery:
+            plugin.nursery = nursery
+            plugin.serve_names()  # the containers joined before a restart
             http = PluginHttp(plugin)
             await nursery.start(serve_http, [sock.listener], http.handle, Limits(max_body=MAX_BODY))
             nursery.start_soon(lambda: reconcile_forever(plugin, grace=grace, interval=reconcile_interval))

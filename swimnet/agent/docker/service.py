@@ -3,11 +3,14 @@
 Rules: built from the agent's settings (`docker_plugin`: the socket, `docker_api`: the
 dockerd it serves, `state_dir`: where its records live) over the same `Operations` the
 control API serves; the address source is `FirstFree` until the cluster-wide IPAM is wired
-into the agent (see swimnet.agent.docker.addresses); wall-clock time for the records' ages.
+into the agent (see swimnet.agent.docker.addresses); wall-clock time for the records' ages;
+with the datapath on, a resolver pool of its own for Docker's containers, listening at
+DOCKER_DNS_ADDRESS in each (the upstream of Docker's embedded DNS; see the README).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -16,7 +19,7 @@ import trio
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.agent.docker.addresses import FirstFree
 from swimnet.agent.docker.dockerd import UnixDockerApi
-from swimnet.agent.docker.plugin import DockerPlugin
+from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS, DockerPlugin
 from swimnet.agent.docker.server import serve_plugin
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.logs import LOGGER, event
@@ -29,15 +32,33 @@ async def serve_docker(
 ) -> None:
     """Serve the plugin until cancelled (for `nursery.start`)."""
     assert settings.docker_plugin is not None
-    plugin = DockerPlugin(
-        ops,
-        docker=UnixDockerApi(settings.docker_api),
-        addresses=FirstFree(ops.overlay),
-        state_dir=settings.state_dir,
-        clock=time.time,
-    )
-    async with trio.open_nursery() as nursery:
+    async with contextlib.AsyncExitStack() as stack:
+        resolvers = None
+        if ops.overlay.driver is not None:  # the datapath is on: containers get resolvers
+            from swimnet.dns.limits import ResolverConfig
+            from swimnet.dns.pool import open_resolver_pool
+
+            pool = open_resolver_pool(
+                ops.overlay.dns.index.view,
+                config=ResolverConfig(address=DOCKER_DNS_ADDRESS),
+                metrics=ops.overlay.dns.metrics,
+            )
+            resolvers = await stack.enter_async_context(pool)
+        plugin = DockerPlugin(
+            ops,
+            docker=UnixDockerApi(settings.docker_api),
+            addresses=FirstFree(ops.overlay),
+            state_dir=settings.state_dir,
+            clock=time.time,
+            resolvers=resolvers,
+        )
+        nursery = await stack.enter_async_context(trio.open_nursery())
         await nursery.start(serve_plugin, plugin, settings.docker_plugin)
-        event(log, "docker plugin serving", event="docker_plugin", socket=settings.docker_plugin,
-              docker_api=settings.docker_api)  # fmt: skip
+        event(
+            log,
+            "docker plugin serving",
+            event="docker_plugin",
+            socket=settings.docker_plugin,
+            docker_api=settings.docker_api,
+        )
         task_status.started()

@@ -10,7 +10,8 @@ Rules:
 - networks by Docker's NetworkID: the pool and the swimnet network name once bound (see
   `plugin`), the driver options;
 - endpoints by Docker's EndpointID: its Docker network, address (with prefix) and MAC,
-  the swimnet endpoint id while joined, and when it was created (the reconcile's grace);
+  the swimnet endpoint id and the sandbox key while joined, and when it was created (the
+  reconcile's grace);
 - the file is written whole and atomically (temporary file, fsync, rename); a file that
   cannot be read or does not have these shapes is a StartupError naming the problem
   (never silently dropped: Docker would be left with ids nobody knows);
@@ -56,6 +57,8 @@ class Endpoint:
     created: float
     """Wall-clock time of CreateEndpoint (seconds since the epoch)."""
     swimnet_id: str | None = None
+    sandbox: str | None = None
+    """The container's SandboxKey while joined."""
 
 
 @attrs.define

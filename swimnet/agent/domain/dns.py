@@ -53,7 +53,11 @@ class ResolverPoolProtocol(Protocol):
 
 
 def container_of(spec: LocalEndpointSpec) -> str | None:
-    """The namespace a resolver serves an endpoint's container in (None: no container)."""
+    """The namespace a resolver serves an endpoint's container in (None: no container, or
+    one whose runtime took the veth end: a hand-off endpoint's DNS is that runtime's, the
+    Docker plugin runs its own resolvers)."""
+    if spec.handoff is not None:
+        return None
     if spec.netns:
         return spec.netns
     if spec.pid:
