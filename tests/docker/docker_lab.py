@@ -58,6 +58,8 @@ CLONE_NEWNS = 0x00020000
 FAST = """\
 metrics = "off"
 profile = "local"
+docker_grace = 3.0
+reconcile_interval = 2.0
 [tuning]
 probe_interval = 0.2
 probe_timeout = 0.1

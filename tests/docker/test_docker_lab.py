@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from docker_lab import IMAGE, DockerHost, DockerLab, docker_lab, problem, wait_for
 
+from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS
+
 _reason = problem()
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
@@ -93,3 +95,55 @@ def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLa
     b.docker("rm", "-f", "db")
     wait_for(lambda: "db" not in endpoint_names(a), "db gone on a")
     assert not pings(a, "web", db_ip)
+
+
+def fdb_macs(host: DockerHost, network: str = "pets") -> set[str]:
+    doc = host.cli("fdb", network)
+    rows = doc["entries"] if isinstance(doc, dict) else doc
+    return {row["mac"] for row in rows}
+
+
+def mac_of(host: DockerHost, container: str, network: str = "pets") -> str:
+    return host.docker(
+        "inspect", "-f", f"{{{{.NetworkSettings.Networks.{network}.MacAddress}}}}", container
+    ).strip()
+
+
+def test_restarts_of_the_agent_and_of_dockerd_leave_nothing_stale(dlab: DockerLab) -> None:
+    a, b = dlab.hosts
+    create(a)
+    web_ip = run(a, "web")
+    wait_for(lambda: b.cli("network", "inspect", "pets", check=False), "pets on b")
+    create(b)
+    db_ip = run(b, "db")
+    wait_for(lambda: pings(a, "web", db_ip), "web pings db", on_fail=a.tail)
+
+    # the agent killed: the containers keep their overlay; restarted, it knows them again
+    a.kill_agent()
+    assert pings(a, "web", db_ip)
+    a.start_agent(dlab.config, dlab.seed(1))
+    assert pings(a, "web", db_ip) and pings(b, "db", web_ip)
+    wait_for(lambda: resolves(a, "web", "db") == db_ip, "names after the restart", on_fail=a.tail)
+    assert sorted(n for n in endpoint_names(a) if n == "web") == ["web"]
+
+    # a container removed while the agent is down: gone cluster-wide once it is back
+    web_mac = mac_of(a, "web")
+    a.kill_agent()
+    a.docker("rm", "-f", "web", check=False, timeout=180)
+    a.start_agent(dlab.config, dlab.seed(1))
+    wait_for(lambda: "web" not in endpoint_names(b), "web gone on b", on_fail=a.tail)
+    wait_for(lambda: web_mac not in fdb_macs(b), "web's FDB entry gone on b", on_fail=b.tail)
+    assert "web" not in endpoint_names(a)
+    # ... and its address is free again
+    assert run(a, "web2") == web_ip
+    wait_for(lambda: pings(a, "web2", db_ip), "web2 pings db", on_fail=a.tail)
+
+    # dockerd restarted: its stopped container leaves, and comes back when started
+    db_mac = mac_of(b, "db")
+    b.stop_dockerd()
+    wait_for(lambda: "db" not in endpoint_names(a), "db gone on a", on_fail=b.tail)
+    wait_for(lambda: db_mac not in fdb_macs(a), "db's FDB entry gone on a", on_fail=a.tail)
+    b.start_dockerd(dns=DOCKER_DNS_ADDRESS)
+    b.docker("start", "db")
+    wait_for(lambda: pings(a, "web2", db_ip), "web2 pings the restarted db", on_fail=b.tail)
+    assert resolves(a, "web2", "db") == db_ip

@@ -17,6 +17,7 @@
     reconcile_interval = 30.0
     docker_plugin = "/run/docker/plugins/swimnet.sock"   # Docker network + IPAM driver; "off" (default)
     docker_api = "/var/run/docker.sock"    # the dockerd the plugin serves (names are read there)
+    docker_grace = 30.0             # an endpoint dockerd no longer knows is removed after this
 
     [tuning]                        # expert/testing: overrides of the profile's protocol timings,
     probe_interval = 0.2            # any swimnet.Config field except name, bind, advertise, meta,
@@ -90,6 +91,9 @@ class AgentSettings:
     docker_plugin: str | None = None
     """The Docker plugin's socket (swimnet.agent.docker); None: off."""
     docker_api: str = DEFAULT_DOCKER_API
+    docker_grace: float = 30.0
+    """Seconds before the plugin removes what dockerd no longer knows (also the period of
+    that check; swimnet.agent.docker.reconcile)."""
     tuning: dict[str, Any] = attrs.field(factory=dict)
     tables: dict[str, Any] = attrs.field(factory=dict)
     source: str = COMMAND_LINE
@@ -224,6 +228,7 @@ _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
     "reconcile_interval": _interval,
     "docker_plugin": _optional_path,
     "docker_api": _string,
+    "docker_grace": _interval,
 }
 _PATHS = ("keyring", "state_dir", "socket", "docker_plugin", "docker_api")
 FLAGS: dict[str, str] = {

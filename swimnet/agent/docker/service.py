@@ -11,6 +11,7 @@ DOCKER_DNS_ADDRESS in each (the upstream of Docker's embedded DNS; see the READM
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 
@@ -53,7 +54,12 @@ async def serve_docker(
             resolvers=resolvers,
         )
         nursery = await stack.enter_async_context(trio.open_nursery())
-        await nursery.start(serve_plugin, plugin, settings.docker_plugin)
+        grace = settings.docker_grace
+        await nursery.start(
+            functools.partial(serve_plugin, reconcile_interval=grace, grace=grace),
+            plugin,
+            settings.docker_plugin,
+        )
         event(
             log,
             "docker plugin serving",
