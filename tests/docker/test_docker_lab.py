@@ -42,6 +42,10 @@ def pings(host: DockerHost, container: str, target: str) -> bool:
     return " 0% packet loss" in out
 
 
+def fetch(host: DockerHost, container: str, url: str) -> str:
+    return host.docker("exec", container, "wget", "-q", "-O", "-", url, check=False)
+
+
 def resolves(host: DockerHost, container: str, name: str) -> str | None:
     """The address `nslookup` in the container gets for `name` (None: not found)."""
     out = host.docker("exec", container, "nslookup", "-type=a", name, check=False)
@@ -78,6 +82,15 @@ def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLa
     assert resolves(b, "db", "web") == web_ip
     assert resolves(b, "db", "db") == db_ip  # a local name: Docker's own answer
     assert resolves(a, "web", "nosuchname") is None
+
+    # a service VIP balances to Docker containers too (rules in the client's sandbox)
+    b.docker("exec", "db", "sh", "-c", "mkdir -p /www && echo served-by-db > /www/index")
+    b.docker("exec", "-d", "db", "httpd", "-f", "-p", "8080", "-h", "/www")
+    a.cli("service", "create", "api", "--network", "pets", "--vip", "10.42.0.100",
+          "--port", "tcp:80:8080", "--backend", "db")  # fmt: skip
+    wait_for(lambda: "served-by-db" in fetch(a, "web", "http://10.42.0.100/index"), "the VIP", on_fail=a.tail)
+    wait_for(lambda: resolves(a, "web", "api") == "10.42.0.100", "the service name")
+    a.cli("service", "rm", "api", "--network", "pets")
 
     # a conflicting subnet for the same name is refused when the network is used
     create(b, "pets2", subnet="10.43.0.0/24")
