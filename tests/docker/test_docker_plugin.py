@@ -193,6 +193,7 @@ async def test_every_call_refuses_bad_bodies_and_unknown_ids_and_changes_nothing
             "IpamDriver.GetCapabilities",
             "IpamDriver.GetDefaultAddressSpaces",
         }
+        refused = a.runtime.overlay.stats["docker_refused"]
         for call, bodies in hostile.items():
             for body in bodies:
                 before = (copy.deepcopy(a.plugin.state), Path(state_file).read_bytes())
@@ -200,6 +201,7 @@ async def test_every_call_refuses_bad_bodies_and_unknown_ids_and_changes_nothing
                 await a.refused(call, body)
                 assert (a.plugin.state, Path(state_file).read_bytes()) == before, (call, body)
                 assert (a.runtime.overlay.view.networks(), dict(drivers.by_name["a"].attached)) == views
+        assert a.runtime.overlay.stats["docker_refused"] == refused + sum(map(len, hostile.values()))
 
 
 async def test_the_reconcile_removes_what_docker_forgot_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ Rules:
   (`{"Error": message}` for the IPAM calls: libnetwork's remote IPAM reads that key), and
   nothing has changed (records are changed, and saved, only after every check and the
   swimnet operation succeeded; a save that fails undoes the operation);
+- counted in the agent's stats (exported as `swimnet_counter{name="agent_docker_..."}`):
+  `docker_calls`, and `docker_refused` for those answered with an error;
 - calls are serialised (one lock): Docker may call concurrently, and each call reads then
   writes the plugin's records;
 - IPAM: a pool is a subnet (given with `--subnet`, else the first /24 of DEFAULT_POOLS that
@@ -145,6 +147,8 @@ class DockerPlugin:
     async def call(self, name: str, body: bytes) -> Answer:
         """The answer to one call (KeyError: not a call of the protocol)."""
         handler = self.calls[name]
+        stats = self.ops.overlay.stats
+        stats["docker_calls"] += 1
         try:
             decoded = p.decode_body(body)
             async with self.lock:
@@ -161,6 +165,7 @@ class DockerPlugin:
                 message = f"cannot save the plugin state: {exc.strerror or exc}"
             else:
                 message = str(exc)
+            stats["docker_refused"] += 1
             event(log, "docker plugin call refused", event="docker_refused", call=name, error=message)
             return {error_key(name): f"swimnet: {message}"}
 
