@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+from collections.abc import Callable
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -67,15 +68,8 @@ def attach(sandbox: Sandbox, endpoint: LocalEndpoint, host: str = netns.SELF) ->
                 return veth
             for old in sb.link_lookup(ifname=veth):
                 sb.link("del", index=old)
-            _make_pair(sb, veth, cpath, sandbox, endpoint)
-            index = links.index_of(sb, veth, sandbox.netns)
-            try:
-                sb.link("set", index=index, master=bridge)
-                sb.link("set", index=index, state="up")
-                _configure(ct, sandbox, endpoint)
-            except BaseException:
-                sb.link("del", index=index)
-                raise
+            _make_pair(sb, veth, cpath, endpoint.ifname, sandbox, endpoint)
+            _plug(sb, veth, bridge, sandbox, lambda: _configure(ct, sandbox, endpoint))
     except (NetlinkError, OSError) as exc:
         raise DatapathError(f"{what}: {exc}") from exc
     return veth
@@ -98,20 +92,8 @@ def _hand_off(sandbox: Sandbox, endpoint: LocalEndpoint, host: str, what: str) -
                 return veth
             for old in hs.link_lookup(ifname=endpoint.handoff):
                 hs.link("del", index=old)
-            fd = os.open(host, os.O_RDONLY)
-            try:
-                peer = {"ifname": endpoint.handoff, "net_ns_fd": fd, "address": endpoint.mac}
-                peer["mtu"] = sandbox.mtu
-                sb.link("add", ifname=veth, kind="veth", mtu=sandbox.mtu, peer=peer)
-            finally:
-                os.close(fd)
-            index = links.index_of(sb, veth, sandbox.netns)
-            try:
-                sb.link("set", index=index, master=bridge)
-                sb.link("set", index=index, state="up")
-            except BaseException:
-                sb.link("del", index=index)
-                raise
+            _make_pair(sb, veth, host, endpoint.handoff, sandbox, endpoint)
+            _plug(sb, veth, bridge, sandbox, lambda: None)
     except (NetlinkError, OSError) as exc:
         raise DatapathError(f"{what}: {exc}") from exc
     return veth
@@ -127,13 +109,26 @@ def _address(ipr: Any, index: int) -> str | None:
     return str(found) if found is not None else None
 
 
-def _make_pair(sb: Any, veth: str, cpath: str, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
-    fd = os.open(cpath, os.O_RDONLY)
+def _make_pair(sb: Any, veth: str, path: str, ifname: str, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
+    """The pair: `veth` in the sandbox, `ifname` (the endpoint's MAC) in the namespace at `path`."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        peer = {"ifname": endpoint.ifname, "net_ns_fd": fd, "address": endpoint.mac, "mtu": sandbox.mtu}
+        peer = {"ifname": ifname, "net_ns_fd": fd, "address": endpoint.mac, "mtu": sandbox.mtu}
         sb.link("add", ifname=veth, kind="veth", mtu=sandbox.mtu, peer=peer)
     finally:
         os.close(fd)
+
+
+def _plug(sb: Any, veth: str, bridge: int, sandbox: Sandbox, then: Callable[[], None]) -> None:
+    """Enslave the sandbox end and bring it up, then `then()`; any failure deletes the pair."""
+    index = links.index_of(sb, veth, sandbox.netns)
+    try:
+        sb.link("set", index=index, master=bridge)
+        sb.link("set", index=index, state="up")
+        then()
+    except BaseException:
+        sb.link("del", index=index)
+        raise
 
 
 def _configure(ct: Any, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:

@@ -28,7 +28,6 @@ the test process against each API socket, with a bound on every call.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -42,6 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agent_lab import enter_netns
 from datapath_lab import Lab, lab
 
 from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS
@@ -53,7 +53,6 @@ IMAGE = "swimnet-busybox"
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ping", "nslookup", "sleep", "ip", "cat", "wget", "httpd", "mkdir", "ls", "ps")
 PORT = 7946
-CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
 FAST = """\
 metrics = "off"
@@ -71,7 +70,6 @@ join_sync_delays = [0.2, 0.6]
 leave_timeout = 1.0
 tcp_timeout = 1.0
 """
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def problem() -> str | None:
@@ -87,15 +85,9 @@ def problem() -> str | None:
 
 
 def _enter(net: str, mnt: str) -> None:
-    """In the child between fork and exec: the host's network and mount namespaces."""
-    for path, kind in ((mnt, CLONE_NEWNS), (net, CLONE_NEWNET)):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if _libc.setns(fd, kind) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"setns({path}): {os.strerror(code)}")
-        finally:
-            os.close(fd)
+    """In the child between fork and exec: the host's mount and network namespaces."""
+    enter_netns(mnt, CLONE_NEWNS)
+    enter_netns(net)
 
 
 class DockerError(AssertionError):

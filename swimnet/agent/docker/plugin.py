@@ -45,7 +45,7 @@ import copy
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -77,6 +77,7 @@ SANDBOX_WAIT = 60.0
 """How long a joined container's namespace may take to appear (see `sandbox`)."""
 
 Answer = dict[str, Any]
+T = TypeVar("T")
 
 
 def error_key(call: str) -> str:
@@ -215,10 +216,7 @@ class DockerPlugin:
         raise Refused(f"no free /{DEFAULT_PREFIX} left in {DEFAULT_POOLS}: give --subnet")
 
     def _pool(self, pool_id: str) -> st.Pool:
-        pool = self.state.pools.get(pool_id)
-        if pool is None:
-            raise Refused(f"unknown pool {pool_id!r}")
-        return pool
+        return _known(self.state.pools, pool_id, "pool")
 
     async def _release_pool(self, body: Mapping[str, Any]) -> Answer:
         req = p.PoolRef.decode(body)
@@ -297,10 +295,7 @@ class DockerPlugin:
         return {}
 
     def _network(self, network_id: str) -> st.Network:
-        network = self.state.networks.get(network_id)
-        if network is None:
-            raise Refused(f"unknown network {network_id[:12]}")
-        return network
+        return _known(self.state.networks, network_id, "network")
 
     async def _delete_network(self, body: Mapping[str, Any]) -> Answer:
         req = p.NetworkRef.decode(body)
@@ -519,6 +514,14 @@ class DockerPlugin:
     async def _external(self, body: Mapping[str, Any]) -> Answer:
         self._endpoint(p.EndpointRef.decode(body))
         return {}
+
+
+def _known(table: Mapping[str, T], key: str, what: str) -> T:
+    """A record of the plugin's, or the refusal naming the unknown id."""
+    found = table.get(key)
+    if found is None:
+        raise Refused(f"unknown {what} {key[:40]!r}")
+    return found
 
 
 def _parsed(parse: Callable[..., Any], *args: Any) -> Any:
