@@ -58,12 +58,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
 
 
-def enter_netns(path: str, kind: int = CLONE_NEWNET) -> None:
-    """Move the calling process (a child between fork and exec) into a network namespace (or
-    another kind: CLONE_NEWNS for a mount namespace)."""
+def enter_netns(path: str) -> None:
+    """Move the calling process (a child between fork and exec) into a network namespace."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _libc.setns(fd, kind) != 0:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
             code = ctypes.get_errno()
             raise OSError(code, f"setns({path}): {os.strerror(code)}")
     finally:

@@ -1,13 +1,12 @@
-"""The Docker plugin tests reuse the agent tests' in-process helpers (tests/agent), the
-datapath tests' namespace lab (tests/datapath) and the agent lab's namespace entry
-(tests/agent_datapath)."""
+"""The Docker plugin tests reuse the agent tests' in-process helpers (tests/agent) and the
+datapath tests' namespace lab (tests/datapath)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-for _folder in ("agent", "datapath", "agent_datapath"):
+for _folder in ("agent", "datapath"):
     _path = str(Path(__file__).resolve().parent.parent / _folder)
     if _path not in sys.path:
         sys.path.insert(0, _path)

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from docker_lab import IMAGE, DockerHost, DockerLab, docker_lab, problem, wait_for
+from docker_lab import DockerLab, docker_lab
 
-from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS
+from examples.pets.docker import IMAGE, DockerHost, docker_problem, wait_for
 
-_reason = problem()
+_reason = docker_problem()
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
 SUBNET = "10.42.0.0/24"
@@ -156,7 +156,7 @@ def test_restarts_of_the_agent_and_of_dockerd_leave_nothing_stale(dlab: DockerLa
     b.stop_dockerd()
     wait_for(lambda: "db" not in endpoint_names(a), "db gone on a", on_fail=b.tail)
     wait_for(lambda: db_mac not in fdb_macs(a), "db's FDB entry gone on a", on_fail=a.tail)
-    b.start_dockerd(dns=DOCKER_DNS_ADDRESS)
+    b.start_dockerd()
     b.docker("start", "db")
     wait_for(lambda: pings(a, "web2", db_ip), "web2 pings the restarted db", on_fail=b.tail)
     assert resolves(a, "web2", "db") == db_ip
