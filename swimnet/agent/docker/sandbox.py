@@ -19,14 +19,14 @@ import time
 
 import trio
 
-from swimnet.datapath.netns import is_namespace
-
 MOUNTINFO = "/proc/self/mountinfo"
 POLL_SLICE = 0.5
 """Longest single poll(): how soon an abandoned wait notices."""
 
 
 def _wait(path: str, timeout: float, abandoned: threading.Event) -> bool:
+    from swimnet.datapath.netns import is_namespace  # the agent's roles import no kernel library
+
     deadline = time.monotonic() + timeout
     with open(MOUNTINFO, "rb") as table:
         poller = select.poll()
