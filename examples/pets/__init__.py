@@ -10,6 +10,15 @@ each agent's FDB (`fdb petsOverlay`), the kernel's entries, and the VXLAN frames
 the network's VNI) it saw on the underlay. Needs Linux, root and iproute2; takes ~10 s;
 removes every process and namespace it made, also on failure and Ctrl-C.
 
+    sudo python3 -m examples.pets --docker   # the same hosts, each with a real dockerd
+
+With `--docker` (dockerd, docker and busybox-static installed) each host runs a dockerd
+whose network and IPAM driver is its swimnet-agent: `docker network create -d swimnet` on
+both, `docker run` db on B (an HTTP server) and web on A, and web fetches from `db` by name
+across the overlay; ~25 s.
+
 Modules: `demo` (the narrated steps), `lab` (namespaces, processes, cleanup), `kv` (the
-key-value server and client that run inside the containers).
+key-value server and client that run inside the containers), `docker` (a lab host with a
+dockerd and an agent serving it; shared with tests/docker) and `docker_demo` (the Docker
+mode's steps).
 """

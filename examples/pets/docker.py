@@ -192,15 +192,19 @@ class DockerHost:
         argv = ["docker", "-H", f"unix://{self.api}", *args]
         return subprocess.run(argv, capture_output=True, timeout=60, check=False).returncode == 0
 
-    def cli(self, *args: str, check: bool = True) -> Any:
-        """`swimnet-agent ARGS --json` against this host's agent: the parsed answer."""
+    def cli(self, *args: str, check: bool = True, as_json: bool = True) -> Any:
+        """`swimnet-agent ARGS [--json]` against this host's agent: the parsed answer (the text
+        without as_json; None when it failed and check=False)."""
         socket = str(self.dir / "agent.sock")
-        argv = [sys.executable, "-m", "swimnet.agent", *args, "--socket", socket, "--json"]
+        argv = [sys.executable, "-m", "swimnet.agent", *args, "--socket", socket]
+        argv += ["--json"] if as_json else []
         done = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=self.env, check=False)
         if done.returncode:
             if check:
                 raise DockerError(f"h{self.index}: swimnet-agent {' '.join(args)}: {done.stderr.strip()}")
             return None
+        if not as_json:
+            return done.stdout.rstrip("\n")
         return json.loads(done.stdout) if done.stdout.strip() else None
 
     def tail(self, lines: int = 25) -> str:

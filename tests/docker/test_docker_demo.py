@@ -1,0 +1,54 @@
+"""`python -m examples.pets --docker` (what `nox -s demo` runs where dockerd is installed),
+end to end, with a prefix of its own; nothing of it is left behind."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from datapath_lab import sweep_stale
+from pyroute2 import netns as pr_netns
+
+from examples.pets.docker import docker_problem
+
+_reason = docker_problem()
+pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_docker_pets_demo_runs_end_to_end() -> None:
+    sweep_stale()
+    prefix = f"dpt{os.getpid()}x{secrets.token_hex(2)}dk"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.pets", "--docker", "--prefix", prefix],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        left = [n for n in pr_netns.listnetns() if prefix in n]
+        for name in left:
+            pr_netns.remove(name)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert not left, left
+    for expected in (
+        "[6/6]",
+        "db: 10.0.9.2 (from swimnet's IPAM), on h2",
+        "Tom the cat, Rex the dog",
+        "Address: 10.0.9.2",
+        "02:42:0a:00:09:02  192.0.2.12  10.0.9.2",  # A's fdb: db on B, until db is removed
+        "cleaned up: processes stopped, namespaces removed",
+    ):
+        assert expected in out, out
+    assert out.count("02:42:0a:00:09:02  192.0.2.12  10.0.9.2") == 1, out  # not in the last fdb
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+    assert not [line for line in processes.splitlines() if prefix in line]
