@@ -83,6 +83,8 @@ class Request:
     done: float | None = None
     error: IpamError | None = None
     reasons: Counter[str] = attrs.field(factory=Counter)
+    waiting_for: tuple[str, ...] = ()
+    """Whom it last waited for."""
 
 
 @attrs.define
@@ -126,6 +128,7 @@ class IpamCluster:
         self.notes: Counter[str] = Counter()
         self.writes = 0
         self.republished = 0
+        self.decommissioned: set[str] = set()
         self._put_at: dict[str, float] = {}
         self.on_done: Callable[[Request], None] | None = None
         """Told of every answered request (at the same virtual time, after the step that
@@ -160,6 +163,8 @@ class IpamCluster:
 
     def restart(self, name: str, seeds: list[str] | None = None) -> None:
         """A crashed node comes back as its agent would: same name, state directory restored."""
+        if name in self.decommissioned:
+            raise ValueError(f"{name} was decommissioned")
         saved = self.persisted.setdefault(name, Persisted())
         self.sim.restart(name)  # joins one running node; then all of them (some may be cut off)
         others = [n for n in self.sim.running() if n != name]
@@ -177,11 +182,13 @@ class IpamCluster:
                 node.table(NETWORK, ENDPOINTS).put(endpoint, address.encode())
 
     def leave(self, name: str) -> None:
-        """Graceful leave, then the process stops; its state directory is wiped."""
+        """The host is decommissioned: graceful leave, the process stops, its state directory
+        is wiped (it does not come back: `restart` refuses it)."""
         self.sim.leave(name)
         self.sim.run_until(lambda: self.sim.engine(name).leave_done, 10.0)
         self.crash(name)
         self.persisted[name] = Persisted()
+        self.decommissioned.add(name)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -222,7 +229,8 @@ class IpamCluster:
                     used.setdefault(self.pool.offset(ipaddress.IPv4Address(e.value.decode())),
                                     Use(e.owner, f"endpoint {e.key} on {e.owner}"))  # fmt: skip
         mine = {self.pool.offset(ipaddress.IPv4Address(a)) for a in saved.endpoints.values()}
-        departed = [m.name for m in self.sim.engine(name).members() if m.state == State.LEFT]
+        members = self.sim.engine(name).members()
+        departed = [m.name for m in members if m.state == State.LEFT]
         return view_from_tables(
             tables,
             scope=SCOPE,
@@ -271,13 +279,15 @@ class IpamCluster:
             saved.knows_network = True
         elif saved.knows_network:  # re-published by a member that knows it (the agent adopts it)
             self.sim.node(name).table(SCOPE, NETWORKS).put(NETWORK, self.pool.subnet.exploded.encode())
-        while queue and saved.knows_network:
+        while queue:
             r = queue[0]
             if self.sim.now >= r.deadline:
                 self._answer(queue.popleft(), "timeout")
-                if r.want is not None:
+                if r.want is not None and saved.knows_network:
                     self._write(name, release(self.view(name), self.rngs[name], r.want).write)
                 continue
+            if not saved.knows_network:
+                break
             try:
                 d = allocate(self.view(name), self.rngs[name], r.want)
             except IpamError as exc:
@@ -289,6 +299,7 @@ class IpamCluster:
                 self.notes[note.split(" ")[0]] += 1
             if not isinstance(d, Granted):
                 r.reasons[d.reason] += 1
+                r.waiting_for = d.waiting_for
                 break
             self._counter += 1
             endpoint = f"{name}-ep{self._counter}"

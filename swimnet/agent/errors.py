@@ -9,10 +9,12 @@ Rules:
   subnet, a backend that is not an endpoint), NOT_FOUND (no such network, endpoint, service
   or key), CONFLICT (the request contradicts the current state: a name or address in use, a
   resource still in use, not the owner, a feature that is off), FAILED (the datapath or the
-  state directory failed while applying it);
+  state directory failed while applying it), UNAVAILABLE (it cannot be done now, nothing
+  is wrong with it: an address allocation that waited for other agents' votes and gave
+  up, naming them; try again once they are back);
 - an operation checks before it changes anything and undoes its own earlier steps when a
   later one fails: after an OperationError nothing is half-applied;
-- front ends translate the kind and nothing else (the HTTP routes: 400, 404, 409, 500) and
+- front ends translate the kind and nothing else (the HTTP routes: 400, 404, 409, 500, 503) and
   show the message and field unchanged;
 - `StartupError`: the daemon cannot start (its socket, address or state directory is
   taken): exit code 1.
@@ -34,6 +36,7 @@ class ErrorKind(enum.Enum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     FAILED = "failed"
+    UNAVAILABLE = "unavailable"
 
 
 class OperationError(SwimnetError):
@@ -63,6 +66,10 @@ def conflict(message: str, field: str | None = None) -> OperationError:
 
 def failed(message: str, field: str | None = None) -> OperationError:
     return OperationError(ErrorKind.FAILED, message, field)
+
+
+def unavailable(message: str, field: str | None = None) -> OperationError:
+    return OperationError(ErrorKind.UNAVAILABLE, message, field)
 
 
 bad_request = invalid

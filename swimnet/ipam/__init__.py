@@ -16,8 +16,10 @@ The rules (`allocator`, `knowledge`):
    and gateway addresses, and the others' single claims inside its blocks;
 2. a claim is confirmed by its owner once every voter said yes: every member attached to
    the IPAM scope in the owner's view, failed ones included (a hidden record's votes still
-   count; a failed member that had not voted blocks), and, for an address inside another
-   member's block, that block's owner (it alone knows whether the address is free);
+   count; a failed member that had not voted blocks), members known to have left and
+   members membership never reported excepted (`view_from_tables`), and, for an
+   address inside another member's block, that block's owner (it alone knows whether the
+   address is free);
 3. a voter says no to a claim that conflicts with one it defends: its own claims, the
    others' confirmed ones (visible, hidden, or remembered after a restart) and the pending
    ones it already said yes to; among pending claims first seen together, the lowest
@@ -26,14 +28,19 @@ The rules (`allocator`, `knowledge`):
 4. a claimer withdraws a pending claim on any no, or on seeing a conflicting confirmed or
    older claim; a withdrawn claim was never used;
 5. a claim ends only by its owner's decision (release: none of its allocations is there),
-   or with the owner's record: it left (at once), or the tables reaped it (failed for
+   or with the owner's record: it left (when the tables drop its hidden record, after the
+   left grace, 30 s; it stops voting at once), or the tables reaped it (failed for
    `reap_interval`, 30 min): a failed member's blocks and allocations stay reserved until
    then, and are released together;
 6. the agent persists its record before publishing it, and the others' claims it knows
-   (`remember`); after a restart the record is re-published (stamps are never reused:
-   `Record.high`), remembered claims are defended as confirmed until their owner's record
-   says otherwise or `reap_interval` passes, and the member claims nothing before its
-   first sync with a peer (`IpamView.synced`).
+   (`remember`); after a restart the record is re-published (`restore`: stamps are never
+   reused, `Record.high`; after a graceful leave its claims are voted on again, the others
+   having dropped them), remembered claims are defended as confirmed until their owner's
+   record says otherwise, `reap_interval` passes, or the owner is known to have left (a
+   member that saw the leave attests it in its record, `Record.gone`: a member restarted
+   after others left learns it from their records, not from membership, which only
+   reports leaves it witnessed), and the member claims nothing before its first sync with
+   a peer (`IpamView.synced`).
 
 Why no two members hand out one address. Two claims that conflict are never both confirmed
 while both live. Take C by A confirmed at t1 and D by B confirmed at t2, and a member M that
@@ -42,12 +49,15 @@ both, yet when it judged the second it still defended the first: its own claim, 
 had said yes to (sticky), or one it knew confirmed (it keeps what it knows while the owner's
 record lives, across restarts by rule 6). Rule 3 forbids that yes. Such an M exists unless
 the two views of the scope share no member at all: members enter a view when it learns of
-them from the members it syncs with, and leave it only by leaving gracefully (their claims
-go too) or by being reaped, so disjoint views mean two clusters that never met, or the two
-sides of a partition older than reap_interval (see below). A single address inside a block
-is the block owner's call (rule 2): it refuses an address it handed out, and never hands
-out one it agreed to give. So an address is handed out by one member at most, and by that
-member once while allocated (it sees its own allocations).
+them from the members it syncs with, and leave it only by leaving gracefully (they never
+vote again; their claims stay reserved while the tables keep their hidden record, the
+left grace) or by being reaped, or while membership never reported them (an attachment
+learnt by sync from a member that left meanwhile), so disjoint views mean two clusters
+that never met, or the two sides of a partition older than reap_interval (see below). A
+single address inside a block is the block owner's call (rule 2): it refuses an address
+it handed out, and never hands out one it agreed to give. So an address is handed out by
+one member at most, and by that member once while allocated (it sees its own
+allocations).
 
 Under a partition each side sees the other side's members failed, yet they stay voters:
 - safe: nothing new is confirmed on either side (every claim needs the other side's yes);
@@ -71,12 +81,15 @@ alone. Every agent that may allocate must be a voter before it allocates. The pr
 every agent votes on every network's claims (one small record per agent and network) and
 a failed agent holds back new claims in every network (not allocations from held blocks).
 
-Outside the guarantee (as for the tables themselves): a partition longer than
-reap_interval (each side reaps the other and may reuse its addresses; the agent's
-conflict report shows duplicates after the heal); an agent that loses its state directory
-yet keeps its endpoints; agents that formed a cluster apart (they share no network
-definition: the agent only allocates in networks it learnt from the cluster); a record
-that does not decode (a newer format) stalls new claims.
+Outside the guarantee (as for the tables themselves, which hold what a member knows in
+memory): a partition longer than reap_interval (each side reaps the other and may reuse
+its addresses; the agent's conflict report shows duplicates after the heal); a member that
+learnt the cluster, while the rest was out of reach, only from members that have since
+lost what they knew (decommissioned, or reinstalled without their state directory): it may
+confirm a claim against one it never heard of; agents that formed a cluster apart (they
+share no network definition: the agent only allocates in networks it learnt from the
+cluster); an agent that loses its state directory yet keeps its endpoints; a record that
+does not decode (a newer format) stalls new claims.
 
 The agent's calls (its domain layer; `node` is the agent's node, `rng` its
 random.Random, `scope` CLUSTER_SCOPE; records are written with `node.table(scope,
@@ -104,9 +117,11 @@ label)):
     # every table change (the refresh loop), for every network: write(maintain(view, rng).write),
     # persist remember(view).encode() when it changed; while waits_on_others(view), re-put
     # the record unchanged every REPUBLISH_AFTER seconds (a gossip message may miss a member)
-    # restart: put the persisted record, memory=Memory.decode(saved, now, pool.size),
-    # synced=False until the first sync of the scope with a peer; while needs_sync(view),
-    # call node.sync_network(scope) every few seconds
+    # restart: put restore(saved_record, me, pool.size, left=it_stopped_with_a_graceful_leave)
+    # (after a leave, adopt() each local endpoint and VIP address), memory =
+    # Memory.decode(saved_memory, now, pool.size), synced=False until the first sync of the
+    # scope with a peer; while needs_sync(view), call node.sync_network(scope) every few
+    # seconds
     # adopting an orphaned service: adopt(view, rng, IPv4Address(vip)) until Granted, so its
     # VIP is claimed again (its block went with the member that left; until then only the
     # services entry protects it: a member that claims that block in the second between the
@@ -125,6 +140,7 @@ from swimnet.ipam.allocator import (
     overlapping_claims,
     release,
     remember,
+    restore,
     waits_on_others,
 )
 from swimnet.ipam.errors import AddressReserved, AddressTaken, IpamError, NoFreeAddress
@@ -170,6 +186,7 @@ __all__ = [
     "record_key",
     "release",
     "remember",
+    "restore",
     "uses_from_entries",
     "view_from_tables",
     "waits_on_others",

@@ -2,7 +2,9 @@
 that return an outcome and the member's new IPAM record to write.
 
 Rules (the safety argument is in the package docstring):
-- `maintain` is the member's duty on every change of the IPAM table (and periodically): it
+- `maintain` is the member's duty on every change of the IPAM table (and periodically; it
+  also attests in its record the departures it sees, `Record.gone`, so that members which
+  did not see them learn them: see `knowledge`): it
   withdraws its own pending claims that were refused or are beaten (by a confirmed claim,
   or by an older pending one: the lower (stamp, owner) goes first), confirms those every
   voter agreed to, votes on the others' pending claims (yes is sticky: kept until the
@@ -37,7 +39,7 @@ import attrs
 from swimnet.errors import LocalProtocolError
 from swimnet.ipam.errors import AddressReserved, AddressTaken, NoFreeAddress
 from swimnet.ipam.knowledge import Knowledge, exclusive
-from swimnet.ipam.record import BLOCKS, PIN, SPARE, Claim, ClaimId, Memory, Record
+from swimnet.ipam.record import BLOCKS, MAX_GONE, PIN, SPARE, Claim, ClaimId, Memory, Record
 from swimnet.ipam.view import IpamView
 
 MAX_BATCH = 64
@@ -87,7 +89,11 @@ class _Plan:
         self.claims: dict[int, Claim] = {c.stamp: c for c in own.claims}
         self.ayes: set[ClaimId] = set(own.ayes)
         self.nays: set[ClaimId] = set(own.nays)
-        self.high = own.high
+        self.gone: dict[str, int] = dict(own.gone)
+        holder = view.records.get(view.me)
+        retracted = holder.record if holder is not None and holder.retracted else None
+        self.high = max(own.high, retracted.high if retracted is not None else 0)
+        """Stamps pass every one we used, a retracted previous life's included."""
         self.notes: list[str] = []
         self._candidates: set[int] | None = None
 
@@ -95,15 +101,18 @@ class _Plan:
 
     def record(self) -> Record:
         claims = tuple(self.claims[s] for s in sorted(self.claims))
-        return Record(self.pool.block, self.high, claims, frozenset(self.ayes), frozenset(self.nays))
+        gone = frozenset(self.gone.items())
+        return Record(self.pool.block, self.high, claims, frozenset(self.ayes), frozenset(self.nays), gone)
 
     def write(self) -> bytes | None:
         record = self.record()
         holder = self.view.records.get(self.view.me)
-        current = holder.record if holder is not None else None
+        current = holder.record if holder is not None and not holder.retracted else None
         if record == current or (current is None and record == Record(self.pool.block, 0)):
             return None
-        return record.encode()
+        # a written record is at least as recent as our clock: a record without a claim it
+        # once had, and with `high` past that claim's stamp, says the claim is gone
+        return attrs.evolve(record, high=max(record.high, self.view.clock)).encode()
 
     def pending(self) -> list[Claim]:
         return [c for _, c in sorted(self.claims.items()) if not c.confirmed]
@@ -114,6 +123,23 @@ class _Plan:
         self._settle_own()
         self._vote()
         self._release()
+        self._attest()
+
+    def _attest(self) -> None:
+        """Attest the departures we see (members that left: with their record's `high`
+        then, 0 if we hold none), forget those of members back (not departed, record
+        visible), keep the MAX_GONE most recent."""
+        view = self.view
+        for member in view.departed - {view.me}:
+            h = view.records.get(member)
+            high = h.record.high if h is not None and h.record is not None and not h.retracted else 0
+            self.gone[member] = max(self.gone.get(member, 0), high)
+        for member, h in view.records.items():
+            if member in self.gone and member not in view.departed and not h.hidden and not h.retracted:
+                del self.gone[member]
+        if len(self.gone) > MAX_GONE:
+            kept = sorted(self.gone.items(), key=lambda item: (item[1], item[0]))[-MAX_GONE:]
+            self.gone = dict(kept)
 
     def _settle_own(self) -> None:
         gate = self.k.gate_open()
@@ -474,6 +500,18 @@ def release(view: IpamView, rng: random.Random, address: ipaddress.IPv4Address) 
     return Maintenance(plan.write(), tuple(plan.notes))
 
 
+def restore(saved: bytes, me: str, pool_size: int, *, left: bool) -> bytes:
+    """The record to put after a restart, from the persisted one. After a crash, as it was
+    (the others kept it, hidden). After a graceful leave the others dropped it and may have
+    claimed its blocks since: its claims come back pending, to be voted on again (any that
+    lost is withdrawn); then `adopt` every address of our endpoints and VIPs (AddressTaken:
+    someone took it while we were away, a conflict to report). DecodeError if unreadable."""
+    record = Record.decode(saved, me, pool_size)
+    if left:
+        record = attrs.evolve(record, claims=tuple(attrs.evolve(c, confirmed=False) for c in record.claims))
+    return record.encode()
+
+
 REPUBLISH_AFTER = 2.0
 """Seconds a record that waits on others stays unchanged before `waits_on_others` callers
 re-put it (ten gossip rounds; anti-entropy alone would take up to 30 s)."""
@@ -484,7 +522,7 @@ def waits_on_others(view: IpamView) -> bool:
     claims still pending. Gossip may miss a member; while this holds, re-put the record
     unchanged every REPUBLISH_AFTER seconds (a new version is gossiped again)."""
     holder = view.records.get(view.me)
-    record = holder.record if holder is not None else None
+    record = holder.record if holder is not None and not holder.retracted else None
     return record is not None and (any(not c.confirmed for c in record.claims) or bool(record.ayes))
 
 

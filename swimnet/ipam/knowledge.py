@@ -2,10 +2,15 @@
 
 Rules:
 - the live claims of the others are those in their records (visible, or hidden because the
-  owner failed: reserved until the tables reap it), plus remembered ones (`Memory`, after a
-  restart) whose owner's record is absent or older than the claim (`record.high` below the
-  claim's stamp), until `reap_interval` after the restart or until the owner is known to
-  have left; a remembered claim counts as confirmed;
+  owner failed: reserved until the tables reap it; the pending ones of a member known to
+  have left excepted: it will never confirm them; and all of those of a member we saw
+  fail that a record attests left: the members that saw the leave dropped them with its
+  record after the left grace), plus remembered ones (`Memory`, after a
+  restart) whose owner's record (live or a tombstone) is absent or older than the claim
+  (`record.high` below the claim's stamp), until `reap_interval` after the restart, until
+  the owner is known to have left (membership says so here, or a record attests it:
+  `Record.gone`, with the owner's `high` when it left at least the claim's stamp); a
+  remembered claim counts as confirmed;
 - conflicts, between claims of different owners that share an address: two block claims
   conflict; two single-address claims conflict; a block claim conflicts with every single
   of another member inside it (blocks never swallow someone's address); a single inside
@@ -22,7 +27,7 @@ from collections.abc import Iterable, Iterator
 import attrs
 
 from swimnet.ipam.record import Claim, ClaimId, Record, overlap
-from swimnet.ipam.view import IpamView
+from swimnet.ipam.view import IpamView, attested_departures
 
 
 @attrs.frozen
@@ -47,21 +52,34 @@ class Knowledge:
         self.view = view
         me = view.me
         holder = view.records.get(me)
-        own = holder.record if holder is not None and holder.record is not None else None
+        own = holder.record if holder is not None and not holder.retracted else None
         self.own: Record = own if own is not None else Record(view.pool.block, 0)
         self.others: dict[ClaimId, Known] = {}
         self.votes: dict[str, tuple[frozenset[ClaimId], frozenset[ClaimId]]] = {}
         """member -> (ayes, nays) as its record (visible or hidden) says."""
+        seen_failed = attested_departures(view.records) - view.departed - {me}
+        self.departed = (view.departed | seen_failed) - {me}
+        """Members known to have left (membership says so, or a record attests it)."""
         for member, h in view.records.items():
-            if member == me or h.record is None:
+            if member == me or h.record is None or h.retracted:
                 continue
             self.votes[member] = (h.record.ayes, h.record.nays)
+            if member in seen_failed and h.hidden:
+                continue  # it left (we saw it fail): its claims ended, as where the leave was seen
             for c in h.record.claims:
-                self.others[c.id] = Known(c, h.hidden, False)
+                if c.confirmed or member not in self.departed:  # a leaver never confirms
+                    self.others[c.id] = Known(c, h.hidden, False)
         if self.memory_active:
+            attested: dict[str, int] = {}
+            for h in view.records.values():
+                if h.record is not None and not h.retracted:
+                    for member, high in h.record.gone:
+                        attested[member] = max(attested.get(member, -1), high)
             for c in view.memory.claims:
-                if c.owner == me or c.owner in view.departed or c.id in self.others:
+                if c.owner == me or c.owner in self.departed or c.id in self.others:
                     continue
+                if attested.get(c.owner, -1) >= c.stamp:
+                    continue  # a member saw its owner leave after it: the claim ended
                 other = view.records.get(c.owner)
                 if other is not None and other.record is not None and other.record.high >= c.stamp:
                     continue  # the owner's record is newer than the claim and no longer has it

@@ -6,13 +6,18 @@ Rules:
   `items` = block indices in units of `unit` addresses) or one address (kind SPARE: any
   free address, taken when the member has no block left; kind PIN: an address asked for
   by name, which only that request may use; `items` = its offset); it is named by (owner,
-  stamp), stamps strictly increasing per
-  owner (`Record.high` carries the highest stamp used, so a restored record never reuses
-  one); `confirmed` is set by the owner once every voter agreed;
+  stamp), stamps strictly increasing per owner; `confirmed` is set by the owner once every
+  voter agreed;
+- `Record.high` is at least every stamp its owner used and its Lamport time when it wrote
+  the record: a restored record never reuses a stamp, and a record whose `high` passed a
+  claim's stamp was written after that claim (lacking it, the claim is gone);
 - a claim can shrink (blocks released) but never grow: a bigger request is a new claim;
 - a record holds its owner's claims, and its votes on other members' claims still pending
   (`ayes`, `nays`, by claim id); it is the whole IPAM state its owner publishes, so a
   reader sees a member's claims and its votes at one moment (one table entry);
+- `gone` attests the members its owner saw leave gracefully, each with the `high` of
+  their record then (at most MAX_GONE, the most recent kept): their claims up to that
+  stamp ended; omitted from the encoding when empty;
 - decoding checks every field against the pool (bounds, sorted unique items, power-of-two
   units) and raises only DecodeError; unknown map keys are ignored (newer writers).
 """
@@ -31,6 +36,8 @@ FORMAT = 1
 MAX_NAME = 255
 MAX_STAMP = 2**63 - 1
 MAX_RECORD = 8 * 1024
+MAX_GONE = 16
+"""Departures a record attests at most (the highest `high` kept)."""
 
 ClaimId = tuple[str, int]
 """(owner, stamp)."""
@@ -86,9 +93,11 @@ class Record:
     claims: tuple[Claim, ...] = ()
     ayes: frozenset[ClaimId] = frozenset()
     nays: frozenset[ClaimId] = frozenset()
+    gone: frozenset[tuple[str, int]] = frozenset()
+    """(member, its record's high when it left) for members seen leaving gracefully."""
 
     def encode(self) -> bytes:
-        doc = {
+        doc: dict[str, Any] = {
             "v": FORMAT,
             "b": self.block,
             "h": self.high,
@@ -96,6 +105,8 @@ class Record:
             "y": [list(i) for i in sorted(self.ayes)],
             "n": [list(i) for i in sorted(self.nays)],
         }
+        if self.gone:
+            doc["g"] = [list(i) for i in sorted(self.gone)]
         data: bytes = msgpack.packb(doc, use_bin_type=True)
         return data
 
@@ -120,7 +131,10 @@ class Record:
             claims.append(Claim(owner, stamp, kind, items, _bool(row[2], "c[].confirmed"), unit))
         if len({c.stamp for c in claims}) != len(claims):
             raise DecodeError("ipam record.c: repeated stamp")
-        return cls(block, high, tuple(claims), _votes(doc.get("y"), "y"), _votes(doc.get("n"), "n"))
+        gone = _votes(doc.get("g", []), "g")
+        if len(gone) > MAX_GONE:
+            raise DecodeError(f"ipam record.g: at most {MAX_GONE} departures")
+        return cls(block, high, tuple(claims), _votes(doc.get("y"), "y"), _votes(doc.get("n"), "n"), gone)
 
 
 @attrs.frozen

@@ -7,10 +7,26 @@ Rules:
   written only by that member; an entry whose owner is not the member its key names is
   ignored (nobody else may speak for a member);
 - a record is read whether visible or hidden (its owner failed): a failed member's claims
-  stay reserved and its votes stay cast until the tables reap it; tombstones are absent;
+  stay reserved and its votes stay cast until the tables reap it; a tombstone (the owner
+  deleted or retracted its record: a new life without state) holds no claim and no vote,
+  but its value (tombstones keep it) says how recent it is (`Record.high`), which ends what
+  others remember of that owner's older claims;
 - `voters` are the members attached to the scope (failed ones included, leaving ones not):
-  `TablesReader.attached(scope)`; a record that does not decode counts as a voter that has
-  not voted (its claims are unknown, so nothing waiting on it is confirmed);
+  `TablesReader.attached(scope)`, less the other members known to have left the cluster
+  (`departed`: membership says "left"; or a record attests it, `attested_departures`: a
+  member cut off when another left sees it failed, never left, and would wait for it
+  until the tables reap it; the tables keep their records, hidden, for the
+  left grace, and so their claims stay reserved that long, but they will never vote
+  again, and waiting for them would stall every new claim for that grace) and less the
+  attached members membership never reported (`owner_unknown`: a restarted member learns
+  from a sync the attachment of a member that left while it was away, never its leave,
+  and would wait for it until the tables reap it); leaving a member out of one view is
+  safe as long as any two views still share a member (the claimer of one claim is in the
+  other's view: see the package docstring). A member membership reported failed stays a
+  voter until the tables reap it, even once membership forgot it (gossip_to_the_dead_time):
+  under a partition, the other side's members must keep their say; a record that does not
+  decode counts as a voter that has not voted (its claims are unknown, so nothing waiting
+  on it is confirmed);
 - `used` maps every address held by an allocation of the network (endpoints, VIPs; live or
   hidden) to its holder, `mine` is the caller's own allocations (published or not yet):
   both come from the caller, which knows its own tables' formats (`uses_from_entries`);
@@ -52,6 +68,8 @@ class StoredTables(Protocol):
 
     def owner_failed(self, name: str) -> bool: ...
 
+    def owner_unknown(self, name: str) -> bool: ...
+
 
 @attrs.frozen
 class Holder:
@@ -61,6 +79,8 @@ class Holder:
     """None: the value does not decode."""
     hidden: bool
     """Its owner failed (the tables hide its entries until it returns or is reaped)."""
+    retracted: bool = False
+    """A tombstone: the owner deleted (or, in a new life, retracted) this record."""
 
 
 @attrs.frozen
@@ -93,7 +113,7 @@ class IpamView:
     memory: Memory = EMPTY_MEMORY
     departed: frozenset[str] = frozenset()
     """Members known to have left gracefully (membership says "left"): their remembered
-    claims are released at once."""
+    claims are released at once; `view_from_tables` leaves them out of `voters`."""
     now: float = 0.0
     reap_interval: float = REAP_INTERVAL
 
@@ -106,25 +126,42 @@ def _decode(value: bytes, owner: str, pool_size: int) -> Record | None:
         return None
 
 
-RawRecords = dict[str, dict[str, tuple[bytes, bool]]]
-"""network -> member -> (record value, hidden)."""
+RawRecords = dict[str, dict[str, tuple[bytes, bool, bool]]]
+"""network -> member -> (record value, hidden, retracted)."""
 
 
 def raw_records(tables: StoredTables, scope: str, table: str = IPAM_TABLE) -> RawRecords:
-    """network -> member -> (record value, hidden), in one pass over the scope's entries."""
+    """network -> member -> (record value, hidden, retracted), in one pass over the scope's
+    stored entries."""
     out: RawRecords = {}
     for e in tables.entries(scope):
-        if e.table != table or e.deleted:
+        if e.table != table:
             continue
         network, sep, member = e.key.partition("/")
         if not sep or member != e.owner:
             continue
-        out.setdefault(network, {})[member] = (e.value, tables.owner_failed(e.owner))
+        out.setdefault(network, {})[member] = (e.value, tables.owner_failed(e.owner), e.deleted)
     return out
 
 
-def decode_records(raw: Mapping[str, tuple[bytes, bool]], pool: Pool) -> dict[str, Holder]:
-    return {m: Holder(_decode(value, m, pool.size), hidden) for m, (value, hidden) in raw.items()}
+def decode_records(raw: Mapping[str, tuple[bytes, bool, bool]], pool: Pool) -> dict[str, Holder]:
+    return {m: Holder(_decode(value, m, pool.size), hidden, gone) for m, (value, hidden, gone) in raw.items()}
+
+
+def attested_departures(records: Mapping[str, Holder]) -> frozenset[str]:
+    """Members some record attests left gracefully (`Record.gone`) whose own record here is
+    absent or hidden and not newer than the attestation (a member back is not gone)."""
+    attested: dict[str, int] = {}
+    for h in records.values():
+        if h.record is not None and not h.retracted:
+            for member, high in h.record.gone:
+                attested[member] = max(attested.get(member, -1), high)
+    out = set()
+    for member, high in attested.items():
+        own = records.get(member)
+        if own is None or own.record is None or (own.hidden and own.record.high <= high):
+            out.add(member)
+    return frozenset(out)
 
 
 def view_from_tables(
@@ -142,18 +179,22 @@ def view_from_tables(
     now: float = 0.0,
     reap_interval: float = REAP_INTERVAL,
     table: str = IPAM_TABLE,
-    raw: Mapping[str, Mapping[str, tuple[bytes, bool]]] | None = None,
+    raw: Mapping[str, Mapping[str, tuple[bytes, bool, bool]]] | None = None,
 ) -> IpamView:
     """An `IpamView` read from a node's tables (`raw`: a `raw_records` pass to reuse when
-    building views of several networks at once)."""
+    building views of several networks at once; `departed`: see the module rules on
+    voters)."""
     if raw is None:
         raw = raw_records(tables, scope, table)
+    records = decode_records(raw.get(network, {}), pool)
+    gone = (frozenset(departed) | attested_departures(records)) - {me}
+    voters = frozenset(v for v in tables.attached(scope) if v not in gone and not tables.owner_unknown(v))
     return IpamView(
         network=network,
         me=me,
         pool=pool,
-        records=decode_records(raw.get(network, {}), pool),
-        voters=frozenset(tables.attached(scope)),
+        records=records,
+        voters=voters,
         clock=tables.lamport_time(),
         used=dict(used or {}),
         mine=frozenset(mine),

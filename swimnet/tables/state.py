@@ -149,6 +149,11 @@ class TableState:
         """The network's digest (read only)."""
         return self._stores.get(network, _EMPTY).digest
 
+    def is_stranger(self, name: str) -> bool:
+        """`name` is held failed only because membership never reported it (its attachment
+        or entries came by gossip or sync first)."""
+        return name in self._strangers
+
     def is_failed(self, name: str) -> bool:
         return name in self._failed
 

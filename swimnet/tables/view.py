@@ -59,6 +59,11 @@ class TablesReader:
         """Membership reported `name` failed: its entries are held hidden."""
         return self._state.is_failed(name)
 
+    def owner_unknown(self, name: str) -> bool:
+        """Membership never reported `name` (a stranger: its attachment or entries came by
+        gossip or sync first); its entries are held hidden like a failed member's."""
+        return self._state.is_stranger(name)
+
     def attachments(self, network: str) -> dict[str, Attachment]:
         """Member -> its (frozen) attachment to `network`, leaving ones included."""
         return dict(self._state.attachments.of_network(network))

@@ -15,6 +15,7 @@ from swimnet.agent.domain.cluster import Cluster, open_agent_node
 from swimnet.agent.domain.endpoints import Endpoints
 from swimnet.agent.domain.networks import Networks
 from swimnet.agent.domain.overlay import OverlayAgent
+from swimnet.agent.domain.ports import SavedIpam
 from swimnet.agent.domain.services import Services
 from swimnet.agent.errors import ErrorKind, OperationError
 from swimnet.config import Config
@@ -23,12 +24,16 @@ from swimnet.tables.config import TablesConfig
 
 
 class Store:
-    """An endpoint store that fails on demand (like a full disk)."""
+    """An endpoint and IPAM store that fails on demand (like a full disk; the IPAM part
+    with its own switch)."""
 
     def __init__(self) -> None:
         self.saved: dict[str, LocalEndpointSpec] = {}
         self.networks: dict[str, NetworkRecord] = {}
+        self.ipam: dict[str, SavedIpam] = {}
+        self.left = False
         self.fail = False
+        self.fail_ipam = False
 
     def _check(self) -> None:
         if self.fail:
@@ -49,14 +54,28 @@ class Store:
         self._check()
         self.networks.update(records)
 
+    def load_ipam(self) -> tuple[dict[str, SavedIpam], bool]:
+        return dict(self.ipam), self.left
+
+    def save_ipam(self, network: str, saved: SavedIpam | None) -> None:
+        if self.fail_ipam:
+            raise OSError(28, "No space left on device")
+        if saved is None:
+            self.ipam.pop(network, None)
+        else:
+            self.ipam[network] = saved
+
+    def save_ipam_left(self, left: bool) -> None:
+        self.left = left
+
 
 @pytest.fixture
 async def agent() -> AsyncIterator[tuple[OverlayAgent, Store, FakeDriver]]:
     config = Config.local(name="d", bind="127.0.0.1:0")
     async with open_agent_node(config, incarnation=1, tables_config=TablesConfig()) as node:
         store, driver = Store(), FakeDriver("d", "127.0.0.1")
-        overlay = OverlayAgent(Cluster(node), store, driver=driver, sync_timeout=0.2)
-        await overlay.start(alone=True)
+        overlay = OverlayAgent(Cluster(node), store, ipam_store=store, driver=driver, sync_timeout=0.2)
+        await overlay.start(alone=True, bootstrap=True)
         yield overlay, store, driver
 
 
@@ -85,7 +104,7 @@ async def test_operations_take_typed_arguments_and_raise_kinds_with_fields(
     ep = await endpoints.create("n", "e", "10.0.0.2", mac="02:AA:00:00:00:02")
     assert ep.published and ep.spec.mac == "02:aa:00:00:00:02" and ep.spec.ip == "10.0.0.2/24"
     await expect(ErrorKind.INVALID, "mode", services.create("n", "s", mode="weird"))
-    await expect(ErrorKind.INVALID, "vip", services.create("n", "s"))
+    await expect(ErrorKind.INVALID, "vip", services.create("n", "s", mode="dnsrr", vip="10.0.0.9"))
     await expect(ErrorKind.CONFLICT, "vip", services.create("n", "s", vip="10.0.0.2"))
     await expect(ErrorKind.INVALID, "backends", services.create("n", "s", vip="10.0.0.9", backends=["x"]))
     service = await services.create("n", "s", vip="10.0.0.9", ports=[("tcp", 80, 8080)], backends=["e"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import trio
 from test_agent_inprocess import Drivers, eventually, settings_for, start
 
 from swimnet.agent.daemon.run import AgentRuntime
-from swimnet.agent.docker.addresses import FirstFree
+from swimnet.agent.docker.addresses import ClusterAddresses
 from swimnet.agent.docker.dockerd import DockerApiError, DockerNetwork
 from swimnet.agent.docker.plugin import DockerPlugin
 from swimnet.agent.domain.operations import Operations
@@ -23,6 +24,19 @@ from swimnet.config import format_address
 
 def docker_id() -> str:
     return secrets.token_hex(32)
+
+
+def address_of(host: Host, endpoint_id: str) -> str:
+    """The address (no prefix) the plugin gave a Docker endpoint."""
+    return host.plugin.state.endpoints[endpoint_id].ip.split("/")[0]
+
+
+def unused(*hosts: Host, subnet: str = "10.9.0.0/24") -> str:
+    """A host address of the subnet no plugin of `hosts` handed out."""
+    handed = {a for h in hosts for pool in h.plugin.state.pools.values() for a in pool.addresses}
+    return next(
+        str(ip) for ip in ipaddress.IPv4Network(subnet).hosts() if str(ip) not in handed | {"10.9.0.1"}
+    )
 
 
 class FakeDockerd:
@@ -88,9 +102,8 @@ class Host:
 
 def make_plugin(runtime: AgentRuntime, dockerd: FakeDockerd, clock: Clock) -> DockerPlugin:
     ops = Operations.over(runtime.overlay, runtime.keys)
-    return DockerPlugin(
-        ops, docker=dockerd, addresses=FirstFree(runtime.overlay), state_dir=runtime.state_dir, clock=clock
-    )
+    addresses = ClusterAddresses(runtime.overlay)
+    return DockerPlugin(ops, docker=dockerd, addresses=addresses, state_dir=runtime.state_dir, clock=clock)
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from plugin_fixtures import Host, docker_id, docker_network, docker_run, two_hosts
+from plugin_fixtures import Host, address_of, docker_id, docker_network, docker_run, two_hosts, unused
 from test_agent_inprocess import eventually
 
 from swimnet.agent.docker import state as st
@@ -46,11 +46,12 @@ async def test_a_network_spans_two_hosts_and_endpoints_come_and_go(tmp_path: Pat
             "InterfaceName": {"SrcName": handoff_name(ep_a), "DstPrefix": "eth"},
             "Gateway": "10.9.0.1",
         }
+        web = address_of(a, ep_a)
         spec = drivers.by_name["a"].attached[a.plugin.state.endpoints[ep_a].swimnet_id or ""]
-        assert (spec.name, spec.ip, spec.mac) == ("web", "10.9.0.2/24", mac_from_ip("10.9.0.2"))
+        assert (spec.name, spec.ip, spec.mac) == ("web", f"{web}/24", mac_from_ip(web))
         assert (spec.netns, spec.handoff) == ("/run/docker/netns/web", handoff_name(ep_a))
         info = await a.ok("NetworkDriver.EndpointOperInfo", {"NetworkID": net_a, "EndpointID": ep_a})
-        assert info["Value"]["swimnet_network"] == "pets" and info["Value"]["ip"] == "10.9.0.2/24"
+        assert info["Value"]["swimnet_network"] == "pets" and info["Value"]["ip"] == f"{web}/24"
         ref = {"NetworkID": net_a, "EndpointID": ep_a, "Options": {}}
         assert await a.ok("NetworkDriver.ProgramExternalConnectivity", ref) == {}
 
@@ -66,13 +67,14 @@ async def test_a_network_spans_two_hosts_and_endpoints_come_and_go(tmp_path: Pat
             "b sees web if it holds pets",
         )
         ep_b, _ = await docker_run(b, net_b, pool_b, "db")
-        assert b.plugin.state.endpoints[ep_b].ip == "10.9.0.3/24"
+        assert address_of(b, ep_b) not in (web, "10.9.0.1")  # the cluster's IPAM: no duplicate
         assert len(a.runtime.overlay.view.networks()) == 1
         # --ip pins an address; one in use is refused
-        taken = await b.refused("IpamDriver.RequestAddress", {"PoolID": pool_b, "Address": "10.9.0.2"})
-        assert "already used" in taken
-        ep_pinned, _ = await docker_run(b, net_b, pool_b, "cache", ip="10.9.0.50")
-        assert b.plugin.state.endpoints[ep_pinned].ip == "10.9.0.50/24"
+        taken = await b.refused("IpamDriver.RequestAddress", {"PoolID": pool_b, "Address": web})
+        assert web in taken
+        free = unused(a, b)
+        ep_pinned, _ = await docker_run(b, net_b, pool_b, "cache", ip=free)
+        assert address_of(b, ep_pinned) == free
 
         # docker rm on A: Leave removes the endpoint cluster-wide, then the rest of Docker's calls
         await a.ok("NetworkDriver.Leave", {"NetworkID": net_a, "EndpointID": ep_a})
@@ -81,7 +83,7 @@ async def test_a_network_spans_two_hosts_and_endpoints_come_and_go(tmp_path: Pat
             "web gone on b",
         )
         await a.ok("NetworkDriver.DeleteEndpoint", {"NetworkID": net_a, "EndpointID": ep_a})
-        await a.ok("IpamDriver.ReleaseAddress", {"PoolID": pool_a, "Address": "10.9.0.2/24"})
+        await a.ok("IpamDriver.ReleaseAddress", {"PoolID": pool_a, "Address": f"{web}/24"})
         # docker network rm on A: the swimnet network stays for B
         await a.ok("NetworkDriver.DeleteNetwork", {"NetworkID": net_a})
         await a.ok("IpamDriver.ReleaseAddress", {"PoolID": pool_a, "Address": "10.9.0.1/24"})
@@ -108,8 +110,9 @@ async def test_a_conflicting_subnet_is_refused_with_both_subnets_named(tmp_path:
         assert "already used" in again
 
 
-def _hostile(net: str, ep: str, pool: str) -> dict[str, list[Any]]:
-    """Per call: bodies it must refuse (bad JSON, bad types, unknown ids)."""
+def _hostile(net: str, ep: str, pool: str, used: str, free: str) -> dict[str, list[Any]]:
+    """Per call: bodies it must refuse (bad JSON, bad types, unknown ids); `used` is the
+    joined endpoint's address, `free` one nobody was given."""
     unknown = docker_id()
     common: list[Any] = [b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"null", {"NetworkID": 7}]
     return {
@@ -127,8 +130,8 @@ def _hostile(net: str, ep: str, pool: str) -> dict[str, list[Any]]:
         "NetworkDriver.CreateEndpoint": [
             *common,
             {"NetworkID": unknown, "EndpointID": unknown, "Interface": {"Address": "10.9.0.9/24"}},
-            {"NetworkID": net, "EndpointID": ep, "Interface": {"Address": "10.9.0.2/24"}},
-            {"NetworkID": net, "EndpointID": unknown, "Interface": {"Address": "10.9.0.99/24"}},
+            {"NetworkID": net, "EndpointID": ep, "Interface": {"Address": f"{used}/24"}},
+            {"NetworkID": net, "EndpointID": unknown, "Interface": {"Address": f"{free}/24"}},
             {"NetworkID": net, "EndpointID": unknown, "Interface": {"Address": "10.1.0.2/24"}},
             {"NetworkID": net, "EndpointID": unknown, "Interface": {}},
             {"NetworkID": net, "EndpointID": unknown, "Interface": {"Address": 5}},
@@ -167,15 +170,15 @@ def _hostile(net: str, ep: str, pool: str) -> dict[str, list[Any]]:
             {"PoolID": "swimnet/10.7.0.0/24"},
             {"PoolID": pool, "Address": "10.1.0.5"},
             {"PoolID": pool, "Address": "10.9.0.255"},
-            {"PoolID": pool, "Address": "10.9.0.2"},  # in use
+            {"PoolID": pool, "Address": used},  # in use
             {"PoolID": pool, "Address": "bogus"},
             {"PoolID": pool, "Address": "10.9.0.7", "Options": GATEWAY_OPTION},  # the pool has one
             {"PoolID": pool, "Options": {"RequestAddressType": 3}},
         ],
         "IpamDriver.ReleaseAddress": [
             *common[:5],
-            {"PoolID": pool, "Address": "10.9.0.77"},
-            {"PoolID": "swimnet/10.7.0.0/24", "Address": "10.9.0.2"},
+            {"PoolID": pool, "Address": free},
+            {"PoolID": "swimnet/10.7.0.0/24", "Address": used},
             {"PoolID": pool},
         ],
     }
@@ -186,7 +189,7 @@ async def test_every_call_refuses_bad_bodies_and_unknown_ids_and_changes_nothing
         net, pool = await docker_network(a, "pets")
         ep, _ = await docker_run(a, net, pool, "web")
         state_file = os.path.join(a.runtime.state_dir, st.FILE_NAME)
-        hostile = _hostile(net, ep, pool)
+        hostile = _hostile(net, ep, pool, address_of(a, ep), unused(a))
         assert set(hostile) == set(a.plugin.calls) - {
             "Plugin.Activate",
             "NetworkDriver.GetCapabilities",
@@ -210,6 +213,7 @@ async def test_the_reconcile_removes_what_docker_forgot_and_keeps_the_rest(tmp_p
         kept, _ = await docker_run(a, net, pool, "web")
         gone, _ = await docker_run(a, net, pool, "old")
         gone_swimnet = a.plugin.state.endpoints[gone].swimnet_id
+        gone_ip = address_of(a, gone)
         a.dockerd.detach(net, gone)  # removed while the agent was away: no Leave came
 
         # dockerd unreachable: nothing is removed
@@ -224,7 +228,7 @@ async def test_the_reconcile_removes_what_docker_forgot_and_keeps_the_rest(tmp_p
         outcome = await reconcile(a.plugin, a.clock.now)
         assert outcome.removed_endpoints == (gone,)
         assert set(a.plugin.state.endpoints) == {kept}
-        assert "10.9.0.3" not in a.plugin.state.pools[pool].addresses
+        assert gone_ip not in a.plugin.state.pools[pool].addresses
         assert a.runtime.overlay.local.get(gone_swimnet or "") is None
         await eventually(
             lambda: (
@@ -237,7 +241,7 @@ async def test_the_reconcile_removes_what_docker_forgot_and_keeps_the_rest(tmp_p
         # a swimnet endpoint the plugin made but never recorded (a crash in between) goes too
         ops = a.plugin.ops
         orphan = await ops.endpoints.create(
-            "pets", "orphan", "10.9.0.40", netns="/run/docker/netns/o", handoff="vh0123456789ab"
+            "pets", "orphan", unused(a), netns="/run/docker/netns/o", handoff="vh0123456789ab"
         )
         outcome = await reconcile(a.plugin, a.clock.now)
         assert outcome.orphans == (orphan.spec.endpoint_id,)

@@ -83,7 +83,7 @@ class Board:
     # -- the rules ---------------------------------------------------------------------------------
 
     def view(self, me: str, used: dict[int, Use] | None = None) -> IpamView:
-        raw = {m: (v, m in self.failed[me]) for m, v in self.known[me].items()}
+        raw = {m: (v, m in self.failed[me], False) for m, v in self.known[me].items()}
         return IpamView(
             network="net",
             me=me,

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import random
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from swimnet.ipam import (
     AddressTaken,
     Claim,
     Granted,
+    IpamView,
     Memory,
     NoFreeAddress,
     Pool,
@@ -26,12 +28,19 @@ from swimnet.ipam import (
     adopt,
     allocate,
     block_size,
+    decode_records,
+    maintain,
     needs_sync,
     overlapping_claims,
     remember,
+    restore,
+    view_from_tables,
     waits_on_others,
 )
+from swimnet.ipam.knowledge import Knowledge
 from swimnet.ipam.record import BLOCKS, PIN, SPARE
+from swimnet.ipam.view import attested_departures
+from swimnet.tables.entry import Entry
 
 # -- pool ------------------------------------------------------------------------------------------
 
@@ -369,8 +378,51 @@ def test_waits_on_others_and_needs_sync() -> None:
     b.synced["a"] = False
     assert needs_sync(b.view("a"))
     b.synced["a"] = True
-    b.memory["a"] = Memory((Claim("c", 5, BLOCKS, (9,), True, 4),), since=0.0)
-    assert needs_sync(b.view("a"))  # defends a claim whose owner's record it has not seen
+    b.memory["a"] = Memory((Claim("b", 10**6, BLOCKS, (9,), True, 4),), since=0.0)
+    assert needs_sync(b.view("a"))  # defends a claim of a voter whose record is older than it
+
+
+def test_a_departure_is_attested_and_ends_what_a_restarted_member_remembers() -> None:
+    """c leaves gracefully while a is away; b saw the leave and attests it in its record
+    (with c's high then). a comes back remembering c's block: membership never tells it
+    of a leave it did not witness, b's record does; then a's ghost ends and it votes yes on
+    a claim of that block. Without the attestation a would refuse the block for
+    reap_interval. A member back (its record visible again) is no longer attested."""
+    b = Board(["a", "b", "c"])
+    assert isinstance(b.obtain("c"), Granted)
+    c_high = Record.decode(b.records["c"], "c", 256).high
+    c_block = next(x for x in Record.decode(b.records["c"], "c", 256).claims if x.kind == BLOCKS)
+    memory = remember(b.view("a"))
+    assert c_block.id in {x.id for x in memory.claims}
+    # b sees c leave: the record stays (hidden) for the left grace, and b attests
+    b.failed["b"].add("c")
+    view = attrs.evolve(b.view("b"), departed=frozenset({"c"}))
+    b.write("b", maintain(view, b.rng).write)
+    assert ("c", c_high) in Record.decode(b.records["b"], "b", 256).gone
+    # a restarts: it knows only b's record (c's is gone), and its memory
+    b.known["a"] = {"b": b.records["b"]}
+    b.memory["a"] = Memory(memory.claims, since=b.now)
+    b.voters = {m: {"a", "b"} for m in b.members}
+    b.allocations["c"] = {}
+    b.write(
+        "b",
+        Record(
+            4, 900, (Claim("b", 900, BLOCKS, c_block.items, False, 4),), gone=frozenset({("c", c_high)})
+        ).encode(),
+    )
+    b.deliver("b", "a")
+    assert not needs_sync(b.view("a"))  # no ghost left: nothing to wait for
+    b.maintain("a")
+    assert ("b", 900) in Record.decode(b.records["a"], "a", 256).ayes
+    # the same memory without the attestation: a defends c's block
+    b.write("b", Record(4, 901, (Claim("b", 901, BLOCKS, c_block.items, False, 4),)).encode())
+    b.deliver("b", "a")
+    b.maintain("a")
+    assert ("b", 901) in Record.decode(b.records["a"], "a", 256).nays
+    # c back (its record visible, not departed): b no longer attests its departure
+    b.failed["b"].discard("c")
+    b.write("b", maintain(b.view("b"), b.rng).write)
+    assert not Record.decode(b.records["b"], "b", 256).gone
 
 
 def test_adopting_a_service_claims_its_vip_again() -> None:
@@ -396,3 +448,118 @@ def test_adopting_a_service_claims_its_vip_again() -> None:
     for _ in range(20):
         g = b.obtain("c")
         assert isinstance(g, Granted) and g.address != vip.address
+
+
+def test_a_remembered_claim_ends_with_a_newer_record_or_its_retraction() -> None:
+    pool = Pool("10.1.0.0/24")
+    ghost = Claim("c", 17, SPARE, (10,), True, 1)
+    memory = Memory((ghost,), since=0.0)
+
+    def ghosts(c_value: bytes | None, retracted: bool = False) -> list[Claim]:
+        raw = {} if c_value is None else {"c": (c_value, False, retracted)}
+        view = IpamView("net", "a", pool, decode_records(raw, pool), frozenset({"a", "c"}), 50, memory=memory)
+        return [kn.claim for kn in Knowledge(view).others.values()]
+
+    assert ghosts(None) == [ghost]  # nothing of c seen yet: defended
+    assert ghosts(Record(4, 16).encode()) == [ghost]  # an older record of c: still defended
+    assert ghosts(Record(4, 17).encode()) == []  # written after the claim, without it: gone
+    assert ghosts(Record(4, 30).encode(), retracted=True) == []  # c retracted it (a new life)
+    live = Record(4, 30, (attrs.evolve(ghost, confirmed=True),)).encode()
+    assert ghosts(live) == [attrs.evolve(ghost, confirmed=True)]  # still claimed: from the record
+
+
+def test_restore_after_a_graceful_leave_votes_the_claims_again() -> None:
+    """a stops with a graceful leave (its record dropped everywhere), b claims a's block
+    meanwhile; a comes back: its claim is pending again and loses, its address is taken."""
+    b = Board(["a", "b"], subnet="10.1.0.0/29", gateway=None)  # 2 blocks of 4
+    g = b.obtain("a")
+    assert isinstance(g, Granted)
+    saved = b.records["a"]
+    assert restore(saved, "a", 8, left=False) == saved  # after a crash: as it was
+    # a leaves: gone from b's tables (record, endpoints); b fills the pool
+    b.reap("b", "a")  # as a leave: record and attachment gone at once
+    b.down.add("a")
+    kept = b.allocations["a"]
+    b.allocations["a"] = {}
+    with pytest.raises(NoFreeAddress):
+        for _ in range(8):
+            assert isinstance(b.obtain("b", rounds=20), Granted)
+    assert b.pool.offset(g.address) in b.allocations["b"]
+    # a comes back with its persisted record and endpoint
+    b.down.discard("a")
+    b.reaped["b"].discard("a")
+    b.voters["b"].add("a")
+    b.allocations["a"] = kept
+    back = Record.decode(restore(saved, "a", 8, left=True), "a", 8)
+    assert back.claims and not any(c.confirmed for c in back.claims)
+    b.write("a", back.encode())
+    b.settle()
+    assert not any(c.confirmed for c in Record.decode(b.records["a"], "a", 8).claims)
+    with pytest.raises(AddressTaken):
+        adopt(b.view("a"), b.rng, g.address)
+
+
+class _Tables:
+    """The read calls `view_from_tables` makes, over a fixed attachment list."""
+
+    def __init__(self, attached: list[str], strangers: frozenset[str] = frozenset()) -> None:
+        self._attached = attached
+        self.strangers = strangers
+
+    def entries(self, network: str) -> list[Entry]:
+        return []
+
+    def attached(self, network: str) -> list[str]:
+        return list(self._attached)
+
+    def lamport_time(self) -> int:
+        return 1
+
+    def owner_failed(self, name: str) -> bool:
+        return name in self.strangers
+
+    def owner_unknown(self, name: str) -> bool:
+        return name in self.strangers
+
+
+def test_voters_leave_out_members_that_left_or_that_membership_never_reported() -> None:
+    pool = Pool("10.1.0.0/24")
+    tables = _Tables(["a", "b", "c", "d"])
+
+    def voters(**kw: object) -> frozenset[str]:
+        return view_from_tables(tables, scope="s", network="n", me="a", pool=pool, **kw).voters  # type: ignore[arg-type]
+
+    assert voters() == {"a", "b", "c", "d"}
+    # a member that left will never vote again: waiting for it would stall every claim
+    assert voters(departed=["c"]) == {"a", "b", "d"}
+    # this member itself always is one, even while it leaves
+    assert voters(departed=["a", "b"]) == {"a", "c", "d"}
+    # an attachment learnt by sync of a member membership never reported (it left while we
+    # were away): not a voter either; a failed member membership reported stays one
+    tables.strangers = frozenset({"d"})
+    assert voters() == {"a", "b", "c"}
+
+
+def test_a_member_seen_failed_but_attested_gone_neither_votes_nor_holds_claims() -> None:
+    """a was cut off when c left: it sees c failed (record hidden, until reaped). b saw
+    the leave and attests it: for a, c is no voter, its claims ended (as for b, which
+    dropped c's record after the left grace), so a votes yes on b's claim of c's block."""
+    b = Board(["a", "b", "c"])
+    assert isinstance(b.obtain("c"), Granted)
+    c_record = Record.decode(b.records["c"], "c", 256)
+    c_block = next(x for x in c_record.claims if x.kind == BLOCKS)
+    b.failed["a"].add("c")
+    b.allocations["c"] = {}  # its endpoints went before it left (hidden ones would hold theirs)
+    claim = Claim("b", 500, BLOCKS, c_block.items, False, 4)
+    b.write("b", Record(4, 500, (claim,)).encode())
+    b.deliver("b", "a")
+    b.maintain("a")
+    assert ("b", 500) in Record.decode(b.records["a"], "a", 256).nays  # c's block: no
+    assert "c" not in attested_departures(decode_records({"b": (b.records["b"], False, False)}, b.pool))
+    attesting = Record(4, 501, (attrs.evolve(claim, stamp=501),), gone=frozenset({("c", c_record.high)}))
+    b.write("b", attesting.encode())
+    b.deliver("b", "a")
+    view = b.view("a")
+    assert "c" in attested_departures(view.records)
+    b.maintain("a")
+    assert ("b", 501) in Record.decode(b.records["a"], "a", 256).ayes

@@ -80,8 +80,8 @@ def cmd_network_rm(ctx: Context) -> int:
 
 def cmd_endpoint_create(ctx: Context) -> int:
     a = ctx.args
-    body: dict[str, Any] = {"name": a.name, "ip": a.ip}
-    for key in ("mac", "netns", "pid", "ifname"):
+    body: dict[str, Any] = {"name": a.name}
+    for key in ("ip", "mac", "netns", "pid", "ifname", "service"):
         if getattr(a, key) is not None:
             body[key] = getattr(a, key)
     doc = ctx.call("POST", f"/v1/networks/{_q(a.network)}/endpoints", body)
@@ -113,6 +113,10 @@ def _service_body(a: argparse.Namespace) -> dict[str, Any]:
         body["ports"] = a.port
     if a.backend is not None:
         body["backends"] = a.backend
+    if getattr(a, "add_backend", None):
+        body["add_backends"] = a.add_backend
+    if getattr(a, "rm_backend", None):
+        body["rm_backends"] = a.rm_backend
     return body
 
 
@@ -126,7 +130,8 @@ def cmd_service_create(ctx: Context) -> int:
 
 def cmd_service_update(ctx: Context) -> int:
     a = ctx.args
-    doc = ctx.call("PATCH", f"/v1/networks/{_q(a.network)}/services/{_q(a.name)}", _service_body(a))
+    network = _service_network(ctx)
+    doc = ctx.call("PATCH", f"/v1/networks/{_q(network)}/services/{_q(a.name)}", _service_body(a))
     return ctx.show(doc, lambda d: f"updated service {d['name']} in {d['network']}")
 
 

@@ -7,12 +7,13 @@
     swimnet-agent members | status
     swimnet-agent network create NAME --subnet CIDR [--vni N] [--gateway IP] [--mtu N] [--opt K=V]...
     swimnet-agent network ls | inspect NAME | rm NAME
-    swimnet-agent endpoint create NETWORK NAME --ip IP[/LEN] [--mac MAC] [--netns NAME | --pid PID]
+    swimnet-agent endpoint create NETWORK NAME [--ip IP[/LEN]] [--mac MAC] [--netns NAME | --pid PID]
+                      [--service NAME]
                       [--ifname eth0]
     swimnet-agent endpoint ls [NETWORK] | inspect ID_OR_NAME | rm ID_OR_NAME
     swimnet-agent service create NAME --network N [--vip IP] [--mode vip|dnsrr] [--port tcp:80:8080]...
                       [--backend EP]...
-    swimnet-agent service update NAME --network N [same options]
+    swimnet-agent service update NAME [--network N] [same options] [--add-backend EP]... [--rm-backend EP]...
     swimnet-agent service ls [--network N] | inspect NAME [--network N] | rm NAME [--network N]
     swimnet-agent keys list | install KEY|- | use ID | remove ID
     swimnet-agent keygen
@@ -177,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = ep.add_parser("create", parents=[client], help="create an endpoint on this agent")
     p.add_argument("network")
     p.add_argument("name")
-    p.add_argument("--ip", required=True, metavar="IP[/LEN]")
+    p.add_argument("--ip", metavar="IP[/LEN]", help="pin this address (default: a free one from the IPAM)")
     p.add_argument("--mac")
+    p.add_argument("--service", metavar="NAME", help="join this service's backends")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--netns", metavar="NAME", help="network namespace of the container")
     where.add_argument("--pid", type=_positive_int, help="a process in the container's network namespace")
@@ -198,13 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     for action, helptext in (("create", "create a service"), ("update", "change a service")):
         p = svc.add_parser(action, parents=[client], help=helptext)
         p.add_argument("name")
-        p.add_argument("--network", required=True)
-        p.add_argument("--vip", metavar="IP")
+        if action == "create":
+            p.add_argument("--network", required=True)
+        else:
+            p.add_argument("--network", help="needed only if the name is in several networks")
+        p.add_argument(
+            "--vip", metavar="IP", help="pin the VIP (vip mode; default: a free one from the IPAM)"
+        )
         p.add_argument("--mode", choices=("vip", "dnsrr"))
         p.add_argument("--port", type=_port, action="append", metavar="PROTO:PUBLISHED:TARGET")
         p.add_argument(
             "--backend", action="append", metavar="ENDPOINT", help="endpoint id or name (repeatable)"
         )
+        if action == "update":
+            p.add_argument("--add-backend", action="append", metavar="ENDPOINT", help="add (repeatable)")
+            p.add_argument("--rm-backend", action="append", metavar="ENDPOINT", help="remove (repeatable)")
         p.set_defaults(handler=cmd_service_create if action == "create" else cmd_service_update)
     p = svc.add_parser("ls", parents=[client], help="list services")
     p.add_argument("--network")

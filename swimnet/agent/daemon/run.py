@@ -45,6 +45,7 @@ import attrs
 import trio
 
 from swimnet.agent.daemon import settings as settings_mod
+from swimnet.agent.daemon.ipam_state import IpamFile
 from swimnet.agent.daemon.metrics import metrics_handler, registry_for
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.agent.daemon.state_store import Identity, StateDir
@@ -54,7 +55,7 @@ from swimnet.agent.domain.dns import ResolverPoolProtocol
 from swimnet.agent.domain.keys import KeysAdmin
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.domain.overlay import OverlayAgent
-from swimnet.agent.domain.ports import DatapathDriverProtocol
+from swimnet.agent.domain.ports import DatapathDriverProtocol, SavedIpam
 from swimnet.agent.errors import StartupError
 from swimnet.agent.http.control_socket import ControlSocket, open_control_socket
 from swimnet.agent.http.routes import ControlApi
@@ -220,7 +221,7 @@ async def _join(runtime: AgentRuntime, seeds: tuple[str, ...]) -> None:
     node, overlay = runtime.node, runtime.overlay
     if not seeds:
         runtime.joined = True
-        await overlay.start(alone=True)
+        await overlay.start(alone=True, bootstrap=True)
         return
     delay, started = 1.0, False
     while True:
@@ -311,6 +312,8 @@ async def _run_agent(
         store.remove_leftovers()
         keyring = _load_keyring(settings)
         local, cache = store.load_endpoints()
+        ipam_file = IpamFile(store)
+        ipam_saved, ipam_left = ipam_file.load_ipam()
         config = settings.node_config(identity.name, keyring)
         tables_config = settings.tables_config()
         control = await open_control_socket(settings.socket)
@@ -332,6 +335,7 @@ async def _run_agent(
                 rtt=rtt,
                 local=local,
                 cache=cache,
+                ipam=(ipam_file, ipam_saved, ipam_left),
                 wiring=wiring,
                 signals=signals,
                 task_status=task_status,
@@ -352,6 +356,7 @@ async def _run_node(
     rtt: RttHistogram,
     local: list[LocalEndpointSpec],
     cache: dict[str, NetworkRecord],
+    ipam: tuple[IpamFile, dict[str, SavedIpam], bool],
     wiring: tuple[DriverFactory | None, ResolverPoolFactory | None],
     signals: AsyncIterator[int] | None,
     task_status: trio.TaskStatus[AgentRuntime],
@@ -367,7 +372,17 @@ async def _run_node(
             underlay_mtu=settings.underlay_mtu,
             reconcile_interval=settings.reconcile_interval,
         )
-    overlay = OverlayAgent(Cluster(node, rtt), store, driver=driver, local=local, cache=cache)
+    ipam_file, ipam_saved, ipam_left = ipam
+    overlay = OverlayAgent(
+        Cluster(node, rtt),
+        store,
+        ipam_store=ipam_file,
+        driver=driver,
+        local=local,
+        cache=cache,
+        ipam_saved=ipam_saved,
+        ipam_left=ipam_left,
+    )
     keys = KeysAdmin(node, settings.keyring)
     runtime = AgentRuntime(settings, node, overlay, keys, control.path, store.path)
     event(
@@ -397,10 +412,12 @@ async def _run_node(
             nursery.start_soon(_log_members, node)
             nursery.start_soon(overlay.watch)
             nursery.start_soon(overlay.refresher)
+            nursery.start_soon(overlay.ipam.run)
             nursery.start_soon(_persist, runtime, store, node.local_member.incarnation)
             nursery.start_soon(_join, runtime, settings.join)
             task_status.started(runtime)
             await runtime.stop.wait()
+            overlay.ipam.stopping()  # we leave gracefully: our claims are voted on again at restart
             nursery.cancel_scope.cancel()
     finally:
         if driver is not None:

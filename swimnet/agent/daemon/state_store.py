@@ -12,6 +12,8 @@ Files (JSON with a "version" field):
   {"networks": {name: base64 record}}. A change costs one appended line, whatever the
   number of endpoints; the journal is folded into a new base when it has more lines than
   there are endpoints (at least JOURNAL_MIN) and at every start;
+- `ipam.json`: this agent's IPAM records and what it knows of the others' claims, per
+  network (`ipam_state`, written through `write_doc` before a record is published);
 - `lock`: held with flock while an agent runs, so two agents never share a directory.
 
 Rules:
@@ -133,9 +135,9 @@ class StateDir:
             return None
         incarnation = doc.get("incarnation")
         if type(incarnation) is not int or incarnation < 0:
-            raise _corrupt("incarnation", "expected an integer >= 0", where)
+            raise corrupt("incarnation", "expected an integer >= 0", where)
         if incarnation >= MAX_INCARNATION:  # the agent starts one above it: that must fit the wire
-            raise _corrupt("incarnation", f"{incarnation} is not below {MAX_INCARNATION}", where)
+            raise corrupt("incarnation", f"{incarnation} is not below {MAX_INCARNATION}", where)
         return Identity(_checked(values.node_name, doc.get("name"), "name", where), incarnation)
 
     def save_identity(self, identity: Identity) -> None:
@@ -280,6 +282,15 @@ class StateDir:
 
     # -- files ------------------------------------------------------------------------------
 
+    def read_doc(self, name: str) -> dict[str, Any] | None:
+        """A JSON state file of this directory (None: absent); ConfigError naming it if it
+        cannot be read, is not JSON or has another format version."""
+        return self._read(name)
+
+    def write_doc(self, name: str, doc: dict[str, Any]) -> None:
+        """Replace a JSON state file atomically (see the module rules; OSError: unchanged)."""
+        self._write(name, doc)
+
     def _read(self, name: str) -> dict[str, Any] | None:
         path = os.path.join(self.path, name)
         try:
@@ -349,29 +360,30 @@ class _Saved:
 # -- reading and checking -------------------------------------------------------------------
 
 
-def _corrupt(field: str, reason: str, where: str) -> ConfigError:
+def corrupt(field: str, reason: str, where: str) -> ConfigError:
+    """A ConfigError for a bad value of a state file (`field` in file `where`)."""
     return ConfigError(field, f"corrupt state file: {reason}", where)
 
 
 def _checked(parse: Callable[[Any, str], T], value: Any, field: str, where: str) -> T:
     """`parse(value, field)`, its InvalidValue (or a wrong type) as a ConfigError."""
     if value is None:
-        raise _corrupt(field, "required", where)
+        raise corrupt(field, "required", where)
     try:
         return parse(value, field)
     except values.InvalidValue as exc:
-        raise _corrupt(exc.field, exc.reason, where) from None
+        raise corrupt(exc.field, exc.reason, where) from None
 
 
 def _spec_from_json(item: Any, field: str, where: str) -> LocalEndpointSpec:
     if type(item) is not dict:
-        raise _corrupt(field, "expected an object", where)
+        raise corrupt(field, "expected an object", where)
     unknown = sorted(set(item) - set(_SPEC_FIELDS))
     if unknown:
-        raise _corrupt(f"{field}.{unknown[0]}", "unknown field", where)
+        raise corrupt(f"{field}.{unknown[0]}", "unknown field", where)
     netns, pid, handoff = item.get("netns"), item.get("pid"), item.get("handoff")
     if netns is not None and pid is not None:
-        raise _corrupt(f"{field}.netns", "give either netns or pid, not both", where)
+        raise corrupt(f"{field}.netns", "give either netns or pid, not both", where)
     return LocalEndpointSpec(
         endpoint_id=_checked(values.name, item.get("endpoint_id"), f"{field}.endpoint_id", where),
         network=_checked(values.name, item.get("network"), f"{field}.network", where),
@@ -393,31 +405,31 @@ def _record_to_json(record: NetworkRecord) -> str:
 def _record_from_json(name: Any, item: Any, field: str, where: str) -> NetworkRecord:
     _checked(values.name, name, field, where)
     if type(item) is not str:
-        raise _corrupt(field, "expected a base64 string", where)
+        raise corrupt(field, "expected a base64 string", where)
     try:
         record = NetworkRecord.decode(base64.b64decode(item, validate=True))
     except (DecodeError, binascii.Error, ValueError) as exc:
-        raise _corrupt(field, str(exc), where) from None
+        raise corrupt(field, str(exc), where) from None
     if record.name != name:
-        raise _corrupt(field, f"the record is network {record.name!r}", where)
+        raise corrupt(field, f"the record is network {record.name!r}", where)
     return record
 
 
 def _records_from_json(doc: Any, field: str, where: str) -> dict[str, NetworkRecord]:
     if type(doc) is not dict:
-        raise _corrupt(field, "expected an object", where)
+        raise corrupt(field, "expected an object", where)
     return {name: _record_from_json(name, item, f"{field}.{name}", where) for name, item in doc.items()}
 
 
 def _base_from_json(doc: dict[str, Any], where: str, saved: _Saved) -> None:
     items = doc.get("endpoints")
     if type(items) is not list:
-        raise _corrupt("endpoints", "expected a list", where)
+        raise corrupt("endpoints", "expected a list", where)
     networks = _records_from_json(doc.get("networks", {}), "networks", where)
     for index, item in enumerate(items):
         spec = _spec_from_json(item, f"endpoints[{index}]", where)
         if spec.endpoint_id in saved.specs:
-            raise _corrupt(f"endpoints[{index}].endpoint_id", f"{spec.endpoint_id!r} appears twice", where)
+            raise corrupt(f"endpoints[{index}].endpoint_id", f"{spec.endpoint_id!r} appears twice", where)
         saved.add(spec, networks.get(spec.network))
 
 
@@ -425,9 +437,9 @@ def _apply_line(line: bytes, field: str, where: str, saved: _Saved) -> None:
     try:
         doc = json.loads(line)
     except (ValueError, RecursionError) as exc:
-        raise _corrupt(field, f"not JSON ({exc})", where) from None
+        raise corrupt(field, f"not JSON ({exc})", where) from None
     if type(doc) is not dict or len(doc) not in (1, 2):
-        raise _corrupt(field, "expected one change", where)
+        raise corrupt(field, "expected one change", where)
     if "add" in doc and set(doc) == {"add", "network"}:
         spec = _spec_from_json(doc["add"], f"{field}: add", where)
         saved.add(spec, _record_from_json(spec.network, doc["network"], f"{field}: network", where))
@@ -436,4 +448,4 @@ def _apply_line(line: bytes, field: str, where: str, saved: _Saved) -> None:
     elif set(doc) == {"networks"}:
         saved.update_networks(_records_from_json(doc["networks"], f"{field}: networks", where))
     else:
-        raise _corrupt(field, f"unknown change {sorted(doc)}", where)
+        raise corrupt(field, f"unknown change {sorted(doc)}", where)

@@ -1,6 +1,6 @@
 """The plugin's calls: Docker's network driver and IPAM driver over swimnet's operations.
 
-    plugin = DockerPlugin(operations, docker=UnixDockerApi(...), addresses=FirstFree(agent),
+    plugin = DockerPlugin(operations, docker=UnixDockerApi(...), addresses=ClusterAddresses(agent),
                           state_dir=..., clock=time.time)
     answer = await plugin.call("NetworkDriver.Join", body_bytes)   # a dict, {"Err": ...} if refused
                                                                    # ({"Error": ...} for IpamDriver)
@@ -242,7 +242,7 @@ class DockerPlugin:
         if pool.network_id is None:
             raise Refused(f"pool {req.pool_id!r} has no network yet")
         name = await self._bind(pool.network_id)
-        address = await self.addresses.request(name, wanted, frozenset(pool.addresses))
+        address = await self.addresses.request(name, wanted)
         pool.addresses.append(address)
         try:
             self.save()

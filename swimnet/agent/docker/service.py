@@ -2,8 +2,8 @@
 
 Rules: built from the agent's settings (`docker_plugin`: the socket, `docker_api`: the
 dockerd it serves, `state_dir`: where its records live) over the same `Operations` the
-control API serves; the address source is `FirstFree` until the cluster-wide IPAM is wired
-into the agent (see swimnet.agent.docker.addresses); wall-clock time for the records' ages;
+control API serves; addresses from the agent's cluster-wide IPAM (`ClusterAddresses`);
+wall-clock time for the records' ages;
 with the datapath on, a resolver pool of its own for Docker's containers, listening at
 DOCKER_DNS_ADDRESS in each (the upstream of Docker's embedded DNS; see the README).
 """
@@ -18,7 +18,7 @@ import time
 import trio
 
 from swimnet.agent.daemon.settings import AgentSettings
-from swimnet.agent.docker.addresses import FirstFree
+from swimnet.agent.docker.addresses import ClusterAddresses
 from swimnet.agent.docker.dockerd import UnixDockerApi
 from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS, DockerPlugin
 from swimnet.agent.docker.server import serve_plugin
@@ -48,7 +48,7 @@ async def serve_docker(
         plugin = DockerPlugin(
             ops,
             docker=UnixDockerApi(settings.docker_api),
-            addresses=FirstFree(ops.overlay),
+            addresses=ClusterAddresses(ops.overlay),
             state_dir=settings.state_dir,
             clock=time.time,
             resolvers=resolvers,

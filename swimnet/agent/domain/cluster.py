@@ -184,9 +184,11 @@ class Cluster:
                     return True
         return not tables.peers(network)
 
-    async def synced(self, network: str, *, timeout: float) -> None:
-        """Sync `network` with a peer (if it has any) and wait, at most `timeout`."""
+    async def synced(self, network: str, *, timeout: float) -> bool:
+        """Sync `network` with a peer (if it has any) and wait, at most `timeout`; whether a
+        sync succeeded."""
         with trio.move_on_after(timeout):
             for _ in range(SYNC_ATTEMPTS if self.tables.peers(network) else 0):
                 if await self._node.sync_network(network, timeout):
-                    return
+                    return True
+        return False

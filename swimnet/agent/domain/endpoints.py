@@ -5,23 +5,32 @@ Rules:
   this agent's advertise host) is written by that agent only, and only that agent removes
   it (elsewhere: CONFLICT naming the owner); ids are 12 random hex characters;
 - create checks, in order, before anything changes: the arguments (INVALID: name, ifname,
-  netns or pid but not both, netns, pid, mac), that the network exists (NOT_FOUND), that
-  the IP is a host address of its subnet (INVALID), then - holding the network's scope and
-  after its first sync - that the IP is not the gateway nor used by another endpoint or a
-  service VIP, that the MAC and the name are free in the network (CONFLICT: looked up in the
-  view's indexes, not by a pass over the network's endpoints); then the
-  datapath attaches the container (if a netns or pid was given), the endpoint is persisted,
-  and only then published; the driver gets the new snapshot from the refresh the create
-  wakes (debounced: a burst of creates costs one snapshot, not one each; an attach pins
-  the endpoint in the driver meanwhile). A failed step undoes the earlier ones (detach, forget, release
-  the scope) and is FAILED: nothing is published;
-- remove detaches the container, forgets and persists, then deletes the entry; a detach
-  that fails changes nothing, a persist that fails re-attaches the container (FAILED); the
-  driver gets the snapshot without it from the refresh the removal wakes;
-- two agents creating the same IP at the same moment can both pass the check: both entries
-  stay (different keys); every agent that holds the network reports the conflict (log,
-  `network inspect`, `endpoint ls` flag, metrics) and the datapath resolves it
-  deterministically (see `conflicts`);
+  netns or pid but not both, netns, pid, mac, service), that the network exists
+  (NOT_FOUND), that a pinned IP is a host address of its subnet (INVALID), then - holding
+  the network's scope and after its first sync - that a pinned IP is not the gateway nor
+  used by another endpoint or a service VIP, that the MAC and the name are free in the
+  network (CONFLICT), that the service exists (NOT_FOUND: looked up in the view's
+  indexes, not by a pass over the network's endpoints); then the address comes from the
+  IPAM (`ipam.allocate_address`: a free one, or the pinned one claimed cluster-wide; a
+  full network or a taken address is CONFLICT, votes that do not come in time
+  UNAVAILABLE naming whom it waited for), outside the overlay lock; then, under the lock
+  again, the checks are repeated (the state may have moved meanwhile), the datapath
+  attaches the container (if a netns or pid was given), the endpoint is persisted, and
+  only then published (and added to the service's backends); the driver gets the new
+  snapshot from the refresh the create wakes (debounced: a burst of creates costs one
+  snapshot, not one each; an attach pins the endpoint in the driver meanwhile). A failed
+  step undoes the earlier ones (detach, forget, release the scope and the address) and
+  is FAILED: nothing is published;
+- remove detaches the container, forgets and persists, then deletes the entry and
+  releases the address (reusable at once); a detach that fails changes nothing, a persist
+  that fails re-attaches the container (FAILED); the driver gets the snapshot without it
+  from the refresh the removal wakes;
+- the IPAM hands an address to one endpoint or VIP at a time cluster-wide; endpoints
+  created with the same IP by older agents, or left by a partition longer than the
+  tables' reap interval, can still collide: both entries stay (different keys); every
+  agent that holds the network reports the conflict (log, `network inspect`,
+  `endpoint ls` flag, metrics) and the datapath resolves it deterministically (see
+  `conflicts`);
 - listing shows the endpoints of the networks this agent holds (a host knows only the
   overlays it takes part in); `not_held` names the known networks it does not hold.
 """
@@ -31,6 +40,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+import attrs
 import trio
 
 from swimnet.agent import checks
@@ -39,7 +49,14 @@ from swimnet.agent.domain.values import EndpointInfo, EndpointListing, LocalEndp
 from swimnet.agent.errors import conflict, failed, invalid, not_found
 from swimnet.agent.logs import LOGGER, event
 from swimnet.errors import DatapathError
-from swimnet.overlay import PEERS_TABLE, EndpointRecord, LocalEndpointSpec, mac_from_ip
+from swimnet.overlay import (
+    PEERS_TABLE,
+    SERVICES_TABLE,
+    EndpointRecord,
+    LocalEndpointSpec,
+    NetworkRecord,
+    mac_from_ip,
+)
 
 log = logging.getLogger(LOGGER)
 
@@ -65,17 +82,20 @@ class Endpoints:
         self,
         network: str,
         name: str,
-        ip: str,
+        ip: str | None = None,
         *,
         mac: str | None = None,
         netns: str | None = None,
         pid: int | None = None,
         ifname: str = "eth0",
+        service: str | None = None,
         handoff: str | None = None,
     ) -> LocalEndpointInfo:
-        """Create an endpoint of this agent in `network`; `ip` with or without the prefix;
-        `handoff`: the container end is left in the host namespace under that name for the
-        container runtime to move into `netns` (Docker; see swimnet.datapath.containers)."""
+        """Create an endpoint of this agent in `network`; `ip` (with or without the prefix)
+        pins its address, else the network's IPAM gives one; `service`: the endpoint joins
+        that service's backends; `handoff`: the container end is left in the host namespace
+        under that name for the container runtime to move into `netns` (Docker; see
+        swimnet.datapath.containers)."""
         agent = self.agent
         checks.name(name)
         checks.ifname(ifname)
@@ -89,24 +109,80 @@ class Endpoints:
             checks.netns(netns)
         if pid is not None:
             checks.pid(pid)
+        if service is not None:
+            checks.name(service, "service")
         mac = checks.mac(mac) if mac else None
+        try:
+            return await self._allocate_and_create(
+                network, name, ip, mac, netns, pid, ifname, service, handoff
+            )
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                async with agent.lock:
+                    await agent.release(network)  # the scope joined for the request, if unused
+            raise
+
+    async def _allocate_and_create(
+        self,
+        network: str,
+        name: str,
+        ip: str | None,
+        mac: str | None,
+        netns: str | None,
+        pid: int | None,
+        ifname: str,
+        service: str | None,
+        handoff: str | None,
+    ) -> LocalEndpointInfo:
+        agent = self.agent
+        ipam = agent.ipam
+        with ipam.in_flight(network):
+            async with agent.lock:
+                record = self._network(network)
+                subnet = checks.subnet(record.subnet)
+                pinned = None if ip is None else str(checks.host_in(ip, subnet, "ip").ip)
+                if pinned is not None and record.gateway == pinned:
+                    raise conflict(f"ip: {pinned} is the gateway of network {network!r}", "ip")
+                await agent.hold(network)
+                self._check_free(network, name, pinned, mac, service)
+            reserved_before = pinned is not None and pinned in ipam.reserved(network, durable_only=True)
+            address = await ipam.allocate_address(network, pinned, field="ip", durable=False)
+            try:
+                return await self._create(
+                    record, name, f"{address}/{subnet.prefixlen}", mac, netns, pid, ifname, service, handoff
+                )
+            except BaseException:
+                if not reserved_before:
+                    with trio.CancelScope(shield=True):
+                        await ipam.release_address(network, address)
+                raise
+
+    async def _create(
+        self,
+        record: NetworkRecord,
+        name: str,
+        ip: str,
+        mac: str | None,
+        netns: str | None,
+        pid: int | None,
+        ifname: str,
+        service: str | None,
+        handoff: str | None,
+    ) -> LocalEndpointInfo:
+        """The endpoint, its address granted: checks again under the lock (the state may have
+        moved while the allocation waited), attach, persist, publish, join the service."""
+        agent, network = self.agent, record.name
+        address = ip.split("/")[0]
+        mac = mac or mac_from_ip(address)
         async with agent.lock:
-            record = agent.view.network(network)
-            if record is None:
-                raise not_found(f"network {network!r} not found", "network")
-            iface = checks.host_in(ip, checks.subnet(record.subnet), "ip")
-            address = str(iface.ip)
-            mac = mac or mac_from_ip(address)
-            if record.gateway == address:
-                raise conflict(f"ip: {address} is the gateway of network {network!r}", "ip")
             joined_now = await agent.hold(network)
             try:
-                self._check_free(network, name, address, mac)
+                self._check_free(network, name, address, mac, service)
                 spec = LocalEndpointSpec(
                     endpoint_id=self._new_id(),
                     network=network,
                     name=name,
-                    ip=str(iface),
+                    ip=ip,
                     mac=mac,
                     netns=netns,
                     pid=pid,
@@ -124,6 +200,9 @@ class Endpoints:
                     await self._undo_attach(spec)
                     raise failed(f"cannot save state: {exc}") from None
                 await agent.publish(spec)
+                await agent.ipam.settle(network, address)
+                if service is not None:
+                    await self._join_service(spec, service)
             except BaseException:
                 if joined_now:
                     await agent.release(network)
@@ -142,21 +221,48 @@ class Endpoints:
         agent.wake()
         return LocalEndpointInfo(spec, agent.vtep, agent.me, published=True)
 
-    def _check_free(self, network: str, name: str, address: str, mac: str) -> None:
-        """IP, MAC and name free in the network (index lookups: O(1) in its size)."""
+    def _network(self, network: str) -> NetworkRecord:
+        record = self.agent.view.network(network)
+        if record is None:
+            raise not_found(f"network {network!r} not found", "network")
+        return record
+
+    async def _join_service(self, spec: LocalEndpointSpec, service: str) -> None:
+        """Add the new endpoint to the service's backends (checked to exist before)."""
+        found = self.agent.view.service(spec.network, service)
+        assert found is not None
+        current = found[0]
+        backends = (*current.backends, spec.endpoint_id)
+        await self.agent.cluster.put(
+            spec.network, SERVICES_TABLE, service, attrs.evolve(current, backends=backends).encode()
+        )
+
+    def _check_free(
+        self, network: str, name: str, address: str | None, mac: str | None, service: str | None
+    ) -> None:
+        """IP (when known), MAC (when known) and name free in the network, the service (if
+        any) one of its services (index lookups: O(1) in its size)."""
         view = self.agent.view
-        by_ip = view.endpoints_using(network, address=address)
-        if by_ip:
-            raise conflict(f"ip: {address} is already used in network {network!r} by {_who(*by_ip[0])}", "ip")
-        by_mac = view.endpoints_using(network, mac=mac)
-        if by_mac:
-            raise conflict(f"mac: {mac} is already used in network {network!r} by {_who(*by_mac[0])}", "mac")
+        if address is not None:
+            by_ip = view.endpoints_using(network, address=address)
+            if by_ip:
+                who = _who(*by_ip[0])
+                raise conflict(f"ip: {address} is already used in network {network!r} by {who}", "ip")
+        if mac is not None:
+            by_mac = view.endpoints_using(network, mac=mac)
+            if by_mac:
+                who = _who(*by_mac[0])
+                raise conflict(f"mac: {mac} is already used in network {network!r} by {who}", "mac")
         if view.endpoints_using(network, name=name):
             raise conflict(f"name: network {network!r} already has an endpoint named {name!r}", "name")
+        if service is not None and view.service(network, service) is None:
+            raise not_found(f"service: network {network!r} has no service {service!r}", "service")
+        if address is None:
+            return
         for spec in self.agent.local.at_address(network, address):  # published or not, our own count too
             raise conflict(f"ip: {address} is already used in network {network!r} by {spec.name!r}", "ip")
-        for service_name, service, _ in view.services(network):
-            if service.vip == address:
+        for service_name, other, _ in view.services(network):
+            if other.vip == address:
                 raise conflict(f"ip: {address} is the VIP of service {service_name!r}", "ip")
 
     async def _undo_attach(self, spec: LocalEndpointSpec) -> None:
@@ -275,6 +381,7 @@ class Endpoints:
                 raise failed(f"cannot save state: {exc}") from None
             if agent.view.is_joined(spec.network):
                 await agent.cluster.delete(spec.network, PEERS_TABLE, spec.endpoint_id)
+            await agent.ipam.release_address(spec.network, spec.ip.split("/")[0])
             await agent.release(spec.network)
             event(
                 log,

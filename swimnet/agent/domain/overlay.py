@@ -37,12 +37,18 @@ Rules:
   whatever the number of endpoints; a new endpoint costs its own entry, not a pass over
   the others.
 - the snapshot carries the visible services of the networks held (the driver's VIP rules);
+- addresses (`ipam`, see `domain.ipam`): allocations run under the IPAM's own lock, never
+  this one, and its maintenance in its own task (`ipam.run`), so a request waiting for
+  votes holds back neither the refresh nor this agent's votes; a network's scope stays
+  held while an allocation is in progress or an address is reserved there; the VIP of an
+  adopted service is claimed again;
 - DNS (`dns`, see `domain.dns`): the names index follows every table change received here;
   a container's resolver follows its endpoint's datapath attach / detach.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -53,11 +59,12 @@ from swimnet.agent.domain.adoption import Orphans
 from swimnet.agent.domain.cluster import Cluster
 from swimnet.agent.domain.conflicts import Conflict, Row, find_conflicts, for_datapath
 from swimnet.agent.domain.dns import AgentDns
+from swimnet.agent.domain.ipam import AgentIpam
 from swimnet.agent.domain.local_endpoints import LocalEndpoints
-from swimnet.agent.domain.ports import DatapathDriverProtocol, EndpointStore
+from swimnet.agent.domain.ports import DatapathDriverProtocol, EndpointStore, IpamStore, SavedIpam
 from swimnet.agent.domain.tables_view import TablesView
 from swimnet.agent.logs import LOGGER, event
-from swimnet.errors import DatapathError
+from swimnet.errors import DatapathError, DecodeError
 from swimnet.overlay import (
     CLUSTER_SCOPE,
     NETWORKS_TABLE,
@@ -92,11 +99,14 @@ class OverlayAgent:
         cluster: Cluster,
         store: EndpointStore,
         *,
+        ipam_store: IpamStore,
         driver: DatapathDriverProtocol | None,
         local: Iterable[LocalEndpointSpec] = (),
         cache: dict[str, NetworkRecord] | None = None,
         sync_timeout: float = SYNC_TIMEOUT,
         peer_grace: float | None = None,
+        ipam_saved: dict[str, SavedIpam] | None = None,
+        ipam_left: bool = False,
     ) -> None:
         self.cluster = cluster
         self.store = store
@@ -131,6 +141,7 @@ class OverlayAgent:
         self._push_deferred = False
         self._datapath_rows: dict[str, tuple[int, list[Row]]] = {}
         self.dns = AgentDns(cluster, self.stats)
+        self.ipam = AgentIpam(cluster, self.view, ipam_store, self.local, saved=ipam_saved, left=ipam_left)
 
     # -- scopes ---------------------------------------------------------------------------
 
@@ -152,7 +163,7 @@ class OverlayAgent:
         return True
 
     def needs(self, network: str) -> bool:
-        if network == CLUSTER_SCOPE or self.local.count(network):
+        if network == CLUSTER_SCOPE or self.local.count(network) or self.ipam.busy(network):
             return True
         return self.view.owns_any(network, SERVICES_TABLE, self.me)
 
@@ -305,11 +316,14 @@ class OverlayAgent:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self, *, alone: bool) -> None:
-        """Join CLUSTER_SCOPE, re-publish the persisted endpoints, feed the driver.
+    async def start(self, *, alone: bool, bootstrap: bool = False) -> None:
+        """Join CLUSTER_SCOPE, re-publish the persisted endpoints and IPAM records, feed the
+        driver.
 
         `alone`: no seeds were reachable (or none configured): the local tables are all
-        there is, so they count as synced."""
+        there is, so they count as synced. `bootstrap`: no seeds are configured (this
+        agent starts the cluster): its IPAM may claim before any sync; an agent whose
+        seeds did not answer claims nothing until it syncs with a peer."""
         async with self.lock:
             await self.cluster.join_network(CLUSTER_SCOPE)
             for network in self.local.networks():
@@ -320,6 +334,7 @@ class OverlayAgent:
                 event(log, "re-published local endpoints", event="endpoints_restored", count=len(self.local))
             if alone:
                 await self._synced()
+            await self.ipam.start(alone=bootstrap)
             self.started = True
             await self.push()
             for endpoint_id in sorted(self.local):
@@ -341,7 +356,8 @@ class OverlayAgent:
     async def cluster_joined(self) -> None:
         """After the first successful join: wait for the first CLUSTER_SCOPE sync (bounded),
         then treat the tables as authoritative (see the module rules)."""
-        await self.cluster.synced(CLUSTER_SCOPE, timeout=CLUSTER_SYNC_TIMEOUT)
+        if await self.cluster.synced(CLUSTER_SCOPE, timeout=CLUSTER_SYNC_TIMEOUT):
+            self.ipam.synced_now()
         async with self.lock:
             await self._synced()
         self.wake()
@@ -365,6 +381,7 @@ class OverlayAgent:
         if change.table == PEERS_TABLE and change.key in self.local:
             self._recheck.add(change.key)
         self.dns.apply(change)
+        self.ipam.note(change)
 
     def wake(self) -> None:
         self._wake.set()
@@ -449,6 +466,11 @@ class OverlayAgent:
         for orphan in self.orphans.due(self.view, self.me, trio.current_time()):
             await self.cluster.put(orphan.network, orphan.table, orphan.key, orphan.value)
             self.stats["adopted"] += 1
+            if orphan.table == SERVICES_TABLE:
+                with contextlib.suppress(DecodeError):
+                    vip = ServiceRecord.decode(orphan.value).vip
+                    if vip is not None:
+                        self.ipam.adopt_later(orphan.network, vip)  # its claim went with the owner
             event(
                 log,
                 "adopted orphaned entry",

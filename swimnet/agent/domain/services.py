@@ -11,12 +11,19 @@ Rules:
   change releases a scope it joined for the occasion;
 - checks before any change: arguments (INVALID: name, mode, ports), network exists
   (NOT_FOUND), name free on create / the service exists on update and remove (CONFLICT /
-  NOT_FOUND), VIP given in vip mode and not in dnsrr mode, inside the subnet (INVALID) and
-  used by no endpoint, gateway or other service (CONFLICT), every backend an endpoint of
-  the network (INVALID), the whole record small enough for one table value (INVALID naming
-  backends or ports);
+  NOT_FOUND), no VIP in dnsrr mode, a given VIP inside the subnet (INVALID) and used by no
+  endpoint, gateway or other service (CONFLICT), every backend (and every added backend)
+  an endpoint of the network, every removed backend one of the service's (INVALID naming
+  backends, add_backends, rm_backends), the whole record small enough for one table value
+  (INVALID naming backends or ports); then, in vip mode, the VIP comes from the IPAM
+  (`ipam.allocate_address(field="vip")`: a free address, or the given one claimed
+  cluster-wide; CONFLICT if taken or the network is full, UNAVAILABLE if the votes do not
+  come in time), outside the overlay lock; then everything is checked again under the lock
+  and the entry written; a failure after the allocation releases the address;
 - update replaces only the arguments given (None: keep; `backends` replaces the whole
-  list); a VIP is kept while the mode stays the same;
+  list, `add_backends` / `rm_backends` change it: all of them apply or none); a VIP is
+  kept while the mode stays vip; switching to dnsrr, a new VIP, or `remove` release the
+  old VIP to the IPAM (after the entry changed);
 - `detail` (inspect) adds each backend's state in the tables here (visible, hidden: its
   owner failed, unknown) and, with a datapath, the container namespaces of this host that
   get the VIP rules (the network's attached local endpoints; their state from the driver's
@@ -27,6 +34,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+
+import trio
 
 from swimnet.agent import checks
 from swimnet.agent.domain.dns import container_of
@@ -45,6 +54,9 @@ from swimnet.overlay import PEERS_TABLE, SERVICES_TABLE, NetworkRecord, ServiceR
 log = logging.getLogger(LOGGER)
 
 MODES = ("vip", "dnsrr")
+
+_STAND_IN = "223.255.255.255"
+"""The VIP the checks before an allocation build the record with (the longest address)."""
 
 Port = tuple[str, int, int]
 """(protocol, published, target)."""
@@ -71,7 +83,9 @@ class Services:
     def __init__(self, agent: OverlayAgent) -> None:
         self.agent = agent
 
-    def _resolve_backends(self, network: str, refs: Sequence[str]) -> tuple[str, ...]:
+    def _resolve_backends(
+        self, network: str, refs: Sequence[str], field: str = "backends"
+    ) -> tuple[str, ...]:
         view = self.agent.view
         out: list[str] = []
         for ref in refs:
@@ -81,7 +95,7 @@ class Services:
             named = [endpoint_id for endpoint_id, _, _ in view.endpoints_using(network, name=ref)]
             if len(named) != 1:
                 why = "is ambiguous" if named else "is not an endpoint"
-                raise invalid(f"backends: {ref!r} {why} of network {network!r}", "backends")
+                raise invalid(f"{field}: {ref!r} {why} of network {network!r}", field)
             out.append(named[0])
         return tuple(dict.fromkeys(out))
 
@@ -108,26 +122,69 @@ class Services:
         old: ServiceRecord | None,
         *,
         vip: str | None,
-        mode: str | None,
+        mode: str,
         ports: tuple[Port, ...] | None,
         backends: Sequence[str] | None,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        precheck: bool = False,
     ) -> ServiceRecord:
-        mode = mode or (old.mode if old is not None else "vip")
-        if vip is None and old is not None and mode == old.mode:
-            vip = old.vip
-        if mode == "vip" and vip is None:
-            raise invalid("vip: required in vip mode", "vip")
-        if mode == "dnsrr" and vip is not None:
-            raise invalid("vip: dnsrr services have no VIP", "vip")
-        vip = self._check_vip(record, name, vip)
+        """The new record (`vip`: its final VIP, allocated or kept); INVALID / CONFLICT.
+        `precheck`: before the VIP is allocated (a stand-in of the longest form checks the
+        size; the VIP itself was checked by `_vip_plan`)."""
+        if precheck:
+            vip = _STAND_IN if mode == "vip" else None
+        elif vip is not None:
+            vip = self._check_vip(record, name, vip)
         if ports is None:
             ports = old.ports if old is not None else ()
         if backends is not None:
             ids = self._resolve_backends(record.name, backends)
         else:
             ids = old.backends if old is not None else ()
+        if add:
+            ids = tuple(dict.fromkeys((*ids, *self._resolve_backends(record.name, add, "add_backends"))))
+        if remove:
+            gone = self._resolve_removals(record.name, name, ids, remove)
+            ids = tuple(i for i in ids if i not in gone)
         extra = dict(old.extra) if old is not None else {}
-        return ServiceRecord(name=name, vip=vip, mode=mode, ports=ports, backends=ids, extra=extra)
+        service = ServiceRecord(name=name, vip=vip, mode=mode, ports=ports, backends=ids, extra=extra)
+        _value(service)  # INVALID if too large for one table value
+        return service
+
+    def _resolve_removals(
+        self, network: str, service: str, current: Sequence[str], refs: Sequence[str]
+    ) -> set[str]:
+        """Backend ids to drop: each ref a current backend id, or the name of an endpoint of
+        the network that is one (INVALID naming rm_backends otherwise)."""
+        view = self.agent.view
+        out = set()
+        for ref in refs:
+            if ref in current:
+                out.add(ref)
+                continue
+            named = [i for i, _, _ in view.endpoints_using(network, name=ref) if i in current]
+            if len(named) != 1:
+                why = "is ambiguous" if named else f"is not a backend of service {service!r}"
+                raise invalid(f"rm_backends: {ref!r} {why}", "rm_backends")
+            out.add(named[0])
+        return out
+
+    def _vip_plan(
+        self, record: NetworkRecord, name: str, old: ServiceRecord | None, vip: str | None, mode: str
+    ) -> tuple[str | None, bool]:
+        """(the VIP to keep or to pin, whether to allocate one): INVALID / CONFLICT early."""
+        if mode == "dnsrr":
+            if vip is not None:
+                raise invalid("vip: dnsrr services have no VIP", "vip")
+            return None, False
+        if vip is not None:
+            address = self._check_vip(record, name, vip)
+            keep = old is not None and old.vip == address
+            return address, not keep
+        if old is not None and old.mode == "vip" and old.vip is not None:
+            return old.vip, False
+        return None, True
 
     def _network(self, network: str) -> NetworkRecord:
         record = self.agent.view.network(network)
@@ -149,34 +206,12 @@ class Services:
         ports: Sequence[Port] | None = None,
         backends: Sequence[str] | None = None,
     ) -> ServiceInfo:
-        """Create a service (mode "vip" unless given: then `vip` is required)."""
-        agent = self.agent
+        """Create a service (mode "vip" unless given; its VIP from the IPAM unless `vip`)."""
         checks.name(name)
         checked_ports = _check_arguments(mode, ports)
-        async with agent.lock:
-            record = self._network(network)
-            joined_now = await agent.hold(network)
-            try:
-                if self._current(network, name) is not None:
-                    raise conflict(f"name: network {network!r} already has a service {name!r}", "name")
-                service = self._build(
-                    record, name, None, vip=vip, mode=mode, ports=checked_ports, backends=backends
-                )
-                await agent.cluster.put(network, SERVICES_TABLE, service.name, _value(service))
-            except BaseException:
-                if joined_now:
-                    await agent.release(network)
-                raise
-            event(
-                log,
-                "service created",
-                event="service_created",
-                network=network,
-                service=service.name,
-                vip=service.vip,
-            )
-        agent.wake()
-        return ServiceInfo(network, service, agent.me)
+        return await self._change(
+            network, name, creating=True, vip=vip, mode=mode, ports=checked_ports, backends=backends
+        )
 
     async def update(
         self,
@@ -187,28 +222,90 @@ class Services:
         mode: str | None = None,
         ports: Sequence[Port] | None = None,
         backends: Sequence[str] | None = None,
+        add_backends: Sequence[str] = (),
+        rm_backends: Sequence[str] = (),
     ) -> ServiceInfo:
-        """Change the arguments given (None: keep)."""
-        agent = self.agent
+        """Change the arguments given (None: keep; `backends` replaces the list, `add_backends`
+        and `rm_backends` change it, all or nothing)."""
         checked_ports = _check_arguments(mode, ports)
-        async with agent.lock:
-            record = self._network(network)
-            joined_now = await agent.hold(network)
-            try:
-                old = self._current(network, name)
-                if old is None:
-                    raise not_found(f"service {name!r} not found in network {network!r}", "name")
-                service = self._build(
-                    record, name, old, vip=vip, mode=mode, ports=checked_ports, backends=backends
-                )
-                await agent.cluster.put(network, SERVICES_TABLE, name, _value(service))
-            except BaseException:
-                if joined_now:
-                    await agent.release(network)
-                raise
-            event(log, "service updated", event="service_updated", network=network, service=name)
+        if backends is not None and (add_backends or rm_backends):
+            raise invalid("backends: give either backends or add_backends / rm_backends", "backends")
+        return await self._change(
+            network,
+            name,
+            creating=False,
+            vip=vip,
+            mode=mode,
+            ports=checked_ports,
+            backends=backends,
+            add=tuple(add_backends),
+            remove=tuple(rm_backends),
+        )
+
+    async def _change(
+        self,
+        network: str,
+        name: str,
+        *,
+        creating: bool,
+        vip: str | None,
+        mode: str | None,
+        ports: tuple[Port, ...] | None,
+        backends: Sequence[str] | None,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> ServiceInfo:
+        """Create or update: check everything (holding the scope), allocate the VIP if one is
+        needed (outside the overlay lock), then check again, write, and settle the address."""
+        agent = self.agent
+        ipam = agent.ipam
+        try:
+            with ipam.in_flight(network):
+                async with agent.lock:
+                    record = self._network(network)
+                    await agent.hold(network)
+                    old = self._checked_old(network, name, creating)
+                    new_mode = mode or (old.mode if old is not None else "vip")
+                    address, allocating = self._vip_plan(record, name, old, vip, new_mode)
+                    self._build(record, name, old, vip=None, mode=new_mode, ports=ports,
+                                backends=backends, add=add, remove=remove, precheck=True)  # fmt: skip
+                reserved_before = address is not None and address in ipam.reserved(network, durable_only=True)
+                if allocating:
+                    address = await ipam.allocate_address(network, address, field="vip", durable=False)
+                try:
+                    async with agent.lock:
+                        await agent.hold(network)
+                        old = self._checked_old(network, name, creating)
+                        service = self._build(record, name, old, vip=address, mode=new_mode, ports=ports,
+                                              backends=backends, add=add, remove=remove)  # fmt: skip
+                        await agent.cluster.put(network, SERVICES_TABLE, service.name, _value(service))
+                        if address is not None:
+                            await ipam.settle(network, address)
+                        previous = old.vip if old is not None else None
+                except BaseException:
+                    if allocating and address is not None and not reserved_before:
+                        with trio.CancelScope(shield=True):
+                            await ipam.release_address(network, address)
+                    raise
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                async with agent.lock:
+                    await agent.release(network)  # the scope joined for the request, if unused
+            raise
+        if previous is not None and previous != service.vip:
+            await ipam.release_address(network, previous)
+        what = "created" if creating else "updated"
+        event(log, f"service {what}", event=f"service_{what}", network=network, service=name, vip=service.vip)
         agent.wake()
         return ServiceInfo(network, service, agent.me)
+
+    def _checked_old(self, network: str, name: str, creating: bool) -> ServiceRecord | None:
+        old = self._current(network, name)
+        if creating and old is not None:
+            raise conflict(f"name: network {network!r} already has a service {name!r}", "name")
+        if not creating and old is None:
+            raise not_found(f"service {name!r} not found in network {network!r}", "name")
+        return old
 
     def listing(self, network: str | None = None) -> ServiceListing:
         view = self.agent.view
@@ -274,7 +371,8 @@ class Services:
             self._network(network)
             joined_now = await agent.hold(network)
             try:
-                if self._current(network, name) is None:
+                old = self._current(network, name)
+                if old is None:
                     raise not_found(f"service {name!r} not found in network {network!r}", "name")
                 await agent.cluster.delete(network, SERVICES_TABLE, name)
             except BaseException:
@@ -282,4 +380,6 @@ class Services:
                     await agent.release(network)
                 raise
             event(log, "service removed", event="service_removed", network=network, service=name)
+        if old.vip is not None:
+            await agent.ipam.release_address(network, old.vip)
         agent.wake()

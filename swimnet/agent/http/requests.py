@@ -32,11 +32,13 @@ class NetworkCreate:
 @attrs.frozen
 class EndpointCreate:
     name: str
-    ip: str
+    ip: str | None
+    """None: a free address from the network's IPAM."""
     mac: str | None
     netns: str | None
     pid: int | None
     ifname: str
+    service: str | None
 
 
 @attrs.frozen
@@ -49,6 +51,8 @@ class ServiceFields:
     mode: str | None
     ports: tuple[Port, ...] | None
     backends: list[str] | None
+    add_backends: list[str]
+    rm_backends: list[str]
 
 
 def network_create(raw: bytes) -> NetworkCreate:
@@ -67,13 +71,16 @@ def network_create(raw: bytes) -> NetworkCreate:
 def endpoint_create(raw: bytes) -> EndpointCreate:
     body = Body(raw)
     name = checks.name(body.text("name", required=True) or "")
-    ip = body.text("ip", required=True) or ""
+    ip = body.text("ip")
     mac = body.text("mac")
     netns = body.text("netns")
     pid = body.integer("pid")
     ifname = checks.ifname(body.text("ifname") or "eth0")
+    service = body.text("service")
+    if service is not None:
+        checks.name(service, "service")
     body.done()
-    return EndpointCreate(name, ip, mac, netns, pid, ifname)
+    return EndpointCreate(name, ip, mac, netns, pid, ifname, service)
 
 
 def service_fields(raw: bytes, *, creating: bool) -> ServiceFields:
@@ -86,8 +93,10 @@ def service_fields(raw: bytes, *, creating: bool) -> ServiceFields:
     objects = body.objects("ports")
     ports = None if objects is None else tuple(_port(p) for p in objects)
     backends = body.texts("backends")
+    add = body.texts("add_backends") if not creating else None
+    remove = body.texts("rm_backends") if not creating else None
     body.done()
-    return ServiceFields(name, vip, mode, ports, backends)
+    return ServiceFields(name, vip, mode, ports, backends, add or [], remove or [])
 
 
 def _port(item: dict[str, Any]) -> Port:

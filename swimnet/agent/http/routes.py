@@ -8,13 +8,15 @@
     GET    /v1/networks/{name}                         inspect (VNI collision, agents, endpoints, conflicts)
     DELETE /v1/networks/{name}
     GET    /v1/endpoints[?network=NAME]                endpoints of the networks this agent holds
-    POST   /v1/networks/{name}/endpoints               {"name", "ip", "mac"?, "netns"? | "pid"?, "ifname"?}
+    POST   /v1/networks/{name}/endpoints               {"name", "ip"? (default: from the IPAM), "mac"?,
+                                                        "netns"? | "pid"?, "ifname"?, "service"?}
     GET    /v1/endpoints/{id-or-name}
     DELETE /v1/endpoints/{id-or-name}                  only on the agent that owns it
     GET    /v1/services[?network=NAME]
     POST   /v1/networks/{name}/services                {"name", "vip"?, "mode"?, "ports"?, "backends"?}
     GET    /v1/networks/{name}/services/{service}
-    PATCH  /v1/networks/{name}/services/{service}      the fields given replace the old ones
+    PATCH  /v1/networks/{name}/services/{service}      the fields given replace the old ones;
+                                                       "add_backends"? / "rm_backends"? change the list
     DELETE /v1/networks/{name}/services/{service}
     GET    /v1/keys                                    key ids (never key material), primary first
     POST   /v1/keys                                    {"key": base64}: install, cluster-wide
@@ -31,13 +33,14 @@ Answers are JSON: 200 (201 for a creation) with the resource; errors are
 body or value), 404 (no such resource), 405 (method), 409 (conflict with the current state:
 name or address in use, resource busy, not the owner), 413 (body too large), 500 (the
 datapath or the state directory failed: nothing was changed), 503 (a change requested
-while the agent is still starting). A refused request changes nothing. Path segments are
+while the agent is still starting, or an address allocation that waited for other agents'
+votes and gave up: the message names them). A refused request changes nothing. Path segments are
 percent-decoded.
 
 Rules: a route parses (path segments, query, body -> typed arguments, see `requests`),
 calls one domain operation (`swimnet.agent.domain.operations.Operations`) and renders its
 answer (`answers`); the only translation of a domain error is its kind to a status
-(INVALID 400, NOT_FOUND 404, CONFLICT 409, FAILED 500), with the domain's message and field.
+(INVALID 400, NOT_FOUND 404, CONFLICT 409, FAILED 500, UNAVAILABLE 503), with the domain's message and field.
 Listings are described, rendered and encoded a batch of rows at a time with checkpoints in
 between (`RENDER_BATCH`, `server.json_answer`): thousands of rows never hold the event loop.
 """
@@ -66,6 +69,7 @@ STATUS = {
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.FAILED: 500,
+    ErrorKind.UNAVAILABLE: 503,
 }
 """The status of each domain error kind (the only translation the routes make)."""
 
@@ -180,7 +184,7 @@ class ControlApi:
     async def _endpoint_create(self, request: Request, args: list[str]) -> tuple[int, Any]:
         r = requests.endpoint_create(request.body)
         info = await self.ops.endpoints.create(
-            args[0], r.name, r.ip, mac=r.mac, netns=r.netns, pid=r.pid, ifname=r.ifname
+            args[0], r.name, r.ip, mac=r.mac, netns=r.netns, pid=r.pid, ifname=r.ifname, service=r.service
         )
         return 201, answers.endpoint_json(info)
 
@@ -210,7 +214,14 @@ class ControlApi:
     async def _service_update(self, request: Request, args: list[str]) -> tuple[int, Any]:
         f = requests.service_fields(request.body, creating=False)
         info = await self.ops.services.update(
-            args[0], args[1], vip=f.vip, mode=f.mode, ports=f.ports, backends=f.backends
+            args[0],
+            args[1],
+            vip=f.vip,
+            mode=f.mode,
+            ports=f.ports,
+            backends=f.backends,
+            add_backends=f.add_backends,
+            rm_backends=f.rm_backends,
         )
         return 200, answers.service_json(info)
 
