@@ -275,3 +275,28 @@ async def test_a_restarted_plugin_knows_dockers_ids_again(tmp_path: Path) -> Non
         else:
             raise AssertionError("a corrupt state file was accepted")
         assert attrs.has(st.Pool)
+
+
+def test_a_state_file_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
+    bad = {
+        "not json": "{",
+        "no version": "{}",
+        "pools not an object": '{"version": 1, "pools": []}',
+        "unknown pool field": '{"version": 1, "pools": {"p": {"subnet": "10.9.0.0/24", "x": 1}}}',
+        "addresses not a list": '{"version": 1, "pools": {"p": {"subnet": "10.9.0.0/24", "addresses": "a"}}}',
+        "created not a number": '{"version": 1, "endpoints": {"e": {"network_id": "n", "ip": "i", '
+        '"mac": "m", "created": "now"}}}',
+        "sandbox not a string": '{"version": 1, "endpoints": {"e": {"network_id": "n", "ip": "i", '
+        '"mac": "m", "created": 1, "sandbox": 5}}}',
+    }
+    for what, text in bad.items():
+        (tmp_path / st.FILE_NAME).write_text(text)
+        try:
+            st.load(str(tmp_path))
+        except Exception as exc:
+            assert st.FILE_NAME in str(exc), (what, exc)
+        else:
+            raise AssertionError(f"{what}: accepted")
+    state = st.PluginState(pools={"p": st.Pool("10.9.0.0/24", "10.9.0.1", ["10.9.0.5"], "n")})
+    st.save(str(tmp_path), state)
+    assert st.load(str(tmp_path)) == state

@@ -98,6 +98,8 @@ def _check(state: PluginState) -> None:
             raise ValueError(f"endpoints.{key}: bad field types")
         if type(ep.created) not in (int, float):
             raise ValueError(f"endpoints.{key}.created: not a number")
+        if not all(isinstance(v, (str, type(None))) for v in (ep.swimnet_id, ep.sandbox)):
+            raise ValueError(f"endpoints.{key}: bad field types")
 
 
 def load(directory: str) -> PluginState:
