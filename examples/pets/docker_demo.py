@@ -74,7 +74,8 @@ def run_docker(lab: PetsLab, hosts: list[DockerHost], say: Say) -> None:
         "docker network ls --filter driver=swimnet   (on B)",
         b.docker("network", "ls", "--filter", "driver=swimnet"),
     )
-    say.say("Docker tells a driver no names: the agent binds the network by name when it is first used")
+    say.say("Docker tells a driver no names: the agent reads the name once dockerd has stored the network")
+    say.show("swimnet-agent network ls   (on A)", a.cli("network", "ls", as_json=False))
 
     say.section("docker run: db on B (an HTTP server), web on A")
     b.docker("run", "-d", "--name", "db", "--network", NETWORK, IMAGE, "sleep", "100000")

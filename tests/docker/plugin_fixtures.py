@@ -45,6 +45,7 @@ class FakeDockerd:
     def __init__(self) -> None:
         self.networks: dict[str, DockerNetwork] = {}
         self.down = False
+        self.subscribers: list[trio.MemorySendChannel[str]] = []
 
     def add(self, network_id: str, name: str) -> None:
         self.networks[network_id] = DockerNetwork(network_id, name, {})
@@ -62,6 +63,22 @@ class FakeDockerd:
         if self.down:
             raise DockerApiError("dockerd at /nowhere: connection refused")
         return self.networks.get(network_id)
+
+    @contextlib.asynccontextmanager
+    async def network_events(self) -> AsyncIterator[AsyncIterator[str]]:
+        if self.down:
+            raise DockerApiError("dockerd at /nowhere: connection refused")
+        send, receive = trio.open_memory_channel[str](100)
+        self.subscribers.append(send)
+        try:
+            yield receive
+        finally:
+            self.subscribers.remove(send)
+
+    def created(self, network_id: str) -> None:
+        """The event dockerd emits once it stored a network."""
+        for subscriber in self.subscribers:
+            subscriber.send_nowait(network_id)
 
 
 class Clock:
@@ -147,6 +164,7 @@ async def docker_network(host: Host, name: str, subnet: str | None = "10.9.0.0/2
         },
     )
     host.dockerd.add(network_id, name)
+    host.dockerd.created(network_id)
     return network_id, pool["PoolID"]
 
 

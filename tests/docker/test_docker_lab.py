@@ -65,9 +65,9 @@ def endpoint_names(host: DockerHost, network: str = "pets") -> set[str]:
 
 def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLab) -> None:
     a, b = dlab.hosts
-    create(a)
+    create(a)  # the swimnet network exists cluster-wide at once (dockerd's events)
+    wait_for(lambda: b.cli("network", "inspect", "pets", check=False), "pets on b", on_fail=a.tail)
     web_ip = run(a, "web")
-    wait_for(lambda: a.cli("network", "inspect", "pets", check=False), "pets in the cluster")
     create(b)  # the same command on B adopts the network
     db_ip = run(b, "db")
     assert web_ip != db_ip and {web_ip, db_ip} <= {f"10.42.0.{i}" for i in range(2, 255)}
@@ -94,15 +94,10 @@ def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLa
 
     # a conflicting subnet for the same name is refused when the network is used
     create(b, "pets2", subnet="10.43.0.0/24")
-    run_b = b.docker("run", "-d", "--name", "xb", "--network", "pets2", IMAGE, "sleep", "1", check=False)
+    wait_for(lambda: a.cli("network", "inspect", "pets2", check=False), "pets2 on a", on_fail=b.tail)
     create(a, "pets2", subnet="10.44.0.0/24")
-    wait_for(
-        lambda: b.cli("network", "inspect", "pets2", check=False),
-        f"pets2 in the cluster {run_b}",
-        on_fail=b.tail,
-    )
     refused = a.docker("run", "-d", "--name", "ya", "--network", "pets2", IMAGE, "sleep", "1", check=False)
-    assert "10.43.0.0/24" in refused and "10.44.0.0/24" in refused, (run_b, refused)
+    assert "10.43.0.0/24" in refused and "10.44.0.0/24" in refused, refused
 
     # docker rm: the endpoint goes cluster-wide
     b.docker("rm", "-f", "db")

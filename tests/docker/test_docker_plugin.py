@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 from plugin_fixtures import Host, address_of, docker_id, docker_network, docker_run, two_hosts, unused
 from test_agent_inprocess import eventually
 
 from swimnet.agent.docker import state as st
+from swimnet.agent.docker.follow import follow_network_creations
 from swimnet.agent.docker.plugin import handoff_name
 from swimnet.agent.docker.reconcile import reconcile
 from swimnet.overlay import mac_from_ip
@@ -300,3 +302,22 @@ def test_a_state_file_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
     state = st.PluginState(pools={"p": st.Pool("10.9.0.0/24", "10.9.0.1", ["10.9.0.5"], "n")})
     st.save(str(tmp_path), state)
     assert st.load(str(tmp_path)) == state
+
+
+async def test_a_created_network_is_bound_at_once_from_dockerds_events(tmp_path: Path) -> None:
+    async with two_hosts(tmp_path) as (a, b, _), trio.open_nursery() as nursery:
+        # a network created while nothing followed the events is bound on subscription
+        early, _ = await docker_network(a, "early", subnet="10.7.0.0/24")
+        assert a.plugin.state.networks[early].name is None
+        nursery.start_soon(follow_network_creations, a.plugin)
+        nursery.start_soon(follow_network_creations, b.plugin)
+        await eventually(lambda: a.plugin.state.networks[early].name == "early", "early bound")
+        # docker network create: the swimnet network exists cluster-wide before any container
+        await docker_network(a, "pets")
+        await eventually(lambda: b.runtime.overlay.view.network("pets") is not None, "pets on b")
+        # the same name with another subnet: refused, counted, left unbound
+        refused = b.runtime.overlay.stats["docker_bind_refused"]
+        conflicting, _ = await docker_network(b, "pets", subnet="10.8.0.0/24")
+        await eventually(lambda: b.runtime.overlay.stats["docker_bind_refused"] == refused + 1, "refused")
+        assert b.plugin.state.networks[conflicting].name is None
+        nursery.cancel_scope.cancel()

@@ -11,6 +11,8 @@ Modules, one concern each:
 - `addresses`: the narrow Protocol the IPAM calls go through, and the interim source;
 - `dockerd`: what the plugin reads from dockerd (a network's name, its containers' names);
 - `reconcile`: the plugin's records against dockerd's, after restarts and missed calls;
+- `follow`: dockerd's network creations, so a network exists cluster-wide at once;
+- `sandbox`: waiting for a container's namespace to be mounted;
 - `server`: the 0600 Unix socket and the HTTP routing; `service`: the daemon's wiring.
 
 The datapath side is `swimnet.datapath` with hand-off endpoints: at `Join` the veth's

@@ -21,8 +21,9 @@ Rules:
   every host of a network agrees without being told); endpoint addresses come from the
   `AddressSource` (the cluster-wide IPAM), `--ip` pins one;
 - binding: Docker never tells a driver a network's name, so a Docker network is bound to
-  the swimnet network of the same name (read from dockerd: `DockerApi`) when an address or
-  an endpoint is first needed: absent, it is created (subnet, gateway, `-o` options);
+  the swimnet network of the same name (read from dockerd: `DockerApi`) as soon as dockerd
+  reports it created (`bind_created`, from its event stream), else when an address or an
+  endpoint is first needed: absent, it is created (subnet, gateway, `-o` options);
   present with the same subnet and gateway, it is adopted (same VNI, the cluster's);
   otherwise refused with an error naming both subnets (the Docker network stays unbound
   and every container start on it fails with that error);
@@ -172,6 +173,35 @@ class DockerPlugin:
 
     def save(self) -> None:
         st.save(self.state_dir, self.state)
+
+    def unbound(self) -> list[str]:
+        """The recorded Docker networks not bound to a swimnet network yet."""
+        return sorted(n for n, network in self.state.networks.items() if network.name is None)
+
+    async def bind_created(self, network_id: str) -> None:
+        """Bind a Docker network dockerd has just created (swimnet.agent.docker.follow), so
+        the swimnet network exists cluster-wide before its first container; a refusal is
+        logged and counted (`docker_bind_refused`) and the network stays unbound (its first
+        container start is refused with the same message). Not ours, or bound: nothing."""
+        async with self.lock:
+            network = self.state.networks.get(network_id)
+            if network is None or network.name is not None:
+                return
+            before = copy.deepcopy(self.state)
+            try:
+                await self._bind(network_id)
+            except (Refused, OperationError, DockerApiError, OSError) as exc:
+                self.state = before
+                self.ops.overlay.stats["docker_bind_refused"] += 1
+                message = exc.message if isinstance(exc, OperationError) else str(exc)
+                event(
+                    log,
+                    "docker network not bound",
+                    level=logging.WARNING,
+                    event="docker_bind_refused",
+                    docker_id=network_id[:12],
+                    error=message,
+                )
 
     # -- handshake and capabilities ---------------------------------------------------------
 

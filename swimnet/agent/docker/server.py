@@ -14,7 +14,8 @@ Rules:
   method as not implemented); another method than POST: 405; a body over the protocol's
   bound: 413 (the HTTP server's limits);
 - the reconcile (swimnet.agent.docker.reconcile) runs beside the server, and so do the
-  waits for joined containers' namespaces (their resolvers start once they exist).
+  waits for joined containers' namespaces (their resolvers start once they exist) and the
+  following of dockerd's network creations (swimnet.agent.docker.follow).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 
 import trio
 
+from swimnet.agent.docker.follow import follow_network_creations
 from swimnet.agent.docker.plugin import DockerPlugin
 from swimnet.agent.docker.protocol import MAX_BODY
 from swimnet.agent.docker.reconcile import reconcile_forever
@@ -67,6 +69,7 @@ async def serve_plugin(
             http = PluginHttp(plugin)
             await nursery.start(serve_http, [sock.listener], http.handle, Limits(max_body=MAX_BODY))
             nursery.start_soon(lambda: reconcile_forever(plugin, grace=grace, interval=reconcile_interval))
+            nursery.start_soon(follow_network_creations, plugin)
             task_status.started()
     finally:
         sock.close()
