@@ -75,6 +75,7 @@ def run_docker(lab: PetsLab, hosts: list[DockerHost], say: Say) -> None:
         b.docker("network", "ls", "--filter", "driver=swimnet"),
     )
     say.say("Docker tells a driver no names: the agent reads the name once dockerd has stored the network")
+    wait_for(lambda: a.cli("network", "inspect", NETWORK, check=False), f"{NETWORK} in swimnet", timeout=30)
     say.show("swimnet-agent network ls   (on A)", a.cli("network", "ls", as_json=False))
 
     say.section("docker run: db on B (an HTTP server), web on A")
