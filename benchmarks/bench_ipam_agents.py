@@ -6,8 +6,9 @@ create is issued as soon as the previous one is answered).
 Reported: creates granted, duplicates (addresses held by two endpoints, over both agents'
 answers and over the tables as each agent sees them after the run: zero expected), latency
 of each create from call to answer (wall seconds: the allocation, the IPAM record persisted
-and published, the endpoint persisted and published), p50 / p99 / max, how many creates
-had to wait for votes, and the wall time. The machine is shared: compare within one run.
+and published, the endpoint persisted and published), p50 / p99 / max, how many IPAM
+decisions said "wait" (a claim made, or votes missing), and the wall time. The machine
+is shared: compare within one run.
 
 `python -m benchmarks ipam` runs it after the simulator scenarios (`bench_ipam`).
 """
@@ -109,13 +110,13 @@ async def _scenario(base: pathlib.Path, per_agent: int) -> dict[str, Any]:
         "p50_s": round(percentile(lat, 50), 4) if lat else None,
         "p99_s": round(percentile(lat, 99), 4) if lat else None,
         "per_agent": {n: len(v) for n, v in addresses.items()},
-        "vote_waits": waits,
+        "waiting_decisions": waits,
         "wall_s": round(wall, 2),
     }
     print(
         f"{result['scenario']}: {result['granted']}/{result['requests']} granted, duplicates "
         f"{result['duplicates']}, latency p50 {result['p50_s']} s p99 {result['p99_s']} s max "
-        f"{result['latency_s'].get('max')} s, {waits} waits for votes, {wall:.1f} s wall"
+        f"{result['latency_s'].get('max')} s, {waits} waiting decisions, {wall:.1f} s wall"
     )
     return result
 

@@ -29,7 +29,10 @@ The rules (`allocator`, `knowledge`):
    older claim; a withdrawn claim was never used;
 5. a claim ends only by its owner's decision (release: none of its allocations is there),
    or with the owner's record: it left (when the tables drop its hidden record, after the
-   left grace, 30 s; it stops voting at once), or the tables reaped it (failed for
+   left grace, 30 s; it stops voting at once; a member that saw it fail instead, and so
+   keeps its record and entries hidden, learns the leave from a record attesting it,
+   `Record.gone`, and then counts neither its claims nor its allocations), or the tables
+   reaped it (failed for
    `reap_interval`, 30 min): a failed member's blocks and allocations stay reserved until
    then, and are released together;
 6. the agent persists its record before publishing it, and the others' claims it knows

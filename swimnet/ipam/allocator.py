@@ -79,9 +79,12 @@ class _Plan:
     """One decision in progress: the member's own record being rewritten."""
 
     def __init__(self, view: IpamView, rng: random.Random) -> None:
+        self.k = Knowledge(view)
+        gone = self.k.seen_failed
+        if gone:  # their hidden entries hold nothing any more (see `knowledge`)
+            view = attrs.evolve(view, used={o: u for o, u in view.used.items() if u.owner not in gone})
         self.view = view
         self.pool = view.pool
-        self.k = Knowledge(view)
         self.rng = rng
         own = self.k.own
         if own.block != self.pool.block:

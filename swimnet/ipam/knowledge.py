@@ -4,8 +4,9 @@ Rules:
 - the live claims of the others are those in their records (visible, or hidden because the
   owner failed: reserved until the tables reap it; the pending ones of a member known to
   have left excepted: it will never confirm them; and all of those of a member we saw
-  fail that a record attests left: the members that saw the leave dropped them with its
-  record after the left grace), plus remembered ones (`Memory`, after a
+  fail that a record attests left, and its allocations too: the members that saw the
+  leave dropped them with its record and entries after the left grace), plus remembered
+  ones (`Memory`, after a
   restart) whose owner's record (live or a tombstone) is absent or older than the claim
   (`record.high` below the claim's stamp), until `reap_interval` after the restart, until
   the owner is known to have left (membership says so here, or a record attests it:
@@ -58,6 +59,9 @@ class Knowledge:
         self.votes: dict[str, tuple[frozenset[ClaimId], frozenset[ClaimId]]] = {}
         """member -> (ayes, nays) as its record (visible or hidden) says."""
         seen_failed = attested_departures(view.records) - view.departed - {me}
+        self.seen_failed = seen_failed
+        """Members seen failed here that a record attests left: their claims and their
+        allocations (hidden entries) ended, as for the members that saw them leave."""
         self.departed = (view.departed | seen_failed) - {me}
         """Members known to have left (membership says so, or a record attests it)."""
         for member, h in view.records.items():

@@ -211,3 +211,22 @@ async def test_allocate_address_reserves_durably_until_an_endpoint_takes_it_or_i
         last = await run_cli_json(a, "endpoint", "create", "n", "last")
         assert last["ip"] == f"{second}/29"
         a.stop.set()
+
+
+async def test_a_removed_network_loses_the_agents_ipam_record(tmp_path: Path) -> None:
+    drivers = Drivers()
+    async with trio.open_nursery() as nursery:
+        a = await start(nursery, settings_for(tmp_path, "a"), drivers)
+        await run_cli_json(a, "network", "create", "n", "--subnet", "10.7.0.0/24")
+        ep = await run_cli_json(a, "endpoint", "create", "n", "e")
+        key = record_key("n", "a")
+        assert a.node.tables.get(CLUSTER_SCOPE, IPAM_TABLE, key) is not None
+        await run_cli_json(a, "endpoint", "rm", ep["id"])
+        await run_cli_json(a, "network", "rm", "n")
+
+        def forgotten() -> bool:
+            saved = json.loads((tmp_path / "a" / "state" / "ipam.json").read_text())
+            return "n" not in saved["networks"] and a.node.tables.get(CLUSTER_SCOPE, IPAM_TABLE, key) is None
+
+        await eventually(forgotten, "the record deleted and forgotten")
+        a.stop.set()

@@ -541,15 +541,15 @@ def test_voters_leave_out_members_that_left_or_that_membership_never_reported() 
 
 
 def test_a_member_seen_failed_but_attested_gone_neither_votes_nor_holds_claims() -> None:
-    """a was cut off when c left: it sees c failed (record hidden, until reaped). b saw
-    the leave and attests it: for a, c is no voter, its claims ended (as for b, which
-    dropped c's record after the left grace), so a votes yes on b's claim of c's block."""
+    """a was cut off when c left: it sees c failed (record and endpoints hidden, until
+    reaped). b saw the leave and attests it: for a, c is no voter, its claims and its
+    endpoints' addresses ended (as for b, which dropped c's record and entries after the
+    left grace), so a votes yes on b's claim of c's block."""
     b = Board(["a", "b", "c"])
     assert isinstance(b.obtain("c"), Granted)
     c_record = Record.decode(b.records["c"], "c", 256)
     c_block = next(x for x in c_record.claims if x.kind == BLOCKS)
     b.failed["a"].add("c")
-    b.allocations["c"] = {}  # its endpoints went before it left (hidden ones would hold theirs)
     claim = Claim("b", 500, BLOCKS, c_block.items, False, 4)
     b.write("b", Record(4, 500, (claim,)).encode())
     b.deliver("b", "a")

@@ -60,7 +60,7 @@ from swimnet.agent.domain.ports import IpamStore, SavedIpam
 from swimnet.agent.domain.tables_view import TablesView
 from swimnet.agent.errors import conflict, failed, not_found, unavailable
 from swimnet.agent.logs import LOGGER, event
-from swimnet.errors import DecodeError
+from swimnet.errors import DecodeError, LocalProtocolError
 from swimnet.ipam import (
     IPAM_TABLE,
     REPUBLISH_AFTER,
@@ -198,6 +198,8 @@ class AgentIpam:
                         d = allocate(view, self.rng, want, field=field)
                     except IpamError as exc:
                         raise conflict(exc.message, exc.field) from None
+                    except LocalProtocolError:  # not attached to the cluster scope yet
+                        raise unavailable(f"{field}: the agent is starting: try again", field) from None
                     await self._write(network, d.write)
                     if isinstance(d, Granted):
                         await self._reserve(network, str(d.address), durable)
