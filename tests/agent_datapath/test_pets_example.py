@@ -19,16 +19,17 @@ pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_reason is not None, reason
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_pets_demo_runs_end_to_end() -> None:
+def run_demo(prefix: str, *args: str, timeout: float = 180) -> str:
+    """`python -m examples.pets --prefix PREFIX ARGS`: its output, once it succeeded and left
+    no namespace of that prefix (any it left is removed, and fails the test)."""
     sweep_stale()
-    prefix = f"dpt{os.getpid()}x{secrets.token_hex(2)}pets"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "examples.pets", "--prefix", prefix],
+            [sys.executable, "-m", "examples.pets", "--prefix", prefix, *args],
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=180,
+            timeout=timeout,
             check=False,
         )
     finally:
@@ -38,6 +39,11 @@ def test_the_pets_demo_runs_end_to_end() -> None:
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert not left, left
+    return out
+
+
+def test_the_pets_demo_runs_end_to_end() -> None:
+    out = run_demo(f"dpt{os.getpid()}x{secrets.token_hex(2)}pets")
     for expected in (
         "[7/7]",
         "web: GET cat                  -> VALUE Tom",

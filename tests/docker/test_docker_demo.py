@@ -7,12 +7,9 @@ import os
 import re
 import secrets
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from datapath_lab import sweep_stale
-from pyroute2 import netns as pr_netns
+from test_pets_example import run_demo
 
 from examples.pets.docker import docker_problem
 from swimnet.overlay import mac_from_ip
@@ -20,28 +17,10 @@ from swimnet.overlay import mac_from_ip
 _reason = docker_problem()
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_the_docker_pets_demo_runs_end_to_end() -> None:
-    sweep_stale()
     prefix = f"dpt{os.getpid()}x{secrets.token_hex(2)}dk"
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "examples.pets", "--docker", "--prefix", prefix],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    finally:
-        left = [n for n in pr_netns.listnetns() if prefix in n]
-        for name in left:
-            pr_netns.remove(name)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out
-    assert not left, left
+    out = run_demo(prefix, "--docker", timeout=300)
     found = re.search(r"db: (10\.0\.9\.\d+) \(from swimnet's IPAM\), on h2", out)
     assert found, out
     db = found.group(1)
