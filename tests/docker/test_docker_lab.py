@@ -99,7 +99,18 @@ def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLa
     refused = a.docker("run", "-d", "--name", "ya", "--network", "pets2", IMAGE, "sleep", "1", check=False)
     assert "10.43.0.0/24" in refused and "10.44.0.0/24" in refused, refused
 
-    # docker rm: the endpoint goes cluster-wide
+    # --ip pins an address (from the cluster's IPAM: one another host holds is refused)
+    assert run(b, "pinned", "pets", "--ip", "10.42.0.200") == "10.42.0.200"
+    taken = b.docker(
+        "run", "-d", "--name", "dup", "--network", "pets", "--ip", web_ip, IMAGE, "sleep", "1", check=False
+    )
+    assert web_ip in taken, taken
+
+    # docker stop / rm: the endpoint goes cluster-wide (and comes back with docker start)
+    b.docker("stop", "-t", "1", "db")
+    wait_for(lambda: "db" not in endpoint_names(a), "db gone on a after stop")
+    b.docker("start", "db")
+    wait_for(lambda: pings(a, "web", db_ip), "db back after start")
     b.docker("rm", "-f", "db")
     wait_for(lambda: "db" not in endpoint_names(a), "db gone on a")
     assert not pings(a, "web", db_ip)
