@@ -49,6 +49,7 @@ def test_ctrl_c_in_the_middle_of_the_docker_demo_leaves_nothing() -> None:
     """SIGINT once the dockerds run (Ctrl-C): the demo removes its containers, daemons, mount
     namespaces, namespaces and work directory, and exits 130."""
     sweep_stale()
+    holders = _holders()
     prefix = f"dpt{os.getpid()}x{secrets.token_hex(2)}dc"
     argv = [sys.executable, "-m", "examples.pets", "--docker", "--prefix", prefix]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -74,3 +75,18 @@ def test_ctrl_c_in_the_middle_of_the_docker_demo_leaves_nothing() -> None:
     assert not left, left
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     assert not [line for line in processes.splitlines() if prefix in line]
+    assert _holders() <= holders  # no mount namespace holder left
+
+
+def _holders() -> set[int]:
+    """The pids of the Docker lab hosts' mount namespace holders (`sleep 100000`)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline == b"sleep\x00100000\x00":
+                found.add(int(entry))
+    return found
