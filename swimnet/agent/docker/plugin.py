@@ -35,9 +35,12 @@ Rules:
   removes it if Leave never came);
 - `docker network rm` (DeleteNetwork, ReleasePool) ends this host's use: the swimnet network
   stays for the other hosts (`swimnet-agent network rm` removes it cluster-wide);
+- names: once a joined container's namespace is mounted (dockerd does that after Join
+  answered: `sandbox`), a swimnet resolver serves it at DOCKER_DNS_ADDRESS (dockerd's
+  `--dns`, the upstream of its embedded DNS); Leave stops it;
 - DiscoverNew/DiscoverDelete and Program/RevokeExternalConnectivity change nothing (swimnet
   learns its peers by gossip; external connectivity is not an overlay's business): they
-  answer `{}` for a known endpoint.
+  answer `{}` to a well-formed body (Program/Revoke: for a known endpoint).
 """
 
 from __future__ import annotations
