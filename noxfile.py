@@ -37,14 +37,18 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """The pets lab: two hosts (network namespaces), two swimnet-agents, a VXLAN overlay and a
-    web -> db conversation across it; needs root and iproute2. Elsewhere (or with `-- --sim`)
-    the narrated simulated cluster."""
+    web -> db conversation across it; needs root and iproute2. With dockerd, docker and
+    busybox-static installed, each host runs a real dockerd whose driver is swimnet
+    (`--docker`). Elsewhere (or with `-- --sim`) the narrated simulated cluster."""
     import os
     import shutil
 
     session.install("-e", ".")
     args = [a for a in session.posargs if a != "--sim"]
     lab_possible = os.geteuid() == 0 and shutil.which("ip") and shutil.which("bridge")
+    docker = shutil.which("dockerd") and shutil.which("docker") and os.path.exists("/bin/busybox")
+    if docker and "--docker" not in args:
+        args.append("--docker")  # real dockerds with swimnet as their network and IPAM driver
     if "--sim" not in session.posargs and lab_possible:
         session.run("python", "-m", "examples.pets", *args)
     else:

@@ -21,6 +21,7 @@ SUITES = {
     "dnsfuzz": "benchmarks.bench_dnsfuzz",
     "agent": "benchmarks.bench_agent",
     "ipam": "benchmarks.bench_ipam",
+    "docker": "benchmarks.bench_docker",
 }
 
 

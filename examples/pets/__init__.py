@@ -15,6 +15,15 @@ VIP maps, and the VXLAN frames (UDP 4789, the network's VNI) it saw on the under
 Linux, root, iproute2 and nftables; takes ~30 s (more on a loaded machine); removes every
 process, namespace and /etc/netns directory it made, also on failure and Ctrl-C.
 
+    sudo python3 -m examples.pets --docker   # the same hosts, each with a real dockerd
+
+With `--docker` (dockerd, docker and busybox-static installed) each host runs a dockerd
+whose network and IPAM driver is its swimnet-agent: `docker network create -d swimnet` on
+both, `docker run` db on B (an HTTP server) and web on A, and web fetches from `db` by name
+across the overlay; ~25 s.
+
 Modules: `demo` (the narrated steps), `lab` (namespaces, processes, cleanup), `kv` (the
-key-value server, its web front and the client that run inside the containers).
+key-value server, its web front and the client that run inside the containers), `docker` (a
+lab host with a dockerd and an agent serving it; shared with tests/docker) and
+`docker_demo` (the Docker mode's steps).
 """

@@ -15,6 +15,9 @@ import sys
 import threading
 import time
 
+from examples.pets.docker import DockerError, docker_problem
+from examples.pets.docker_demo import STEPS as DOCKER_STEPS
+from examples.pets.docker_demo import docker_hosts, run_docker
 from examples.pets.lab import CONTAINERS, HOSTS, Interrupts, LabError, PetsLab, check_environment
 
 NETWORK = "petsOverlay"
@@ -28,13 +31,14 @@ STEPS = 8
 
 
 class Narrator:
-    def __init__(self) -> None:
+    def __init__(self, steps: int = STEPS) -> None:
         self.t0 = time.monotonic()
         self.step = 0
+        self.steps = steps
 
     def section(self, text: str) -> None:
         self.step += 1
-        print(f"\n[{self.step}/{STEPS}] {text}  (t={time.monotonic() - self.t0:.1f}s)", flush=True)
+        print(f"\n[{self.step}/{self.steps}] {text}  (t={time.monotonic() - self.t0:.1f}s)", flush=True)
 
     def say(self, text: str) -> None:
         print(f"      {text}", flush=True)
@@ -274,12 +278,13 @@ def _tool(*argv: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.pets", description=__doc__.split("\n")[0])
     parser.add_argument("--prefix", default="pets", help="prefix of every namespace name (default: pets)")
+    parser.add_argument("--docker", action="store_true", help="real dockerds with swimnet as their driver")
     args = parser.parse_args(argv)
     interrupts = Interrupts()
     interrupts.install()
     try:
         with interrupts.shield():
-            problem = check_environment()
+            problem = check_environment() or (docker_problem() if args.docker else None)
     except KeyboardInterrupt:
         return 130
     if problem is not None:
@@ -288,25 +293,32 @@ def main(argv: list[str] | None = None) -> int:
     print("swimnet pets demo: a client reaches the service web (two containers behind a VIP), which")
     print("reaches db by name, over a VXLAN overlay, VIP rules and DNS resolvers that two swimnet-agents")
     print("program from their gossip-replicated tables (all inside network namespaces).")
-    say = Narrator()
+    if args.docker:
+        print("Docker mode: each host runs a dockerd whose network and IPAM driver is swimnet.")
+    say = Narrator(DOCKER_STEPS if args.docker else STEPS)
     lab = PetsLab(args.prefix, interrupts)
+    hosts = docker_hosts(lab) if args.docker else []
     acquired = False
     code = 1
     try:
         with interrupts.shield():
             lab.acquire()
         acquired = True
-        run(lab, say)
+        if args.docker:
+            run_docker(lab, hosts, say)
+        else:
+            run(lab, say)
         code = 0
     except KeyboardInterrupt:
         print("\npets: interrupted", file=sys.stderr)
         code = 130
-    except LabError as exc:
+    except (LabError, DockerError) as exc:
         print(f"\npets: failed: {exc}", file=sys.stderr)
     finally:
         interrupts.ignore()  # nothing stops the cleanup
         if acquired:
-            problems = lab.cleanup()
+            problems = [p for host in hosts for p in host.close()]  # before the namespaces go
+            problems += lab.cleanup()
             left = lab.namespaces()
             if problems or left:
                 print(f"\npets: cleanup incomplete: {problems} {left}", file=sys.stderr)

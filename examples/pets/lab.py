@@ -48,6 +48,7 @@ from swimnet.dns.sandbox import NETNS_ETC
 
 ROOT = Path(__file__).resolve().parents[2]
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
 PR_SET_PDEATHSIG = 1
 PORT = 7946
 HOSTS = {"A": "192.0.2.11", "B": "192.0.2.12"}
@@ -120,16 +121,19 @@ def check_environment() -> str | None:
     return None
 
 
-def _child_setup(netns_path: str | None) -> Callable[[], None]:
-    """What a child runs between fork and exec: die with us, enter a network namespace."""
+def child_setup(netns_path: str | None, mnt_path: str | None = None) -> Callable[[], None]:
+    """What a child runs between fork and exec: die with us, enter a mount namespace (if
+    given) and a network namespace."""
 
     def setup() -> None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if netns_path is not None:
-            fd = os.open(netns_path, os.O_RDONLY)
+        for path, kind in ((mnt_path, CLONE_NEWNS), (netns_path, CLONE_NEWNET)):
+            if path is None:
+                continue
+            fd = os.open(path, os.O_RDONLY)
             try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns({netns_path})")
+                if _libc.setns(fd, kind) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns({path})")
             finally:
                 os.close(fd)
 
@@ -241,7 +245,7 @@ class PetsLab:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
-                preexec_fn=_child_setup(netns_path),
+                preexec_fn=child_setup(netns_path),
                 start_new_session=True,  # Ctrl-C reaches only us; cleanup() stops them in order
             )
         self.procs[name] = proc

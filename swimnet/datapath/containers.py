@@ -15,7 +15,14 @@ Rules:
 - detach deletes the sandbox end; a missing sandbox or veth is not an error;
 - `attached` says whether the container already has the endpoint's interface (same name
   and MAC) and the sandbox its veth enslaved to the bridge: attaching again would only
-  break a working endpoint (a restarted agent re-attaching); any doubt answers False.
+  break a working endpoint (a restarted agent re-attaching); any doubt answers False;
+- hand-off (`endpoint.handoff` set, Docker's remote driver): the container end is made in
+  the host namespace (`host`) under the hand-off name with the endpoint's MAC and the
+  sandbox MTU, and nothing more: the container runtime moves it into the container,
+  renames and configures it. A leftover of that name in the host namespace (a half-done
+  attach: ours, the name is derived from the endpoint id) is deleted first. `attached` is
+  then the sandbox end alone (on the bridge: a veth pair lives and dies as one, wherever
+  its other end was moved); a sandbox end that outlived its bridge is enslaved again.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+from collections.abc import Callable
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -32,12 +40,14 @@ from swimnet.datapath.model import LocalEndpoint, Sandbox
 from swimnet.errors import DatapathError, LocalProtocolError
 
 
-def attach(sandbox: Sandbox, endpoint: LocalEndpoint) -> str:
-    """Returns the sandbox-side veth name."""
+def attach(sandbox: Sandbox, endpoint: LocalEndpoint, host: str = netns.SELF) -> str:
+    """Returns the sandbox-side veth name; `host`: the namespace a hand-off end is left in."""
     what = f"attach {endpoint.endpoint_id} to {sandbox.netns}"
     if endpoint.network != sandbox.network:
         raise LocalProtocolError(f"{what}: the endpoint is on {endpoint.network}, not {sandbox.network}")
     spath = netns.path_of(sandbox.netns)
+    if endpoint.handoff is not None:
+        return _hand_off(sandbox, endpoint, host, what)
     cpath = netns.path_of(endpoint.netns)
     if not os.path.exists(spath):
         raise DatapathError(f"{what}: the sandbox does not exist (reconcile first)")
@@ -57,18 +67,40 @@ def attach(sandbox: Sandbox, endpoint: LocalEndpoint) -> str:
                 return veth
             for old in sb.link_lookup(ifname=veth):
                 sb.link("del", index=old)
-            _make_pair(sb, veth, cpath, sandbox, endpoint)
-            index = links.index_of(sb, veth, sandbox.netns)
-            try:
-                sb.link("set", index=index, master=bridge)
-                sb.link("set", index=index, state="up")
-                _configure(ct, sandbox, endpoint)
-            except BaseException:
-                sb.link("del", index=index)
-                raise
+            _make_pair(sb, veth, cpath, endpoint.ifname, sandbox, endpoint)
+            _plug(sb, veth, bridge, sandbox, lambda: _configure(ct, sandbox, endpoint))
     except (NetlinkError, OSError) as exc:
         raise DatapathError(f"{what}: {exc}") from exc
     return veth
+
+
+def _hand_off(sandbox: Sandbox, endpoint: LocalEndpoint, host: str, what: str) -> str:
+    """The hand-off attach (see the module rules)."""
+    assert endpoint.handoff is not None
+    spath = netns.path_of(sandbox.netns)
+    if not os.path.exists(spath):
+        raise DatapathError(f"{what}: the sandbox does not exist (reconcile first)")
+    veth = names.veth_name(endpoint.endpoint_id)
+    try:
+        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=_ref(host), flags=0) as hs:
+            bridge = links.index_of(sb, sandbox.bridge, sandbox.netns)
+            mine = sb.link_lookup(ifname=veth)
+            if mine:  # the pair exists (its other end here or moved already): keep it
+                sb.link("set", index=mine[0], master=bridge)
+                sb.link("set", index=mine[0], state="up")
+                return veth
+            for old in hs.link_lookup(ifname=endpoint.handoff):
+                hs.link("del", index=old)
+            _make_pair(sb, veth, host, endpoint.handoff, sandbox, endpoint)
+            _plug(sb, veth, bridge, sandbox, lambda: None)
+    except (NetlinkError, OSError) as exc:
+        raise DatapathError(f"{what}: {exc}") from exc
+    return veth
+
+
+def _ref(path: str) -> str | None:
+    """pyroute2's namespace argument: None for our own."""
+    return None if path == netns.SELF else path
 
 
 def _address(ipr: Any, index: int) -> str | None:
@@ -76,13 +108,26 @@ def _address(ipr: Any, index: int) -> str | None:
     return str(found) if found is not None else None
 
 
-def _make_pair(sb: Any, veth: str, cpath: str, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
-    fd = os.open(cpath, os.O_RDONLY)
+def _make_pair(sb: Any, veth: str, path: str, ifname: str, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
+    """The pair: `veth` in the sandbox, `ifname` (the endpoint's MAC) in the namespace at `path`."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        peer = {"ifname": endpoint.ifname, "net_ns_fd": fd, "address": endpoint.mac, "mtu": sandbox.mtu}
+        peer = {"ifname": ifname, "net_ns_fd": fd, "address": endpoint.mac, "mtu": sandbox.mtu}
         sb.link("add", ifname=veth, kind="veth", mtu=sandbox.mtu, peer=peer)
     finally:
         os.close(fd)
+
+
+def _plug(sb: Any, veth: str, bridge: int, sandbox: Sandbox, then: Callable[[], None]) -> None:
+    """Enslave the sandbox end and bring it up, then `then()`; any failure deletes the pair."""
+    index = links.index_of(sb, veth, sandbox.netns)
+    try:
+        sb.link("set", index=index, master=bridge)
+        sb.link("set", index=index, state="up")
+        then()
+    except BaseException:
+        sb.link("del", index=index)
+        raise
 
 
 def _configure(ct: Any, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
@@ -115,6 +160,8 @@ def detach(sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
 def attached(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
     """Whether the endpoint is plugged in already (see the module rules)."""
     spath, cpath = netns.path_of(sandbox.netns), netns.path_of(endpoint.netns)
+    if endpoint.handoff is not None:
+        return _on_bridge(sandbox, endpoint)
     if not (os.path.exists(spath) and os.path.exists(cpath)):
         return False
     try:
@@ -125,6 +172,22 @@ def attached(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
             veth = sb.link_lookup(ifname=names.veth_name(endpoint.endpoint_id))
             bridge = sb.link_lookup(ifname=sandbox.bridge)
             if not veth or not bridge or _address(ct, peer[0]) != endpoint.mac:
+                return False
+            return bool(sb.get_links(veth[0])[0].get_attr("IFLA_MASTER") == bridge[0])
+    except OSError:
+        return False
+
+
+def _on_bridge(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
+    """Whether the endpoint's sandbox end exists, enslaved to the bridge."""
+    spath = netns.path_of(sandbox.netns)
+    if not os.path.exists(spath):
+        return False
+    try:
+        with IPRoute(netns=spath, flags=0) as sb:
+            veth = sb.link_lookup(ifname=names.veth_name(endpoint.endpoint_id))
+            bridge = sb.link_lookup(ifname=sandbox.bridge)
+            if not veth or not bridge:
                 return False
             return bool(sb.get_links(veth[0])[0].get_attr("IFLA_MASTER") == bridge[0])
     except OSError:

@@ -40,7 +40,9 @@ Rules:
   an endpoint that is already attached (same interface, same MAC, its veth on the bridge:
   a restarted agent re-attaching) is left as it is;
 - when a reconcile (re)creates a sandbox, the local endpoints of that network are attached
-  again (their veth pairs died with the old one);
+  again (their veth pairs died with the old one); a hand-off endpoint (`handoff`, Docker)
+  cannot be (its runtime moved the old end and will not move a new one): logged and counted
+  in `handoffs_lost`;
 - make before break at start: for `startup_grace` seconds from the first reconcile, FDB and
   neighbour entries and unwanted sandboxes are added and repaired but never removed; a
   restarted agent's first snapshots come before its tables have synced and list no remote
@@ -59,7 +61,7 @@ Rules:
   `swimnet.datapath.driver`);
 - `stats` counts: reconciles, ops_applied, op_errors, reconcile_failures, invalid (skipped
   networks / endpoints, once each), attaches, attach_errors, detaches, detach_errors,
-  reattaches, deletes_deferred; from the watch: events (changes by others read),
+  reattaches, handoffs_lost, deletes_deferred; from the watch: events (changes by others read),
   events_own (notifications dropped during the driver's own writes), events_drift (changes
   that drifted from the desired state), events_lost (reports of lost changes),
   event_reconciles (reconciles a change triggered) and repairs_from_events (those that
@@ -157,7 +159,9 @@ def local_endpoint(spec: LocalEndpointSpec, subnet: str | None) -> LocalEndpoint
     if "/" not in ip and subnet is not None:
         ip = f"{ip}/{ipaddress.ip_network(subnet).prefixlen}"
     ref: str | int = spec.netns if spec.netns else spec.pid if spec.pid else UNATTACHED
-    return LocalEndpoint(spec.network, spec.endpoint_id, spec.name, ip, spec.mac, ref, spec.ifname)
+    return LocalEndpoint(
+        spec.network, spec.endpoint_id, spec.name, ip, spec.mac, ref, spec.ifname, handoff=spec.handoff
+    )
 
 
 class DatapathDriver:
@@ -559,7 +563,10 @@ class DatapathDriver:
             for ep in plan.locals:
                 busy = ep.endpoint_id in self._attaching  # attach() plugs those in itself
                 if ep.network == box.network and ep.netns != UNATTACHED and not busy:
-                    self._reattach(box, ep)
+                    if ep.handoff is not None:
+                        self._handoff_lost(ep)
+                    else:
+                        self._reattach(box, ep)
         if watch is not None:
             watch.track(desired.sandboxes)  # and the sandboxes just made
         return _Reconciled(plan, tuple(ops), result, deferred, self._balance(plan, hold_deletes))
@@ -587,6 +594,18 @@ class DatapathDriver:
                 endpoint=endpoint.endpoint_id,
                 error=str(exc),
             )
+
+    def _handoff_lost(self, endpoint: LocalEndpoint) -> None:
+        """A hand-off endpoint's pair died with its sandbox: a new one would stay in the host
+        namespace (the runtime moves an end only when it connects the container)."""
+        self.stats["handoffs_lost"] += 1
+        event(
+            self.log,
+            "datapath: a hand-off endpoint lost its veth with its sandbox; reconnect the container",
+            level=logging.WARNING,
+            event="handoff_lost",
+            endpoint=endpoint.endpoint_id,
+        )
 
     def _attach_one(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> None:
         if not self.datapath.attached(sandbox, endpoint):

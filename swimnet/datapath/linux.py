@@ -172,8 +172,9 @@ class LinuxDatapath:
     # -- containers ---------------------------------------------------------------------
 
     def attach(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> str:
-        """Plug a container into its network's bridge (see swimnet.datapath.containers)."""
-        return containers.attach(sandbox, endpoint)
+        """Plug a container into its network's bridge (see swimnet.datapath.containers); a
+        hand-off end is left in the host namespace."""
+        return containers.attach(sandbox, endpoint, self.host_path)
 
     def attached(self, sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
         """Whether the container already has the endpoint's interface on the sandbox's bridge."""

@@ -102,7 +102,12 @@ class RemoteEndpoint:
 
 @attrs.frozen
 class LocalEndpoint:
-    """A container on this host; `netns` is a namespace name, a path, or a process id."""
+    """A container on this host; `netns` is a namespace name, a path, or a process id.
+
+    `handoff`: None, the container end of the veth pair is made inside `netns` as `ifname`
+    and configured (address, route); a name, the container end is made in the host
+    namespace under that name, with the MAC and MTU only, and left there for the container
+    runtime to move into `netns` and configure (Docker's remote driver `Join`)."""
 
     network: str
     endpoint_id: str
@@ -111,6 +116,7 @@ class LocalEndpoint:
     mac: str
     netns: str | int
     ifname: str = "eth0"
+    handoff: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _parsed(values.name, self.network, "network")
@@ -120,6 +126,8 @@ class LocalEndpoint:
         object.__setattr__(self, "mac", _parsed(values.mac, self.mac, "mac"))
         _parsed(values.ifname, self.ifname, "ifname")
         _parsed(values.netns, self.netns, "netns")
+        if self.handoff is not None:
+            _parsed(values.ifname, self.handoff, "handoff")
 
     @property
     def address(self) -> str:

@@ -2,7 +2,9 @@
 
 Values:
 - `LocalEndpointSpec`: an endpoint owned by this host's agent (persisted in its state
-  directory); `netns` / `pid` name the container to plug it into (None: record only);
+  directory); `netns` / `pid` name the container to plug it into (None: record only); with `handoff`,
+  the container end is left in the host namespace under that name for the container
+  runtime to move into `netns`;
 - `ServiceSpec`: a service of a network in the snapshot, as the load balancer needs it:
   VIP, mode, ports, and the IPv4 addresses of its backends that are visible now;
 - `OverlaySnapshot`: the desired overlay for this host: the networks with a local endpoint
@@ -45,6 +47,9 @@ class LocalEndpointSpec:
     netns: str | None = None
     pid: int | None = None
     ifname: str = "eth0"
+    handoff: str | None = None
+    """The host-side name of a container end another runtime moves into `netns` (Docker):
+    see `swimnet.datapath.model.LocalEndpoint`."""
 
 
 def _ports(ports: Iterable[Iterable[Any]]) -> tuple[tuple[str, int, int], ...]:

@@ -25,16 +25,18 @@ pytestmark = [pytest.mark.kernel, pytest.mark.skipif(_reason is not None, reason
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_pets_demo_runs_end_to_end() -> None:
+def run_demo(prefix: str, *args: str, timeout: float = 300) -> str:
+    """`python -m examples.pets --prefix PREFIX ARGS`: its output, once it succeeded and left
+    no namespace or /etc/netns directory of that prefix (any it left is removed, and fails
+    the test)."""
     sweep_stale()
-    prefix = f"dpt{os.getpid()}x{secrets.token_hex(2)}pets"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "examples.pets", "--prefix", prefix],
+            [sys.executable, "-m", "examples.pets", "--prefix", prefix, *args],
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout,
             check=False,
         )
     finally:
@@ -48,6 +50,11 @@ def test_the_pets_demo_runs_end_to_end() -> None:
     assert done.returncode == 0, out
     assert not left, left
     assert not etc, etc
+    return out
+
+
+def test_the_pets_demo_runs_end_to_end() -> None:
+    out = run_demo(f"dpt{os.getpid()}x{secrets.token_hex(2)}pets")
     # the addresses the agents gave (pinned or allocated), as the demo printed them
     ips = dict(re.findall(r"endpoint create petsOverlay (\w+) .*-> ([\d.]+)/\d+", out))
     assert set(ips) == {"db", "web1", "web2", "client"}, out

@@ -225,6 +225,8 @@ def cmd_run(ctx: Context) -> int:
         "profile": a.profile,
         "log_format": a.log_format,
         "datapath": False if a.no_datapath else None,
+        "docker_plugin": a.docker_plugin,
+        "docker_api": a.docker_api,
     }
     try:
         settings = load_settings(a.config, flags)

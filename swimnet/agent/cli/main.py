@@ -3,7 +3,7 @@
     swimnet-agent run [--config FILE] [--name N] [--bind H:P] [--advertise H:P] [--join H:P]...
                       [--label L] [--keyring FILE] [--state-dir DIR] [--socket PATH]
                       [--metrics H:P|off] [--profile lan|wan|local] [--log-format text|json]
-                      [--no-datapath]
+                      [--no-datapath] [--docker-plugin [PATH]] [--docker-api PATH]
     swimnet-agent members | status
     swimnet-agent network create NAME --subnet CIDR [--vni N] [--gateway IP] [--mtu N] [--opt K=V]...
     swimnet-agent network ls | inspect NAME | rm NAME
@@ -70,7 +70,7 @@ from swimnet.agent.cli.commands import (
     cmd_status,
     cmd_tables,
 )
-from swimnet.agent.daemon.settings import DEFAULT_SOCKET, LOG_FORMATS, PROFILES
+from swimnet.agent.daemon.settings import DEFAULT_DOCKER_PLUGIN, DEFAULT_SOCKET, LOG_FORMATS, PROFILES
 
 SOCKET_ENV = "SWIMNET_SOCKET"
 
@@ -140,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=sorted(PROFILES), help="protocol timing preset")
     run.add_argument("--log-format", choices=LOG_FORMATS, help="log line format")
     run.add_argument("--no-datapath", action="store_true", help="do not program the kernel")
+    run.add_argument(
+        "--docker-plugin",
+        nargs="?",
+        const=DEFAULT_DOCKER_PLUGIN,
+        metavar="PATH",
+        help=f"serve Docker's network and IPAM driver protocol (default path {DEFAULT_DOCKER_PLUGIN})",
+    )
+    run.add_argument("--docker-api", metavar="PATH", help="the dockerd API socket the plugin reads")
     run.set_defaults(handler=cmd_run, json=False)
 
     sub.add_parser("members", parents=[client], help="list the cluster's members").set_defaults(

@@ -23,7 +23,8 @@ a `Cluster`; the domain (`OverlayAgent`, `KeysAdmin`, bundled as `Operations`) i
 (default: `swimnet.datapath.driver.DatapathDriver` over a `LinuxDatapath`, with a
 `LinuxLoadBalancer` for the service VIPs); the resolver pool
 (`swimnet.dns.pool.open_resolver_pool` over the overlay's names index) runs in the
-daemon's nursery and is handed to the overlay's `dns`.
+daemon's nursery and is handed to the overlay's `dns`; with `docker_plugin` set, the Docker
+plugin (`swimnet.agent.docker.service`) serves the same `Operations` on its own socket.
 
 Exit codes (`main_run`): 0 after a signal, 2 for a configuration error (file, key and
 reason printed), 1 when the agent cannot start (socket or address taken) or fails.
@@ -48,6 +49,7 @@ from swimnet.agent.daemon.ipam_state import IpamFile
 from swimnet.agent.daemon.metrics import metrics_handler, registry_for
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.agent.daemon.state_store import Identity, StateDir
+from swimnet.agent.docker.service import serve_docker
 from swimnet.agent.domain.cluster import Cluster, open_agent_node
 from swimnet.agent.domain.dns import ResolverPoolProtocol
 from swimnet.agent.domain.keys import KeysAdmin
@@ -403,8 +405,11 @@ async def _run_node(
                 upstream = functools.partial(default_resolver_pool, resolv_conf=settings.resolv_conf)
                 pools = resolver_pool or upstream
                 await nursery.start(_serve_resolvers, overlay, pools)
-            api = ControlApi(Operations.over(overlay, keys), runtime.status)
+            ops = Operations.over(overlay, keys)
+            api = ControlApi(ops, runtime.status)
             await nursery.start(serve_http, [control.listener], api.handle, Limits())
+            if settings.docker_plugin is not None:
+                await nursery.start(serve_docker, ops, settings)
             if settings.metrics is not None:
                 runtime.metrics_address = await _serve_metrics(runtime, nursery, settings.metrics)
             nursery.start_soon(_log_members, node)

@@ -16,6 +16,9 @@
     underlay_mtu = 1500
     reconcile_interval = 30.0
     resolv_conf = "/etc/resolv.conf"  # the embedded DNS's upstreams: its `nameserver` lines (port 53)
+    docker_plugin = "/run/docker/plugins/swimnet.sock"   # Docker network + IPAM driver; "off" (default)
+    docker_api = "/var/run/docker.sock"    # the dockerd the plugin serves (names are read there)
+    docker_grace = 30.0             # an endpoint dockerd no longer knows is removed after this
 
     [tuning]                        # expert/testing: overrides of the profile's protocol timings,
     probe_interval = 0.2            # any swimnet.Config field except name, bind, advertise, meta,
@@ -58,6 +61,8 @@ DEFAULT_BIND = "0.0.0.0:7946"
 DEFAULT_STATE_DIR = "/var/lib/swimnet"
 DEFAULT_SOCKET = "/run/swimnet/agent.sock"
 DEFAULT_METRICS = "127.0.0.1:9946"
+DEFAULT_DOCKER_PLUGIN = "/run/docker/plugins/swimnet.sock"
+DEFAULT_DOCKER_API = "/var/run/docker.sock"
 METRICS_PORT = 9946
 PROFILES: dict[str, Callable[..., Config]] = {"lan": Config.lan, "wan": Config.wan, "local": Config.local}
 LOG_FORMATS = ("text", "json")
@@ -89,6 +94,12 @@ class AgentSettings:
     """Seconds between full datapath reconciles (repairs outside tampering)."""
     resolv_conf: str = RESOLV_CONF
     """The file whose `nameserver` lines are the embedded DNS's upstream resolvers."""
+    docker_plugin: str | None = None
+    """The Docker plugin's socket (swimnet.agent.docker); None: off."""
+    docker_api: str = DEFAULT_DOCKER_API
+    docker_grace: float = 30.0
+    """Seconds before the plugin removes what dockerd no longer knows (also the period of
+    that check; swimnet.agent.docker.reconcile)."""
     tuning: dict[str, Any] = attrs.field(factory=dict)
     tables: dict[str, Any] = attrs.field(factory=dict)
     source: str = COMMAND_LINE
@@ -171,6 +182,11 @@ def _metrics(value: Any, where: str, key: str) -> str | None:
     return text
 
 
+def _optional_path(value: Any, where: str, key: str) -> str | None:
+    text = _string(value, where, key)
+    return None if text.lower() in _OFF else text
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[Any, str, str], str]:
     def check(value: Any, where: str, key: str) -> str:
         text = _string(value, where, key)
@@ -217,8 +233,11 @@ _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
     "underlay_mtu": _mtu,
     "reconcile_interval": _interval,
     "resolv_conf": _string,
+    "docker_plugin": _optional_path,
+    "docker_api": _string,
+    "docker_grace": _interval,
 }
-_PATHS = ("keyring", "state_dir", "socket", "resolv_conf")
+_PATHS = ("keyring", "state_dir", "socket", "resolv_conf", "docker_plugin", "docker_api")
 FLAGS: dict[str, str] = {
     "name": "--name",
     "bind": "--bind",
@@ -232,6 +251,8 @@ FLAGS: dict[str, str] = {
     "profile": "--profile",
     "log_format": "--log-format",
     "datapath": "--no-datapath",
+    "docker_plugin": "--docker-plugin",
+    "docker_api": "--docker-api",
 }
 """Settings key -> the flag that overrides it."""
 

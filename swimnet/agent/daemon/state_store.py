@@ -70,7 +70,7 @@ JOURNAL_MIN = 256
 """The journal is folded into the base past max(JOURNAL_MIN, endpoints) lines."""
 
 T = TypeVar("T")
-_SPEC_FIELDS = ("endpoint_id", "network", "name", "ip", "mac", "netns", "pid", "ifname")
+_SPEC_FIELDS = ("endpoint_id", "network", "name", "ip", "mac", "netns", "pid", "ifname", "handoff")
 
 
 @attrs.frozen
@@ -381,7 +381,7 @@ def _spec_from_json(item: Any, field: str, where: str) -> LocalEndpointSpec:
     unknown = sorted(set(item) - set(_SPEC_FIELDS))
     if unknown:
         raise corrupt(f"{field}.{unknown[0]}", "unknown field", where)
-    netns, pid = item.get("netns"), item.get("pid")
+    netns, pid, handoff = item.get("netns"), item.get("pid"), item.get("handoff")
     if netns is not None and pid is not None:
         raise corrupt(f"{field}.netns", "give either netns or pid, not both", where)
     return LocalEndpointSpec(
@@ -393,6 +393,7 @@ def _spec_from_json(item: Any, field: str, where: str) -> LocalEndpointSpec:
         netns=None if netns is None else _checked(values.netns_name, netns, f"{field}.netns", where),
         pid=None if pid is None else _checked(values.pid, pid, f"{field}.pid", where),
         ifname=_checked(values.ifname, item.get("ifname", "eth0"), f"{field}.ifname", where),
+        handoff=None if handoff is None else _checked(values.ifname, handoff, f"{field}.handoff", where),
     )
 
 

@@ -14,7 +14,8 @@ Rules:
 - resolvers: `resolvers` is the daemon's pool (`swimnet.dns.pool.ResolverPool`; None
   without a datapath): a local endpoint with a netns or pid joins its container's resolver
   once the datapath attached it, and leaves it when the datapath detached it; a resolver
-  that fails to start is logged and counted (`dns_attach_failures`), never fatal;
+  that fails to start is logged and counted (`dns_attach_failures`), never fatal; a
+  hand-off endpoint (`handoff`: Docker's) gets none here: its runtime serves its DNS;
 - the counters (`metrics`, a `swimnet.dns.DnsMetrics`) are shared by every resolver and
   exported by the daemon's metrics;
 """
@@ -85,8 +86,8 @@ class AgentDns:
 
     async def attach(self, spec: LocalEndpointSpec) -> None:
         netns = container_of(spec)
-        if self.resolvers is None or netns is None:
-            return
+        if self.resolvers is None or netns is None or spec.handoff is not None:
+            return  # a hand-off endpoint's runtime serves its DNS (the Docker plugin does)
         error: str | None = None
         try:
             with trio.move_on_after(ATTACH_TIMEOUT) as bound:

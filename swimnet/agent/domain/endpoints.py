@@ -89,15 +89,22 @@ class Endpoints:
         pid: int | None = None,
         ifname: str = "eth0",
         service: str | None = None,
+        handoff: str | None = None,
     ) -> LocalEndpointInfo:
         """Create an endpoint of this agent in `network`; `ip` (with or without the prefix)
         pins its address, else the network's IPAM gives one; `service`: the endpoint joins
-        that service's backends."""
+        that service's backends; `handoff`: the container end is left in the host namespace
+        under that name for the container runtime to move into `netns` (Docker; see
+        swimnet.datapath.containers)."""
         agent = self.agent
         checks.name(name)
         checks.ifname(ifname)
         if netns is not None and pid is not None:
             raise invalid("netns: give either netns or pid, not both", "netns")
+        if handoff is not None:
+            checks.ifname(handoff, "handoff")
+            if netns is None:
+                raise invalid("handoff: needs the container's netns", "handoff")
         if netns is not None:
             checks.netns(netns)
         if pid is not None:
@@ -106,7 +113,9 @@ class Endpoints:
             checks.name(service, "service")
         mac = checks.mac(mac) if mac else None
         try:
-            return await self._allocate_and_create(network, name, ip, mac, netns, pid, ifname, service)
+            return await self._allocate_and_create(
+                network, name, ip, mac, netns, pid, ifname, service, handoff
+            )
         except BaseException:
             with trio.CancelScope(shield=True):
                 async with agent.lock:
@@ -123,6 +132,7 @@ class Endpoints:
         pid: int | None,
         ifname: str,
         service: str | None,
+        handoff: str | None,
     ) -> LocalEndpointInfo:
         agent = self.agent
         ipam = agent.ipam
@@ -139,7 +149,7 @@ class Endpoints:
             address = await ipam.allocate_address(network, pinned, field="ip", durable=False)
             try:
                 return await self._create(
-                    record, name, f"{address}/{subnet.prefixlen}", mac, netns, pid, ifname, service
+                    record, name, f"{address}/{subnet.prefixlen}", mac, netns, pid, ifname, service, handoff
                 )
             except BaseException:
                 if not reserved_before:
@@ -157,6 +167,7 @@ class Endpoints:
         pid: int | None,
         ifname: str,
         service: str | None,
+        handoff: str | None,
     ) -> LocalEndpointInfo:
         """The endpoint, its address granted: checks again under the lock (the state may have
         moved while the allocation waited), attach, persist, publish, join the service."""
@@ -176,6 +187,7 @@ class Endpoints:
                     netns=netns,
                     pid=pid,
                     ifname=ifname,
+                    handoff=handoff,
                 )
                 try:
                     await agent.attach(spec)
