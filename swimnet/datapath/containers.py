@@ -82,7 +82,7 @@ def _hand_off(sandbox: Sandbox, endpoint: LocalEndpoint, host: str, what: str) -
         raise DatapathError(f"{what}: the sandbox does not exist (reconcile first)")
     veth = names.veth_name(endpoint.endpoint_id)
     try:
-        with IPRoute(netns=spath, flags=0) as sb, IPRoute(netns=_ref(host), flags=0) as hs:
+        with netns.iproute_in(spath) as sb, netns.iproute_in(host) as hs:
             bridge = links.index_of(sb, sandbox.bridge, sandbox.netns)
             mine = sb.link_lookup(ifname=veth)
             if mine:  # the pair exists (its other end here or moved already): keep it
@@ -96,11 +96,6 @@ def _hand_off(sandbox: Sandbox, endpoint: LocalEndpoint, host: str, what: str) -
     except (NetlinkError, OSError) as exc:
         raise DatapathError(f"{what}: {exc}") from exc
     return veth
-
-
-def _ref(path: str) -> str | None:
-    """pyroute2's namespace argument: None for our own."""
-    return None if path == netns.SELF else path
 
 
 def _address(ipr: Any, index: int) -> str | None:
@@ -184,7 +179,7 @@ def _on_bridge(sandbox: Sandbox, endpoint: LocalEndpoint) -> bool:
     if not os.path.exists(spath):
         return False
     try:
-        with IPRoute(netns=spath, flags=0) as sb:
+        with netns.iproute_in(spath) as sb:
             veth = sb.link_lookup(ifname=names.veth_name(endpoint.endpoint_id))
             bridge = sb.link_lookup(ifname=sandbox.bridge)
             if not veth or not bridge:
