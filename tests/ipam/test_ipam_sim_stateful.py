@@ -17,10 +17,11 @@ the endpoints of the running members; then, every crashed member restarted, one 
 request (issued once the tables' left grace has passed: a leave seen only at the heal
 keeps the leaver's claims that long) is granted (or refused: the network is full; or it
 times out waiting, among
-others, for a voter decommissioned while every running member was cut off from it: nobody
-saw it leave, so it counts as crashed, a voter until the tables reap it, 30 min, and no
-new claim can be confirmed meanwhile; a leave that any running member saw, itself or
-through another's record, must not hold it back).
+others, for a member decommissioned while every running member was cut off from it: nobody
+saw it leave, so it counts as crashed until the tables reap it, 30 min: a voter, and the
+holder of its blocks, so no new claim can be confirmed and its addresses are not handed out
+meanwhile; a leave that any running member saw, itself or through another's record, must
+not hold it back).
 Every message names the seed.
 """
 
