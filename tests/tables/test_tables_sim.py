@@ -206,10 +206,11 @@ def respawn_as(sim: Simulation, old: str, new: str) -> str:
     slot = sim._slots[old]
     assert not slot.running, f"{old} must be stopped first"
     cfg = slot.engine.config.evolve(name=new)
-    fresh = _Slot(new, slot.addr, sim._new_engine(cfg, 1))
+    stats: Counter[str] = Counter()
+    fresh = _Slot(new, slot.addr, sim._new_engine(cfg, 1), stats)
     sim._slots[new] = fresh
     sim._by_addr[slot.addr] = fresh
-    sim.stats[new] = Counter()
+    sim.stats[new] = stats
     sim._after(fresh)
     return new
 
