@@ -4,7 +4,7 @@
 
 Two hosts (A, B) on a private underlay, a `swimnet-agent` on each; the network
 `petsOverlay` is created on A and learned by B through gossip; containers `db` (B), `web1`
-(A), `web2` (B) and `client` (A) are plugged in (addresses pinned with `--ip`); the service
+(A), `web2` (B) and `client` (A) are plugged in (addresses from the network's IPAM); the service
 `web` puts web1 and web2 behind a VIP (port 80 -> 8080). `db` runs a small TCP key-value
 server; web1 and web2 run its web front, which reaches the db as `db:6379` (by name,
 through the container's resolver at 127.0.0.11); the client stores and reads pets at

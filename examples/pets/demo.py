@@ -22,9 +22,6 @@ from examples.pets.lab import CONTAINERS, HOSTS, Interrupts, LabError, PetsLab, 
 
 NETWORK = "petsOverlay"
 SUBNET = "10.0.9.0/24"
-PINNED = {"db": "10.0.9.2", "web1": "10.0.9.3", "web2": "10.0.9.4", "client": "10.0.9.5"}
-"""Addresses given with --ip (the agent has no IPAM yet)."""
-VIP = "10.0.9.100"
 DB_PORT, WEB_PORT = 6379, 8080
 ETH_P_ALL = 0x0003
 STEPS = 8
@@ -124,7 +121,7 @@ def _vxlan(frame: bytes) -> tuple[str, str, int, str, str, int] | None:
 def _plug(lab: PetsLab, say: Narrator, container: str) -> str:
     """`endpoint create` for a container on its host; its address (without the prefix)."""
     host, ns = CONTAINERS[container], lab.container(container)
-    args = ["endpoint", "create", NETWORK, container, "--ip", f"{PINNED[container]}/24", "--netns", ns]
+    args = ["endpoint", "create", NETWORK, container, "--netns", ns]
     doc = lab.cli(host, *args, as_json=True)
     say.say(f"$ swimnet-agent {' '.join(args)}   (on {host})  -> {doc['ip']}")
     return str(doc["ip"]).split("/")[0]
@@ -183,15 +180,17 @@ def run(lab: PetsLab, say: Narrator) -> None:
 
     say.section("A service: web = web1 + web2 behind a virtual IP, port 80 -> 8080")
     args = [
-        "service", "create", "web", "--network", NETWORK, "--vip", VIP,
+        "service", "create", "web", "--network", NETWORK,
         "--port", f"tcp:80:{WEB_PORT}", "--backend", "web1", "--backend", "web2",
     ]  # fmt: skip
     say.show(f"swimnet-agent {' '.join(args)}   (on A)", lab.cli("A", *args))
+    vip = lab.cli("A", "service", "inspect", "web", "--network", NETWORK, as_json=True)["vip"]
+    say.say(f"the network's IPAM gave the service its VIP, {vip}, as it gave each container its address")
     client_ns = lab.container("client")
     lab.wait_for(lambda: _programmed(lab, "A", client_ns), "the VIP's rules in the client's namespace")
     lab.wait_for(lambda: _resolves(lab, "B", "db", "web2", ips["db"]), "db's name on B")
     lab.wait_for(lambda: _resolves(lab, "A", "db", "web1", ips["db"]), "db's name on A")
-    lab.wait_for(lambda: _resolves(lab, "A", "web", "client", VIP), "web's name on A")
+    lab.wait_for(lambda: _resolves(lab, "A", "web", "client", vip), "web's name on A")
     say.say("every container attached to the network got nftables rules: VIP:80 -> a random backend:8080")
     say.show(
         "swimnet-agent dns petsOverlay web --from client   (on A)",
