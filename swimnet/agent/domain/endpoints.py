@@ -64,6 +64,18 @@ LISTING_BATCH = 250
 """Rows a listing builds between two checkpoints."""
 
 
+@attrs.frozen
+class _Placement:
+    """Where and how a new endpoint is plugged in, checked once by `Endpoints.create`."""
+
+    mac: str | None
+    netns: str | None
+    pid: int | None
+    ifname: str
+    service: str | None
+    handoff: str | None
+
+
 def _who(endpoint_id: str, record: EndpointRecord, owner: str) -> str:
     return f"endpoint {record.name!r} ({endpoint_id}) on {owner}"
 
@@ -111,11 +123,9 @@ class Endpoints:
             checks.pid(pid)
         if service is not None:
             checks.name(service, "service")
-        mac = checks.mac(mac) if mac else None
+        where = _Placement(checks.mac(mac) if mac else None, netns, pid, ifname, service, handoff)
         try:
-            return await self._allocate_and_create(
-                network, name, ip, mac, netns, pid, ifname, service, handoff
-            )
+            return await self._allocate_and_create(network, name, ip, where)
         except BaseException:
             with trio.CancelScope(shield=True):
                 async with agent.lock:
@@ -123,16 +133,7 @@ class Endpoints:
             raise
 
     async def _allocate_and_create(
-        self,
-        network: str,
-        name: str,
-        ip: str | None,
-        mac: str | None,
-        netns: str | None,
-        pid: int | None,
-        ifname: str,
-        service: str | None,
-        handoff: str | None,
+        self, network: str, name: str, ip: str | None, where: _Placement
     ) -> LocalEndpointInfo:
         agent = self.agent
         ipam = agent.ipam
@@ -144,13 +145,11 @@ class Endpoints:
                 if pinned is not None and record.gateway == pinned:
                     raise conflict(f"ip: {pinned} is the gateway of network {network!r}", "ip")
                 await agent.hold(network)
-                self._check_free(network, name, pinned, mac, service)
+                self._check_free(network, name, pinned, where.mac, where.service)
             reserved_before = pinned is not None and pinned in ipam.reserved(network, durable_only=True)
             address = await ipam.allocate_address(network, pinned, field="ip", durable=False)
             try:
-                return await self._create(
-                    record, name, f"{address}/{subnet.prefixlen}", mac, netns, pid, ifname, service, handoff
-                )
+                return await self._create(record, name, f"{address}/{subnet.prefixlen}", where)
             except BaseException:
                 if not reserved_before:
                     with trio.CancelScope(shield=True):
@@ -158,36 +157,27 @@ class Endpoints:
                 raise
 
     async def _create(
-        self,
-        record: NetworkRecord,
-        name: str,
-        ip: str,
-        mac: str | None,
-        netns: str | None,
-        pid: int | None,
-        ifname: str,
-        service: str | None,
-        handoff: str | None,
+        self, record: NetworkRecord, name: str, ip: str, where: _Placement
     ) -> LocalEndpointInfo:
         """The endpoint, its address granted: checks again under the lock (the state may have
         moved while the allocation waited), attach, persist, publish, join the service."""
         agent, network = self.agent, record.name
         address = ip.split("/")[0]
-        mac = mac or mac_from_ip(address)
+        mac = where.mac or mac_from_ip(address)
         async with agent.lock:
             joined_now = await agent.hold(network)
             try:
-                self._check_free(network, name, address, mac, service)
+                self._check_free(network, name, address, mac, where.service)
                 spec = LocalEndpointSpec(
                     endpoint_id=self._new_id(),
                     network=network,
                     name=name,
                     ip=ip,
                     mac=mac,
-                    netns=netns,
-                    pid=pid,
-                    ifname=ifname,
-                    handoff=handoff,
+                    netns=where.netns,
+                    pid=where.pid,
+                    ifname=where.ifname,
+                    handoff=where.handoff,
                 )
                 try:
                     await agent.attach(spec)
@@ -201,8 +191,8 @@ class Endpoints:
                     raise failed(f"cannot save state: {exc}") from None
                 await agent.publish(spec)
                 await agent.ipam.settle(network, address)
-                if service is not None:
-                    await self._join_service(spec, service)
+                if where.service is not None:
+                    await self._join_service(spec, where.service)
             except BaseException:
                 if joined_now:
                     await agent.release(network)
