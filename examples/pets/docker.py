@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from examples.pets import processes
 from examples.pets.lab import child_setup
 from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS
 
@@ -225,8 +226,11 @@ class DockerHost:
                 ids = self.docker("ps", "-aq", check=False, timeout=30).split()
                 if ids:
                     self.docker("rm", "-f", *ids, check=False, timeout=120)
-        self.stop_dockerd()
-        self.kill_agent(signal.SIGTERM)
+        for name, proc, grace in (("dockerd", self.dockerd, 30.0), ("agent", self.agent, 20.0)):
+            label = f"h{self.index} {name}"
+            problem = None if proc is None else processes.stop(proc, grace=grace, name=label)
+            problems += [] if problem is None else [problem]
+        self.dockerd = self.agent = None
         if self.holder is not None:
             for pid in self._in_namespace():
                 with contextlib.suppress(ProcessLookupError):
@@ -256,11 +260,7 @@ class DockerHost:
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int, patience: float) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=patience)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    if proc is not None:
+        problem = processes.stop(proc, sig=sig, grace=patience)
+        if problem is not None:
+            raise DockerError(problem)

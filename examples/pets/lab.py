@@ -25,7 +25,6 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -42,19 +41,16 @@ from typing import IO, Any
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
+from examples.pets import processes
 from swimnet.datapath.lb.libnft import problem as nft_problem
 from swimnet.datapath.netns import kernel_support_problem
 from swimnet.dns.sandbox import NETNS_ETC
 
 ROOT = Path(__file__).resolve().parents[2]
-CLONE_NEWNET = 0x40000000
-CLONE_NEWNS = 0x00020000
-PR_SET_PDEATHSIG = 1
 PORT = 7946
 HOSTS = {"A": "192.0.2.11", "B": "192.0.2.12"}
 CONTAINERS = {"db": "B", "web1": "A", "web2": "B", "client": "A"}
 """Container -> the host whose agent plugs it in."""
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class LabError(Exception):
@@ -122,22 +118,9 @@ def check_environment() -> str | None:
 
 
 def child_setup(netns_path: str | None, mnt_path: str | None = None) -> Callable[[], None]:
-    """What a child runs between fork and exec: die with us, enter a mount namespace (if
-    given) and a network namespace."""
-
-    def setup() -> None:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        for path, kind in ((mnt_path, CLONE_NEWNS), (netns_path, CLONE_NEWNET)):
-            if path is None:
-                continue
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, kind) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns({path})")
-            finally:
-                os.close(fd)
-
-    return setup
+    """What a child runs between fork and exec: die with us (SIGTERM: an agent leaves the
+    cluster), enter a mount namespace (if given) and a network namespace."""
+    return processes.child_setup(netns_path, mnt_path, death_signal=signal.SIGTERM)
 
 
 class PetsLab:
@@ -298,17 +281,7 @@ class PetsLab:
         problems: list[str] = []
         # newest first: the containers' programs, then agent B (A is still there to hear it
         # leave, so the leave is quick), then agent A
-        for name, proc in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    problems.append(f"process {name} ({proc.pid}) would not exit")
+        problems += processes.stop_all(reversed(list(self.procs.items())), grace=8, kill_grace=5)
         problems += self._remove_namespaces()
         shutil.rmtree(self.workdir, ignore_errors=True)
         if not problems:

@@ -49,7 +49,9 @@ Rules:
   endpoints yet, and deleting what they omit would cut its containers off for that moment;
   the held-back removals run when the grace ends (counted in `deletes_deferred`);
 - every datapath call runs in a worker thread, one at a time (CapacityLimiter(1)); a kernel
-  call is never abandoned half-way when the caller is cancelled;
+  call is never abandoned half-way when the caller is cancelled; only `close()` abandons
+  one that outlives its grace (`CLOSE_GRACE`: a thread stuck in the kernel must not keep
+  the agent from exiting), and then makes no other call (they raise DatapathError);
 - the driver knows datapaths only through the `Datapath` protocol (dump, apply, attach,
   attached, detach): it imports no kernel library; the caller chooses the datapath;
 - with a load balancer (`lb=`, the `swimnet.datapath.lb.LoadBalancer` protocol), every
@@ -61,7 +63,8 @@ Rules:
   `swimnet.datapath.driver`);
 - `stats` counts: reconciles, ops_applied, op_errors, reconcile_failures, invalid (skipped
   networks / endpoints, once each), attaches, attach_errors, detaches, detach_errors,
-  reattaches, handoffs_lost, deletes_deferred; from the watch: events (changes by others read),
+  reattaches, handoffs_lost, deletes_deferred, abandoned (calls `close()` gave up on);
+  from the watch: events (changes by others read),
   events_own (notifications dropped during the driver's own writes), events_drift (changes
   that drifted from the desired state), events_lost (reports of lost changes),
   event_reconciles (reconciles a change triggered) and repairs_from_events (those that
@@ -116,6 +119,8 @@ UNATTACHED = "unattached"
 """Placeholder namespace of a local endpoint that names no container (it still keeps its
 network's sandbox and entries; it cannot be attached)."""
 RETRY_MIN = 0.5
+CLOSE_GRACE = 5.0
+"""Seconds `close()` waits for the datapath call in progress before abandoning it."""
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
@@ -223,6 +228,9 @@ class DatapathDriver:
         self._desired: DesiredState | None = None
         """The desired state of the latest plan (what changes are judged against)."""
         self._writing = 0
+        self._in_call: trio.CancelScope | None = None
+        """The scope of the datapath call in progress (close() cancels it to abandon it)."""
+        self._abandoned = False
         self._lb = LbSync(lb, self.stats, self.log) if lb is not None else None
 
     # -- the agent's interface ----------------------------------------------------------
@@ -413,14 +421,30 @@ class DatapathDriver:
                 rows.append({"mac": mac, "vtep": "", "ip": ip})
         return rows
 
-    async def close(self) -> None:
-        """Stop `run()` and wait for the datapath call in progress. The kernel state stays:
-        containers keep their connectivity, and the next start reconciles it."""
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop `run()` and wait for the datapath call in progress, at most `grace` seconds;
+        a call still running then (a thread stuck in the kernel) is abandoned: its thread
+        runs on, and the driver makes no datapath call after it (logged, counted in
+        `abandoned`). The kernel state stays: containers keep their connectivity, and the
+        next start reconciles it. Calling it again is harmless."""
         self._closed = True
         if self._scope is not None:
             self._scope.cancel()
-        async with self._limiter:
-            pass
+        with trio.move_on_after(grace):
+            async with self._limiter:
+                return
+        call = self._in_call
+        if call is not None and not self._abandoned:
+            self._abandoned = True
+            self.stats["abandoned"] += 1
+            event(
+                self.log,
+                "datapath: a call did not finish; abandoned",
+                level=logging.ERROR,
+                event="datapath_call_abandoned",
+                grace=grace,
+            )
+            call.cancel()
 
     # -- reconciling --------------------------------------------------------------------
 
@@ -614,12 +638,21 @@ class DatapathDriver:
     async def _call(self, fn: Callable[[], T], *, writes: bool = False) -> T:
         """Run a datapath call (one at a time); `writes`: its changes are our own (dropped)."""
         async with self._limiter:
+            if self._abandoned:
+                raise DatapathError("the datapath driver closed with a call stuck in the kernel")
             if writes:
                 self._writing += 1
             try:
-                if self.threads:
-                    return await trio.to_thread.run_sync(fn)
-                return fn()
+                if not self.threads:
+                    return fn()
+                # a cancelled caller waits for the call (shielded); only close() abandons it
+                with trio.CancelScope(shield=True) as call:
+                    self._in_call = call
+                    try:
+                        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
+                    finally:
+                        self._in_call = None
+                raise DatapathError("the datapath call was abandoned: the driver closed")
             finally:
                 if writes:
                     watch = self._watch

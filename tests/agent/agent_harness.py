@@ -4,8 +4,9 @@ Rules: every agent is `python -m swimnet.agent run` in its own process, bound to
 127.0.0.x loopback address (Linux routes all of 127/8 to lo), with fast protocol timings
 from a TOML file (`FAST_CONFIG`: the profile "local" plus [tuning] and [tables]
 overrides), `--no-datapath`, its state directory and control socket in the test's
-temporary directory; every process is killed and reaped by `Cluster.close()` (call it in
-a `finally` or use the fixture). The CLI runs in-process through `run_cli` (same code as
+temporary directory; every process dies with the test process (PR_SET_PDEATHSIG) and is
+stopped and reaped by `Cluster.close()` (SIGTERM, a bounded wait, SIGKILL: call it in a
+`finally` or use the fixture). The CLI runs in-process through `run_cli` (same code as
 the console script, without a Python start per call); `run_cli_process` runs the real
 `python -m swimnet.agent` when exit codes of the process itself matter. Waits poll a
 condition with a generous deadline; nothing asserts a duration.
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from examples.pets import processes
 from swimnet.agent.cli.main import run_cli
 
 WAIT = 30.0
@@ -152,7 +152,13 @@ class Agent:
         self.starts += 1
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps it)
         try:
-            self.process = subprocess.Popen(self.args(), stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                self.args(),
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=processes.child_setup(),  # dies with the test process
+            )
         finally:
             log.close()
         if wait:
@@ -254,14 +260,8 @@ class Cluster:
 
         wait_for(converged, what=f"members {sorted(names)} alive everywhere")
 
-    def close(self) -> None:
-        for agent in self.agents:
-            if agent.running:
-                assert agent.process is not None
-                agent.process.kill()
-        for agent in self.agents:
-            if agent.process is not None:
-                try:
-                    agent.process.wait(timeout=WAIT)
-                except subprocess.TimeoutExpired:  # pragma: no cover - a stuck child
-                    os.kill(agent.process.pid, signal.SIGKILL)
+    def close(self) -> list[str]:
+        """Stop every agent still running (SIGTERM to all, SIGKILL after `processes.GRACE`
+        s), each reaped; the agents that could not be (none, normally)."""
+        running = [(a.name, a.process) for a in self.agents if a.process is not None]
+        return processes.stop_all(running, together=True)

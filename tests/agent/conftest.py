@@ -16,4 +16,5 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     try:
         yield c
     finally:
-        c.close()
+        left = c.close()
+    assert not left, left

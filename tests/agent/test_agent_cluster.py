@@ -40,7 +40,8 @@ def trio_agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Agen
         cluster.converge()
         yield a, b, c
     finally:
-        cluster.close()
+        left = cluster.close()
+    assert not left, left
 
 
 def test_members_converge_with_addresses_and_rtt(trio_agents: tuple[Agent, Agent, Agent]) -> None:

@@ -21,7 +21,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     try:
         yield c
     finally:
-        c.close()
+        left = c.close()
+    assert not left, left
 
 
 def test_a_failed_agents_addresses_stay_reserved_until_reaped_and_claims_wait_for_it(

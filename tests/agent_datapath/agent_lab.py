@@ -6,9 +6,12 @@ Layout: the lab of tests/datapath/datapath_lab.py (underlay bridge, hosts p-h1..
 with its state directory and control socket under a per-test directory; the CLI reaches an
 agent through its socket. Fast protocol timings come from a TOML config (`[tuning]`).
 
-Rules: every process is started through `AgentLab` and killed by pid in `close()` (then the
-lab removes the namespaces); every wait is bounded (`wait_for`) and a failure shows the
-agents' last log lines; traffic only flows inside the lab's namespaces.
+Rules: every process is started through `AgentLab`, dies with the test process
+(PR_SET_PDEATHSIG: a harness killed mid-test leaves no agent behind) and is stopped by pid in
+`close()` (SIGTERM, a bounded wait, SIGKILL, reaped: `examples.pets.processes`; one that
+cannot be reaped fails the test), then the lab removes the namespaces; every wait is
+bounded (`wait_for`) and a failure shows the agents' last log lines; traffic only flows
+inside the lab's namespaces.
 
 An agent enters its host's network namespace only (setns before exec), NOT through
 `ip netns exec`: that also gives the process a private mount namespace, so the sandbox
@@ -19,8 +22,6 @@ else and would die with the agent. A real agent runs in the host's mount namespa
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 
 from datapath_lab import Lab, lab
 
+from examples.pets import processes
 from swimnet.datapath.netns import path_of
 
 T = TypeVar("T")
@@ -52,21 +54,6 @@ join_sync_delays = [0.2, 0.6]
 leave_timeout = 1.0
 tcp_timeout = 1.0
 """
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-def enter_netns(path: str) -> None:
-    """Move the calling process (a child between fork and exec) into a network namespace."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"setns({path}): {os.strerror(code)}")
-    finally:
-        os.close(fd)
 
 
 class CliError(AssertionError):
@@ -127,25 +114,20 @@ class AgentLab:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
-                preexec_fn=functools.partial(enter_netns, path_of(self.name(host))),
+                preexec_fn=processes.child_setup(path_of(self.name(host))),  # dies with us
             )
         self.wait_for(lambda: self.status(host).get("ready"), f"agent h{host} ready", host=host)
 
     def kill(self, host: int, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(host)
-        proc.send_signal(sig)
-        proc.wait(timeout=20)
+        """Stop host's agent with `sig` (SIGKILL after 20 s); AssertionError if it is not reaped."""
+        problem = processes.stop(self.procs.pop(host), sig=sig, grace=20, name=f"agent h{host}")
+        assert problem is None, problem
 
-    def close(self) -> None:
-        for host in list(self.procs):
-            proc = self.procs.pop(host)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+    def close(self) -> list[str]:
+        """Stop every agent (SIGTERM, SIGKILL after `processes.GRACE` s), each reaped; the
+        agents that could not be (none, normally)."""
+        procs = [(f"agent h{host}", self.procs.pop(host)) for host in list(self.procs)]
+        return processes.stop_all(procs)
 
     # -- the CLI ----------------------------------------------------------------------------
 
@@ -213,5 +195,8 @@ def agent_lab(workdir: Path, hosts: int = 3, *, config: str = FAST) -> Iterator[
             for host in range(1, hosts + 1):
                 agents.start(host)
             yield agents
-        finally:
-            agents.close()
+        except BaseException:
+            agents.close()  # the failure is what to report
+            raise
+        left = agents.close()
+        assert not left, left

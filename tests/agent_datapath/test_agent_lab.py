@@ -14,6 +14,7 @@ import json
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ from pathlib import Path
 import pytest
 from agent_lab import AgentLab, agent_lab
 from datapath_lab import capture_vxlan, probe, run, udp_exchange
+from pyroute2 import netns as pr_netns
 
+from examples.pets import processes
 from swimnet.datapath.names import sandbox_name
 from swimnet.datapath.netns import path_of, socket_in
 
@@ -271,3 +274,29 @@ def test_networks_with_the_same_subnet_stay_isolated(agents: AgentLab) -> None:
     assert ov.reach("a1", "a2") and ov.reach("b1", "b2") and ov.reach("b1", "b3")
     # 10.1.0.4 exists only in netb: a container of neta must not reach it
     assert udp_exchange(ov.ns("a1"), "10.1.0.2", ov.ns("b3"), "10.1.0.4", attempts=3, wait=0.3) is None
+
+
+def test_an_agent_whose_namespaces_are_gone_exits_at_sigterm() -> None:
+    """The lab's namespaces (the agent's host, its sandbox, its container) removed under a
+    running agent, as a failed run's teardown would: SIGTERM still ends it, with exit 0,
+    within a bound (a behavioural timeout for a loaded machine, not a speed figure)."""
+    workdir = Path(tempfile.mkdtemp(prefix="swn-agent-"))
+    try:
+        with agent_lab(workdir, hosts=1) as agents:
+            agents.cli(1, "network", "create", "ovnet", "--subnet", "10.1.0.0/24")
+            ns = agents.lab.container("web1")
+            agents.cli(1, "endpoint", "create", "ovnet", "web1", "--netns", ns)
+            for name in agents.lab.ns_names():
+                pr_netns.remove(name)
+            proc = agents.procs.pop(1)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"the agent ignored SIGTERM:\n{agents.tail(1)}") from None
+            finally:
+                processes.stop(proc, sig=signal.SIGKILL)
+            assert code == 0, agents.tail(1)
+            assert '"left"' in agents.tail(1) or "left the cluster" in agents.tail(1)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -7,13 +7,15 @@ when every task waits on a timer; one test keeps the worker threads, on the real
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Collection
 
 import pytest
 import trio
 from overlay_fixtures import local, network, remote, snapshot
 
 from swimnet.datapath import LocalEndpoint, MemoryDatapath, NetworkSpec, desired_state, diff
+from swimnet.datapath.actual import ActualState
 from swimnet.datapath.driver import DatapathDriver
 from swimnet.datapath.names import sandbox_name, veth_name
 from swimnet.datapath.ops import CreateBridge, Op, ReplaceFdb
@@ -342,4 +344,36 @@ async def test_removals_wait_for_the_startup_grace(autojump_clock: object) -> No
         await until(lambda: sandbox_name(TAG, 5000) not in mem.sandboxes)
         assert trio.current_time() - t0 >= 5.0
         assert entries(mem) == ({("02:42:0a:01:00:02", "192.0.2.12")}, {"10.1.0.2": "02:42:0a:01:00:02"})
+        nursery.cancel_scope.cancel()
+
+
+async def test_close_abandons_a_call_stuck_in_the_kernel_and_makes_no_other() -> None:
+    """A reconcile whose thread never returns (a netlink call into a dying namespace): a
+    cancelled caller alone does not abandon it, close() does after its grace, and every
+    datapath call after that is refused. Real threads, real clock; the bounds are generous."""
+    stuck, release = threading.Event(), threading.Event()
+    mem = MemoryDatapath(TAG)
+
+    class Stuck(MemoryDatapath):
+        def dump(self, sandboxes: Collection[str] | None = None) -> ActualState:
+            stuck.set()
+            release.wait()
+            return mem.dump(sandboxes)
+
+    driver = DatapathDriver(TAG, VTEP, datapath=Stuck(TAG), debounce=0.0, startup_grace=0.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        try:
+            driver.update(base())
+            await trio.to_thread.run_sync(stuck.wait, 30.0)
+            with trio.move_on_after(0.2) as waited:  # other callers wait behind it
+                await driver.fdb("ovnet")
+            assert waited.cancelled_caught and driver.stats["abandoned"] == 0
+            with trio.fail_after(30):
+                await driver.close(grace=0.2)
+            assert driver.stats["abandoned"] == 1
+            with pytest.raises(DatapathError, match="closed"):
+                await driver.attach(local("web", "10.1.0.1/24"))
+        finally:
+            release.set()  # the abandoned thread ends (before the nursery waits for run())
         nursery.cancel_scope.cancel()

@@ -14,8 +14,14 @@ While running: one log line per membership change; table changes wake the overla
 (conflicts, adoption, re-publication, scope release, driver snapshot); the incarnation and
 the keyring file are saved when they change (checked every second).
 
-Signals: SIGTERM / SIGINT leave the cluster gracefully (others see "left"), close the
-driver, remove the socket, exit 0. SIGHUP reloads the keyring file (see `domain.keys`).
+Signals (`daemon.shutdown`): SIGTERM / SIGINT close the driver (a datapath call stuck in
+the kernel is abandoned after `driver.CLOSE_GRACE`; the close itself is bounded by
+`DRIVER_CLOSE_LIMIT`), stop every task, stop the DNS resolvers (each cleanup bounded),
+leave the cluster gracefully (others see "left"; bounded by `leave_timeout`), remove the
+socket, exit 0; whatever could not be cleaned up is logged. Whatever hangs, the process
+ends `SHUTDOWN_LIMIT` (30) seconds after the signal (exit 1, every thread's stack logged),
+and at once at a second SIGTERM / SIGINT. SIGHUP reloads the keyring file (see
+`domain.keys`).
 
 Wiring: the node comes from `domain.cluster.open_agent_node` and reaches the domain only as
 a `Cluster`; the domain (`OverlayAgent`, `KeysAdmin`, bundled as `Operations`) is served by
@@ -27,7 +33,8 @@ daemon's nursery and is handed to the overlay's `dns`; with `docker_plugin` set,
 plugin (`swimnet.agent.docker.service`) serves the same `Operations` on its own socket.
 
 Exit codes (`main_run`): 0 after a signal, 2 for a configuration error (file, key and
-reason printed), 1 when the agent cannot start (socket or address taken) or fails.
+reason printed), 1 when the agent cannot start (socket or address taken), fails, or its
+shutdown did not finish in time.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -48,6 +55,7 @@ from swimnet.agent.daemon import settings as settings_mod
 from swimnet.agent.daemon.ipam_state import IpamFile
 from swimnet.agent.daemon.metrics import metrics_handler, registry_for
 from swimnet.agent.daemon.settings import AgentSettings
+from swimnet.agent.daemon.shutdown import SHUTDOWN_LIMIT, SignalState, Watchdog, serve_signals
 from swimnet.agent.daemon.state_store import Identity, StateDir
 from swimnet.agent.docker.service import serve_docker
 from swimnet.agent.domain.cluster import Cluster, open_agent_node
@@ -85,6 +93,7 @@ DriverFactory = Callable[..., DatapathDriverProtocol]
 PoolContext = contextlib.AbstractAsyncContextManager[ResolverPoolProtocol]
 ResolverPoolFactory = Callable[[OverlayAgent], PoolContext]
 PERSIST_PERIOD = 1.0
+DRIVER_CLOSE_LIMIT = 10.0
 JOIN_RETRY_MAX = 30.0
 _MEMBER_EVENTS = {
     MemberJoined: "joined",
@@ -252,16 +261,6 @@ async def _join(runtime: AgentRuntime, seeds: tuple[str, ...]) -> None:
         return
 
 
-async def _signals(runtime: AgentRuntime, received: AsyncIterator[int]) -> None:
-    async for signum in received:
-        if signum == signal.SIGHUP:
-            runtime.keys.reload()
-            continue
-        event(log, "shutting down", event="shutdown", signal=signal.Signals(signum).name)
-        runtime.stop.set()
-        return
-
-
 async def _serve_metrics(runtime: AgentRuntime, nursery: trio.Nursery, address: str) -> str:
     host, port = parse_address(address, "metrics", default_port=settings_mod.METRICS_PORT)
     try:
@@ -281,25 +280,38 @@ async def run_agent(
     resolver_pool: ResolverPoolFactory | None = None,
     handle_signals: bool = True,
     log_filter: NodeFilter | None = None,
+    shutdown_limit: float = SHUTDOWN_LIMIT,
     task_status: trio.TaskStatus[AgentRuntime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the agent until a signal (or `runtime.stop`); see the module docstring.
 
     The signal receiver is installed first, so a signal during the start is not lost (it is
-    acted on once the agent runs). `resolver_pool` opens the DNS resolver pool (default:
-    `default_resolver_pool`); like `driver_factory`, tests give an in-memory one."""
+    acted on once the agent runs); with `handle_signals`, the process ends at the latest
+    `shutdown_limit` seconds after SIGTERM / SIGINT (see `daemon.shutdown`).
+    `resolver_pool` opens the DNS resolver pool (default: `default_resolver_pool`); like
+    `driver_factory`, tests give an in-memory one."""
     wiring = (driver_factory, resolver_pool)
-    if handle_signals:
+    stop = trio.Event()
+    if not handle_signals:
+        await _run_agent(settings, wiring, stop, None, log_filter, task_status)
+        return
+    watchdog = Watchdog(shutdown_limit)
+    signals = SignalState(stop)
+    try:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as received:
-            await _run_agent(settings, wiring, received, log_filter, task_status)
-    else:
-        await _run_agent(settings, wiring, None, log_filter, task_status)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(serve_signals, signals, received, watchdog)
+                await _run_agent(settings, wiring, stop, signals, log_filter, task_status)
+                nursery.cancel_scope.cancel()
+    finally:
+        watchdog.disarm()
 
 
 async def _run_agent(
     settings: AgentSettings,
     wiring: tuple[DriverFactory | None, ResolverPoolFactory | None],
-    signals: AsyncIterator[int] | None,
+    stop: trio.Event,
+    signals: SignalState | None,
     log_filter: NodeFilter | None,
     task_status: trio.TaskStatus[AgentRuntime],
 ) -> None:
@@ -338,6 +350,7 @@ async def _run_agent(
                 cache=cache,
                 ipam=(ipam_file, ipam_saved, ipam_left),
                 wiring=wiring,
+                stop=stop,
                 signals=signals,
                 task_status=task_status,
             )
@@ -359,7 +372,8 @@ async def _run_node(
     cache: dict[str, NetworkRecord],
     ipam: tuple[IpamFile, dict[str, SavedIpam], bool],
     wiring: tuple[DriverFactory | None, ResolverPoolFactory | None],
-    signals: AsyncIterator[int] | None,
+    stop: trio.Event,
+    signals: SignalState | None,
     task_status: trio.TaskStatus[AgentRuntime],
 ) -> None:
     vtep = node.advertise_address[0]
@@ -385,7 +399,9 @@ async def _run_node(
         ipam_left=ipam_left,
     )
     keys = KeysAdmin(node, settings.keyring)
-    runtime = AgentRuntime(settings, node, overlay, keys, control.path, store.path)
+    runtime = AgentRuntime(settings, node, overlay, keys, control.path, store.path, stop=stop)
+    if signals is not None:
+        signals.running(keys.reload)
     event(
         log,
         "agent started",
@@ -398,8 +414,6 @@ async def _run_node(
     )
     try:
         async with trio.open_nursery() as nursery:
-            if signals is not None:
-                nursery.start_soon(_signals, runtime, signals)
             if driver is not None:
                 await nursery.start(driver.run)
                 upstream = functools.partial(default_resolver_pool, resolv_conf=settings.resolv_conf)
@@ -421,13 +435,31 @@ async def _run_node(
             task_status.started(runtime)
             await runtime.stop.wait()
             overlay.ipam.stopping()  # we leave gracefully: our claims are voted on again at restart
+            if driver is not None:  # first: a datapath call stuck in the kernel is abandoned
+                await _close_driver(driver)
             nursery.cancel_scope.cancel()
     finally:
         if driver is not None:
-            with trio.CancelScope(shield=True), trio.move_on_after(10.0):
-                await driver.close()
+            with trio.CancelScope(shield=True):
+                await _close_driver(driver)
         control.close()  # no new control requests while we leave
     event(log, "leaving the cluster", event="leaving")
+
+
+async def _close_driver(driver: DatapathDriverProtocol) -> None:
+    """Close the driver, bounded (the kernel driver abandons a call stuck in the kernel
+    after its own grace, shorter than this); a driver that does not close in time is logged
+    and left behind."""
+    with trio.move_on_after(DRIVER_CLOSE_LIMIT) as bound:
+        await driver.close()
+    if bound.cancelled_caught:
+        event(
+            log,
+            "the datapath driver did not close in time; left behind",
+            level=logging.ERROR,
+            event="driver_close_timeout",
+            limit=DRIVER_CLOSE_LIMIT,
+        )
 
 
 def default_resolver_pool(overlay: OverlayAgent, resolv_conf: str = RESOLV_CONF) -> PoolContext:
@@ -459,11 +491,26 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def main_run(settings: AgentSettings) -> int:
-    """Run the daemon in this process; the exit code (see the module docstring)."""
+def main_run(
+    settings: AgentSettings,
+    *,
+    driver_factory: DriverFactory | None = None,
+    resolver_pool: ResolverPoolFactory | None = None,
+    shutdown_limit: float = SHUTDOWN_LIMIT,
+) -> int:
+    """Run the daemon in this process; the exit code (see the module docstring). The
+    keywords are `run_agent`'s (the defaults are the real ones)."""
     node_filter = setup_logging(settings.log_format, settings.log_level)
+    run = functools.partial(
+        run_agent,
+        settings,
+        driver_factory=driver_factory,
+        resolver_pool=resolver_pool,
+        log_filter=node_filter,
+        shutdown_limit=shutdown_limit,
+    )
     try:
-        trio.run(functools.partial(run_agent, settings, log_filter=node_filter))
+        trio.run(run)
     except BaseException as exc:  # classify, report once, exit with the documented code
         leaf = _leaf(exc)
         if isinstance(leaf, ConfigError):
