@@ -12,6 +12,11 @@ Rules:
 - at start, `lo` gets 127.0.0.11/32 if it lacks it and, for a named namespace,
   `<netns_etc>/NAME/resolv.conf` says `nameserver 127.0.0.11` + `options ndots:0`; stopping
   undoes both (and closes the sockets), also when start fails half-way;
+- a start or a stop never holds its caller longer than the caller's own bound: the start's
+  worker thread is abandoned when its caller is cancelled (a kernel call that hangs), and
+  then closes what it opened itself when it ends; the stop waits for its thread at most
+  `CLOSE_LIMIT` seconds (it goes on unwaited after that; logged). Opening and closing run
+  one at a time, in order (a lock), so a late-finishing start is always undone;
 - every query reads `view()` and `networks()` afresh (no cache beyond the tables): a name
   the tables gain or lose answers accordingly at the next query;
 - bounded: a UDP datagram or TCP frame over `MAX_QUERY_SIZE` is dropped, at most
@@ -34,6 +39,7 @@ import os
 import random
 import socket
 import struct
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -53,6 +59,8 @@ from swimnet.logfields import event
 log = logging.getLogger("swimnet.dns")
 
 UDP_BATCH = 64
+CLOSE_LIMIT = 5.0
+"""Seconds `serve` waits for its cleanup thread before leaving it to finish on its own."""
 """Datagrams handled per wake-up before other tasks get a turn."""
 LISTEN_BACKLOG = 64
 
@@ -96,6 +104,12 @@ class ResolverService:
         self._resolv_conf: NetnsResolvConf | None = None
         self._added_address = False
         self._sockets: list[socket.socket] = []
+        self._io = threading.Lock()
+        """Held by the worker thread that opens or closes (one at a time, in order)."""
+        self._handover = threading.Lock()
+        """Guards `_open_done` and `_open_abandoned` (never held across I/O)."""
+        self._open_done = False
+        self._open_abandoned = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -106,12 +120,17 @@ class ResolverService:
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Open the sockets in the namespace, call `task_status.started(self)`, serve until
         stopped or cancelled, then clean up. Raises ResolverError if it cannot start."""
+        handed_over = False
         try:
             with trio.CancelScope() as scope:
                 self._scope = scope
                 if self._stop_requested:
                     return
-                await trio.to_thread.run_sync(self._open)
+                try:
+                    await trio.to_thread.run_sync(self._open_thread, abandon_on_cancel=True)
+                except trio.Cancelled:
+                    handed_over = self._abandon_open()
+                    raise
                 udp, tcp = self._sockets
                 listener = trio.SocketListener(trio.socket.from_stdlib_socket(tcp))
                 event(log, "dns resolver started", event="dns_started", netns=self.netns)
@@ -120,10 +139,49 @@ class ResolverService:
                     nursery.start_soon(self._tcp_loop, listener, nursery)
                     task_status.started(self)
         finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._close)
+            if handed_over:
+                event(log, "dns resolver start abandoned", event="dns_start_abandoned", netns=self.netns)
+            else:
+                await self._close_bounded()
             self._stopped.set()
             event(log, "dns resolver stopped", event="dns_stopped", netns=self.netns)
+
+    async def _close_bounded(self) -> None:
+        """Close in a worker thread, waiting at most `CLOSE_LIMIT` s (shielded): a close that
+        takes longer goes on in its thread, unwaited (logged)."""
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_LIMIT) as bound:
+            await trio.to_thread.run_sync(self._close_thread, abandon_on_cancel=True)
+        if bound.cancelled_caught:
+            event(
+                log,
+                "dns resolver cleanup goes on in the background",
+                level=logging.WARNING,
+                event="dns_close_slow",
+                netns=self.netns,
+                limit=CLOSE_LIMIT,
+            )
+
+    def _abandon_open(self) -> bool:
+        """The start was cancelled while its thread runs: True if that thread will close
+        what it opened when it ends (False: it already ended; the caller closes)."""
+        with self._handover:
+            self._open_abandoned = True
+            return not self._open_done
+
+    def _open_thread(self) -> None:
+        try:
+            with self._io:
+                self._open()
+        finally:
+            with self._handover:
+                self._open_done = True
+                abandoned = self._open_abandoned
+            if abandoned:  # nobody waits for this start any more: undo it here
+                self._close_thread()
+
+    def _close_thread(self) -> None:
+        with self._io:
+            self._close()
 
     def stop(self) -> None:
         """Ask the service to stop (returns at once; `aclose` also waits)."""

@@ -14,8 +14,11 @@ Rules:
 - resolvers: `resolvers` is the daemon's pool (`swimnet.dns.pool.ResolverPool`; None
   without a datapath): a local endpoint with a netns or pid joins its container's resolver
   once the datapath attached it, and leaves it when the datapath detached it; a resolver
-  that fails to start is logged and counted (`dns_attach_failures`), never fatal; a
-  hand-off endpoint (`handoff`: Docker's) gets none here: its runtime serves its DNS;
+  that fails to start, or has not started within `attach_timeout` (`ATTACH_TIMEOUT`: the
+  bound is real, a start stuck in a worker thread is abandoned and undone by that thread
+  when it ends, see `swimnet.dns.server`), is logged and counted (`dns_attach_failures`),
+  never fatal; a hand-off endpoint (`handoff`: Docker's) gets none here: its runtime
+  serves its DNS;
 - the counters (`metrics`, a `swimnet.dns.DnsMetrics`) are shared by every resolver and
   exported by the daemon's metrics;
 """
@@ -63,8 +66,11 @@ def container_of(spec: LocalEndpointSpec) -> str | None:
 
 
 class AgentDns:
-    def __init__(self, cluster: Cluster, stats: Counter[str]) -> None:
+    def __init__(
+        self, cluster: Cluster, stats: Counter[str], *, attach_timeout: float = ATTACH_TIMEOUT
+    ) -> None:
         self.cluster = cluster
+        self.attach_timeout = attach_timeout
         self.stats = stats
         """The overlay agent's counters (`dns_attaches`, `dns_attach_failures`)."""
         self.index = NamesIndex()
@@ -90,10 +96,10 @@ class AgentDns:
             return  # a hand-off endpoint's runtime serves its DNS (the Docker plugin does)
         error: str | None = None
         try:
-            with trio.move_on_after(ATTACH_TIMEOUT) as bound:
+            with trio.move_on_after(self.attach_timeout) as bound:
                 await self.resolvers.attach(netns, spec.endpoint_id, spec.network)
             if bound.cancelled_caught:
-                error = f"the resolver did not start within {ATTACH_TIMEOUT} s"
+                error = f"the resolver did not start within {self.attach_timeout:g} s"
         except (SwimnetError, OSError) as exc:
             error = str(exc)
         if error is None:
