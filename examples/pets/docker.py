@@ -197,9 +197,9 @@ class DockerHost:
         """`swimnet-agent ARGS [--json]` against this host's agent: the parsed answer (the text
         without as_json; None when it failed and check=False)."""
         socket = str(self.dir / "agent.sock")
-        argv = [sys.executable, "-m", "swimnet.agent", *args, "--socket", socket]
-        argv += ["--json"] if as_json else []
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=self.env, check=False)
+        argv = processes.client_argv(*args, "--socket", socket, *(["--json"] if as_json else []))
+        wait = processes.CLI_TIMEOUT + processes.CLI_START  # the client gives up first
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=wait, env=self.env, check=False)
         if done.returncode:
             if check:
                 raise DockerError(f"h{self.index}: swimnet-agent {' '.join(args)}: {done.stderr.strip()}")

@@ -243,10 +243,9 @@ class PetsLab:
 
     def cli(self, host: str, *args: str, as_json: bool = False, check: bool = True) -> Any:
         """`swimnet-agent --socket <host's socket> ARGS` as a user would type it."""
-        argv = [sys.executable, "-m", "swimnet.agent", *args, "--socket", self.socket(host)]
-        if as_json:
-            argv.append("--json")
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=self.env, check=False)
+        argv = processes.client_argv(*args, "--socket", self.socket(host), *(["--json"] if as_json else []))
+        wait = processes.CLI_TIMEOUT + processes.CLI_START  # the client gives up first
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=wait, env=self.env, check=False)
         if done.returncode:
             if not check:
                 return None

@@ -11,7 +11,10 @@ Rules:
   in the kernel): that is the problem it returns, never an exception, so a teardown goes
   on with the other children;
 - `stop_all` stops several children, each to its bounds, in the order given or all
-  together, and returns every problem.
+  together, and returns every problem;
+- a `swimnet-agent` client command (`client_argv`) gets `--timeout CLI_TIMEOUT`, and a lab
+  waits for its process `CLI_TIMEOUT + CLI_START` seconds: the client always gives up first,
+  with its own message, and a lab never waits on a client longer than the client waits.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -32,6 +36,11 @@ GRACE = 5.0
 """Seconds a child has to exit after SIGTERM (an agent leaves the cluster in about one)."""
 KILL_GRACE = 10.0
 """Seconds to reap a child after SIGKILL."""
+CLI_TIMEOUT = 60.0
+"""Seconds a client command may wait for the agent's answer (its `--timeout`)."""
+CLI_START = 15.0
+"""Seconds added to CLI_TIMEOUT for the client process's own start and exit (Python on a
+loaded machine): how long a lab waits for a client process before it kills it."""
 _libc = ctypes.CDLL(None, use_errno=True)
 Process = subprocess.Popen[bytes] | subprocess.Popen[str]
 
@@ -57,6 +66,11 @@ def child_setup(
                 os.close(fd)
 
     return setup
+
+
+def client_argv(*args: str) -> list[str]:
+    """The command line of `swimnet-agent ARGS` as a lab runs it (with `--timeout`)."""
+    return [sys.executable, "-m", "swimnet.agent", *args, "--timeout", f"{CLI_TIMEOUT:g}"]
 
 
 def stop(

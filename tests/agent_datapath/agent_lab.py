@@ -135,10 +135,10 @@ class AgentLab:
         """Run `swimnet-agent --json ... --socket S` against host's agent; the parsed JSON."""
         argv = [*args, "--socket", self.socket(host), "--json"]
         done = subprocess.run(
-            [sys.executable, "-m", "swimnet.agent", *argv],
+            processes.client_argv(*argv),
             capture_output=True,
             text=True,
-            timeout=90,  # a generous bound for a loaded machine; a hang still fails
+            timeout=processes.CLI_TIMEOUT + processes.CLI_START,  # the client gives up first
             env=self.env,
             check=False,
         )

@@ -2,20 +2,24 @@
 
 Rules: `call` returns the decoded JSON answer of a 2xx; an error answer raises ApiFailure
 with the server's message and field; a socket that does not exist, refuses, or that we
-may not open raises AgentUnreachable naming the path; no answer within `timeout` seconds
-is an ApiFailure (status 0). Nothing here imports trio (the CLI starts fast).
+may not open raises AgentUnreachable naming the path; no complete answer within `timeout`
+seconds (one deadline for the whole exchange: an answer that trickles in does not extend
+it) is an ApiFailure (status 0). Nothing here imports trio (the CLI starts fast).
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 from urllib.parse import quote
 
 import h11
 
 DEFAULT_TIMEOUT = 60.0
+"""Seconds a request may take (the CLI's `--timeout`, `$SWIMNET_TIMEOUT`); longer than the
+agent's own longest wait (an address allocation waits for votes at most 10 s)."""
 MAX_ANSWER = 64 * 1024 * 1024
 
 
@@ -57,7 +61,9 @@ def _connect(path: str, timeout: float) -> socket.socket:
     return sock
 
 
-def _exchange(sock: socket.socket, method: str, target: str, payload: bytes) -> tuple[int, bytes]:
+def _exchange(
+    sock: socket.socket, method: str, target: str, payload: bytes, deadline: float
+) -> tuple[int, bytes]:
     conn = h11.Connection(h11.CLIENT)
     headers = [
         ("host", "swimnet-agent"),
@@ -76,6 +82,10 @@ def _exchange(sock: socket.socket, method: str, target: str, payload: bytes) -> 
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
             conn.receive_data(sock.recv(65_536))
         elif isinstance(event, h11.Response):
             status = event.status_code
@@ -90,9 +100,10 @@ def _exchange(sock: socket.socket, method: str, target: str, payload: bytes) -> 
 def call(path: str, method: str, target: str, body: Any = None, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """One request to the agent at the socket `path`; the JSON answer (see the module rules)."""
     payload = b"" if body is None else json.dumps(body).encode()
+    deadline = time.monotonic() + timeout
     sock = _connect(path, timeout)
     try:
-        status, data = _exchange(sock, method, target, payload)
+        status, data = _exchange(sock, method, target, payload, deadline)
     except TimeoutError:
         raise ApiFailure(0, f"the agent did not answer within {timeout:g} s") from None
     except (OSError, h11.ProtocolError) as exc:

@@ -29,7 +29,7 @@ class Context:
         self.stdin = stdin
 
     def call(self, method: str, target: str, body: Any = None) -> Any:
-        return call(self.args.socket, method, target, body)
+        return call(self.args.socket, method, target, body, timeout=self.args.timeout)
 
     def show(self, doc: Any, human: Callable[[Any], str]) -> int:
         if self.args.json:

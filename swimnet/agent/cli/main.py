@@ -22,7 +22,9 @@
     swimnet-agent dns NETWORK NAME [--from ENDPOINT] [--type A|AAAA|PTR]
 
 Every client command takes `--socket PATH` (default: $SWIMNET_SOCKET, else
-/run/swimnet/agent.sock) and `--json` (print the API's JSON answer instead of a table).
+/run/swimnet/agent.sock), `--json` (print the API's JSON answer instead of a table) and
+`--timeout SECONDS` (default: $SWIMNET_TIMEOUT, else 60: no complete answer by then is
+exit 1).
 
 Exit codes: 0 ok; 1 the agent refused the request (its message is printed) or failed;
 2 usage or configuration error; 3 the agent's socket cannot be reached.
@@ -34,12 +36,13 @@ the commands are in `commands`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
-from swimnet.agent.cli.client import AgentUnreachable, ApiFailure
+from swimnet.agent.cli.client import DEFAULT_TIMEOUT, AgentUnreachable, ApiFailure
 from swimnet.agent.cli.commands import (
     EXIT_API,
     EXIT_UNREACHABLE,
@@ -73,6 +76,7 @@ from swimnet.agent.cli.commands import (
 from swimnet.agent.daemon.settings import DEFAULT_DOCKER_PLUGIN, DEFAULT_SOCKET, LOG_FORMATS, PROFILES
 
 SOCKET_ENV = "SWIMNET_SOCKET"
+TIMEOUT_ENV = "SWIMNET_TIMEOUT"
 
 
 class UsageError(Exception):
@@ -105,6 +109,17 @@ def _option(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _seconds(text: str) -> float:
+    """A request timeout: a finite number of seconds > 0 (the one check of `--timeout`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
@@ -122,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the agent's control socket (default: ${SOCKET_ENV} or {DEFAULT_SOCKET})",
     )
     client.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    client.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=os.environ.get(TIMEOUT_ENV) or str(DEFAULT_TIMEOUT),
+        help=f"seconds to wait for the agent's answer (default: ${TIMEOUT_ENV} or {DEFAULT_TIMEOUT:g})",
+    )
 
     parser = _Parser(prog="swimnet-agent", description="SWIM gossip overlay network agent")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
