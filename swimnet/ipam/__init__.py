@@ -105,6 +105,7 @@ label)):
     pool = Pool(record.subnet, record.gateway)
     view = view_from_tables(node.tables, scope=scope, network=net, me=me, pool=pool,
                             used=uses_from_entries(node.tables.entries(net), pool, address_of),
+                            freed=freed_from_entries(node.tables.entries(net), pool, address_of),
                             mine=own_endpoint_and_vip_offsets, synced=synced_since_start,
                             memory=restored_memory, departed=left_members, now=now)
     # endpoint create NET NAME (no --ip); with --ip: want=IPv4Address(ip)
@@ -155,6 +156,7 @@ from swimnet.ipam.view import (
     IpamView,
     Use,
     decode_records,
+    freed_from_entries,
     raw_records,
     record_key,
     uses_from_entries,
@@ -182,6 +184,7 @@ __all__ = [
     "allocate",
     "block_size",
     "decode_records",
+    "freed_from_entries",
     "maintain",
     "needs_sync",
     "overlapping_claims",

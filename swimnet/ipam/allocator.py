@@ -19,8 +19,12 @@ Rules (the safety argument is in the package docstring):
 - no free address of its own: it claims fresh blocks (random among the unclaimed ones, as
   many as it already uses, at most its fair share), else a single free address elsewhere
   (inside another member's block: that owner's vote decides; never inside a failed
-  member's block, which stays reserved: then it waits), else the network is full;
-- a pinned address: refused if reserved (AddressReserved) or held (AddressTaken), granted
+  member's block, which stays reserved: then it waits), else, if an address was just freed
+  (`IpamView.freed`: its endpoint or VIP deleted) but another member's single claim still
+  covers it, it waits for that owner to release it (the owner learns of the deletion at
+  about the same time), else the network is full;
+- a pinned address: refused if reserved (AddressReserved) or held (AddressTaken; a just
+  freed one still under another member's single claim waits for its release), granted
   at once if free in an own confirmed claim, else claimed alone and granted once confirmed;
   it also claims blocks ahead of need like any allocation, so a member that only pins
   still has spare addresses of its own when a voter fails;
@@ -379,6 +383,13 @@ class _Plan:
             failed |= owners
         return None, failed
 
+    def releasing(self, freed: frozenset[int]) -> set[str]:
+        """The other members whose single claims still cover a just freed address."""
+        return {s.owner for s in self.k.others_singles() if s.items[0] in freed}
+
+    def waiting_for_release(self, reason: str, owners: Iterable[str]) -> Waiting:
+        return Waiting(reason, tuple(sorted(owners)), self.write(), tuple(self.notes))
+
     def granted(self, address: ipaddress.IPv4Address) -> Granted:
         return Granted(address, self.write(), tuple(self.notes))
 
@@ -438,6 +449,9 @@ def allocate(
         reason = "the free addresses left are in failed members' blocks"
         return Waiting(reason, tuple(sorted(failed)), plan.write(), tuple(plan.notes))
     if offset is None:
+        releasing = plan.releasing(view.freed)
+        if releasing:
+            return plan.waiting_for_release("an address was just freed: waiting for its release", releasing)
         raise NoFreeAddress(field=field, network=view.network)
     c = plan.claim(SPARE, (offset,))
     return plan.waiting("claimed a free address", [c])
@@ -474,6 +488,10 @@ def _pinned(plan: _Plan, want: ipaddress.IPv4Address, field: str, ours: bool = F
     if own_single is None:
         for s in plan.k.others_singles():
             if s.items[0] == offset:
+                if offset in view.freed:
+                    return plan.waiting_for_release(
+                        f"{text} was just freed: waiting for its release", {s.owner}
+                    )
                 failed = ", a failed member" if plan.k.others[s.id].hidden else ""
                 raise AddressTaken(text, f"claimed by {s.owner}{failed}", field=field, network=view.network)
     if own_single is not None and own_single.confirmed:

@@ -106,6 +106,11 @@ class IpamView:
     """This node's table Lamport time (new claims' stamps pass it)."""
     used: Mapping[int, Use] = attrs.field(factory=dict)
     mine: frozenset[int] = frozenset()
+    freed: frozenset[int] = frozenset()
+    """Addresses just freed: held by no allocation, only by deleted ones (tombstones) here.
+    Another member's single claim may cover one until its owner releases it (it learns of
+    the deletion at about the same time): an allocation then waits for that release rather
+    than call the network full (`freed_from_entries`)."""
     synced: bool = True
     """This node completed a sync of the IPAM scope with a peer since it started, or it
     bootstraps a cluster (no seeds). Until then it claims and confirms nothing: its view of
@@ -173,6 +178,7 @@ def view_from_tables(
     pool: Pool,
     used: Mapping[int, Use] | None = None,
     mine: Iterable[int] = (),
+    freed: Iterable[int] = (),
     synced: bool = True,
     memory: Memory = EMPTY_MEMORY,
     departed: Iterable[str] = (),
@@ -198,6 +204,7 @@ def view_from_tables(
         clock=tables.lamport_time(),
         used=dict(used or {}),
         mine=frozenset(mine),
+        freed=frozenset(freed) - frozenset(used or {}),
         synced=synced,
         memory=memory,
         departed=frozenset(departed),
@@ -227,3 +234,23 @@ def uses_from_entries(
             continue
         out.setdefault(offset, Use(e.owner, label))
     return out
+
+
+def freed_from_entries(
+    entries: Iterable[Entry], pool: Pool, address_of: Callable[[Entry], tuple[str, str] | None]
+) -> frozenset[int]:
+    """`freed` from a network's stored entries: the pool offsets of the deleted entries
+    (tombstones, which keep their last value) that held an address; those some live entry
+    holds again are taken out by `view_from_tables` (they are `used`)."""
+    out: set[int] = set()
+    for e in entries:
+        if not e.deleted:
+            continue
+        found = address_of(e)
+        if found is None:
+            continue
+        try:
+            out.add(pool.offset(ipaddress.IPv4Address(found[0].split("/")[0])))
+        except ValueError:
+            continue
+    return frozenset(out)

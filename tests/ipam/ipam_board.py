@@ -4,7 +4,8 @@ Each member holds the latest record of every member that was delivered to it (`d
 one member's current record to another; `spread`: everything to everyone, or inside given
 groups: a partition); failures are per observer (`fail`: observer sees the member failed,
 its record hidden). Allocations (`used`) are global truth (an endpoint table every member
-sees), unless a test passes its own.
+sees), unless a test passes its own; so are removed allocations (`tombstones`: the
+deleted endpoint entries, which give the views their `freed` addresses).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Board:
         self.voters: dict[str, set[str]] = {m: set(self.members) for m in self.members}
         self.allocations: dict[str, dict[int, str]] = {m: {} for m in self.members}
         """member -> offset -> endpoint label."""
+        self.tombstones: set[int] = set()
+        """Offsets of removed allocations (their deleted entries stay in the tables)."""
         self.synced: dict[str, bool] = {m: True for m in self.members}
         self.down: set[str] = set()
         """Crashed members: they run nothing (their last record stays where it was delivered)."""
@@ -93,6 +96,7 @@ class Board:
             clock=self.clock,
             used=self.used() if used is None else used,
             mine=frozenset(self.allocations[me]),
+            freed=frozenset(self.tombstones - set(self.used() if used is None else used)),
             synced=self.synced[me],
             memory=self.memory[me],
             now=self.now,
@@ -112,8 +116,15 @@ class Board:
         return d
 
     def remove(self, me: str, address: str) -> None:
-        self.allocations[me].pop(self.pool.offset(ipaddress.IPv4Address(address)))
+        self.drop(me, address)
         self.write(me, release(self.view(me), self.rng, ipaddress.IPv4Address(address)).write)
+
+    def drop(self, me: str, address: str) -> None:
+        """The endpoint at `address` is deleted from the tables; `me` has not run its
+        release yet (the others may see the deletion first)."""
+        offset = self.pool.offset(ipaddress.IPv4Address(address))
+        self.allocations[me].pop(offset)
+        self.tombstones.add(offset)
 
     def settle(self, groups: Iterable[Iterable[str]] | None = None, rounds: int = 10) -> None:
         """Spread and maintain until nothing changes (inside the groups, if given)."""

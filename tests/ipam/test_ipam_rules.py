@@ -32,6 +32,7 @@ from swimnet.ipam import (
     maintain,
     needs_sync,
     overlapping_claims,
+    release,
     remember,
     restore,
     view_from_tables,
@@ -363,6 +364,50 @@ def test_an_address_freed_by_endpoint_rm_is_reused() -> None:
     b.remove("b", freed)
     again = b.obtain("b")
     assert isinstance(again, Granted) and str(again.address) == freed
+
+
+def _full_with_a_single_of_b() -> tuple[Board, str]:
+    """A full /29: a holds every block, b holds one address by a single claim inside them."""
+    b = Board(["a", "b"], subnet="10.1.0.0/29", gateway="10.1.0.1")  # 5 usable addresses
+    got = [b.obtain("a", rounds=20) for _ in range(5)]
+    assert all(isinstance(g, Granted) for g in got)
+    b.settle()
+    b.remove("a", str(got[0].address))
+    b.settle()
+    single = b.obtain("b", rounds=20)
+    assert isinstance(single, Granted)
+    b.settle()
+    claims = Record.decode(b.records["b"], "b", b.pool.size).claims
+    assert [c.single for c in claims] == [True]
+    with pytest.raises(NoFreeAddress):
+        allocate(b.view("a"), b.rng)
+    return b, str(single.address)
+
+
+def test_an_address_freed_under_another_members_single_claim_waits_for_its_release() -> None:
+    """a sees b's endpoint deleted before b's record drops the single claim on its address:
+    a waits for b (no "full" for that gossip round), then gets the address; never a duplicate."""
+    b, freed = _full_with_a_single_of_b()
+    b.drop("b", freed)  # the endpoint entry is gone; b has not released its claim yet
+    before = dict(b.records)
+    d = allocate(b.view("a"), b.rng)
+    assert isinstance(d, Waiting) and d.waiting_for == ("b",) and "just freed" in d.reason
+    assert b.records == before  # waiting writes nothing of a's
+    pinned = allocate(b.view("a"), b.rng, ipaddress.IPv4Address(freed))
+    assert isinstance(pinned, Waiting) and pinned.waiting_for == ("b",)
+    b.write("b", release(b.view("b"), b.rng, ipaddress.IPv4Address(freed)).write)
+    b.spread()
+    again = b.obtain("a", rounds=20)
+    assert isinstance(again, Granted) and str(again.address) == freed
+
+
+def test_a_network_full_of_live_endpoints_is_still_full() -> None:
+    """The wait is only for addresses whose holders are gone: a single claim over a live
+    endpoint, or over an address never freed, keeps "no free address"."""
+    b, held = _full_with_a_single_of_b()
+    b.tombstones.add(b.pool.offset(ipaddress.IPv4Address(held)))  # deleted once, held again
+    with pytest.raises(NoFreeAddress):
+        allocate(b.view("a"), b.rng)
 
 
 def test_waits_on_others_and_needs_sync() -> None:

@@ -72,6 +72,7 @@ from swimnet.ipam import (
     Use,
     adopt,
     allocate,
+    freed_from_entries,
     maintain,
     needs_sync,
     raw_records,
@@ -452,8 +453,11 @@ class AgentIpam:
             return None
         tables = self.cluster.tables
         used: dict[int, Use] = {}
+        freed: frozenset[int] = frozenset()
         if self.view.is_joined(network):
-            used = uses_from_entries(tables.entries(network), pool, address_of)
+            entries = tables.entries(network)
+            used = uses_from_entries(entries, pool, address_of)
+            freed = freed_from_entries(entries, pool, address_of)
         mine = _offsets(pool, self._holders(network) | set(self.reserved(network)))
         mine |= _offsets(pool, self.adopting.get(network, ()))
         members = self.cluster.members()
@@ -466,6 +470,7 @@ class AgentIpam:
             pool=pool,
             used=used,
             mine=mine,
+            freed=freed,
             synced=self.synced,
             memory=self.memory.get(network, Memory()),
             departed=departed,
