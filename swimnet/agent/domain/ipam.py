@@ -25,7 +25,9 @@ Rules (the package docstring of `swimnet.ipam` gives the safety argument):
 - `mine` (what the rules count as this agent's allocations) = its local endpoints'
   addresses, the VIPs of the services it owns, the reservations and the addresses it
   still has to adopt; `used` = every endpoint and VIP address of the network in the tables
-  here (hidden ones of failed agents included: reserved until reaped), read only when this
+  here (hidden ones of failed agents included: reserved until reaped), and `freed` the
+  addresses only deleted ones held (their tombstones: an allocation waits for another
+  agent's release of those rather than call the network full), both read only when this
   agent holds the network's scope (it always does to allocate there);
 - every record is saved (`IpamStore.save_ipam`) before it is put in the IPAM table, and
   what the agent knows of the others' claims (`remember`) is saved when it changes;
