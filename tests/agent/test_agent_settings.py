@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
+from swimnet.agent.daemon.run import default_resolver_pool
 from swimnet.agent.daemon.settings import (
     COMMAND_LINE,
     DEFAULT_METRICS,
@@ -15,6 +18,10 @@ from swimnet.agent.daemon.settings import (
     DEFAULT_STATE_DIR,
     load_settings,
 )
+from swimnet.agent.domain.cluster import Cluster
+from swimnet.agent.domain.dns import AgentDns
+from swimnet.agent.domain.overlay import OverlayAgent
+from swimnet.dns.pool import ResolverPool
 from swimnet.errors import ConfigError
 
 NO_FLAGS: dict[str, Any] = {}
@@ -138,3 +145,26 @@ def test_bad_flags_name_the_flag() -> None:
         load_settings(None, {"join": [":7946"]})
     with pytest.raises(ConfigError, match=r"^command line: --name: 'a/b'"):
         load_settings(None, {"name": "a/b"})
+
+
+def test_forward_single_label_reaches_the_resolvers(tmp_path: Path) -> None:
+    assert load_settings(None, NO_FLAGS).resolver_config().forward_single_label is False
+    s = load_settings(write(tmp_path, "forward_single_label = true\n"), NO_FLAGS)
+    assert s.forward_single_label is True
+    assert s.resolver_config().forward_single_label is True
+    assert s.resolver_config(address="127.0.0.12").address == "127.0.0.12"  # the Docker plugin's
+
+
+def test_forward_single_label_must_be_a_boolean(tmp_path: Path) -> None:
+    path = write(tmp_path, 'forward_single_label = "yes"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, NO_FLAGS)
+    assert exc.value.field == "forward_single_label" and "true or false" in exc.value.reason
+
+
+async def test_the_agents_resolver_pool_is_opened_with_the_settings(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "forward_single_label = true\n"), NO_FLAGS)
+    dns = AgentDns(cast(Cluster, None), Counter())
+    overlay = cast(OverlayAgent, SimpleNamespace(dns=dns))
+    async with default_resolver_pool(overlay, str(tmp_path / "resolv.conf"), s.resolver_config()) as pool:
+        assert isinstance(pool, ResolverPool) and pool.config.forward_single_label is True

@@ -71,6 +71,7 @@ from swimnet.agent.http.server import Limits, serve_http
 from swimnet.agent.logs import LOGGER, NodeFilter, event, setup_logging
 from swimnet.agent.probe_rtt import RttHistogram
 from swimnet.config import format_address, parse_address
+from swimnet.dns.limits import ResolverConfig
 from swimnet.dns.upstream import RESOLV_CONF, Upstreams
 from swimnet.errors import ConfigError, JoinError
 from swimnet.io.keyfile import load_keyring_file
@@ -416,7 +417,9 @@ async def _run_node(
         async with trio.open_nursery() as nursery:
             if driver is not None:
                 await nursery.start(driver.run)
-                upstream = functools.partial(default_resolver_pool, resolv_conf=settings.resolv_conf)
+                upstream = functools.partial(
+                    default_resolver_pool, resolv_conf=settings.resolv_conf, config=settings.resolver_config()
+                )
                 pools = resolver_pool or upstream
                 await nursery.start(_serve_resolvers, overlay, pools)
             ops = Operations.over(overlay, keys)
@@ -462,13 +465,18 @@ async def _close_driver(driver: DatapathDriverProtocol) -> None:
         )
 
 
-def default_resolver_pool(overlay: OverlayAgent, resolv_conf: str = RESOLV_CONF) -> PoolContext:
+def default_resolver_pool(
+    overlay: OverlayAgent, resolv_conf: str = RESOLV_CONF, config: ResolverConfig | None = None
+) -> PoolContext:
     """The kernel resolvers (one per container namespace) over the overlay's names index,
-    forwarding to the `nameserver`s of `resolv_conf` (the `resolv_conf` setting)."""
+    forwarding to the `nameserver`s of `resolv_conf` (the `resolv_conf` setting), configured
+    by `config` (`AgentSettings.resolver_config()`; None: the defaults)."""
     from swimnet.dns.pool import open_resolver_pool
 
     upstreams = Upstreams(resolv_conf)
-    return open_resolver_pool(overlay.dns.index.view, metrics=overlay.dns.metrics, upstreams=upstreams)
+    return open_resolver_pool(
+        overlay.dns.index.view, metrics=overlay.dns.metrics, upstreams=upstreams, config=config
+    )
 
 
 async def _serve_resolvers(

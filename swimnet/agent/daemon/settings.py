@@ -16,6 +16,7 @@
     underlay_mtu = 1500
     reconcile_interval = 30.0
     resolv_conf = "/etc/resolv.conf"  # the embedded DNS's upstreams: its `nameserver` lines (port 53)
+    forward_single_label = false    # the embedded DNS forwards unknown names without a dot upstream
     docker_plugin = "/run/docker/plugins/swimnet.sock"   # Docker network + IPAM driver; "off" (default)
     docker_api = "/var/run/docker.sock"    # the dockerd the plugin serves (names are read there)
     docker_grace = 30.0             # an endpoint dockerd no longer knows is removed after this
@@ -37,6 +38,8 @@ Rules:
   name, the underlay MTU) get its verdict;
 - `resolv_conf` is read by the DNS resolvers, not here: a missing file means no upstream
   (forwarded names get SERVFAIL), and the file is re-read when it changes;
+- the resolvers' settings (`forward_single_label`) become a `swimnet.dns.ResolverConfig`
+  here (`resolver_config`), for the agent's resolvers and the Docker plugin's alike;
 - the protocol Config and TablesConfig are built here once, so a bad timing is reported
   before anything starts.
 """
@@ -52,6 +55,7 @@ import attrs
 
 from swimnet import values
 from swimnet.config import Config, parse_address
+from swimnet.dns.limits import DNS_ADDRESS, ResolverConfig
 from swimnet.dns.upstream import RESOLV_CONF
 from swimnet.errors import ConfigError
 from swimnet.security.keyring import Keyring
@@ -94,6 +98,9 @@ class AgentSettings:
     """Seconds between full datapath reconciles (repairs outside tampering)."""
     resolv_conf: str = RESOLV_CONF
     """The file whose `nameserver` lines are the embedded DNS's upstream resolvers."""
+    forward_single_label: bool = False
+    """The embedded DNS forwards unknown single-label names upstream (as Docker's does);
+    by default they are NXDOMAIN (see `swimnet.dns.limits.Policy`)."""
     docker_plugin: str | None = None
     """The Docker plugin's socket (swimnet.agent.docker); None: off."""
     docker_api: str = DEFAULT_DOCKER_API
@@ -119,6 +126,10 @@ class AgentSettings:
         except ConfigError as exc:
             section = "tuning." if exc.field in self.tuning else ""
             raise ConfigError(f"{section}{exc.field}", exc.reason, self.source) from None
+
+    def resolver_config(self, address: str = DNS_ADDRESS) -> ResolverConfig:
+        """The embedded DNS resolvers' configuration (listening on `address`)."""
+        return ResolverConfig(address=address, forward_single_label=self.forward_single_label)
 
     def tables_config(self) -> TablesConfig:
         try:
@@ -233,6 +244,7 @@ _KEYS: dict[str, Callable[[Any, str, str], Any]] = {
     "underlay_mtu": _mtu,
     "reconcile_interval": _interval,
     "resolv_conf": _string,
+    "forward_single_label": _boolean,
     "docker_plugin": _optional_path,
     "docker_api": _string,
     "docker_grace": _interval,

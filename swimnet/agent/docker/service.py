@@ -36,13 +36,12 @@ async def serve_docker(
     async with contextlib.AsyncExitStack() as stack:
         resolvers = None
         if ops.overlay.driver is not None:  # the datapath is on: containers get resolvers
-            from swimnet.dns.limits import ResolverConfig
             from swimnet.dns.pool import open_resolver_pool
             from swimnet.dns.upstream import Upstreams
 
             pool = open_resolver_pool(
                 ops.overlay.dns.index.view,
-                config=ResolverConfig(address=DOCKER_DNS_ADDRESS),
+                config=settings.resolver_config(address=DOCKER_DNS_ADDRESS),
                 metrics=ops.overlay.dns.metrics,
                 upstreams=Upstreams(settings.resolv_conf),
             )
