@@ -25,6 +25,8 @@ Rules:
 - names (networks, endpoints, services, endpoint ids): 1..64 characters of [A-Za-z0-9_.-]
   starting with a letter or digit (so never with the reserved '_'); node names likewise
   with 1..63 characters; case is kept;
+- Docker id (a network, endpoint or pool id in Docker's plugin protocol): 1..128
+  characters of [A-Za-z0-9_.:/-]; kept as given;
 - port: 1..65535, an integer or a string of ASCII digits; normal form the integer;
   protocol: tcp or udp (lower case);
 - VNI 1..2**24-1; network MTU 576..9000; underlay MTU 576..65535; integers, never booleans;
@@ -46,12 +48,14 @@ PORT_MAX = 65_535
 PID_MAX = 2**22 - 1
 """Process ids are below the kernel's PID_MAX_LIMIT (2**22)."""
 IFNAME_MAX = 15
+DOCKER_ID_MAX = 128
 PROTOCOLS = ("tcp", "udp")
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+_DOCKER_ID = re.compile(r"[A-Za-z0-9_.:/-]+")
 _DIGITS = re.compile(r"[0-9]{1,5}")
 _IFNAME_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset("/:%")
 _RESERVED = tuple(
@@ -235,6 +239,16 @@ def name(value: str, field: str = "name") -> str:
         raise InvalidValue(
             field, f"{text!r} must be 1..64 characters of [A-Za-z0-9_.-], starting with a letter or digit"
         )
+    return text
+
+
+def docker_id(value: str, field: str = "id") -> str:
+    """A network, endpoint or pool id of Docker's plugin protocol."""
+    text = _text(value, field)
+    if not text:
+        raise InvalidValue(field, "missing")
+    if len(text) > DOCKER_ID_MAX or not _DOCKER_ID.fullmatch(text):
+        raise InvalidValue(field, f"{text[:40]!r} is not an id")
     return text
 
 

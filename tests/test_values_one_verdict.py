@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from swimnet import values
 from swimnet.agent import checks
 from swimnet.agent.daemon.settings import check_node_name
+from swimnet.agent.docker.protocol import NetworkRef, ProtocolError
 from swimnet.agent.errors import ErrorKind, OperationError, invalid
 from swimnet.datapath import names
 from swimnet.datapath.model import LocalEndpoint, NetworkSpec, RemoteEndpoint
@@ -271,6 +272,18 @@ KINDS: dict[str, Kind] = {
             Path("agent", checks.mtu, OperationError),
         ),
     ),
+    "NetworkID": Kind(  # a Docker id: swimnet.values' verdict, and the plugin protocol's
+        "NetworkID",
+        (
+            Path("values", lambda v: values.docker_id(v, "NetworkID"), IV, str),
+            Path(
+                "docker protocol",
+                lambda v: NetworkRef.decode({"NetworkID": v}).network_id,
+                ProtocolError,
+                str,
+            ),
+        ),
+    ),
     "node_tag": Kind(  # the datapath's node tag is the agent's node name
         "node_tag",
         (
@@ -411,6 +424,16 @@ CASES: list[tuple[str, object, object]] = [
     ("mtu", 1450, 1450),
     ("mtu", 575, REFUSED),
     ("mtu", 9001, REFUSED),
+    ("NetworkID", "0123456789abcdef" * 4, "0123456789abcdef" * 4),
+    ("NetworkID", "swimnet/10.1.0.0/24", "swimnet/10.1.0.0/24"),
+    ("NetworkID", "a:b_c.d-e", "a:b_c.d-e"),
+    ("NetworkID", "a" * 128, "a" * 128),
+    ("NetworkID", "a" * 129, REFUSED),
+    ("NetworkID", "", REFUSED),
+    ("NetworkID", "a b", REFUSED),
+    ("NetworkID", "a\nb", REFUSED),
+    ("NetworkID", "café", REFUSED),
+    ("NetworkID", "a%b", REFUSED),
     ("node_tag", "host-a", "host-a"),
     ("node_tag", "a" * 63, "a" * 63),
     ("node_tag", "a" * 64, REFUSED),
@@ -494,6 +517,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "vni": st.integers(-2, 2**24 + 2),
     "mtu": st.integers(0, 70_000),
     "node_tag": _near("abcXYZ019_-. /", 70),
+    "NetworkID": _near("abcXYZ019_-.:/ é%", 140),
 }
 
 

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from examples.pets import processes
 from examples.pets.lab import child_setup
-from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS
+from swimnet.agent.docker.container_names import DOCKER_DNS_ADDRESS
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]

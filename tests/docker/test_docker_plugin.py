@@ -16,8 +16,8 @@ from plugin_fixtures import Host, address_of, docker_id, docker_network, docker_
 from test_agent_inprocess import eventually
 
 from swimnet.agent.docker import state as st
+from swimnet.agent.docker.endpoint_calls import handoff_name
 from swimnet.agent.docker.follow import follow_network_creations
-from swimnet.agent.docker.plugin import handoff_name
 from swimnet.agent.docker.reconcile import reconcile
 from swimnet.overlay import mac_from_ip
 

@@ -6,8 +6,11 @@
 
 Modules, one concern each:
 - `protocol`: the calls' JSON bodies, decoded and bounded (hostile input -> ProtocolError);
-- `plugin`: the calls themselves, over the agent's `Operations` (networks, endpoints), the
-  dockerd API (names) and an address source; its records in `state`;
+- `plugin`: the calls' dispatch (one lock, refusals answered, nothing half-recorded), over
+  the agent's `Operations` (networks, endpoints), the dockerd API (names) and an address
+  source; the calls by concern: `ipam_calls`, `network_calls`, `endpoint_calls`, `binding`
+  (a Docker network to its swimnet network), `container_names` (DNS); `core` (records,
+  lookups, the lock; the records themselves in `state`), `refusals`;
 - `addresses`: the narrow Protocol the IPAM calls go through, and the interim source;
 - `dockerd`: what the plugin reads from dockerd (a network's name, its containers' names);
 - `reconcile`: the plugin's records against dockerd's, after restarts and missed calls;

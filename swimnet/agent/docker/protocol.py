@@ -8,30 +8,29 @@ Rules:
 - a body is at most MAX_BODY bytes (the server refuses more before reading it), UTF-8 JSON
   whose top level is an object (an empty body is `{}`: Docker sends none with
   `Plugin.Activate` and `GetCapabilities`); anything else is a `ProtocolError`;
-- every field is checked for its JSON type and bounded: ids are 1..MAX_ID characters of
-  [A-Za-z0-9_.:/-], strings at most MAX_STRING characters, option maps at most MAX_OPTIONS
-  entries; fields Docker may leave out default to empty; unknown fields are ignored (a
-  newer Docker may add some), a known one of the wrong type is an error naming it;
+- every field is checked for its JSON type and bounded: strings at most MAX_STRING
+  characters, option maps at most MAX_OPTIONS entries; ids get `swimnet.values.docker_id`'s
+  verdict (1..128 characters of [A-Za-z0-9_.:/-]); fields Docker may leave out default to
+  empty; unknown fields are ignored (a newer Docker may add some), a known one of the wrong
+  type is an error naming it;
 - addresses are checked by `swimnet.values` where they are used (the plugin), not here:
-  this module knows the wire shapes, nothing of swimnet.
+  this module knows the wire shapes.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from swimnet import values
 from swimnet.errors import SwimnetError
 
 MAX_BODY = 64 * 1024
-MAX_ID = 128
 MAX_STRING = 4096
 MAX_OPTIONS = 256
-_ID = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 GATEWAY_REQUEST = "com.docker.network.gateway"
 """RequestAddress option RequestAddressType: the network's gateway."""
@@ -66,12 +65,10 @@ def _string(body: Mapping[str, Any], key: str, field: str | None = None) -> str:
 
 
 def _id(body: Mapping[str, Any], key: str) -> str:
-    value = _string(body, key)
-    if not value:
-        raise ProtocolError(f"{key}: missing")
-    if len(value) > MAX_ID or not _ID.fullmatch(value):
-        raise ProtocolError(f"{key}: {value[:40]!r} is not an id")
-    return value
+    try:
+        return values.docker_id(_string(body, key), key)
+    except values.InvalidValue as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def _strings(value: Any, field: str) -> dict[str, str]:

@@ -28,7 +28,8 @@ import attrs
 import trio
 
 from swimnet.agent.docker.dockerd import DockerApiError, DockerNetwork
-from swimnet.agent.docker.plugin import HANDOFF_PREFIX, DockerPlugin
+from swimnet.agent.docker.endpoint_calls import HANDOFF_PREFIX
+from swimnet.agent.docker.plugin import DockerPlugin
 from swimnet.agent.errors import OperationError
 from swimnet.agent.logs import LOGGER, event
 

@@ -19,8 +19,9 @@ import trio
 
 from swimnet.agent.daemon.settings import AgentSettings
 from swimnet.agent.docker.addresses import ClusterAddresses
+from swimnet.agent.docker.container_names import DOCKER_DNS_ADDRESS
 from swimnet.agent.docker.dockerd import UnixDockerApi
-from swimnet.agent.docker.plugin import DOCKER_DNS_ADDRESS, DockerPlugin
+from swimnet.agent.docker.plugin import DockerPlugin
 from swimnet.agent.docker.server import serve_plugin
 from swimnet.agent.domain.operations import Operations
 from swimnet.agent.logs import LOGGER, event
