@@ -21,10 +21,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over everything, mypy --strict over swimnet/."""
+    """ruff over everything, mypy --strict over swimnet/ and examples/."""
     session.install("-e", ".[lint,test]")
     session.run("ruff", "check", ".")
-    session.run("mypy", "--strict", "swimnet")
+    session.run("mypy", "--strict", "swimnet", "examples")
 
 
 @nox.session

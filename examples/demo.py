@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from swimnet.config import Config
-from swimnet.membership.events import MemberEvent, MemberFailed, MemberJoined, MemberSuspected
+from swimnet.engine import EngineEvent
+from swimnet.membership.events import MemberFailed, MemberJoined, MemberSuspected
 from swimnet.sim import Simulation
 
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 2. a crash
     victim = names[5]
-    timeline: list[tuple[float, str, MemberEvent]] = []
+    timeline: list[tuple[float, str, EngineEvent]] = []
     sim.on_event = lambda now, observer, event: timeline.append((now, observer, event))
     say(sim, f"{victim} crashes (no goodbye)")
     sim.crash(victim)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     say(sim, f"{victim} restarts with an empty state and a higher incarnation")
     sim.restart(victim)
     sim.run_until(sim.converged, timeout=60)
-    say(sim, f"{victim} is alive again everywhere (incarnation {sim.node(victim).swim.incarnation})\n")
+    say(sim, f"{victim} is alive again everywhere (incarnation {sim.node(victim).incarnation})\n")
 
     # 3. a partition
     left, right = names[: len(names) // 2], names[len(names) // 2 :]
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         say(sim, f"re-merged: all {len(names)} nodes alive everywhere again ({rejoined} join events)")
     else:
         say(sim, "did NOT re-merge within 300 s (this is a bug: please report the seed)")
+        raise SystemExit(f"the cluster did not re-merge (seed {args.seed})")
     sent = sum(s["packets_sent"] for s in sim.stats.values())
     print(f"\n{sent} packets simulated, every one encoded and decoded by the real codec.")
 

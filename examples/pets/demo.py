@@ -210,7 +210,11 @@ def run(lab: PetsLab, say: Narrator) -> None:
         argv = ["web", "--bind", f"{ips[web]}:{WEB_PORT}", "--name", web, "--db", f"db:{DB_PORT}"]
         lab.start_in(web, web, [*kv, *argv, "--lifetime", "120"])
     for name in ("db", "web1", "web2"):
-        lab.wait_for(lambda name=name: "listening" in lab.tail(name), f"{name} to listen", timeout=30)
+
+        def listening(name: str = name) -> bool:
+            return "listening" in lab.tail(name)
+
+        lab.wait_for(listening, f"{name} to listen", timeout=30)
         say.say(lab.tail(name))
     say.say(f"web1 and web2 run `kv web --db db:{DB_PORT}`: the name, not an address")
 

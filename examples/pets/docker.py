@@ -83,12 +83,13 @@ def wait_for(
     probe: Callable[[], T], what: str, *, timeout: float = 60.0, on_fail: Callable[[], str] | None = None
 ) -> T:
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     while time.monotonic() < deadline:
         with contextlib.suppress(DockerError, subprocess.TimeoutExpired):
-            last = probe()
-            if last:
-                return last
+            answer = probe()
+            last = answer
+            if answer:
+                return answer
         time.sleep(0.2)
     raise DockerError(f"timed out waiting for {what} (last: {last!r})\n{on_fail() if on_fail else ''}")
 
