@@ -21,8 +21,8 @@ Rules:
 - A version we hide or refuse still retires what it beats, so members agree on what a key
   shows while its last writer is failed, not only after the reap: a peer that syncs us a
   version older than one we hold hidden is sent the hidden one (`hidden_winner`: digests
-  leave it out, so comparing them never would); a version refused for its owner (departed,
-  or never reported by membership) drops the older version it beats, without a tombstone.
+  leave it out, so comparing them never would); a version refused because its owner
+  departed drops the older version it beats, without a tombstone.
 - Peer input never raises: what is invalid or out of scope is counted in `stats` and dropped.
   Every check comes before anything is stored or witnessed: clocks only advance from
   records in scope and applied, and a time more than `clock.LTIME_WINDOW` ahead of ours is
@@ -530,7 +530,6 @@ class TableState:
             return None
         if not self._owner_known(rec.owner):
             self.stats["table_owner_unknown"] += 1
-            self._supersede(network, rec, changes)
             return None
         if rec.owner != self.name and not self.attachments.active(network, rec.owner):
             self.stats["table_owner_not_attached"] += 1
@@ -566,10 +565,11 @@ class TableState:
         return new
 
     def _supersede(self, network: str, rec: EntryRecord, changes: list[TableChange]) -> None:
-        """A version refused for its owner (departed, or never reported by membership) still
-        retires the older version it beats: that one is dropped (no tombstone), as it is on
-        the nodes that took the newer version and hide it; else we would show it until they
-        reap. The clock witnesses what we acted on, so our next write beats it."""
+        """A departed owner's version, though refused, still retires the older version it
+        beats: that one is dropped (no tombstone), as it is on the nodes that took the newer
+        version and hide it; else we would show it until they reap. The clock witnesses what
+        we acted on, so our next write beats it. (Not for an owner membership has not
+        reported yet: it may be a new member whose versions come by sync once it is.)"""
         old = self._stores.get(network, _EMPTY).get(rec.table, rec.key)
         if old is None or not wins((rec.ltime, rec.owner, rec.deleted, rec.value), old):
             return
