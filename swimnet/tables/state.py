@@ -25,8 +25,9 @@ Rules:
   departed drops the older version it beats, without a tombstone.
 - Peer input never raises: what is invalid or out of scope is counted in `stats` and dropped.
   Every check comes before anything is stored or witnessed: clocks only advance from
-  records in scope and applied, and a time more than `clock.LTIME_WINDOW` ahead of ours is
-  refused (`table_implausible_ltime`, `attachment_implausible_ltime`); entries are taken
+  records in scope and applied (or, as above, a departed owner's that retired a version),
+  and a time more than `clock.LTIME_WINDOW` ahead of ours is refused
+  (`table_implausible_ltime`, `attachment_implausible_ltime`); entries are taken
   only from owners membership knows (`table_owner_unknown`), within the caps of
   `TablesConfig` (`table_owner_cap`, `table_network_cap`); a peer's residual reap time is
   never longer than ours (`reap_interval`, `network_reap_interval`).
