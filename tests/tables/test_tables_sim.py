@@ -463,7 +463,10 @@ def test_a_failed_members_last_write_still_retires_what_it_superseded(last_write
     wait(sim, lambda: all(sim.engine(n).view()[b] == State.DEAD for n in (a, c, d)), 60.0, "b not dead")
     assert all(state(sim, n).is_failed(b) for n in (a, c, d)), why(sim, "b not failed everywhere")
     assert owners(sim, d) == {a}, why(sim, f"d holds {state(sim, d).entries(NET)}")  # hidden: a is cut off
+    changes = Changes(sim)
     _shared_is_gone_everywhere(sim, [a, c, d])
+    shown = [c for c in changes.log if c[2].owner == b and c[2].kind is not ChangeKind.DELETED]
+    assert shown == [], why(sim, f"failed b's version shown: {shown}")
     for n in (a, c, d):  # hidden, not reaped: b's version is what every member holds
         held = [(e.owner, e.deleted) for e in state(sim, n).entries(NET)]
         assert held == [(b, last_write == "delete")], why(sim, f"{n} holds {held}")
