@@ -465,7 +465,7 @@ def test_a_failed_members_last_write_still_retires_what_it_superseded(last_write
     assert owners(sim, d) == {a}, why(sim, f"d holds {state(sim, d).entries(NET)}")  # hidden: a is cut off
     changes = Changes(sim)
     _shared_is_gone_everywhere(sim, [a, c, d])
-    shown = [c for c in changes.log if c[2].owner == b and c[2].kind is not ChangeKind.DELETED]
+    shown = [(o, ch) for _, o, ch in changes.log if ch.owner == b and ch.kind is not ChangeKind.DELETED]
     assert shown == [], why(sim, f"failed b's version shown: {shown}")
     for n in (a, c, d):  # hidden, not reaped: b's version is what every member holds
         held = [(e.owner, e.deleted) for e in state(sim, n).entries(NET)]
