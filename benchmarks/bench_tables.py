@@ -285,7 +285,7 @@ def _force_sync(sim: Simulation, initiator: str, peer: str) -> dict[str, Any]:
     served = engines[peer].stats["table_sync_served"] - counts[peer][1]
     streams = engines[peer].stats["streams_received"] - counts[peer][2]
     others = (
-        engines[initiator].stats["table_sync_started"] - counts[initiator][0],
+        engines[initiator].stats["table_sync_started"] - counts[initiator][0] - 1,  # less ours
         engines[initiator].stats["table_sync_served"] - counts[initiator][1],
         engines[initiator].stats["streams_received"] - counts[initiator][2],
         engines[peer].stats["table_sync_started"] - counts[peer][0],

@@ -10,6 +10,8 @@ Rules:
   known before the entry is checked;
 - a section is processed for entries only if this node has joined the network and the peer
   is attached to it (not leaving, not failed); otherwise only attachments flow;
+- an entry a section brought that loses to a version we hold hidden (its owner failed, so
+  it is out of our digest) is answered with that version: the peer holds what it superseded;
 - newer entries a section brought are relayed by gossip when they are few
   (`sync_relay_max`): a write whose gossip was lost spreads at gossip speed once one
   member has it; a bulk catch-up (a late joiner) is not relayed;
@@ -68,6 +70,8 @@ class TableState(Protocol):
     ) -> Entry | None: ...
 
     def attachment_record(self, network: str, node: str, a: Attachment, now: float) -> AttachmentRecord: ...
+
+    def hidden_winner(self, network: str, rec: EntryRecord) -> Entry | None: ...
 
     def relay(self, network: str, e: Entry, now: float) -> None: ...
 
@@ -166,11 +170,18 @@ def process(
     if not state.attachments.active(network, peer) or state.is_failed(peer):
         state.stats["sync_peer_not_attached"] += 1
         return SyncSection(network, attachments=atts, attachments_full=full)
-    applied = [e for rec in section.entries if (e := state.apply_record(network, rec, now, changes))]
+    applied: list[Entry] = []
+    shadowed: list[Entry] = []  # our hidden versions that beat what the peer sent
+    for rec in section.entries:
+        if (e := state.apply_record(network, rec, now, changes)) is not None:
+            applied.append(e)
+        elif (w := state.hidden_winner(network, rec)) is not None:
+            shadowed.append(w)
     if len(applied) <= state.config.sync_relay_max:
         for e in applied:
             state.relay(network, e, now)
     response = Response(state.digest(network), budget, state.config.summary_max)
+    response.push(shadowed)
     response.run(section.wants, section.summaries, section.hashes)
     return SyncSection(
         network,

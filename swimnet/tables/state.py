@@ -18,10 +18,16 @@ Rules:
   the node counts as departed. A member that left is treated the same for a short grace
   (`left_grace_interval`): a leave can be forged, and if the member refutes it, its entries
   are back at once. Departed nodes' late events are refused for `node_reap_interval`.
+- A version we hide or refuse still retires what it beats, so members agree on what a key
+  shows while its last writer is failed, not only after the reap: a peer that syncs us a
+  version older than one we hold hidden is sent the hidden one (`hidden_winner`: digests
+  leave it out, so comparing them never would); a version refused because its owner
+  departed drops the older version it beats, without a tombstone.
 - Peer input never raises: what is invalid or out of scope is counted in `stats` and dropped.
   Every check comes before anything is stored or witnessed: clocks only advance from
-  records in scope and applied, and a time more than `clock.LTIME_WINDOW` ahead of ours is
-  refused (`table_implausible_ltime`, `attachment_implausible_ltime`); entries are taken
+  records in scope and applied (or, as above, a departed owner's that retired a version),
+  and a time more than `clock.LTIME_WINDOW` ahead of ours is refused
+  (`table_implausible_ltime`, `attachment_implausible_ltime`); entries are taken
   only from owners membership knows (`table_owner_unknown`), within the caps of
   `TablesConfig` (`table_owner_cap`, `table_network_cap`); a peer's residual reap time is
   never longer than ours (`reap_interval`, `network_reap_interval`).
@@ -521,6 +527,7 @@ class TableState:
             return None
         if rec.owner in self._departed:
             self.stats["table_owner_departed"] += 1
+            self._supersede(network, rec, changes)
             return None
         if not self._owner_known(rec.owner):
             self.stats["table_owner_unknown"] += 1
@@ -557,6 +564,32 @@ class TableState:
         new = make_entry(rec.table, rec.key, rec.value, rec.owner, rec.ltime, rec.deleted, reap_at)
         self._replace(network, old, new, changes)
         return new
+
+    def _supersede(self, network: str, rec: EntryRecord, changes: list[TableChange]) -> None:
+        """A departed owner's version, though refused, still retires the older version it
+        beats: that one is dropped (no tombstone), as it is on the nodes that took the newer
+        version and hide it; else we would show it until they reap. The clock witnesses what
+        we acted on, so our next write beats it. (Not for an owner membership has not
+        reported yet: it may be a new member whose versions come by sync once it is.)"""
+        old = self._stores.get(network, _EMPTY).get(rec.table, rec.key)
+        if old is None or not wins((rec.ltime, rec.owner, rec.deleted, rec.value), old):
+            return
+        if not self.table_clock.plausible(rec.ltime):
+            self.stats["table_implausible_ltime"] += 1
+            return
+        self.table_clock.witness(rec.ltime)
+        self.stats["table_superseded"] += 1
+        self._replace(network, old, None, changes)
+
+    def hidden_winner(self, network: str, rec: EntryRecord) -> Entry | None:
+        """Our stored version of `rec`'s key if it is hidden (its owner failed) and beats
+        `rec` (None otherwise). A hidden version is out of the digest, so digest comparison
+        never sends it; a peer that shows us an older version is sent it this way (else the
+        peer would keep showing what the hidden version superseded until the reap)."""
+        e = self._stores.get(network, _EMPTY).get(rec.table, rec.key)
+        if e is None or e.owner not in self._failed:
+            return None
+        return e if e.order() > (rec.ltime, rec.owner, rec.deleted, rec.value) else None
 
     def relay(self, network: str, e: Entry, now: float) -> None:
         """Gossip a received entry version on (as a relay: after our own writes)."""

@@ -12,7 +12,7 @@ from swimnet.errors import ConfigError, LocalProtocolError
 from swimnet.tables import ChangeKind, TableChange, TablesConfig, TableState
 from swimnet.tables.entry import make_entry, wins
 from swimnet.wire.codec import decode_packet, pack_packet
-from swimnet.wire.tables import NetworkEvent, TableEvent
+from swimnet.wire.tables import EntryRecord, NetworkEvent, TableEvent
 
 OWNERS = ["o1", "o2", "o3"]
 
@@ -326,3 +326,49 @@ def test_anti_entropy_targets_cover_each_network_once() -> None:
     assert sorted(covered) == ["n1", "n2", "n3"]
     for peer, nets in plan:
         assert all(peer in s.network_peers(net) for net in nets)
+
+
+def test_a_refused_owners_newer_version_still_retires_the_older_one() -> None:
+    """A departed owner's version is not stored, yet what it beats is dropped (the nodes that
+    took it hide it), and the clock moves past it so our next write beats it."""
+    s = member()
+    s.handle_gossip(TableEvent(3, "o2", "n", "t", "k", b"old"), 0.0)
+    s.handle_gossip(TableEvent(1, "o2", "n", "t", "other", b"x"), 0.0)
+    s.member_failed("o1", 0.0)
+    s.reap(s.config.reap_interval)  # o1 departed
+    now = s.config.reap_interval + 1.0
+    s.handle_gossip(TableEvent(2, "o1", "n", "t", "k", b"w"), now)  # older: nothing happens
+    assert s.get("n", "t", "k") == b"old" and s.stats["table_superseded"] == 0
+    changes = s.handle_gossip(TableEvent(7, "o1", "n", "t", "k", b"w"), now)
+    assert changes == [TableChange(ChangeKind.DELETED, "n", "t", "k", b"old", "o2")]
+    assert state_of(s) == {("t", "other", b"x", "o2", 1, False)}
+    assert s.stats["table_owner_departed"] == 2 and s.stats["table_superseded"] == 1
+    assert s.table_clock.time >= 7
+    s.handle_gossip(TableEvent(2**41, "o1", "n", "t", "other", b"w", deleted=True), now)  # implausible
+    assert s.get("n", "t", "other") == b"x" and s.stats["table_implausible_ltime"] == 1
+
+
+def test_a_version_of_an_owner_membership_has_not_reported_retires_nothing() -> None:
+    """It may be a new member's (membership reports it soon, and sync brings its versions):
+    the older version stays shown meanwhile rather than vanish."""
+    s = TableState("me", rng=random.Random(1), membership_gated=True)
+    s.join_network("n", 0.0)
+    s.member_alive("o1", 0.0)
+    s.handle_gossip(NetworkEvent(1, "o1", "n"), 0.0)
+    s.handle_gossip(TableEvent(3, "o1", "n", "t", "k", b"old"), 0.0)
+    s.handle_gossip(TableEvent(4, "newcomer", "n", "t", "k", b"w", deleted=True), 0.0)
+    assert s.get("n", "t", "k") == b"old" and s.stats["table_owner_unknown"] == 1
+
+
+def test_hidden_winner_is_a_failed_owners_version_that_beats_the_record() -> None:
+    s = member()
+    s.handle_gossip(TableEvent(5, "o1", "n", "t", "k", b"v"), 0.0)
+    older = EntryRecord("t", "k", b"x", "o2", 4, False)
+    assert s.hidden_winner("n", older) is None  # o1 is not failed: the digest carries it
+    s.member_failed("o1", 1.0)
+    (hidden,) = s.entries("n")
+    assert s.hidden_winner("n", older) == hidden
+    assert s.hidden_winner("n", EntryRecord("t", "k", b"v", "o1", 5, False)) is None  # the same
+    assert s.hidden_winner("n", EntryRecord("t", "k", b"v", "o1", 5, True)) is None  # newer
+    assert s.hidden_winner("n", EntryRecord("t", "other", b"v", "o2", 1, False)) is None
+    assert s.hidden_winner("elsewhere", older) is None

@@ -418,6 +418,84 @@ def test_entries_of_a_node_that_leaves_the_cluster_are_gone(seed: int) -> None:
     assert sim.tables_converged(NET), why(sim, "not converged")
 
 
+def _superseded_then_gone(sim: Simulation, names: list[str], last_write: str) -> None:
+    """a writes `shared`; cut off from d, b deletes it or overwrites it and only a and c see
+    that: they hold b's version, d holds a's older one (the start of both tests below)."""
+    a, b, c, d = names
+    sim.node(a).table(NET, TABLE).put("shared", b"from-a")
+    wait(sim, lambda: all(sim.node(n).table(NET, TABLE).get("shared") for n in names), SPREAD, "put")
+    sim.partition([[a, b, c], [d]])
+    table = sim.node(b).table(NET, TABLE)
+    if last_write == "delete":
+        table.delete("shared")
+    else:
+        table.put("shared", b"from-b")
+
+    def held_by_b(n: str) -> bool:
+        return [e.owner for e in state(sim, n).entries(NET)] == [b]
+
+    wait(sim, lambda: held_by_b(a) and held_by_b(c), 5.0, "b's write did not reach a and c")
+    assert not held_by_b(d), why(sim, "b's write crossed the partition")
+
+
+def _shared_is_gone_everywhere(sim: Simulation, names: list[str]) -> None:
+    sim.heal()
+    wait(sim, sim.converged, 60.0, "membership did not converge after the heal")
+    wait(sim, lambda: sim.tables_converged(NET), SPREAD, "tables did not converge")
+    sim.run_for(70.0)  # two anti-entropy periods bring nothing back
+    for n in names:
+        got = sim.node(n).table(NET, TABLE).get("shared")
+        assert got is None, why(sim, f"{n} shows shared={got!r}")
+    assert sim.tables_converged(NET), why(sim, "not converged")
+
+
+@seeds
+@pytest.mark.parametrize("last_write", ["delete", "put"])
+def test_a_failed_members_last_write_still_retires_what_it_superseded(last_write: str, seed: int) -> None:
+    """A failed member's versions are hidden and out of the digest until reap_interval; one
+    that superseded another owner's value must still reach a member that holds that value
+    (here d, cut off when b wrote), or d shows it and the others nothing for 30 minutes."""
+    sim, names = make_sim(4, seed)
+    join_all(sim, names)
+    a, b, c, d = names
+    _superseded_then_gone(sim, names, last_write)
+    sim.crash(b)
+    wait(sim, lambda: all(sim.engine(n).view()[b] == State.DEAD for n in (a, c, d)), 60.0, "b not dead")
+    assert all(state(sim, n).is_failed(b) for n in (a, c, d)), why(sim, "b not failed everywhere")
+    assert owners(sim, d) == {a}, why(sim, f"d holds {state(sim, d).entries(NET)}")  # hidden: a is cut off
+    changes = Changes(sim)
+    _shared_is_gone_everywhere(sim, [a, c, d])
+    shown = [(o, ch) for _, o, ch in changes.log if ch.owner == b and ch.kind is not ChangeKind.DELETED]
+    assert shown == [], why(sim, f"failed b's version shown: {shown}")
+    for n in (a, c, d):  # hidden, not reaped: b's version is what every member holds
+        held = [(e.owner, e.deleted) for e in state(sim, n).entries(NET)]
+        assert held == [(b, last_write == "delete")], why(sim, f"{n} holds {held}")
+
+
+@seeds
+@pytest.mark.parametrize("last_write", ["delete", "put"])
+def test_a_departed_members_last_write_still_retires_what_it_superseded(last_write: str, seed: int) -> None:
+    """As above, but b leaves the cluster where only d sees it leave (a and c see it fail):
+    d, past the leave grace, refuses b's versions, yet the version a and c hold hidden
+    retires d's copy of a's value."""
+    sim, names = make_sim(4, seed)
+    join_all(sim, names)
+    a, b, c, d = names
+    _superseded_then_gone(sim, names, last_write)
+    sim.run_for(8.0)  # b's gossip of its write is over before b and d meet
+    sim.partition([[a, c], [b, d]])
+    sim.leave(b)
+    wait(sim, lambda: sim.engine(b).leave_done, 10.0, "leave did not finish")
+    sim.crash(b)
+    wait(sim, lambda: all(sim.engine(n).view()[b] == State.DEAD for n in (a, c)), 60.0, "b not dead")
+    assert sim.engine(d).view()[b] == State.LEFT, why(sim, "d did not see b leave")
+    sim.run_for(TablesConfig().left_grace_interval)
+    assert owners(sim, d) == {a}, why(sim, f"d holds {state(sim, d).entries(NET)}")
+    assert state(sim, a).is_failed(b) and state(sim, c).is_failed(b), why(sim, "b not failed on a and c")
+    _shared_is_gone_everywhere(sim, [a, c, d])
+    assert state(sim, d).entries(NET) == [], why(sim, f"d holds {state(sim, d).entries(NET)}")
+
+
 @seeds
 def test_a_node_leaving_a_network_takes_its_entries_and_keeps_none(seed: int) -> None:
     sim, names = make_sim(4, seed)
