@@ -13,7 +13,9 @@ Rules:
   so far zones still hear everything; "near" is relative to the median RTT, off beneath
   `topology_rtt_floor`, and off while estimates are not trustworthy (see
   swimnet.topology.tracker); the biased picks' tournaments are drawn among the members
-  whose coordinate we hold, so a few dozen known of thousands suffice.
+  whose coordinate we hold, so a few dozen known of thousands suffice; while every peer
+  scores alike (estimates untrusted, or a flat network) choices are plain uniform draws,
+  with no tournaments and no estimates computed.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class TopologyDelegate:
     def choose(self, candidates: Sequence[str], k: int, skip: Container[str]) -> list[str]:
         cfg = self._config
         coordinates = self.coordinates
+        if not coordinates.discerning():  # every peer scores alike: a tournament is a uniform pick
+            return choose_excluding(candidates, k, self._rng, coordinates.remoteness, 0.0, skip, 1.0)
         return choose_excluding(
             candidates,
             k,
@@ -89,5 +93,5 @@ class TopologyDelegate:
             cfg.topology_bias,
             skip,
             cfg.topology_uniform_share,
-            known=coordinates.known_peers(),
+            known=coordinates.book.trusted_names,
         )

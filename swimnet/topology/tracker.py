@@ -47,7 +47,8 @@ FLIP_SHARE = 0.5
 relaying to the others who hold the old coordinate."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
-"""The median RTT (what "near" is relative to) is re-estimated every this many queries."""
+"""The median RTT (what "near" is relative to) is re-estimated every this many queries (and
+then only if our coordinate or the book changed since: else it would come out the same)."""
 
 
 def moved(a: Coordinate, b: Coordinate) -> float:
@@ -75,6 +76,9 @@ class PeerCoordinates:
         self._due = False
         self._median: float | None = None
         self._calls = 0
+        self._median_stale = True
+        """Our coordinate or the book changed since the median was last computed (when not,
+        a due re-estimate would find the same value and is skipped)."""
 
     @property
     def coordinate(self) -> Coordinate:
@@ -113,6 +117,7 @@ class PeerCoordinates:
             return
         self.book.offer(peer, version, coord)
         self._payload = None
+        self._median_stale = True
         self.stats["coordinate_updates"] += 1
         self._check_material()
 
@@ -130,7 +135,10 @@ class PeerCoordinates:
         if not coord.is_compatible_with(self.client.coordinate):
             self.stats["coordinate_rejected_coordinate_incompatible"] += 1
             return False
-        return self.book.offer(peer, version, coord)
+        if not self.book.offer(peer, version, coord):
+            return False
+        self._median_stale = True
+        return True
 
     def flips(self, old: Coordinate, new: Coordinate) -> bool:
         """`new` differs from `old` (what we held for a peer) enough to change which peers
@@ -160,9 +168,13 @@ class PeerCoordinates:
         is not flat (else none): what peer choice draws its tournaments among (see
         swimnet.topology.selection). In a flat network every peer is as far as any other, and
         choices stay uniform over all members."""
-        if self.book.trusted < MIN_KNOWN or not self.trusted or self._median_rtt() <= self.rtt_floor:
-            return ()
-        return self.book.trusted_names
+        return self.book.trusted_names if self.discerning() else ()
+
+    def discerning(self) -> bool:
+        """`remoteness` can tell peers apart: estimates are trustworthy and the network is not
+        flat. When False, `remoteness` is None or 1.0 for every peer, so a biased choice is
+        a uniform one (peer choice then skips its tournaments)."""
+        return self.book.trusted >= MIN_KNOWN and self.trusted and self._median_rtt() > self.rtt_floor
 
     def remoteness(self, peer: str) -> float | None:
         """0.0 for a near peer, 1.0 for a far one, None if unknown: what peer choice compares.
@@ -185,6 +197,9 @@ class PeerCoordinates:
         self._calls += 1
         if self._calls >= _MEDIAN_REFRESH or not self._median:
             self._calls = 0
+            if not self._median_stale and self._median is not None:
+                return self._median
+            self._median_stale = False
             book = self.book
             names = list(book)
             step = max(1, len(names) // _MEDIAN_SAMPLE)
@@ -199,4 +214,5 @@ class PeerCoordinates:
 
     def forget(self, peer: str) -> None:
         self.book.forget(peer)
+        self._median_stale = True
         self.client.forget(peer)
