@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import Final
 
 import attrs
+
 from swimnet.errors import AuthenticationError, ConfigError, LocalProtocolError
 from swimnet.security import aead
 from swimnet.security.keyring import KEY_ID_SIZE, Keyring
@@ -91,6 +92,7 @@ authenticated. Receivers refuse sealed input older than their replay window."""
 def sealed_timestamp(packet: bytes) -> int:
     """The sender timestamp in a sealed packet's nonce (meaningful once the packet opened)."""
     return int.from_bytes(packet[_KEY_ID_END : _KEY_ID_END + TIMESTAMP_SIZE], "big")
+
 
 DROP_REASONS: Final[tuple[str, ...]] = (
     "truncated",  # shorter than nonce + tag, or a cut-off label header

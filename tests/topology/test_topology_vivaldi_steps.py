@@ -37,7 +37,9 @@ class _Reference:
         error = cfg.ce * weight * wrongness + coord.error * (1.0 - cfg.ce * weight)
         coord = Coordinate(coord.vec, min(error, cfg.error_max), coord.adjustment, coord.height)
         cc = cfg.seed_cc if self.updates < cfg.seed_updates else cfg.cc
-        coord = coord.apply_force(cc * weight * (sample - dist), other, height_min=cfg.height_min, rng=self.rng)
+        coord = coord.apply_force(
+            cc * weight * (sample - dist), other, height_min=cfg.height_min, rng=self.rng
+        )
         if cfg.adjustment_window:
             self.samples[self.index] = filtered - coord.raw_distance_to(other)
             self.index = (self.index + 1) % cfg.adjustment_window
