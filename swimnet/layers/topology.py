@@ -14,8 +14,7 @@ Rules:
   `topology_rtt_floor`, and off while estimates are not trustworthy (see
   swimnet.topology.tracker); the biased picks' tournaments are drawn among the members
   whose coordinate we hold, so a few dozen known of thousands suffice; while every peer
-  scores alike (estimates untrusted, or a flat network) choices are plain uniform draws,
-  with no tournaments and no estimates computed.
+  scores alike (estimates untrusted, or a flat network) no RTT estimate is computed.
 """
 
 from __future__ import annotations
@@ -83,8 +82,6 @@ class TopologyDelegate:
     def choose(self, candidates: Sequence[str], k: int, skip: Container[str]) -> list[str]:
         cfg = self._config
         coordinates = self.coordinates
-        if not coordinates.discerning():  # every peer scores alike: a tournament is a uniform pick
-            return choose_excluding(candidates, k, self._rng, coordinates.remoteness, 0.0, skip, 1.0)
         return choose_excluding(
             candidates,
             k,
@@ -93,5 +90,5 @@ class TopologyDelegate:
             cfg.topology_bias,
             skip,
             cfg.topology_uniform_share,
-            known=coordinates.book.trusted_names,
+            known=coordinates.known_peers(),
         )

@@ -13,7 +13,8 @@ Rules:
 - our version is (epoch, updates): the incarnation we started with, and the samples our
   coordinate absorbed; `ack_payload()` is our coordinate with it, encoded once per change;
 - `remoteness` is computed once per peer until our coordinate, the median RTT or the
-  peer's coordinate changes (peer choice asks for the same peers many times in between);
+  peer's coordinate changes (peer choice asks for the same peers many times in between),
+  and never in a flat network (no estimate is needed to say "far");
 - trust: choices stay unbiased (`remoteness` is None) until our own coordinate absorbed
   TRUSTED_UPDATES samples and we hold MIN_KNOWN trusted peer coordinates; a peer whose
   coordinate is not trusted yet counts as unknown. With every ack carrying a coordinate to a
@@ -175,13 +176,9 @@ class PeerCoordinates:
         is not flat (else none): what peer choice draws its tournaments among (see
         swimnet.topology.selection). In a flat network every peer is as far as any other, and
         choices stay uniform over all members."""
-        return self.book.trusted_names if self.discerning() else ()
-
-    def discerning(self) -> bool:
-        """`remoteness` can tell peers apart: estimates are trustworthy and the network is not
-        flat. When False, `remoteness` is None or 1.0 for every peer, so a biased choice is
-        a uniform one (peer choice then skips its tournaments)."""
-        return self.book.trusted >= MIN_KNOWN and self.trusted and self._median_rtt() > self.rtt_floor
+        if self.book.trusted < MIN_KNOWN or not self.trusted or self._median_rtt() <= self.rtt_floor:
+            return ()
+        return self.book.trusted_names
 
     def remoteness(self, peer: str) -> float | None:
         """0.0 for a near peer, 1.0 for a far one, None if unknown: what peer choice compares.
@@ -198,6 +195,8 @@ class PeerCoordinates:
         if coord is None:
             return None
         median = self._median_rtt()
+        if median <= self.rtt_floor:
+            return 1.0  # a flat network: every known peer is as far as any other, no estimate
         own = self.client.coordinate
         if own is not self._scored_from or median != self._scored_median:
             self._scores.clear()

@@ -1,6 +1,6 @@
 """TopologyDelegate.choose: while no peer can be told from another (estimates untrusted, or a
-flat network such as one LAN) choices are uniform draws that compute no RTT estimate; once
-estimates discern near from far, tournaments favour the near peers."""
+flat network such as one LAN) choices are uniform and compute no RTT estimate; once estimates
+discern near from far, tournaments favour the near peers."""
 
 from __future__ import annotations
 
@@ -42,17 +42,12 @@ def _delegate(seed: int, far_share: float) -> tuple[TopologyDelegate, list[str]]
 def _counting_estimates(topo: TopologyDelegate) -> Counter[str]:
     calls: Counter[str] = Counter()
     coords = topo.coordinates
-    remoteness, estimate = coords.remoteness, coords.client.rtt_estimate
-
-    def counted_remoteness(peer: str) -> float | None:
-        calls["remoteness"] += 1
-        return remoteness(peer)
+    estimate = coords.client.rtt_estimate
 
     def counted_estimate(coord: Coordinate | None) -> float | None:
         calls["rtt_estimate"] += 1
         return estimate(coord)
 
-    coords.remoteness = counted_remoteness  # type: ignore[method-assign]
     coords.client.rtt_estimate = counted_estimate  # type: ignore[method-assign]
     return calls
 
@@ -61,10 +56,10 @@ def _counting_estimates(topo: TopologyDelegate) -> Counter[str]:
 def test_choices_in_a_flat_or_untrusted_network_are_uniform_and_estimate_nothing(trusted: bool) -> None:
     if trusted:
         topo, _ = _delegate(7, far_share=0.0)
-        assert topo.coordinates.trusted and not topo.coordinates.discerning()
+        assert topo.coordinates.trusted and topo.coordinates.known_peers() == ()
     else:
         topo = TopologyDelegate(Config.lan(name="me"), random.Random(7), Counter())
-        assert not topo.coordinates.discerning()
+        assert not topo.coordinates.trusted
     skip = {"p00", "p01"}
     picks: Counter[str] = Counter()
     calls = _counting_estimates(topo)
@@ -73,8 +68,7 @@ def test_choices_in_a_flat_or_untrusted_network_are_uniform_and_estimate_nothing
         chosen = topo.choose(PEERS, 3, skip)
         assert len(chosen) == 3 == len(set(chosen)) and not skip & set(chosen)
         picks.update(chosen)
-    # past the first few choices (the median RTT is sampled now and then), no estimate at all
-    assert calls["remoteness"] == 0
+    # the median RTT is sampled once (nothing changed since); no peer is ever estimated
     assert calls["rtt_estimate"] <= 64
     expected = 3 * rounds / (len(PEERS) - len(skip))
     assert set(picks) == set(PEERS) - skip
@@ -83,7 +77,7 @@ def test_choices_in_a_flat_or_untrusted_network_are_uniform_and_estimate_nothing
 
 def test_a_discerning_network_still_favours_near_peers() -> None:
     topo, near = _delegate(8, far_share=0.5)
-    assert topo.coordinates.discerning()
+    assert topo.coordinates.known_peers()
     picks: Counter[str] = Counter()
     for _ in range(2000):
         picks.update(topo.choose(PEERS, 3, ()))
