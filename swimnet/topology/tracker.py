@@ -12,9 +12,7 @@ Rules:
   by reason and changes nothing;
 - our version is (epoch, updates): the incarnation we started with, and the samples our
   coordinate absorbed; `ack_payload()` is our coordinate with it, encoded once per change;
-- `remoteness` is computed once per peer until our coordinate, the median RTT or the
-  peer's coordinate changes (peer choice asks for the same peers many times in between),
-  and never in a flat network (no estimate is needed to say "far");
+- `remoteness` estimates nothing in a flat network (every known peer is "far" alike);
 - trust: choices stay unbiased (`remoteness` is None) until our own coordinate absorbed
   TRUSTED_UPDATES samples and we hold MIN_KNOWN trusted peer coordinates; a peer whose
   coordinate is not trusted yet counts as unknown. With every ack carrying a coordinate to a
@@ -82,11 +80,6 @@ class PeerCoordinates:
         self._median_stale = True
         """Our coordinate or the book changed since the median was last computed (when not,
         a due re-estimate would find the same value and is skipped)."""
-        self._scores: dict[str, tuple[Coordinate, float | None]] = {}
-        """peer -> (its coordinate, its remoteness), valid while our coordinate and the median
-        are the ones below (a peer's entry, while its coordinate is the one it was scored with)."""
-        self._scored_from: Coordinate | None = None
-        self._scored_median = 0.0
 
     @property
     def coordinate(self) -> Coordinate:
@@ -197,18 +190,13 @@ class PeerCoordinates:
         median = self._median_rtt()
         if median <= self.rtt_floor:
             return 1.0  # a flat network: every known peer is as far as any other, no estimate
+        # CoordinateClient.rtt_estimate without its checks: a coordinate in the book is valid
+        # and of our dimensionality (checked on the way in); the same arithmetic, the same bits
         own = self.client.coordinate
-        if own is not self._scored_from or median != self._scored_median:
-            self._scores.clear()
-            self._scored_from, self._scored_median = own, median
-        else:
-            hit = self._scores.get(peer)
-            if hit is not None and hit[0] is coord:
-                return hit[1]
-        rtt = self.client.rtt_estimate(coord)
-        score = None if rtt is None else 0.0 if median > self.rtt_floor and rtt <= 0.5 * median else 1.0
-        self._scores[peer] = (coord, score)
-        return score
+        raw = math.dist(own.vec, coord.vec) + own.height + coord.height
+        adjusted = raw + own.adjustment + coord.adjustment
+        rtt = adjusted if adjusted > 0.0 else raw
+        return 0.0 if rtt <= 0.5 * median else 1.0
 
     def _median_rtt(self) -> float:
         self._calls += 1
