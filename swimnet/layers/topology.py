@@ -13,7 +13,8 @@ Rules:
   so far zones still hear everything; "near" is relative to the median RTT, off beneath
   `topology_rtt_floor`, and off while estimates are not trustworthy (see
   swimnet.topology.tracker); the biased picks' tournaments are drawn among the members
-  whose coordinate we hold, so a few dozen known of thousands suffice.
+  whose coordinate we hold, so a few dozen known of thousands suffice; while every peer
+  scores alike (estimates untrusted, or a flat network) no RTT estimate is computed.
 """
 
 from __future__ import annotations

@@ -43,13 +43,9 @@ from collections.abc import Callable
 from typing import Final
 
 import attrs
-from nacl.bindings import (
-    crypto_aead_xchacha20poly1305_ietf_decrypt,
-    crypto_aead_xchacha20poly1305_ietf_encrypt,
-)
-from nacl.exceptions import CryptoError
 
 from swimnet.errors import AuthenticationError, ConfigError, LocalProtocolError
+from swimnet.security import aead
 from swimnet.security.keyring import KEY_ID_SIZE, Keyring
 
 __all__ = [
@@ -97,6 +93,7 @@ def sealed_timestamp(packet: bytes) -> int:
     """The sender timestamp in a sealed packet's nonce (meaningful once the packet opened)."""
     return int.from_bytes(packet[_KEY_ID_END : _KEY_ID_END + TIMESTAMP_SIZE], "big")
 
+
 DROP_REASONS: Final[tuple[str, ...]] = (
     "truncated",  # shorter than nonce + tag, or a cut-off label header
     "bad_version",  # sealed-looking input with an unknown version (open_sealed only)
@@ -128,8 +125,7 @@ def _seal(keyring: Keyring, ad: bytes, plaintext: bytes, nonce_source: NonceSour
     if len(random_part) != RANDOM_SIZE:
         raise LocalProtocolError(f"nonce_source({RANDOM_SIZE}) returned {len(random_part)} bytes")
     nonce = _VERSION_BYTE + keyring.primary_raw_id + bytes(random_part)
-    sealed: bytes = crypto_aead_xchacha20poly1305_ietf_encrypt(bytes(plaintext), ad, nonce, keyring.primary)
-    return nonce + sealed
+    return nonce + aead.encrypt(bytes(plaintext), ad, nonce, keyring.primary)
 
 
 def _open(keyring: Keyring, ad: bytes, packet: bytes) -> bytes:
@@ -143,12 +139,9 @@ def _open(keyring: Keyring, ad: bytes, packet: bytes) -> bytes:
     key = keyring.key_for_id(raw_id)
     if key is None:
         raise AuthenticationError("unknown_key", f"key id {raw_id.hex()}")
-    try:
-        plaintext: bytes = crypto_aead_xchacha20poly1305_ietf_decrypt(
-            packet[NONCE_SIZE:], ad, packet[:NONCE_SIZE], key
-        )
-    except CryptoError:
-        raise AuthenticationError("auth_failed", f"key id {raw_id.hex()}") from None
+    plaintext = aead.decrypt(packet[NONCE_SIZE:], ad, packet[:NONCE_SIZE], key)
+    if plaintext is None:
+        raise AuthenticationError("auth_failed", f"key id {raw_id.hex()}")
     return plaintext
 
 

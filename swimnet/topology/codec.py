@@ -13,6 +13,7 @@ the length must match exactly. What it returns satisfies `Coordinate.is_within_l
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -61,6 +62,9 @@ def _number(value: Any, index: int) -> float:
 MAX_COORDINATE_BYTES = 4 * (MAX_DIMENSIONALITY + _SCALARS)
 """The largest packed coordinate: float32 for every dimension and the three scalars."""
 _MIN_COORDINATE_BYTES = 4 * (1 + _SCALARS)
+_UNPACK = {
+    4 * n: struct.Struct(f"<{n}f").unpack for n in range(1 + _SCALARS, MAX_DIMENSIONALITY + _SCALARS + 1)
+}
 
 
 def coordinate_to_bytes(coord: Coordinate) -> bytes:
@@ -78,9 +82,25 @@ def coordinate_from_bytes(data: Any, dimensionality: int | None = None) -> Coord
     on anything else (wrong length, NaN, infinity, out of limits)."""
     if type(data) is not bytes:
         raise DecodeError("coordinate: expected bytes")
-    if len(data) % 4 or not _MIN_COORDINATE_BYTES <= len(data) <= MAX_COORDINATE_BYTES:
+    size = len(data)
+    if size % 4 or not _MIN_COORDINATE_BYTES <= size <= MAX_COORDINATE_BYTES:
         raise DecodeError(f"coordinate: expected 4 x (4..{MAX_DIMENSIONALITY + _SCALARS}) bytes")
-    return coordinate_from_wire(list(struct.unpack(f"<{len(data) // 4}f", data)), dimensionality)
+    values: tuple[float, ...] = _UNPACK[size](data)
+    dims = len(values) - _SCALARS
+    # fast path, the same checks: every value is a float here, and a sum of float32 values
+    # (never beyond float64's range) is finite exactly when every one of them is
+    if (
+        (dimensionality is None or dims == dimensionality)
+        and math.isfinite(sum(values))
+        and min(values) >= -COORDINATE_LIMIT
+        and max(values) <= COORDINATE_LIMIT
+        and values[dims] >= 0.0
+        and values[dims + 2] >= 0.0
+    ):
+        return Coordinate(
+            vec=values[:dims], error=values[dims], adjustment=values[dims + 1], height=values[dims + 2]
+        )
+    return coordinate_from_wire(list(values), dimensionality)  # raises, saying what is wrong
 
 
 # -- the probe ack payload ----------------------------------------------------------------------

@@ -94,7 +94,7 @@ class Coordinate:
         drops below `height_min`; it is left alone when the two points coincide.
         """
         self._check_compatible(other)
-        unit, mag = _unit_vector_at(self.vec, other.vec, rng)
+        unit, mag = unit_vector_at(self.vec, other.vec, rng)
         vec = tuple([x + u * force for x, u in zip(self.vec, unit, strict=True)])
         height = self.height
         if mag > ZERO_THRESHOLD:
@@ -108,7 +108,7 @@ class Coordinate:
             )
 
 
-def _unit_vector_at(
+def unit_vector_at(
     a: tuple[float, ...], b: tuple[float, ...], rng: random.Random
 ) -> tuple[tuple[float, ...], float]:
     """Unit vector pointing from b to a, and |a - b|.

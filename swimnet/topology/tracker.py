@@ -12,6 +12,7 @@ Rules:
   by reason and changes nothing;
 - our version is (epoch, updates): the incarnation we started with, and the samples our
   coordinate absorbed; `ack_payload()` is our coordinate with it, encoded once per change;
+- `remoteness` estimates nothing in a flat network (every known peer is "far" alike);
 - trust: choices stay unbiased (`remoteness` is None) until our own coordinate absorbed
   TRUSTED_UPDATES samples and we hold MIN_KNOWN trusted peer coordinates; a peer whose
   coordinate is not trusted yet counts as unknown. With every ack carrying a coordinate to a
@@ -47,7 +48,8 @@ FLIP_SHARE = 0.5
 relaying to the others who hold the old coordinate."""
 _MEDIAN_SAMPLE = 64
 _MEDIAN_REFRESH = 256
-"""The median RTT (what "near" is relative to) is re-estimated every this many queries."""
+"""The median RTT (what "near" is relative to) is re-estimated every this many queries (and
+then only if our coordinate or the book changed since: else it would come out the same)."""
 
 
 def moved(a: Coordinate, b: Coordinate) -> float:
@@ -75,6 +77,9 @@ class PeerCoordinates:
         self._due = False
         self._median: float | None = None
         self._calls = 0
+        self._median_stale = True
+        """Our coordinate or the book changed since the median was last computed (when not,
+        a due re-estimate would find the same value and is skipped)."""
 
     @property
     def coordinate(self) -> Coordinate:
@@ -113,6 +118,7 @@ class PeerCoordinates:
             return
         self.book.offer(peer, version, coord)
         self._payload = None
+        self._median_stale = True
         self.stats["coordinate_updates"] += 1
         self._check_material()
 
@@ -130,7 +136,10 @@ class PeerCoordinates:
         if not coord.is_compatible_with(self.client.coordinate):
             self.stats["coordinate_rejected_coordinate_incompatible"] += 1
             return False
-        return self.book.offer(peer, version, coord)
+        if not self.book.offer(peer, version, coord):
+            return False
+        self._median_stale = True
+        return True
 
     def flips(self, old: Coordinate, new: Coordinate) -> bool:
         """`new` differs from `old` (what we held for a peer) enough to change which peers
@@ -175,16 +184,27 @@ class PeerCoordinates:
         """
         if self.book.trusted < MIN_KNOWN or not self.trusted:
             return None
-        rtt = self.client.rtt_estimate(self.book.coordinate(peer))
-        if rtt is None:
+        coord = self.book.coordinate(peer)
+        if coord is None:
             return None
         median = self._median_rtt()
-        return 0.0 if median > self.rtt_floor and rtt <= 0.5 * median else 1.0
+        if median <= self.rtt_floor:
+            return 1.0  # a flat network: every known peer is as far as any other, no estimate
+        # CoordinateClient.rtt_estimate without its checks: a coordinate in the book is valid
+        # and of our dimensionality (checked on the way in); the same arithmetic, the same bits
+        own = self.client.coordinate
+        raw = math.dist(own.vec, coord.vec) + own.height + coord.height
+        adjusted = raw + own.adjustment + coord.adjustment
+        rtt = adjusted if adjusted > 0.0 else raw
+        return 0.0 if rtt <= 0.5 * median else 1.0
 
     def _median_rtt(self) -> float:
         self._calls += 1
         if self._calls >= _MEDIAN_REFRESH or not self._median:
             self._calls = 0
+            if not self._median_stale and self._median is not None:
+                return self._median
+            self._median_stale = False
             book = self.book
             names = list(book)
             step = max(1, len(names) // _MEDIAN_SAMPLE)
@@ -199,4 +219,5 @@ class PeerCoordinates:
 
     def forget(self, peer: str) -> None:
         self.book.forget(peer)
+        self._median_stale = True
         self.client.forget(peer)

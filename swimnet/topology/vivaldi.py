@@ -28,7 +28,7 @@ from typing import Final, Literal
 import attrs
 
 from swimnet.errors import ConfigError, SwimnetError
-from swimnet.topology.coordinate import MAX_DIMENSIONALITY, Coordinate
+from swimnet.topology.coordinate import MAX_DIMENSIONALITY, ZERO_THRESHOLD, Coordinate, unit_vector_at
 
 RejectReason = Literal[
     "rtt_out_of_range",
@@ -183,19 +183,53 @@ class CoordinateClient:
         """Learn from one direct probe of `peer_name`; returns the new coordinate.
 
         Raises RejectedSample (and changes nothing) for an absurd RTT or peer coordinate.
+
+        The steps (spring, adjustment, gravity; see the module rules) run on plain floats and
+        build one Coordinate at the end: the same operations in the same order as
+        `Coordinate.distance_to` / `apply_force`, so the same bits.
         """
         self._check_peer(peer_coord)
         if not 0.0 < rtt <= self._config.max_rtt:  # also refuses NaN
             raise RejectedSample("rtt_out_of_range", f"{rtt!r} s is not in (0, {self._config.max_rtt}]")
+        cfg = self._config
+        rng = self._rng
+        height_min = cfg.height_min
         filtered = self._filter.add(peer_name, rtt)
-        self._update_vivaldi(peer_coord, filtered)
-        self._update_adjustment(peer_coord, filtered)
-        self._update_gravity()
-        if not self._coord.is_within_limits():
+        own = self._coord
+        vec, error, adjustment, height = own.vec, own.error, own.adjustment, own.height
+        other_vec, other_height = peer_coord.vec, peer_coord.height
+        # the spring step and the error estimate (serf's updateVivaldi)
+        raw = math.dist(vec, other_vec) + height + other_height
+        adjusted = raw + adjustment + peer_coord.adjustment
+        dist = adjusted if adjusted > 0.0 else raw
+        sample = max(filtered, _ZERO_THRESHOLD)
+        wrongness = abs(dist - sample) / sample
+        total_error = max(error + peer_coord.error, _ZERO_THRESHOLD)
+        weight = error / total_error
+        error = min(cfg.ce * weight * wrongness + error * (1.0 - cfg.ce * weight), cfg.error_max)
+        cc = cfg.seed_cc if self._updates < cfg.seed_updates else cfg.cc
+        force = cc * weight * (sample - dist)
+        vec, height = _moved(vec, height, force, other_vec, other_height, height_min, rng)
+        # the adjustment term (serf's updateAdjustment): raw distances, adjustments left out
+        window = cfg.adjustment_window
+        if window:
+            samples = self._adjustment_samples
+            samples[self._adjustment_index] = filtered - (math.dist(vec, other_vec) + height + other_height)
+            self._adjustment_index = (self._adjustment_index + 1) % window
+            adjustment = sum(samples) / (2.0 * window)
+        # gravity towards the origin (serf's updateGravity)
+        origin = self._origin
+        raw = math.dist(origin.vec, vec) + origin.height + height
+        adjusted = raw + origin.adjustment + adjustment
+        scaled = (adjusted if adjusted > 0.0 else raw) / cfg.gravity_rho
+        vec, height = _moved(vec, height, -(scaled * scaled), origin.vec, origin.height, height_min, rng)
+        coord = Coordinate(vec, error, adjustment, height)
+        if not coord.is_within_limits():
             self._resets += 1
-            self._coord = self._origin
+            coord = origin
+        self._coord = coord
         self._updates += 1
-        return self._coord
+        return coord
 
     def _check_peer(self, coord: Coordinate) -> None:
         if not coord.is_compatible_with(self._coord):
@@ -208,34 +242,20 @@ class CoordinateClient:
         if not coord.is_within_limits():
             raise RejectedSample("coordinate_out_of_limits", "a component is out of bounds")
 
-    def _update_vivaldi(self, other: Coordinate, rtt: float) -> None:
-        cfg = self._config
-        coord = self._coord
-        dist = coord.distance_to(other)
-        rtt = max(rtt, _ZERO_THRESHOLD)
-        wrongness = abs(dist - rtt) / rtt
-        total_error = max(coord.error + other.error, _ZERO_THRESHOLD)
-        weight = coord.error / total_error
-        error = cfg.ce * weight * wrongness + coord.error * (1.0 - cfg.ce * weight)
-        coord = Coordinate(coord.vec, min(error, cfg.error_max), coord.adjustment, coord.height)
-        cc = cfg.seed_cc if self._updates < cfg.seed_updates else cfg.cc
-        force = cc * weight * (rtt - dist)
-        self._coord = coord.apply_force(force, other, height_min=cfg.height_min, rng=self._rng)
 
-    def _update_adjustment(self, other: Coordinate, rtt: float) -> None:
-        window = self._config.adjustment_window
-        if window == 0:
-            return
-        # the adjustments themselves do not figure in: use the raw distance
-        self._adjustment_samples[self._adjustment_index] = rtt - self._coord.raw_distance_to(other)
-        self._adjustment_index = (self._adjustment_index + 1) % window
-        adjustment = sum(self._adjustment_samples) / (2.0 * window)
-        coord = self._coord
-        self._coord = Coordinate(coord.vec, coord.error, adjustment, coord.height)
-
-    def _update_gravity(self) -> None:
-        cfg = self._config
-        dist = self._origin.distance_to(self._coord)
-        scaled = dist / cfg.gravity_rho
-        force = -(scaled * scaled)
-        self._coord = self._coord.apply_force(force, self._origin, height_min=cfg.height_min, rng=self._rng)
+def _moved(
+    vec: tuple[float, ...],
+    height: float,
+    force: float,
+    other_vec: tuple[float, ...],
+    other_height: float,
+    height_min: float,
+    rng: random.Random,
+) -> tuple[tuple[float, ...], float]:
+    """`Coordinate.apply_force` on the (vec, height) of a coordinate: force seconds away from
+    the other point (towards it when negative), the height in proportion."""
+    unit, mag = unit_vector_at(vec, other_vec, rng)
+    moved = tuple([x + u * force for x, u in zip(vec, unit, strict=True)])
+    if mag > ZERO_THRESHOLD:
+        height = max((height + other_height) * force / mag + height, height_min)
+    return moved, height

@@ -17,6 +17,7 @@ from swimnet.topology import COORDINATE_LIMIT, MAX_DIMENSIONALITY, Coordinate, V
 from swimnet.topology.codec import (
     MAX_COORDINATE_BYTES,
     coordinate_from_bytes,
+    coordinate_from_wire,
     coordinate_to_bytes,
     decode_ack_payload,
     encode_ack_payload,
@@ -132,3 +133,27 @@ def test_any_ack_payload_decodes_or_raises_decode_error(data: bytes) -> None:
     except DecodeError:
         return
     assert coord.is_within_limits() and min(version) >= 0
+
+
+@given(
+    st.lists(
+        st.one_of(st.floats(width=32), st.sampled_from([COORDINATE_LIMIT, -COORDINATE_LIMIT, 0.0, -0.0])),
+        min_size=4,
+        max_size=MAX_DIMENSIONALITY + 3,
+    ),
+    st.sampled_from([None, 1, 8]),
+)
+def test_packed_decoding_accepts_exactly_what_the_list_form_accepts(
+    values: list[float], dims: int | None
+) -> None:
+    """`coordinate_from_bytes` checks its floats its own (faster) way: the verdicts and the
+    values are those of `coordinate_from_wire` on the same numbers."""
+    data = _packed(*values)
+    unpacked = list(struct.unpack(f"<{len(values)}f", data))
+    try:
+        expected = coordinate_from_wire(unpacked, dims)
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            coordinate_from_bytes(data, dims)
+        return
+    assert coordinate_from_bytes(data, dims) == expected

@@ -126,3 +126,23 @@ def test_bad_payloads_are_counted_and_change_nothing() -> None:
     assert t.stats["coordinate_undecodable"] == 1
     assert t.stats["coordinate_rejected_rtt_out_of_range"] == 1
     assert "p" not in t.book
+
+
+def test_remoteness_follows_every_change_of_either_coordinate() -> None:
+    """Scores are kept between choices, never past a change: the peer's newer coordinate, or
+    ours moving after a probe, gives the score a fresh computation would."""
+    t = _settled(random.Random(9))
+    me = t.coordinate.vec[0]
+    t.learn("mover", *_at(me))
+    assert t.remoteness("mover") == 0.0
+    assert t.remoteness("mover") == 0.0  # asked again: the same
+    t.learn("mover", *_at(me + FAR, updates=51))
+    assert t.remoteness("mover") == 1.0
+    t.learn("still", *_at(me + FAR))
+    assert t.remoteness("still") == 1.0
+    for _ in range(40):  # our coordinate moves to where "still" is: near now
+        _probe(t, "far0", FAR, NEAR)
+    median = t._median_rtt()
+    estimate = t.client.rtt_estimate(t.book.coordinate("still"))
+    assert estimate is not None and median > t.rtt_floor and estimate <= 0.5 * median
+    assert t.remoteness("still") == 0.0
