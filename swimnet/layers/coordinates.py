@@ -5,7 +5,9 @@ Rules:
 - push-pull: our section (`CoordinateState`) holds our own coordinate and the trusted ones
   we hold: all of them (at most MAX_SECTION_COORDINATES) when answering a join, so a new
   node inherits the coordinates of the whole cluster at once; a random SECTION_SAMPLE of
-  them in periodic anti-entropy (it only repairs what gossip missed). A joining node always
+  them in periodic anti-entropy (it only repairs what gossip missed), and none but our own
+  once our estimates say the network is flat (`PeerCoordinates.flat`: in a LAN they change no
+  choice, and 64 coordinates would double a 100-node push-pull). A joining node always
   sends a section (maybe empty), so the member it joins through knows to answer in full;
 - gossip: when our coordinate becomes trusted, and whenever it moves materially (see
   swimnet.topology.tracker), a `CoordinateUpdate` is queued and sent on our next
@@ -129,10 +131,12 @@ class CoordinatesLayer:
     def local_state(self, join: bool, now: float) -> bytes | None:
         tracker = self._tracker
         answer_join, self._answer_join = self._answer_join, False
-        held = [(name, ver, coord) for name, ver, coord in tracker.book.items() if is_trusted(ver)]
-        limit = MAX_SECTION_COORDINATES - 1 if answer_join else SECTION_SAMPLE
-        if len(held) > limit:
-            held = self._host.rng.sample(held, limit)
+        limit = MAX_SECTION_COORDINATES - 1 if answer_join else 0 if tracker.flat() else SECTION_SAMPLE
+        held = []
+        if limit:
+            held = [(name, ver, coord) for name, ver, coord in tracker.book.items() if is_trusted(ver)]
+            if len(held) > limit:
+                held = self._host.rng.sample(held, limit)
         if tracker.trusted:
             held.append((self._host.name, tracker.version, tracker.coordinate))
         if not held and not join:

@@ -12,7 +12,8 @@ Rules:
   by reason and changes nothing;
 - our version is (epoch, updates): the incarnation we started with, and the samples our
   coordinate absorbed; `ack_payload()` is our coordinate with it, encoded once per change;
-- `remoteness` estimates nothing in a flat network (every known peer is "far" alike);
+- `remoteness` estimates nothing in a flat network (every known peer is "far" alike); `flat`
+  says whether the network is flat, once estimates are trustworthy;
 - trust: choices stay unbiased (`remoteness` is None) until our own coordinate absorbed
   TRUSTED_UPDATES samples and we hold MIN_KNOWN trusted peer coordinates; a peer whose
   coordinate is not trusted yet counts as unknown. With every ack carrying a coordinate to a
@@ -164,12 +165,17 @@ class PeerCoordinates:
     def rtt_estimate(self, peer: str) -> float | None:
         return self.client.rtt_estimate(self.book.coordinate(peer))
 
+    def flat(self) -> bool:
+        """Estimates are trustworthy and put every peer we know as near as any other (their
+        median RTT is at or below the RTT floor): a LAN, where coordinates change no choice."""
+        return self.book.trusted >= MIN_KNOWN and self.trusted and self._median_rtt() <= self.rtt_floor
+
     def known_peers(self) -> Sequence[str]:
         """The peers with a trusted coordinate, once estimates are trustworthy and the network
         is not flat (else none): what peer choice draws its tournaments among (see
         swimnet.topology.selection). In a flat network every peer is as far as any other, and
         choices stay uniform over all members."""
-        if self.book.trusted < MIN_KNOWN or not self.trusted or self._median_rtt() <= self.rtt_floor:
+        if self.book.trusted < MIN_KNOWN or not self.trusted or self.flat():
             return ()
         return self.book.trusted_names
 

@@ -4,12 +4,13 @@ peer can inject (bounded, checked, counted, never newer-than-newest)."""
 from __future__ import annotations
 
 import msgpack
-from engine_helpers import SELF, Harness
+from engine_helpers import SELF, Harness, Sent
 
 from swimnet.layers.coordinates import SECTION_SAMPLE
 from swimnet.topology import Coordinate
 from swimnet.topology.book import TRUSTED_UPDATES
-from swimnet.topology.codec import coordinate_to_bytes, decode_ack_payload
+from swimnet.topology.codec import coordinate_to_bytes, decode_ack_payload, encode_ack_payload
+from swimnet.topology.tracker import MIN_KNOWN
 from swimnet.wire import Ack, Ping, PushPull
 from swimnet.wire.codec import decode_message, encode_message
 from swimnet.wire.topology import (
@@ -138,3 +139,29 @@ def test_acks_carry_our_coordinate_always_to_a_fresh_prober_else_every_other_tim
     assert sum(1 for p in placed if p) == 5
     version, _ = decode_ack_payload(fresh[0], 8)
     assert version == (1, 0)  # our epoch is our starting incarnation; nothing learned yet
+
+
+def _probed_for_a_minute(far_share: int) -> Harness:
+    """Our engine probes MIN_KNOWN + 4 peers for 60 s; every `far_share`-th one (if any) sits
+    40 ms away, the others 0.3 ms (a LAN)."""
+    h = _harness(MIN_KNOWN + 4)
+
+    def respond(h: Harness, s: Sent) -> None:
+        peer = h.name_at.get(s.addr)
+        for ping in s.of(Ping):
+            if peer is not None and ping.target == peer:
+                far = far_share and int(peer[1:]) % far_share == 0
+                rtt = 0.040 if far else 0.0003
+                h.now += rtt
+                coordinate = Coordinate((rtt if far else 0.0,) + (0.0,) * 7, 0.2, 0.0, 1e-5)
+                h.feed([Ack(ping.seq, encode_ack_payload((1, 50), coordinate))], src=s.addr)
+
+    h.advance(h.now + 60.0, respond)
+    return h
+
+
+def test_a_flat_network_s_periodic_push_pull_carries_only_our_own_coordinate() -> None:
+    lan = _section(_probed_for_a_minute(far_share=0).push_pull(PushPull(False, (), b"")))
+    assert lan is not None and [r.name for r in lan.records] == [SELF]
+    zoned = _section(_probed_for_a_minute(far_share=2).push_pull(PushPull(False, (), b"")))
+    assert zoned is not None and len(zoned.records) == MIN_KNOWN + 4 + 1  # every peer, and us
