@@ -180,12 +180,12 @@ def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
 
 def vouched_encoded(members: Iterable[MemberRecord]) -> list[bytes]:
     """`vouched_for`, each member as `encode_member` encodes it."""
-    out = []
-    for m in members:
-        if m.verified or m.state != State.ALIVE:
-            name, addr, meta, vsn = m.identity
-            out.append(encode_member(name, addr, meta, m.incarnation, m.state, vsn))
-    return out
+    return [
+        encode_member(name, addr, meta, m.incarnation, m.state, vsn)
+        for m in members
+        if m.verified or m.state != State.ALIVE
+        for name, addr, meta, vsn in [m.identity]
+    ]
 
 
 def verified_only(accept: Callable[[MemberRecord], bool]) -> Callable[[MemberRecord], bool]:

@@ -48,10 +48,11 @@ class Member:
 
 class MemberRecord:
     """One known member (self included); `state_change` is when `state` last changed;
-    `verified`: we heard from it directly (see `membership.admission`). `name`, `addr`,
-    `meta` and `vsn` read the shared `identity`; change them together with `rebind`."""
+    `verified`: we heard from it directly (see `membership.admission`). `addr`, `meta` and
+    `vsn` read the shared `identity`; change them together with `rebind`. `name` (read on
+    every peer choice and merge) is a slot of its own, the same string object."""
 
-    __slots__ = ("identity", "incarnation", "state", "state_change", "verified")
+    __slots__ = ("identity", "incarnation", "name", "state", "state_change", "verified")
 
     def __init__(
         self,
@@ -63,15 +64,12 @@ class MemberRecord:
         meta: bytes = b"",
         vsn: tuple[int, int, int] = (2, 2, 2),
     ) -> None:
-        self.identity = identity(name, addr, meta, vsn)
+        self.identity = ident = identity(name, addr, meta, vsn)
+        self.name: str = ident[0]
         self.incarnation = incarnation
         self.state = state
         self.state_change = state_change
         self.verified = True
-
-    @property
-    def name(self) -> str:
-        return self.identity[0]
 
     @property
     def addr(self) -> Address:
