@@ -11,7 +11,8 @@ Scenarios (issue: foundation, section 6):
   per wall second, and per CPU second of this process (the figure that does not depend on
   what else the machine runs), with the peak memory;
 - a large cluster: N = 5000 bootstrapped through one seed, then one crash detected by every
-  other node, in a process of its own: wall and CPU time, peak RSS, virtual times.
+  other node, in a process of its own: wall and CPU time, peak RSS, bytes of RSS per member
+  entry (N^2 of them), virtual times.
 
 `python benchmarks/bench_membership.py [--quick]` or `nox -s bench -- membership`;
 `python benchmarks/bench_membership.py --large 5000` runs the large cluster alone.
