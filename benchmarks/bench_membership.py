@@ -11,7 +11,8 @@ Scenarios (issue: foundation, section 6):
   per wall second, and per CPU second of this process (the figure that does not depend on
   what else the machine runs), with the peak memory;
 - a large cluster: N = 5000 bootstrapped through one seed, then one crash detected by every
-  other node, in a process of its own: wall and CPU time, peak RSS, virtual times.
+  other node, in a process of its own: wall and CPU time, peak RSS, bytes of RSS per member
+  entry (N^2 of them), virtual times.
 
 `python benchmarks/bench_membership.py [--quick]` or `nox -s bench -- membership`;
 `python benchmarks/bench_membership.py --large 5000` runs the large cluster alone.
@@ -244,8 +245,12 @@ def _all_see_all(sim: Simulation, pending: list[str]) -> list[str]:
 
 
 def large_cluster_run(n: int, seed: int = 9) -> dict[str, Any]:
-    """Bootstrap of `n` nodes through one seed, then one crash detected by every other node."""
+    """Bootstrap of `n` nodes through one seed, then one crash detected by every other node.
+
+    Memory per member entry: the growth of this process's RSS from before the nodes were
+    made to the convergence, over the entries every view then holds (about n^2)."""
     wall, cpu = time.perf_counter(), time.process_time()
+    rss_start = _current_rss_bytes()
     sim = Simulation(seed=seed, config=Config.lan())
     names = sim.add_nodes(n)
     sim.join_all(via=names[0])
@@ -256,6 +261,8 @@ def large_cluster_run(n: int, seed: int = 9) -> dict[str, Any]:
     if pending:
         raise RuntimeError(f"{sim.describe()}: {n} nodes did not converge")
     converged_at, converge_wall = sim.now, time.perf_counter() - wall
+    entries = sum(len(sim.view(name)) for name in names)
+    rss_converged = _current_rss_bytes()
     victim = names[n // 2]
     dead_at: dict[str, float] = {}
 
@@ -279,7 +286,19 @@ def large_cluster_run(n: int, seed: int = 9) -> dict[str, Any]:
         "wall_s": round(time.perf_counter() - wall, 1),
         "cpu_s": round(time.process_time() - cpu, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "member_entries": entries,
+        "rss_at_convergence_mib": round(rss_converged / 2**20),
+        "bytes_per_member_entry": round((rss_converged - rss_start) / entries),
     }
+
+
+def _current_rss_bytes() -> int:
+    """This process's resident set now (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = pathlib.Path("/proc/self/statm").read_text().split()
+    except OSError:
+        return 0
+    return int(fields[1]) * resource.getpagesize()
 
 
 def large_cluster(n: int = 5000) -> dict[str, Any]:
@@ -298,7 +317,8 @@ def large_cluster(n: int = 5000) -> dict[str, Any]:
     print(
         f"large cluster N={n}: converged at {result.get('converge_virtual_s')} s virtual, crash seen dead by "
         f"{result.get('crash_detected_by')} (median {dead.get('median')} s); {result.get('wall_s')} s wall, "
-        f"{result.get('cpu_s')} s CPU, peak RSS {result.get('peak_rss_mib')} MiB"
+        f"{result.get('cpu_s')} s CPU, peak RSS {result.get('peak_rss_mib')} MiB, "
+        f"{result.get('bytes_per_member_entry')} B per member entry"
     )
     return result
 

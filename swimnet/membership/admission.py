@@ -106,6 +106,15 @@ class Admission:
             m.verified = True
             self._unverified.pop(m.name, None)
             self._probed.pop(m.name, None)
+            self._shrink()
+
+    def _shrink(self) -> None:
+        """Free the tables once empty: an emptied dict keeps the size of its peak (a joiner's
+        thousands of unverified members) until cleared."""
+        if not self._unverified:
+            self._unverified.clear()
+        if not self._probed:
+            self._probed.clear()
 
     def vouched(
         self,
@@ -152,6 +161,7 @@ class Admission:
             if members.get(name) is not m or m.verified:
                 del self._unverified[name]
                 self._probed.pop(name, None)
+                self._shrink()
                 continue
             if m.state != State.ALIVE or now - self._probed.get(name, -retry) < retry:
                 continue  # a suspect is being dealt with; a refuted one waits for its retry
@@ -171,9 +181,10 @@ def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
 def vouched_encoded(members: Iterable[MemberRecord]) -> list[bytes]:
     """`vouched_for`, each member as `encode_member` encodes it."""
     return [
-        encode_member(m.name, m.addr, m.meta, m.incarnation, m.state, m.vsn)
+        encode_member(name, addr, meta, m.incarnation, m.state, vsn)
         for m in members
         if m.verified or m.state != State.ALIVE
+        for name, addr, meta, vsn in [m.identity]
     ]
 
 

@@ -43,7 +43,9 @@ class BroadcastQueue:
 
     Memory per broadcast: one `_Item`, its entry in `items` and its place in one level list
     (the items themselves, ordered by sequence number); a transmission moves an item from
-    one level to the next and touches nothing else.
+    one level to the next and touches nothing else. An emptied queue frees its tables (a
+    dict keeps the size it once had until cleared; `items` is cleared in place, as owners
+    hold a reference to it).
     """
 
     def __init__(self, retransmit_mult: int, max_len: int = 100_000) -> None:
@@ -84,8 +86,14 @@ class BroadcastQueue:
             self._remove(item)
 
     def _remove(self, item: _Item) -> None:
-        del self.items[item.key]
+        self._forget(item.key)
         _unlink(self._levels[item.level], item)
+
+    def _forget(self, key: Hashable) -> None:
+        items = self.items
+        del items[key]
+        if not items:
+            items.clear()  # an emptied dict keeps its table (a join storm's size) until cleared
 
     def take(self, budget: int, per_item_overhead: int, n_nodes: int) -> list[bytes]:
         """Encoded broadcasts that fit in `budget` bytes; each counts as transmitted once."""
@@ -124,7 +132,7 @@ class BroadcastQueue:
         level += 1
         item.level = level
         if level >= limit:
-            del self.items[item.key]
+            self._forget(item.key)
             if item.on_done is not None:
                 item.on_done()
             return

@@ -309,7 +309,7 @@ class Swim:
         if self._leaving:
             raise LocalProtocolError("set_meta after leave(): the node is leaving")
         self._me.incarnation = inc.check_own(self._me.incarnation + 1)
-        self._me.meta = meta
+        self._me.rebind(self._me.addr, meta, self._me.vsn)
         self._broadcast_alive()
 
     def leave(self, now: float) -> None:
@@ -448,13 +448,11 @@ class Swim:
             self.queue.queue(a.node, encode_message(a))
         old_meta, old_addr = m.meta, m.addr
         m.incarnation = a.incarnation
-        m.meta = a.meta
-        if m.addr != a.addr:
-            if self._by_addr.get(m.addr) is m:
-                del self._by_addr[m.addr]
-            m.addr = a.addr
+        m.rebind(a.addr, a.meta, a.vsn)
+        if old_addr != a.addr:
+            if self._by_addr.get(old_addr) is m:
+                del self._by_addr[old_addr]
             self._by_addr[a.addr] = m
-        m.vsn = a.vsn
         self._failed.discard(m.name)
         if m.state != State.ALIVE:
             m.state = State.ALIVE

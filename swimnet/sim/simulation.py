@@ -5,6 +5,10 @@ Rules:
   bit-for-bit reproducible; `Simulation.describe()` names the seed for failure messages;
 - events run in (time, sequence) order; an engine is only ever called with the current
   virtual time, and after every call its datagrams, streams and events are drained;
+- datagrams with a fixed delay (a `Constant` latency) wait in a FIFO lane beside the heap
+  (sent in time order, they arrive in time order: no heap work per packet); the run loop
+  takes whichever of the lane's head and the heap's top comes first in (time, sequence)
+  order, so the order of events is exactly the one a single heap gives;
 - a crashed node receives nothing and its timers never fire; a restarted node is a new
   engine (empty state, higher incarnation) at the same address;
 - a stalled node takes no input until the stall ends, then drains its backlog in arrival
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -78,6 +82,9 @@ class Simulation:
         self._net_rng = random.Random(self._rng.getrandbits(64))
         self._engine_factory: EngineFactory = engine_factory if engine_factory is not None else Engine
         self._heap: list[tuple[float, int, int, Any]] = []
+        self._lane: deque[tuple[float, int, _Slot, int, Address, bytes]] = deque()
+        """Datagrams of a fixed delay, (when, seq, receiver, its gen, sender, bytes), in
+        (when, seq) order (see the module docstring)."""
         self._seq = 0
         self._slots: dict[str, _Slot] = {}
         self._by_addr: dict[Address, _Slot] = {}
@@ -238,12 +245,25 @@ class Simulation:
         heapq.heappush(self._heap, (when, self._seq, kind, data))
 
     def _run(self, until: float) -> None:
-        heap, pop = self._heap, heapq.heappop
-        while heap and heap[0][0] <= until:
+        heap, pop, lane = self._heap, heapq.heappop, self._lane
+        lane_pop = lane.popleft
+        while True:
+            if lane:
+                head = lane[0]
+                if head[0] > until:
+                    if not heap or heap[0][0] > until:
+                        break
+                elif not heap or head[0] < heap[0][0] or (head[0] == heap[0][0] and head[1] < heap[0][1]):
+                    lane_pop()
+                    self.now = head[0]
+                    self._deliver_datagram(head[2], head[3], head[4], head[5])
+                    continue
+            elif not heap or heap[0][0] > until:
+                break
             when, _, kind, data = pop(heap)
             self.now = when
             if kind == _DGRAM:
-                self._deliver(data)
+                self._deliver_datagram(*data)
             elif kind == _TIMER:
                 slot, gen = data
                 if slot.gen != gen or not slot.running or slot.timer_at != when:
@@ -290,6 +310,7 @@ class Simulation:
             classify = self.classify
             src, name = slot.addr, slot.name
             fixed = latency.seconds if type(latency) is Constant else None
+            lane = self._lane
             sent_bytes = 0
             for addr, data in out:
                 sent_bytes += len(data)
@@ -305,9 +326,15 @@ class Simulation:
                 ):
                     self.dropped += 1
                     continue
-                delay = fixed if fixed is not None else latency(name, dst.name, rng)
                 self._seq += 1
-                push(heap, (now + delay, self._seq, _DGRAM, (dst, dst.gen, src, data)))
+                if fixed is not None:
+                    when = now + fixed
+                    if not lane or lane[-1][0] <= when:
+                        lane.append((when, self._seq, dst, dst.gen, src, data))
+                        continue
+                else:
+                    when = now + latency(name, dst.name, rng)
+                push(heap, (when, self._seq, _DGRAM, (dst, dst.gen, src, data)))
             stats["packets_sent"] += len(out)
             stats["bytes_sent"] += sent_bytes
         streams = engine.streams_to_open()
@@ -335,14 +362,13 @@ class Simulation:
             self._seq += 1
             push(heap, (deadline, self._seq, _TIMER, (slot, slot.gen)))
 
-    def _deliver(self, item: tuple[_Slot, int, Address, bytes]) -> None:
-        slot, gen, src, data = item
+    def _deliver_datagram(self, slot: _Slot, gen: int, src: Address, data: bytes) -> None:
         if slot.gen != gen or not slot.running:
             self.dropped += 1
             return
         now = self.now
         if slot.stalled_until > now:
-            slot.backlog.append((_DGRAM, item))
+            slot.backlog.append((_DGRAM, (slot, gen, src, data)))
             return
         self.delivered += 1
         if self.tap is not None:
@@ -388,7 +414,7 @@ class Simulation:
         backlog, slot.backlog = slot.backlog, []
         for kind, item in backlog:
             if kind == _DGRAM:
-                self._deliver(item)
+                self._deliver_datagram(*item)
             elif kind == _STREAM_REQ:
                 self._stream_request(item)
             else:
