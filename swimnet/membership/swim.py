@@ -660,7 +660,7 @@ class Swim:
         self.stats["push_pull_failed"] += 1
 
     def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
-        for r in self._admission.admit(remote.members, self.members, self.stats):
+        for r in self._admission.admit(remote.members, self.members, self.stats, self.rng):
             self._merge_member(r, now, relay)
         if remote.user:
             self._state.merge_remote_state(remote.user, remote.join, now)

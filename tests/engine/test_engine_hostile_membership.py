@@ -143,6 +143,25 @@ def test_one_push_pull_introduces_a_bounded_number_of_members() -> None:
     assert h.engine.stats["drop_push_pull_new_member"] == 5000 - MAX_NEW_PER_EXCHANGE
 
 
+def test_beyond_the_bound_the_members_introduced_are_drawn_at_random() -> None:
+    """Joiners pulling one long list admit different members (so they can vouch for them to
+    one another), not the same first MAX_NEW_PER_EXCHANGE of the sender's order."""
+    pushed = _ghosts(2 * MAX_NEW_PER_EXCHANGE)
+
+    def admitted(seed: int) -> set[str]:
+        h = Harness(seed=seed)
+        h.add_peers(["a", "b"])
+        h.push_pull(PushPull(False, pushed))
+        assert h.engine.stats["drop_push_pull_new_member"] == MAX_NEW_PER_EXCHANGE
+        return {m.name for m in h.engine.members() if m.name.startswith("ghost")}
+
+    first, second = admitted(1), admitted(2)
+    assert len(first) == len(second) == MAX_NEW_PER_EXCHANGE
+    assert first != second
+    assert first != {f"ghost{i}" for i in range(MAX_NEW_PER_EXCHANGE)}
+    assert admitted(1) == first  # a seed's choice, like every other
+
+
 def test_members_pushed_at_us_are_not_vouched_for_nor_probed_in_the_regular_round() -> None:
     h = Harness()
     h.add_peers(["a", "b", "c"])
