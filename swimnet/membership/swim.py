@@ -21,10 +21,8 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   what that reply and its post-join syncs bring without gossiping it on: it is the view of
   the peers that sent it, no news to their cluster (so a join costs O(1) broadcasts, not
   O(N)); the newcomer's own alive is gossiped by the seed, which learned it from the
-  request. The last post-join sync goes back to the member that answered the join: it has
-  verified, so it lists, the members who joined through it meanwhile. A node that already
-  knew members (two clusters merged by a join, an isolated node's rejoin) gossips what it
-  learns like any push-pull: it may be news to its side;
+  request. A node that already knew members (two clusters merged by a join, an isolated
+  node's rejoin) gossips what it learns like any push-pull: it may be news to its side;
 - probes go round-robin over a shuffled order; dead and left members are skipped and reaped
   after `dead_reap_time` at the wrap; reaped failed members (and unreachable seeds) are
   re-contacted every `rejoin_interval`, so a split cluster re-merges by itself;
@@ -178,8 +176,6 @@ class Swim:
         self._seeds: list[Address] = []
         self._quiet_syncs = False
         """Our last join made us a newcomer: its post-join syncs are not gossiped on."""
-        self._joined_via: Address | None = None
-        """Who answered our last join: the last post-join sync goes back to it."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -306,7 +302,6 @@ class Swim:
 
     def joined(self, addr: Address, now: float) -> None:
         """A join push-pull with `addr` succeeded: schedule the post-join syncs."""
-        self._joined_via = addr
         for i, delay in enumerate(self.config.join_sync_delays):
             self.timers.set(("join_sync", i), now + delay * (0.5 + self.rng.random()))
 
@@ -708,7 +703,7 @@ class Swim:
             elif kind == "push_pull":
                 self._periodic_push_pull(now)
             elif kind == "join_sync":
-                self._join_sync(key[1], now)
+                self._push_pull_random(now, "join_sync")
             elif kind == "rejoin":
                 self._rejoin(now)
             elif kind == "leave":
@@ -866,19 +861,6 @@ class Swim:
         self.timers.set(_PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self.members)))
         if not self._leaving:
             self._push_pull_random(now)
-
-    def _join_sync(self, index: int, now: float) -> None:
-        """A post-join sync: with a random member; the last one with the member that answered
-        our join.
-        That member verified the members who joined through it since (it probes each one it
-        admits at once), so it vouches for them; the others we may have met only second-hand,
-        and a random partner lists only the ones it verified itself (see `admission`)."""
-        last = index == len(self.config.join_sync_delays) - 1
-        via = self._joined_via
-        if last and via is not None:
-            self._open_push_pull(via, False, now, "join_sync")
-        else:
-            self._push_pull_random(now, "join_sync")
 
     def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
         peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)
