@@ -80,11 +80,12 @@ class Admission:
         """The records of one push-pull, at most MAX_NEW_PER_EXCHANGE of them new alive members:
         when it lists more, a random subset of that many (see the rules)."""
         self._introduced.clear()
-        new = [i for i, r in enumerate(records) if r.state == State.ALIVE and r.name not in members]
         refused: set[int] = set()
-        if len(new) > MAX_NEW_PER_EXCHANGE:
-            refused = set(new).difference(rng.sample(new, MAX_NEW_PER_EXCHANGE))
-            stats["drop_push_pull_new_member"] += len(refused)
+        if len(records) > MAX_NEW_PER_EXCHANGE:  # else it cannot list too many new ones
+            new = [i for i, r in enumerate(records) if r.state == State.ALIVE and r.name not in members]
+            if len(new) > MAX_NEW_PER_EXCHANGE:
+                refused = set(new).difference(rng.sample(new, MAX_NEW_PER_EXCHANGE))
+                stats["drop_push_pull_new_member"] += len(refused)
         for i, r in enumerate(records):
             if i in refused:
                 continue
