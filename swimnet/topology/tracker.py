@@ -168,14 +168,18 @@ class PeerCoordinates:
     def flat(self) -> bool:
         """Estimates are trustworthy and put every peer we know as near as any other (their
         median RTT is at or below the RTT floor): a LAN, where coordinates change no choice."""
-        return self.book.trusted >= MIN_KNOWN and self.trusted and self._median_rtt() <= self.rtt_floor
+        return self._trustworthy() and self._median_rtt() <= self.rtt_floor
+
+    def _trustworthy(self) -> bool:
+        """Our coordinate and MIN_KNOWN peers' are trusted (see the module rules)."""
+        return self.book.trusted >= MIN_KNOWN and self.trusted
 
     def known_peers(self) -> Sequence[str]:
         """The peers with a trusted coordinate, once estimates are trustworthy and the network
         is not flat (else none): what peer choice draws its tournaments among (see
         swimnet.topology.selection). In a flat network every peer is as far as any other, and
         choices stay uniform over all members."""
-        if self.book.trusted < MIN_KNOWN or not self.trusted or self.flat():
+        if not self._trustworthy() or self._median_rtt() <= self.rtt_floor:
             return ()
         return self.book.trusted_names
 
@@ -188,7 +192,7 @@ class PeerCoordinates:
         uniform instead of following coordinate noise. Until estimates are trustworthy (see
         the module rules) every peer is unknown, which also means uniform choices.
         """
-        if self.book.trusted < MIN_KNOWN or not self.trusted:
+        if not self._trustworthy():
             return None
         coord = self.book.coordinate(peer)
         if coord is None:
