@@ -137,8 +137,9 @@ class Config:
     """0..1: how strongly gossip targets, probe helpers and sync partners favour peers with a
     low estimated round-trip time (0 = uniform, memberlist's behaviour)."""
     coordinate_every: int = 2
-    """Our network coordinate rides on one ack in this many (0: never; 1: every ack, as serf),
-    and on every ack to a prober whose settled coordinate we do not hold (a fresh node)."""
+    """Our probes ask for the peer's network coordinate on its ack once in this many (1: every
+    ack, as serf; 0: we neither ask for coordinates nor attach ours), 8 times less often in a flat
+    network, and on every probe while we are unplaced or do not hold the peer's."""
     topology_rtt_floor: float = 0.005
     """A peer is "near" if its estimated RTT is at most half the median RTT to known peers and
     that median exceeds this floor; the bias favours near peers and treats all others alike,

@@ -4,9 +4,13 @@ from direct probe acks, and latency-biased choice of gossip targets, helpers and
 shares our `PeerCoordinates`.)
 
 Rules:
-- our coordinate rides on every `coordinate_every`-th ack (by the prober's sequence
-  number), and on every ack to a prober whose trusted coordinate we do not hold (a fresh
-  node: every probe it makes helps to place it); 0 turns ack coordinates off;
+- the prober asks, the acker answers: a ping with an even sequence number asks for the
+  peer's coordinate, and our ack to it carries ours (an odd one gets a bare ack); we ask on
+  the probes `PeerCoordinates.ask_for_coordinate` picks (every `coordinate_every`-th, far
+  fewer in a flat network, and always while we are unplaced or lack the peer's), by
+  skipping one sequence number at most; `coordinate_every` 0 turns ack coordinates off
+  (we neither ask nor answer).
+  (Pings carry no payload, and memberlist's ping has none: a parity keeps the wire as it is.)
 - every direct probe round trip updates the coordinates, then goes to the optional
   `PingObserver` (e.g. the agent's RTT histogram) with the same `now`;
 - choice is biased by `topology_bias`, keeping a uniform share (`topology_uniform_share`)
@@ -50,7 +54,13 @@ class TopologyDelegate:
         self._rng = rng
         self._stats = stats
         self._observer = observer
-        self.coordinates = PeerCoordinates(rng, stats=stats, epoch=epoch, rtt_floor=config.topology_rtt_floor)
+        self.coordinates = PeerCoordinates(
+            rng,
+            stats=stats,
+            epoch=epoch,
+            rtt_floor=config.topology_rtt_floor,
+            ask_every=config.coordinate_every,
+        )
 
     @property
     def coordinate(self) -> Coordinate:
@@ -61,9 +71,12 @@ class TopologyDelegate:
 
     # PingDelegate
 
+    def ping_seq(self, member: str, seq: int) -> int:
+        ask = bool(self._config.coordinate_every) and self.coordinates.ask_for_coordinate(member)
+        return seq if (seq % 2 == 0) == ask else (seq + 1) & 0xFFFFFFFF
+
     def ack_payload(self, seq: int, prober: str) -> bytes:
-        every = self._config.coordinate_every
-        if not every or (seq % every and self.coordinates.knows(prober)):
+        if seq % 2 or not self._config.coordinate_every:
             return b""
         payload = self.coordinates.ack_payload()
         self._stats["coordinate_ack_bytes"] += len(payload)

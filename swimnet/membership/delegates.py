@@ -22,6 +22,12 @@ from swimnet.membership.events import MemberEvent
 class PingDelegate(Protocol):
     """The payload of our acks and the round-trip time of our direct probes (topology)."""
 
+    def ping_seq(self, member: str, seq: int) -> int:
+        """The sequence number of our next direct ping of `member`, given the next free one:
+        `seq` itself or a later one (mod 2**32, at most a few ahead). The choice is how a
+        prober asks for the payload of the ack (see `ack_payload`): pings carry no payload."""
+        ...
+
     def ack_payload(self, seq: int, prober: str) -> bytes:
         """Bytes to attach to our ack of `prober`'s ping with sequence number `seq` (b"" for none)."""
         ...
@@ -38,18 +44,15 @@ class PingDelegate(Protocol):
 class StateDelegate(Protocol):
     """User state carried in every push-pull exchange (the layers' sections)."""
 
-    def local_state(self, join: bool, now: float) -> bytes:
-        ...
+    def local_state(self, join: bool, now: float) -> bytes: ...
 
-    def merge_remote_state(self, data: bytes, join: bool, now: float) -> None:
-        ...
+    def merge_remote_state(self, data: bytes, join: bool, now: float) -> None: ...
 
 
 class EventDelegate(Protocol):
     """Told of every membership event at the moment it happens, before it is queued."""
 
-    def notify_member_event(self, event: MemberEvent, now: float) -> None:
-        ...
+    def notify_member_event(self, event: MemberEvent, now: float) -> None: ...
 
 
 class PeerSelection(Protocol):
@@ -66,14 +69,15 @@ class BroadcastSource(Protocol):
     `len()` is what wakes the gossip tick: a source whose messages should only ride on
     packets sent anyway (coordinates) reports 0 and is still asked to `take` for each."""
 
-    def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
-        ...
+    def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]: ...
 
-    def __len__(self) -> int:
-        ...
+    def __len__(self) -> int: ...
 
 
 class _NoPing:
+    def ping_seq(self, member: str, seq: int) -> int:
+        return seq
+
     def ack_payload(self, seq: int, prober: str) -> bytes:
         return b""
 

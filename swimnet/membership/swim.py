@@ -87,6 +87,8 @@ _PACKET_HEADER = 4  # version byte + array header (<= 3 bytes)
 
 _PROBE_TICK = ("probe",)
 _GOSSIP_TICK = ("gossip",)
+_MAX_SEQ_SKIP = 16
+"""How far ahead of the next sequence number the ping delegate may pick a probe's."""
 _PUSH_PULL_TICK = ("push_pull",)
 _REJOIN_TICK = ("rejoin",)
 _LEAVE_TIMEOUT = ("leave",)
@@ -247,6 +249,18 @@ class Swim:
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         return self._seq
+
+    def _probe_seq(self, member: str) -> int:
+        """The next sequence number as the ping delegate picks it for a direct probe of `member`
+        (it may skip a few ahead: see PingDelegate.ping_seq)."""
+        seq = self._next_seq()
+        picked = self._ping.ping_seq(member, seq)
+        if not 0 <= (picked - seq) % 2**32 <= _MAX_SEQ_SKIP:
+            raise LocalProtocolError(
+                f"ping delegate: sequence number {picked} is not within {_MAX_SEQ_SKIP} of {seq}"
+            )
+        self._seq = picked
+        return picked
 
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
@@ -725,7 +739,7 @@ class Swim:
 
     def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
         cfg = self.config
-        seq = self._next_seq()
+        seq = self._probe_seq(target.name)
         deadline = now + self.awareness.scale(cfg.probe_interval)
         probe = _Probe(target.name, target.addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe

@@ -12,17 +12,29 @@ Rules:
   by reason and changes nothing;
 - our version is (epoch, updates): the incarnation we started with, and the samples our
   coordinate absorbed; `ack_payload()` is our coordinate with it, encoded once per change;
+- asking (`ask_for_coordinate`, once per direct probe: should the ack carry the peer's
+  coordinate?): always while our own is not trusted; in a flat network on every
+  `ask_every` * FLAT_ASK_SPACING-th probe only (the book need not hold everyone there: it
+  serves only to notice that the network stopped being flat); else on every `ask_every`-th
+  probe, and whenever we hold no trusted coordinate of the peer;
+- an ack without a coordinate still teaches us, in a flat network, from the coordinate of
+  the peer we hold (from an earlier ack, gossip or push-pull): a few milliseconds of
+  staleness move nothing there; in any other network it teaches nothing (a stale
+  coordinate there would misplace us);
 - `remoteness` estimates nothing in a flat network (every known peer is "far" alike); `flat`
   says whether the network is flat, once estimates are trustworthy;
 - trust: choices stay unbiased (`remoteness` is None) until our own coordinate absorbed
   TRUSTED_UPDATES samples and we hold MIN_KNOWN trusted peer coordinates; a peer whose
-  coordinate is not trusted yet counts as unknown. With every ack carrying a coordinate to a
-  fresh prober, this takes seconds, not a round of probes over every member;
+  coordinate is not trusted yet counts as unknown. A fresh node asks for the peer's coordinate
+  on every probe, so this takes seconds, not a round of probes over every member;
 - publication: once trusted, our coordinate is due for gossip (`take_publication`) when it
   first becomes trusted and whenever it moved materially since the last one published: by
   more than MATERIAL_SHARE of the median RTT (at least of the RTT floor), in the metric that
-  bounds how much any estimate to us can change; a peer's new coordinate `flips` what we
-  held when it moved by more than FLIP_SHARE of it (near could turn far).
+  bounds how much any estimate to us can change; in a flat network, only by more than the
+  floor itself (FLAT_MATERIAL_SHARE): there no estimate serves a choice until the network
+  stops looking flat, and probe jitter would otherwise keep every node publishing; a peer's
+  new coordinate `flips` what we held when it moved by more than FLIP_SHARE of it (near
+  could turn far).
 """
 
 from __future__ import annotations
@@ -44,6 +56,10 @@ SEED_UPDATES = 32
 """Our first samples, taken with a bigger step (see VivaldiConfig.seed_updates)."""
 MATERIAL_SHARE = 0.2
 """A move of a fifth of the median RTT is worth telling the peers we talk to about."""
+FLAT_MATERIAL_SHARE = 1.0
+"""In a flat network, a move of the whole RTT floor (it could make the network look uneven)."""
+FLAT_ASK_SPACING = 8
+"""In a flat network we ask for a peer's coordinate this many times less often."""
 FLIP_SHARE = 0.5
 """A change of half the median RTT can turn a near peer far or a far one near: worth
 relaying to the others who hold the old coordinate."""
@@ -67,12 +83,15 @@ class PeerCoordinates:
         *,
         epoch: int = 1,
         rtt_floor: float = 0.005,
+        ask_every: int = 2,
     ) -> None:
         self.client = CoordinateClient(config or VivaldiConfig(seed_updates=SEED_UPDATES), rng)
         self.book = CoordinateBook()
         self.stats: Counter[str] = Counter() if stats is None else stats
         self.epoch = epoch
         self.rtt_floor = rtt_floor
+        self.ask_every = max(1, ask_every)
+        self._probes = 0
         self._payload: bytes | None = None
         self._published: Coordinate | None = None
         self._due = False
@@ -102,22 +121,40 @@ class PeerCoordinates:
             self._payload = encode_ack_payload(self.version, self.client.coordinate)
         return self._payload
 
+    def ask_for_coordinate(self, peer: str) -> bool:
+        """Whether the ack of the direct probe we are about to send `peer` should carry its
+        coordinate (see the module rules); called once per probe."""
+        self._probes += 1
+        if not self.trusted:
+            return True
+        if self.flat():
+            return self._probes % (self.ask_every * FLAT_ASK_SPACING) == 0
+        return self._probes % self.ask_every == 0 or self.book.coordinate(peer) is None
+
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
         """One direct probe round trip to `peer`, whose ack carried `payload`."""
-        if not payload:
-            self.stats["coordinate_missing"] += 1
-            return
-        try:
-            version, coord = decode_ack_payload(payload, self.client.config.dimensionality)
-        except DecodeError:
-            self.stats["coordinate_undecodable"] += 1
-            return
+        version: Version | None = None
+        if payload:
+            try:
+                version, coord = decode_ack_payload(payload, self.client.config.dimensionality)
+            except DecodeError:
+                self.stats["coordinate_undecodable"] += 1
+                return
+        else:
+            held = self.book.coordinate(peer) if self.flat() else None
+            if held is None:
+                self.stats["coordinate_missing"] += 1
+                return
+            coord = held
         try:
             self.client.update(peer, coord, rtt)
         except RejectedSample as exc:
             self.stats[f"coordinate_rejected_{exc.reason}"] += 1
             return
-        self.book.offer(peer, version, coord)
+        if version is None:
+            self.stats["coordinate_updates_from_held"] += 1
+        else:
+            self.book.offer(peer, version, coord)
         self._payload = None
         self._median_stale = True
         self.stats["coordinate_updates"] += 1
@@ -127,7 +164,11 @@ class PeerCoordinates:
         if self._due or not self.trusted:
             return
         published = self._published
-        if published is None or moved(published, self.client.coordinate) > MATERIAL_SHARE * self._scale():
+        if published is None:
+            self._due = True
+            return
+        share = FLAT_MATERIAL_SHARE if self.flat() else MATERIAL_SHARE
+        if moved(published, self.client.coordinate) > share * self._scale():
             self._due = True
 
     # -- what others tell --------------------------------------------------------------------
@@ -146,10 +187,6 @@ class PeerCoordinates:
         """`new` differs from `old` (what we held for a peer) enough to change which peers
         it is near to, so the others holding `old` should hear of it."""
         return moved(old, new) > FLIP_SHARE * self._scale()
-
-    def knows(self, peer: str) -> bool:
-        """We hold a trusted coordinate of `peer` (a peer we need not help seed its own)."""
-        return self.book.coordinate(peer) is not None
 
     def take_publication(self) -> tuple[Version, Coordinate] | None:
         """Our coordinate, if it is due for gossip (then it counts as published)."""

@@ -122,7 +122,8 @@ def test_flipping_coordinates_are_relayed_new_ones_and_drift_are_not_and_nothing
     assert all(len(s.of(CoordinateUpdate)) <= 1 for s in h.sent_since(start))
 
 
-def test_acks_carry_our_coordinate_always_to_a_fresh_prober_else_every_other_time() -> None:
+def test_acks_carry_our_coordinate_when_the_ping_s_sequence_number_is_even() -> None:
+    """The prober asks by its ping's parity (see swimnet.layers.topology), whoever it is."""
     h = _harness(2)
     h.feed([CoordinateUpdate("p1", 1, 50, _packed(0.001))])  # p1 is placed; p0 is not
 
@@ -133,12 +134,19 @@ def test_acks_carry_our_coordinate_always_to_a_fresh_prober_else_every_other_tim
                 out.extend(a.payload for a in s.of(Ack))
         return out
 
-    fresh, placed = payloads("p0"), payloads("p1")
-    assert len(fresh) == len(placed) == 10
-    assert all(fresh)
-    assert sum(1 for p in placed if p) == 5
-    version, _ = decode_ack_payload(fresh[0], 8)
+    for prober in ("p0", "p1"):
+        acks = payloads(prober)
+        assert len(acks) == 10
+        assert [bool(p) for p in acks] == [seq % 2 == 0 for seq in range(10, 20)]
+    version, _ = decode_ack_payload(payloads("p0")[0], 8)
     assert version == (1, 0)  # our epoch is our starting incarnation; nothing learned yet
+
+
+def test_our_probes_ask_on_every_ping_until_we_are_placed() -> None:
+    h = _harness(4)
+    h.advance(h.now + 10.0)
+    pings = [ping for s in h.sent_since(0) for ping in s.of(Ping)]
+    assert len(pings) >= 4 and all(ping.seq % 2 == 0 for ping in pings)
 
 
 def _probed_for_a_minute(far_share: int) -> Harness:

@@ -1,0 +1,142 @@
+"""Who asks for a coordinate and when: a prober marks its ping by the parity of its sequence
+number, the acker attaches its coordinate to the acks of even ones only; in a flat network a
+prober asks rarely, learns from the coordinates it holds meanwhile, and publishes only moves
+of a whole RTT floor."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from swimnet.config import Config
+from swimnet.layers.topology import TopologyDelegate
+from swimnet.topology import Coordinate
+from swimnet.topology.book import TRUSTED_UPDATES
+from swimnet.topology.codec import encode_ack_payload
+from swimnet.topology.tracker import FLAT_ASK_SPACING, MIN_KNOWN, PeerCoordinates, moved
+
+NEAR = 0.0003
+FAR = 0.040
+PEERS = [f"p{i}" for i in range(MIN_KNOWN + 4)]
+
+
+def _at(x: float, updates: int = 50) -> tuple[tuple[int, int], Coordinate]:
+    return (1, updates), Coordinate((x,) + (0.0,) * 7, 0.2, 0.0, 1e-5)
+
+
+def _probe(t: PeerCoordinates, peer: str, x: float, rtt: float) -> None:
+    version, coord = _at(x)
+    t.observe(peer, rtt, encode_ack_payload(version, coord))
+
+
+def _placed(seed: int, *, flat: bool) -> PeerCoordinates:
+    """Trusted, holding every peer's coordinate: all near (a LAN), or two thirds of them far."""
+    t = PeerCoordinates(random.Random(seed))
+    n_far = 0 if flat else 2 * len(PEERS) // 3
+    for i in range(3 * TRUSTED_UPDATES):
+        peer = i % len(PEERS)
+        far = peer < n_far
+        _probe(t, PEERS[peer], FAR if far else 0.0, FAR if far else NEAR)
+    assert t.trusted and t.flat() == flat
+    return t
+
+
+def _asks(t: PeerCoordinates, peer: str, probes: int) -> int:
+    return sum(t.ask_for_coordinate(peer) for _ in range(probes))
+
+
+def test_an_unplaced_node_asks_on_every_probe() -> None:
+    t = PeerCoordinates(random.Random(1))
+    assert _asks(t, "p0", 20) == 20
+
+
+def test_a_placed_node_asks_every_other_probe_and_for_every_peer_it_lacks() -> None:
+    t = _placed(2, flat=False)
+    assert _asks(t, "p0", 40) == 20
+    assert _asks(t, "stranger", 10) == 10  # no coordinate held: ask
+
+
+def test_in_a_flat_network_a_node_asks_rarely_even_for_peers_it_lacks() -> None:
+    t = _placed(3, flat=True)
+    spacing = t.ask_every * FLAT_ASK_SPACING
+    assert _asks(t, "p1", 4 * spacing) == 4
+    assert _asks(t, "stranger", 4 * spacing) == 4
+
+
+def test_in_a_flat_network_a_bare_ack_teaches_from_the_coordinate_held() -> None:
+    t = _placed(4, flat=True)
+    updates = t.client.updates
+    t.observe("p1", NEAR, b"")
+    assert t.client.updates == updates + 1
+    assert t.stats["coordinate_updates_from_held"] == 1
+    t.observe("stranger", NEAR, b"")  # nothing held: nothing learned
+    assert t.client.updates == updates + 1 and t.stats["coordinate_missing"] == 1
+
+
+def test_elsewhere_a_bare_ack_teaches_nothing() -> None:
+    t = _placed(5, flat=False)
+    before, updates = t.coordinate, t.client.updates
+    t.observe("p0", FAR, b"")
+    assert (t.coordinate, t.client.updates) == (before, updates)
+    assert t.stats["coordinate_missing"] == 1 and t.stats["coordinate_updates_from_held"] == 0
+
+
+def _move_by(t: PeerCoordinates, distance: float) -> None:
+    """Probe a peer at the origin (where every peer of `_placed` sits) that answers slower
+    than estimated, until our coordinate `moved` by `distance` (see the tracker)."""
+    start = t.coordinate
+    for _ in range(1000):
+        _probe(t, "p0", 0.0, 1.5 * distance)
+        if moved(start, t.coordinate) >= distance:
+            return
+    raise AssertionError(f"the coordinate did not move by {distance}")
+
+
+def test_in_a_flat_network_only_a_move_of_a_whole_floor_is_published() -> None:
+    t = _placed(6, flat=True)
+    assert t.take_publication() is not None  # the first, when trusted
+    _move_by(t, 0.5 * t.rtt_floor)  # material elsewhere (a fifth), not in a flat network
+    assert t.flat()
+    assert t.take_publication() is None
+    _move_by(t, 1.2 * t.rtt_floor)
+    assert t.take_publication() is not None
+
+
+def test_elsewhere_a_fifth_of_the_median_is_published() -> None:
+    t = _placed(8, flat=False)
+    assert t.take_publication() is not None
+    median = t._median_rtt()
+    assert median > t.rtt_floor
+    _move_by(t, 0.25 * median)
+    assert t.take_publication() is not None
+
+
+def _delegate(coordinate_every: int = 2) -> TopologyDelegate:
+    return TopologyDelegate(Config.lan(name="me", coordinate_every=coordinate_every), random.Random(9), Counter())
+
+
+def test_the_ping_s_parity_asks_and_the_ack_answers() -> None:
+    topo = _delegate()
+    # unplaced: every probe asks, by an even sequence number, skipping one at most
+    picked = [topo.ping_seq("p0", seq) for seq in range(101, 111)]
+    assert all(s % 2 == 0 and 0 <= s - seq <= 1 for s, seq in zip(picked, range(101, 111)))
+    assert topo.ping_seq("p0", 0xFFFFFFFF) == 0  # wraps like the sequence numbers
+    payload = topo.ack_payload(10, "p0")
+    assert payload and not topo.ack_payload(11, "p0")
+    assert topo.coordinates.stats["coordinate_ack_bytes"] == len(payload)
+
+
+def test_a_placed_prober_in_a_flat_network_sends_odd_sequence_numbers_mostly() -> None:
+    topo = _delegate()
+    t = topo.coordinates
+    for i in range(3 * TRUSTED_UPDATES):
+        _probe(t, PEERS[i % len(PEERS)], 0.0, NEAR)
+    assert t.flat()
+    seqs = [topo.ping_seq("p1", 1000 + 2 * i) for i in range(64)]
+    assert sum(1 for s in seqs if s % 2 == 0) == 64 // (2 * FLAT_ASK_SPACING)
+
+
+def test_coordinate_every_zero_neither_asks_nor_answers() -> None:
+    topo = _delegate(coordinate_every=0)
+    assert all(topo.ping_seq("p0", seq) % 2 == 1 for seq in range(100, 120))
+    assert topo.ack_payload(10, "p0") == b""
