@@ -261,7 +261,7 @@ class Swim:
         (it may skip a few ahead: see PingDelegate.ping_seq)."""
         seq = self._next_seq()
         picked = self._ping.ping_seq(member, seq)
-        if not 0 <= (picked - seq) % 2**32 <= _MAX_SEQ_SKIP:
+        if not 0 <= picked <= 0xFFFFFFFF or (picked - seq) % 2**32 > _MAX_SEQ_SKIP:
             raise LocalProtocolError(
                 f"ping delegate: sequence number {picked} is not within {_MAX_SEQ_SKIP} of {seq}"
             )

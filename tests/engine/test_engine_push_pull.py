@@ -7,8 +7,14 @@ claims about ourselves are refuted; the reply carries our state after the merge.
 
 from __future__ import annotations
 
-from engine_helpers import SELF, SELF_ADDR, Harness, Opened, ack_pings
+import itertools
+import random
 
+import pytest
+from engine_helpers import SELF, SELF_ADDR, Harness, Opened, ack_pings, make_config
+
+from swimnet.errors import LocalProtocolError
+from swimnet.membership.delegates import SwimDelegates
 from swimnet.membership.events import (
     MemberFailed,
     MemberJoined,
@@ -16,6 +22,7 @@ from swimnet.membership.events import (
     MemberSuspected,
     MemberUpdated,
 )
+from swimnet.membership.swim import Swim
 from swimnet.wire import Alive, MemberState, Ping, PushPull, State, Suspect
 
 A1, A2, A3, A4, A5, A6, A7 = ((f"127.0.0.{i}", 7946) for i in range(1, 8))
@@ -205,3 +212,37 @@ def test_a_node_that_knew_members_gossips_what_a_join_brings() -> None:
     h.add_peers(["p0", "p1"])
     start = _join_and_sync(h)
     assert {"seed", "x", "y", "z"} <= _relayed_alives(h, start)
+
+
+def test_the_first_periodic_push_pull_comes_a_whole_interval_after_the_stagger() -> None:
+    """memberlist's schedule: a random stagger of up to one interval sets the phase, and the
+    first periodic push-pull comes one (size-scaled) interval after it, not at it."""
+    interval = make_config().push_pull_interval
+    for seed in range(5):
+        h = Harness(seed=seed)
+        h.add_peers(["a", "b", "c"])
+        h.advance(5 * interval, ack_pings())
+        times = [o.time for o in h.opened if type(o.request) is PushPull and not o.request.join]
+        assert times and interval <= times[0] < 2 * interval, f"seed {seed}: {times}"
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(abs(gap - interval) < 1e-6 for gap in gaps), f"seed {seed}: {times}"
+
+
+def test_a_ping_delegate_may_not_pick_a_sequence_number_far_ahead() -> None:
+    class Greedy:
+        def ping_seq(self, member: str, seq: int) -> int:
+            return seq + 100
+
+        def ack_payload(self, seq: int, prober: str) -> bytes:
+            return b""
+
+        def notify_ping_complete(self, member: str, rtt: float, payload: bytes, now: float) -> None:
+            return None
+
+        def forget(self, member: str) -> None:
+            return None
+
+    swim = Swim(make_config(), random.Random(1), 0.0, delegates=SwimDelegates(ping=Greedy()))
+    swim.handle_message(Alive(1, "a", ("10.0.1.2", 7946), b""), ("10.0.1.2", 7946), 0.0)
+    with pytest.raises(LocalProtocolError, match="sequence number"):
+        swim.handle_timer(10.0)

@@ -112,14 +112,16 @@ def test_elsewhere_a_fifth_of_the_median_is_published() -> None:
 
 
 def _delegate(coordinate_every: int = 2) -> TopologyDelegate:
-    return TopologyDelegate(Config.lan(name="me", coordinate_every=coordinate_every), random.Random(9), Counter())
+    config = Config.lan(name="me", coordinate_every=coordinate_every)
+    return TopologyDelegate(config, random.Random(9), Counter())
 
 
 def test_the_ping_s_parity_asks_and_the_ack_answers() -> None:
     topo = _delegate()
     # unplaced: every probe asks, by an even sequence number, skipping one at most
-    picked = [topo.ping_seq("p0", seq) for seq in range(101, 111)]
-    assert all(s % 2 == 0 and 0 <= s - seq <= 1 for s, seq in zip(picked, range(101, 111)))
+    for seq in range(101, 111):
+        picked = topo.ping_seq("p0", seq)
+        assert picked % 2 == 0 and 0 <= picked - seq <= 1
     assert topo.ping_seq("p0", 0xFFFFFFFF) == 0  # wraps like the sequence numbers
     payload = topo.ack_payload(10, "p0")
     assert payload and not topo.ack_payload(11, "p0")
