@@ -105,6 +105,15 @@ class Admission:
         self._introduced.clear()
         return out
 
+    def latest(self, members: dict[str, MemberRecord]) -> MemberRecord | None:
+        """The live unverified member learned most recently, if any (a joiner's last
+        post-join sync goes to it: see swimnet.membership.swim)."""
+        for name in reversed(self._unverified):
+            m = self._unverified[name]
+            if members.get(name) is m and not m.verified and m.state == State.ALIVE:
+                return m
+        return None
+
     def learned(self, m: MemberRecord) -> None:
         """A member just learned second-hand (the newest unverified)."""
         m.verified = False

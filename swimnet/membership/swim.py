@@ -23,6 +23,14 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   O(N)); the newcomer's own alive is gossiped by the seed, which learned it from the
   request. A node that already knew members (two clusters merged by a join, an isolated
   node's rejoin) gossips what it learns like any push-pull: it may be news to its side;
+- post-join syncs go to random members, except the last one when we hold members nobody
+  vouched for: it goes to the one of them we learned of last (`Admission.latest`), most
+  likely a member that joined after us, whose own join answer listed everyone the seed had
+  verified by then; a random partner of a join burst joined before us mostly, and lists the
+  later joiners only once it verified them itself. A random sync goes in its place if that
+  one fails (the member may be forged). The random syncs also push what we know to their
+  partners, which bootstraps everyone joining at once: the rule changes nothing for a
+  joiner that every member it holds was vouched for;
 - probes go round-robin over a shuffled order; dead and left members are skipped and reaped
   after `dead_reap_time` at the wrap; reaped failed members (and unreachable seeds) are
   re-contacted every `rejoin_interval`, so a split cluster re-merges by itself;
@@ -176,6 +184,8 @@ class Swim:
         self._seeds: list[Address] = []
         self._quiet_syncs = False
         """Our last join made us a newcomer: its post-join syncs are not gossiped on."""
+        self._latest_sync: Address | None = None
+        """The last post-join sync went to this unverified member (a random one follows if it fails)."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -629,6 +639,8 @@ class Swim:
         schedules the post-join syncs; a newcomer's join and sync replies are not gossiped
         on, see the rules)."""
         join = kind == "join"
+        if addr == self._latest_sync:
+            self._latest_sync = None
         if join and not self._knows_others():
             self._quiet_syncs = True
             relay = False
@@ -658,6 +670,9 @@ class Swim:
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
+        if addr == self._latest_sync:  # the last post-join sync failed: a random one instead
+            self._latest_sync = None
+            self._push_pull_random(now, "join_sync")
 
     def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
         for r in self._admission.admit(remote.members, self.members, self.stats, self.rng):
@@ -703,7 +718,7 @@ class Swim:
             elif kind == "push_pull":
                 self._periodic_push_pull(now)
             elif kind == "join_sync":
-                self._push_pull_random(now, "join_sync")
+                self._join_sync(key[1], now)
             elif kind == "rejoin":
                 self._rejoin(now)
             elif kind == "leave":
@@ -861,6 +876,19 @@ class Swim:
         self.timers.set(_PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self.members)))
         if not self._leaving:
             self._push_pull_random(now)
+
+    def _join_sync(self, index: int, now: float) -> None:
+        """A post-join sync: with a random member; the last one with the unverified member we
+        learned of last, if we hold any (see the rules)."""
+        latest = None
+        if index == len(self.config.join_sync_delays) - 1:
+            latest = self._admission.latest(self.members)
+        if latest is None:
+            self._push_pull_random(now, "join_sync")
+            return
+        self.stats["join_sync_to_latest"] += 1
+        self._latest_sync = latest.addr
+        self._open_push_pull(latest.addr, False, now, "join_sync")
 
     def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
         peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)
