@@ -207,16 +207,17 @@ def test_a_node_that_knew_members_gossips_what_a_join_brings() -> None:
     assert {"seed", "x", "y", "z"} <= _relayed_alives(h, start)
 
 
-def _join_and_hear_of_later_members(h: Harness) -> list[Opened]:
-    """Join through A1 (the seed lists x and y), run until the third post-join sync, then hear
-    by gossip (second-hand) of two members, first "late1" then "late2", who never answer; run
-    until the last post-join sync. Return the post-join syncs."""
+def _join_and_hear_of_later_members(h: Harness, running: bool = True) -> list[Opened]:
+    """Join through A1 (the seed lists x and y, or itself alone if not `running`), run until
+    the third post-join sync, then hear by gossip (second-hand) of two members, first "late1"
+    then "late2", who never answer; run until the last post-join sync. Return the post-join
+    syncs."""
     h.engine.join([A1], h.now)
     h.collect()
-    known = [("seed", A1), ("x", A2), ("y", A3)]
+    known = [("seed", A1), ("x", A2), ("y", A3)] if running else [("seed", A1)]
     h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
-    answer = ack_pings(["seed", "x", "y"])
+    answer = ack_pings([name for name, _ in known])
     delays = len(h.config.join_sync_delays)
 
     def syncs() -> list[Opened]:
@@ -254,6 +255,14 @@ def test_a_failed_last_join_sync_is_replaced_by_a_random_one() -> None:
     assert retry.addr in {A1, A2, A3}, "a random verified member instead"
     h.stream_failed(retry)  # no second retry: one replacement per join
     assert [o for o in h.opened[start + 1 :] if type(o.request) is PushPull] == []
+
+
+def test_last_join_sync_is_random_in_a_cluster_that_forms_at_once() -> None:
+    # the join answer lists the seed alone: everyone is joining now, nobody joins "after" us
+    h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
+    syncs = _join_and_hear_of_later_members(h, running=False)
+    assert {o.addr for o in syncs} == {A1}, "random syncs: the seed is the only verified member"
+    assert h.engine.stats["join_sync_to_latest"] == 0
 
 
 def test_last_join_sync_is_random_when_every_member_was_vouched_for() -> None:

@@ -6,7 +6,7 @@ die out before it reaches it, and its random post-join sync partners, members th
 before it mostly, list the later joiners only once they verified them themselves. Its last
 post-join sync goes to the member it heard of last and holds unverified: a later joiner,
 whose join answer listed everyone the seed had verified by then (see swimnet.membership.swim).
-Without that rule 6 of these 10 seeds took 12 to over 40 s virtual.
+Without that rule 6 of these 10 seeds took 11.85 s to over 40 s virtual; with it, 3.05-5.2 s.
 """
 
 from __future__ import annotations
