@@ -3,6 +3,10 @@
 Scenarios (issue: foundation, section 6):
 - bootstrap of N = 100, 1000, 2000 via one seed, LAN config: virtual time until every node
   sees all N alive;
+- a join burst: N = 200 joining one seed 10 ms apart over 20 ms links, seeds 0-9: virtual
+  time until every node sees all N alive (a joiner that missed later joiners used to wait
+  for a periodic push-pull), stream bytes in all and through the seed, and how many
+  last post-join syncs went to the member learned last rather than a random one;
 - one new update (a meta change) reaching 99.99% of N = 1000;
 - crash detection at N = 100: time to the first suspicion and to "dead" on every observer;
 - false dead declarations at N = 100 under 10% loss over one virtual hour;
@@ -67,6 +71,46 @@ def bootstrap(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
         print(f"bootstrap N={n}: converged at {sim.now:.2f} s virtual ({elapsed:.0f} s wall)")
         rows.append(row)
     return rows
+
+
+def _paced_joins(n: int, seed: int) -> tuple[Simulation, list[str]]:
+    """n nodes over 20 ms links, all but the first joining it 10 ms apart from t = 0."""
+    sim = Simulation(seed=seed, config=Config.lan(), latency=0.02)
+    names = sim.add_nodes(n)
+    for i, name in enumerate(names[1:]):
+        sim.at(0.01 * i, lambda name=name: sim.join(name, names[0]))
+    return sim, names
+
+
+def join_burst(n: int = 200, seeds: range = range(10), timeout: float = 60.0) -> dict[str, Any]:
+    runs = []
+    for seed in seeds:
+        sim, names = _paced_joins(n, seed)
+        ok = sim.run_until(sim.converged, timeout=timeout, step=0.05)
+        runs.append(
+            {
+                "seed": seed,
+                "converge_virtual_s": round(sim.now, 2) if ok else None,
+                "stream_bytes": sum(s["stream_bytes_sent"] for s in sim.stats.values()),
+                "seed_stream_bytes": sim.stats[names[0]]["stream_bytes_sent"],
+                "join_syncs_to_latest": sum(sim.engine(name).stats["join_sync_to_latest"] for name in names),
+            }
+        )
+    times = [r["converge_virtual_s"] for r in runs]
+    done = sorted(t for t in times if t is not None)
+    result = {
+        "nodes": n,
+        "join_interval_s": 0.01,
+        "latency_s": 0.02,
+        "timeout_s": timeout,
+        "not_converged": len(times) - len(done),
+        "converge_virtual_s": summary(done) if done else {},
+        "runs": runs,
+    }
+    shown = ", ".join("-" if t is None else f"{t:.2f}" for t in times)
+    span = f"seeds {seeds.start}-{seeds.stop - 1}"
+    print(f"join burst N={n}, 10 ms apart, 20 ms links, {span}: converged at {shown} s virtual")
+    return result
 
 
 def dissemination(n: int = 1000, seed: int = 3) -> dict[str, Any]:
@@ -326,6 +370,7 @@ def large_cluster(n: int = 5000) -> dict[str, Any]:
 def run(directory: pathlib.Path, quick: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     results["bootstrap"] = bootstrap((100, 300) if quick else (100, 1000, 2000))
+    results["join_burst"] = join_burst(200, range(3) if quick else range(10))
     results["dissemination"] = dissemination(300 if quick else 1000)
     results["crash_detection"] = crash_detection(100, trials=3 if quick else 10)
     results["false_dead_under_loss"] = false_dead_under_loss(100, hours=0.1 if quick else 1.0)

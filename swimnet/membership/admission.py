@@ -22,7 +22,10 @@ Rules:
 - unverified members stay out of the regular probe round; in peer choices (gossip targets,
   probe helpers, push-pull peers, the layers' choices) they only fill what verified members
   cannot (a joiner that knows one verified member still gossips to three, and what it
-  sends them makes them answer or relay, which verifies them);
+  sends them makes them answer or relay, which verifies them); one exception: the last
+  post-join sync of a joiner into a running cluster goes to the live unverified member it
+  learned of last (`latest`), a later joiner in a burst of joins (see
+  swimnet.membership.swim); its answer verifies it;
 - they are probed in a round of their own: one per probe tick beside the regular probe,
   drawn at random among the live unverified ones (so the members of a cluster probe
   different ones), each at most every `VERIFY_RETRY` probe intervals; those probes never
@@ -104,6 +107,15 @@ class Admission:
                 out.append(m)
         self._introduced.clear()
         return out
+
+    def latest(self, members: dict[str, MemberRecord]) -> MemberRecord | None:
+        """The live unverified member learned most recently, if any (a joiner's last
+        post-join sync goes to it: see swimnet.membership.swim)."""
+        for name in reversed(self._unverified):
+            m = self._unverified[name]
+            if members.get(name) is m and not m.verified and m.state == State.ALIVE:
+                return m
+        return None
 
     def learned(self, m: MemberRecord) -> None:
         """A member just learned second-hand (the newest unverified)."""

@@ -26,6 +26,18 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
 - periodic push-pull: one random member every `push_pull_interval` scaled by size; the
   first one scaled interval after a random stagger of up to one interval (memberlist's
   schedule: a node that just joined has had its join and post-join syncs);
+- post-join syncs go to random members, except the last one of a joiner into a running
+  cluster (a join answer listed members besides its sender) that holds members nobody
+  vouched for: it goes to the one of them we learned of last (`Admission.latest`), most
+  likely a member that joined after us, whose own join answer listed everyone the seed had
+  verified by then; a random partner of a join burst joined before us mostly, and lists the
+  later joiners only once it verified them itself. A random sync goes in its place if that
+  one fails (the member may be forged). A cluster that forms at once (every answer lists
+  its sender alone) has no later joiners to look for: there the random syncs, which also
+  push what we know to their partners, bootstrap everyone (steering them slowed a
+  2,000-node bootstrap from 15.75 to 18.0 s virtual; sending them all to the seed, 1,000
+  nodes from 1.8 to 3.4 s: a joiner whose own partners knew little is caught up by other
+  joiners' syncs to it);
 - probes go round-robin over a shuffled order; dead and left members are skipped and reaped
   after `dead_reap_time` at the wrap; reaped failed members (and unreachable seeds) are
   re-contacted every `rejoin_interval`, so a split cluster re-merges by itself;
@@ -181,6 +193,10 @@ class Swim:
         self._seeds: list[Address] = []
         self._quiet_syncs = False
         """Our last join made us a newcomer: its post-join syncs are not gossiped on."""
+        self._joined_running = False
+        """A join answer listed members besides its sender: later joiners are worth looking for."""
+        self._latest_sync: Address | None = None
+        """The last post-join sync went to this unverified member (a random one follows if it fails)."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -649,6 +665,8 @@ class Swim:
         schedules the post-join syncs; a newcomer's join and sync replies are not gossiped
         on, see the rules)."""
         join = kind == "join"
+        if addr == self._latest_sync:
+            self._latest_sync = None
         if join and not self._knows_others():
             self._quiet_syncs = True
             relay = False
@@ -659,6 +677,9 @@ class Swim:
         self._admission.vouched(remote.members, self.members, self._by_addr.get(addr), addr in self._seeds)
         self._verify_introduced(now)
         if join:
+            name = self.name
+            listed = sum(1 for r in remote.members if r.state <= State.SUSPECT and r.name != name)
+            self._joined_running = self._joined_running or listed > 1
             self.joined(addr, now)
         if self.stats["refutations"] != refutations:
             # the peer believed us suspect or dead: tell it directly, it may not hear gossip
@@ -678,6 +699,9 @@ class Swim:
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
+        if addr == self._latest_sync:  # the last post-join sync failed: a random one instead
+            self._latest_sync = None
+            self._push_pull_random(now, "join_sync")
 
     def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
         for r in self._admission.admit(remote.members, self.members, self.stats, self.rng):
@@ -723,7 +747,7 @@ class Swim:
             elif kind == "push_pull":
                 self._periodic_push_pull(now)
             elif kind == "join_sync":
-                self._push_pull_random(now, "join_sync")
+                self._join_sync(key[1], now)
             elif kind == "rejoin":
                 self._rejoin(now)
             elif kind == "leave":
@@ -884,6 +908,19 @@ class Swim:
             return
         if not self._leaving:
             self._push_pull_random(now)
+
+    def _join_sync(self, index: int, now: float) -> None:
+        """A post-join sync: with a random member; the last one, if we joined a running
+        cluster, with the unverified member we learned of last, if we hold any (see the rules)."""
+        latest = None
+        if self._joined_running and index == len(self.config.join_sync_delays) - 1:
+            latest = self._admission.latest(self.members)
+        if latest is None:
+            self._push_pull_random(now, "join_sync")
+            return
+        self.stats["join_sync_to_latest"] += 1
+        self._latest_sync = latest.addr
+        self._open_push_pull(latest.addr, False, now, "join_sync")
 
     def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
         peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)

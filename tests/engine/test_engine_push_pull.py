@@ -246,3 +246,75 @@ def test_a_ping_delegate_may_not_pick_a_sequence_number_far_ahead() -> None:
     swim.handle_message(Alive(1, "a", ("10.0.1.2", 7946), b""), ("10.0.1.2", 7946), 0.0)
     with pytest.raises(LocalProtocolError, match="sequence number"):
         swim.handle_timer(10.0)
+
+
+def _join_and_hear_of_later_members(h: Harness, running: bool = True) -> list[Opened]:
+    """Join through A1 (the seed lists x and y, or itself alone if not `running`), run until
+    the third post-join sync, then hear by gossip (second-hand) of two members, first "late1"
+    then "late2", who never answer; run until the last post-join sync. Return the post-join
+    syncs."""
+    h.engine.join([A1], h.now)
+    h.collect()
+    known = [("seed", A1), ("x", A2), ("y", A3)] if running else [("seed", A1)]
+    h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
+    h.addr_of["seed"], h.name_at[A1] = A1, "seed"
+    answer = ack_pings([name for name, _ in known])
+    delays = len(h.config.join_sync_delays)
+
+    def syncs() -> list[Opened]:
+        return [o for o in h.opened[1:] if type(o.request) is PushPull and not o.request.join]
+
+    while len(syncs()) < delays - 1:
+        h.step(answer)
+    h.feed([Alive(1, "late1", A4), Alive(1, "late2", A5)])
+    while len(syncs()) < delays:
+        h.step(answer)
+    assert h.state("late2") == State.ALIVE, "precondition: late2 is not suspected yet"
+    return syncs()
+
+
+def test_last_join_sync_goes_to_the_member_learned_last_that_nobody_vouched_for() -> None:
+    # a probe deadline of 5 s: the members we heard of cannot turn suspect before the syncs end
+    h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
+    syncs = _join_and_hear_of_later_members(h)
+    assert {o.addr for o in syncs[:-1]} <= {A1, A2, A3}
+    assert syncs[-1].addr == A5, "the last sync goes to late2, learned last and unverified"
+    # late2 answers: it is verified, and vouches for the member it lists that we did not know
+    listed = (_ms("late2", A5, 1, State.ALIVE), _ms("later", A6, 1, State.ALIVE))
+    h.stream_reply(PushPull(False, listed), syncs[-1])
+    assert h.state("later") == State.ALIVE
+    assert h.engine.stats["push_pull_failed"] == 0
+
+
+def test_a_failed_last_join_sync_is_replaced_by_a_random_one() -> None:
+    h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
+    syncs = _join_and_hear_of_later_members(h)
+    assert syncs[-1].addr == A5
+    start = len(h.opened)
+    h.stream_failed(syncs[-1])  # late2 is not there (it may have been forged)
+    (retry,) = [o for o in h.opened[start:] if type(o.request) is PushPull]
+    assert retry.addr in {A1, A2, A3}, "a random verified member instead"
+    h.stream_failed(retry)  # no second retry: one replacement per join
+    assert [o for o in h.opened[start + 1 :] if type(o.request) is PushPull] == []
+
+
+def test_last_join_sync_is_random_in_a_cluster_that_forms_at_once() -> None:
+    # the join answer lists the seed alone: everyone is joining now, nobody joins "after" us
+    h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
+    syncs = _join_and_hear_of_later_members(h, running=False)
+    assert {o.addr for o in syncs} == {A1}, "random syncs: the seed is the only verified member"
+    assert h.engine.stats["join_sync_to_latest"] == 0
+
+
+def test_last_join_sync_is_random_when_every_member_was_vouched_for() -> None:
+    h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
+    h.engine.join([A1], h.now)
+    h.collect()
+    known = [("seed", A1), ("x", A2), ("y", A3)]
+    h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
+    h.addr_of["seed"], h.name_at[A1] = A1, "seed"
+    h.advance(1.5 * max(h.config.join_sync_delays) + 1e-6, responder=ack_pings())
+    syncs = [o for o in h.opened[1:] if type(o.request) is PushPull and not o.request.join]
+    assert len(syncs) == len(h.config.join_sync_delays)
+    assert {o.addr for o in syncs} <= {A1, A2, A3}
+    assert h.engine.stats["join_sync_to_latest"] == 0
