@@ -23,9 +23,9 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   O(N)); the newcomer's own alive is gossiped by the seed, which learned it from the
   request. A node that already knew members (two clusters merged by a join, an isolated
   node's rejoin) gossips what it learns like any push-pull: it may be news to its side;
-- periodic push-pull: one random member every `push_pull_interval` scaled by size; the
-  first one scaled interval after a random stagger of up to one interval (memberlist's
-  schedule: a node that just joined has had its join and post-join syncs);
+- periodic push-pull: one random member every `push_pull_interval` scaled by size, the
+  first after a random stagger of up to one interval (memberlist waits a whole interval
+  more: an early one is what catches up a node that missed later joiners in a burst);
 - post-join syncs go to random members, except the last one of a joiner into a running
   cluster (a join answer listed members besides its sender) that holds members nobody
   vouched for: it goes to the one of them we learned of last (`Admission.latest`), most
@@ -216,9 +216,6 @@ class Swim:
         self._gossip_idle = False
         self.timers.set(_GOSSIP_TICK, self._gossip_phase)
         self.timers.set(_PUSH_PULL_TICK, now + rng.uniform(0.0, config.push_pull_interval))
-        self._push_pull_phased = False
-        """The first push-pull tick only sets the phase (memberlist's stagger): the first
-        periodic push-pull comes one scaled interval after it."""
         self.timers.set(_REJOIN_TICK, now + config.rejoin_interval * (1.0 + rng.random()))
 
     # -- queries ---------------------------------------------------------------------------
@@ -903,9 +900,6 @@ class Swim:
     def _periodic_push_pull(self, now: float) -> None:
         cfg = self.config
         self.timers.set(_PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self.members)))
-        if not self._push_pull_phased:
-            self._push_pull_phased = True  # the stagger ends: a join and its syncs just ran
-            return
         if not self._leaving:
             self._push_pull_random(now)
 

@@ -7,7 +7,6 @@ claims about ourselves are refuted; the reply carries our state after the merge.
 
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest
@@ -212,20 +211,6 @@ def test_a_node_that_knew_members_gossips_what_a_join_brings() -> None:
     h.add_peers(["p0", "p1"])
     start = _join_and_sync(h)
     assert {"seed", "x", "y", "z"} <= _relayed_alives(h, start)
-
-
-def test_the_first_periodic_push_pull_comes_a_whole_interval_after_the_stagger() -> None:
-    """memberlist's schedule: a random stagger of up to one interval sets the phase, and the
-    first periodic push-pull comes one (size-scaled) interval after it, not at it."""
-    interval = make_config().push_pull_interval
-    for seed in range(5):
-        h = Harness(seed=seed)
-        h.add_peers(["a", "b", "c"])
-        h.advance(5 * interval, ack_pings())
-        times = [o.time for o in h.opened if type(o.request) is PushPull and not o.request.join]
-        assert times and interval <= times[0] < 2 * interval, f"seed {seed}: {times}"
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(abs(gap - interval) < 1e-6 for gap in gaps), f"seed {seed}: {times}"
 
 
 def test_a_ping_delegate_may_not_pick_a_sequence_number_far_ahead() -> None:
