@@ -6,9 +6,11 @@ Rules:
   hands its events to the subscriptions and moves the timer to engine.next_deadline();
   `_flush()` never awaits, so no other task can run between an engine call and its output;
 - tasks in the node's nursery: the UDP receive loop, the TCP accept loop (one task per
-  connection), the timer (sleeps in a cancel scope whose deadline `_flush` keeps equal to
-  engine.next_deadline(): earlier wakes it sooner, later saves a useless wake-up; a timer
-  wake-up costs trio several times an I/O wake-up), one task per stream exchange we open;
+  connection), the timer, one task per stream exchange we open; the timer waits for an
+  `Alarm` (a Linux timerfd) whose deadline `_flush` keeps equal to engine.next_deadline()
+  (earlier wakes it sooner, later saves a useless wake-up): an I/O wake-up, cheaper than a
+  cancel scope expiring; without a timerfd (another OS, a test's MockClock) it sleeps in a
+  cancel scope whose deadline `_flush` keeps the same way;
 - waiting is event-driven: operations that take time (key operations, table syncs) end with
   a completion event from the engine (`KeyOpFinished`, `SyncFinished`); `_flush` hands it to
   the waiter registered before the operation's output went out; nothing polls;
@@ -38,6 +40,7 @@ from swimnet.layers.events import KeyOpFinished, SyncFinished
 from swimnet.membership.events import MemberEvent
 from swimnet.membership.member import Member
 from swimnet.runtime import streams
+from swimnet.runtime.alarm import Alarm
 from swimnet.runtime.keys import Keys
 from swimnet.runtime.resolve import Seed, dedupe, resolve_seed
 from swimnet.runtime.subscriptions import Subscription
@@ -102,6 +105,7 @@ class Node:
         self._subscriptions: list[Subscription[MemberEvent]] = []
         self._table_subscriptions: list[Subscription[TableChange]] = []
         self._timer_scope: trio.CancelScope | None = None
+        self._alarm: Alarm | None = None
         self._key_ops: dict[int, _Outcome[KeyOpResult]] = {}
         self._syncs: dict[str, list[_Outcome[bool]]] = {}
         self._left = False
@@ -422,13 +426,17 @@ class Node:
         events = engine.events()
         if events:
             self._dispatch(events)
-        scope = self._timer_scope
-        if scope is not None:
-            deadline = engine.next_deadline()
-            if deadline is None:
-                deadline = math.inf
-            if deadline != scope.deadline:  # earlier: wake sooner; later: skip a useless wake-up
-                scope.deadline = deadline
+        alarm = self._alarm
+        if alarm is not None:
+            alarm.set(engine.next_deadline())  # a no-op when unchanged
+        else:
+            scope = self._timer_scope
+            if scope is not None:
+                deadline = engine.next_deadline()
+                if deadline is None:
+                    deadline = math.inf
+                if deadline != scope.deadline:  # earlier: wake sooner; later: skip a useless wake-up
+                    scope.deadline = deadline
         if self._left and engine.leave_done:
             self._leave_done.set()
 
@@ -520,6 +528,27 @@ class Node:
                 handle(bytes(view[:size]), (source[0], source[1]))
 
     async def _timer_loop(self) -> None:
+        alarm = Alarm.open()
+        if alarm is None:
+            await self._scope_timer_loop()
+            return
+        engine = self._engine
+        self._alarm = alarm
+        try:
+            while True:
+                alarm.set(engine.next_deadline())
+                await alarm.wait()
+                try:
+                    engine.handle_timer(trio.current_time())
+                except Exception:
+                    self._internal_error("handle_timer")
+                self._flush()
+        finally:
+            self._alarm = None
+            alarm.close()
+
+    async def _scope_timer_loop(self) -> None:
+        """The timer without a timerfd: a cancel scope per deadline."""
         engine = self._engine
         while True:
             deadline = engine.next_deadline()
