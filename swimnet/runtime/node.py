@@ -527,8 +527,9 @@ class Node:
                 stats["udp_bytes_received"] += size
                 handle(bytes(view[:size]), (source[0], source[1]))
 
-    async def _timer_loop(self) -> None:
-        alarm = Alarm.open()
+    async def _timer_loop(self, alarm: Alarm | None) -> None:
+        """The timer; `alarm` (opened with the node, so the node holds its descriptor from
+        its first moment) is closed when the loop ends."""
         if alarm is None:
             await self._scope_timer_loop()
             return
@@ -572,7 +573,7 @@ class Node:
             guard=self._guard,
         )
         self._nursery.start_soon(self._receive_loop)
-        self._nursery.start_soon(self._timer_loop)
+        self._nursery.start_soon(self._timer_loop, Alarm.open())
         self._nursery.start_soon(trio.serve_listeners, handler, [self._transport.listener])
 
     def _close(self) -> None:
