@@ -86,10 +86,12 @@ def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLa
     # a service VIP balances to Docker containers too (rules in the client's sandbox)
     b.docker("exec", "db", "sh", "-c", "mkdir -p /www && echo served-by-db > /www/index")
     b.docker("exec", "-d", "db", "httpd", "-f", "-p", "8080", "-h", "/www")
-    a.cli("service", "create", "api", "--network", "pets", "--vip", "10.42.0.100",
+    # pins stay clear of what the IPAM drew for the containers (it draws at random)
+    vip, pin = [ip for ip in (f"10.42.0.{i}" for i in range(100, 104)) if ip not in {web_ip, db_ip}][:2]
+    a.cli("service", "create", "api", "--network", "pets", "--vip", vip,
           "--port", "tcp:80:8080", "--backend", "db")  # fmt: skip
-    wait_for(lambda: "served-by-db" in fetch(a, "web", "http://10.42.0.100/index"), "the VIP", on_fail=a.tail)
-    wait_for(lambda: resolves(a, "web", "api") == "10.42.0.100", "the service name")
+    wait_for(lambda: "served-by-db" in fetch(a, "web", f"http://{vip}/index"), "the VIP", on_fail=a.tail)
+    wait_for(lambda: resolves(a, "web", "api") == vip, "the service name")
     a.cli("service", "rm", "api", "--network", "pets")
 
     # a conflicting subnet for the same name is refused when the network is used
@@ -100,7 +102,7 @@ def test_containers_on_two_dockerds_reach_each_other_over_swimnet(dlab: DockerLa
     assert "10.43.0.0/24" in refused and "10.44.0.0/24" in refused, refused
 
     # --ip pins an address (from the cluster's IPAM: one another host holds is refused)
-    assert run(b, "pinned", "pets", "--ip", "10.42.0.200") == "10.42.0.200"
+    assert run(b, "pinned", "pets", "--ip", pin) == pin
     taken = b.docker(
         "run", "-d", "--name", "dup", "--network", "pets", "--ip", web_ip, IMAGE, "sleep", "1", check=False
     )
