@@ -539,11 +539,7 @@ class Node:
             while True:
                 alarm.set(engine.next_deadline())
                 await alarm.wait()
-                try:
-                    engine.handle_timer(trio.current_time())
-                except Exception:
-                    self._internal_error("handle_timer")
-                self._flush()
+                self._fire_timer()
         finally:
             self._alarm = None
             alarm.close()
@@ -557,11 +553,15 @@ class Node:
                 self._timer_scope = scope
                 await trio.sleep_forever()
             self._timer_scope = None
-            try:
-                engine.handle_timer(trio.current_time())
-            except Exception:
-                self._internal_error("handle_timer")
-            self._flush()
+            self._fire_timer()
+
+    def _fire_timer(self) -> None:
+        """A deadline passed: the engine's timers, then what they queued goes out."""
+        try:
+            self._engine.handle_timer(trio.current_time())
+        except Exception:
+            self._internal_error("handle_timer")
+        self._flush()
 
     def _start(self) -> None:
         handler = partial(
