@@ -141,8 +141,8 @@ class Config:
     ack, as serf; 0: we neither ask for coordinates nor attach ours), 8 times less often in a flat
     network, and on every probe while we are unplaced or do not hold the peer's."""
     topology_rtt_floor: float = 0.005
-    """A peer is "near" if its estimated RTT is at most half the median RTT to known peers and
-    that median exceeds this floor; the bias favours near peers and treats all others alike,
+    """A peer is "near" if its estimated RTT is at most half the median RTT of our last probes
+    and that median exceeds this floor; the bias favours near peers and treats all others alike,
     so a flat network (a LAN: median under the floor) keeps uniform random choices."""
     topology_uniform_share: float = 0.25
     """Share of those choices that stay uniform whatever the bias, so far zones still hear."""

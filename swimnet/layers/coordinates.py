@@ -6,7 +6,7 @@ Rules:
   we hold: all of them (at most MAX_SECTION_COORDINATES) when answering a join, so a new
   node inherits the coordinates of the whole cluster at once; a random SECTION_SAMPLE of
   them in periodic anti-entropy (it only repairs what gossip missed), and none but our own
-  once our estimates say the network is flat (`PeerCoordinates.flat`: in a LAN they change no
+  once the network is flat (`PeerCoordinates.flat`: in a LAN coordinates change no
   choice, and 64 coordinates would double a 100-node push-pull). A joining node always
   sends a section (maybe empty), so the member it joins through knows to answer in full;
 - gossip: when our coordinate becomes trusted, and whenever it moves materially (see

@@ -14,15 +14,19 @@ Rules:
   coordinate absorbed; `ack_payload()` is our coordinate with it, encoded once per change;
 - asking (`ask_for_coordinate`, once per direct probe: should the ack carry the peer's
   coordinate?): always while our own is not trusted; in a flat network on every
-  `ask_every` * FLAT_ASK_SPACING-th probe only (the book need not hold everyone there: it
-  serves only to notice that the network stopped being flat); else on every `ask_every`-th
-  probe, and whenever we hold no trusted coordinate of the peer;
-- an ack without a coordinate still teaches us, in a flat network, from the coordinate of
-  the peer we hold (from an earlier ack, gossip or push-pull): a few milliseconds of
-  staleness move nothing there; in any other network it teaches nothing (a stale
-  coordinate there would misplace us);
-- `remoteness` estimates nothing in a flat network (every known peer is "far" alike); `flat`
-  says whether the network is flat, once estimates are trustworthy;
+  `ask_every` * FLAT_ASK_SPACING-th probe only (enough to keep our coordinate placed for
+  the day the network stops being flat); else on every `ask_every`-th probe, and whenever
+  we hold no trusted coordinate of the peer;
+- an ack without a coordinate teaches our coordinate nothing (a coordinate we hold for the
+  peer may be stale by more than the RTT: learning from it makes ours wander), but its RTT
+  counts towards the median;
+- the median RTT, what "near" is relative to, is measured: the median of the RTTs of our
+  last RTT_WINDOW direct probes (probes go round every member, so it is the median over
+  the members). An estimate could not serve: one slow sample can misplace our coordinate
+  by milliseconds until the next probes pull it back, and every peer then looks far;
+- `flat` says whether the network is flat (the median RTT at or below the RTT floor: a
+  LAN), once estimates are trustworthy; `remoteness` estimates nothing there (every known
+  peer is "far" alike);
 - trust: choices stay unbiased (`remoteness` is None) until our own coordinate absorbed
   TRUSTED_UPDATES samples and we hold MIN_KNOWN trusted peer coordinates; a peer whose
   coordinate is not trusted yet counts as unknown. A fresh node asks for the peer's coordinate
@@ -30,9 +34,10 @@ Rules:
 - publication: once trusted, our coordinate is due for gossip (`take_publication`) when it
   first becomes trusted and whenever it moved materially since the last one published: by
   more than MATERIAL_SHARE of the median RTT (at least of the RTT floor), in the metric that
-  bounds how much any estimate to us can change; in a flat network, only by more than the
-  floor itself (FLAT_MATERIAL_SHARE): there no estimate serves a choice until the network
-  stops looking flat, and probe jitter would otherwise keep every node publishing; a peer's
+  bounds how much any estimate to us can change; in a flat network a move is not
+  published: no choice there depends on an estimate, and whoever finds the network uneven
+  asks for our coordinate on its probes and gets it in every push-pull; once the network
+  stops being flat, a move since the last publication is due again; a peer's
   new coordinate `flips` what we held when it moved by more than FLIP_SHARE of it (near
   could turn far).
 """
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 
 from swimnet.errors import DecodeError
@@ -56,17 +61,14 @@ SEED_UPDATES = 32
 """Our first samples, taken with a bigger step (see VivaldiConfig.seed_updates)."""
 MATERIAL_SHARE = 0.2
 """A move of a fifth of the median RTT is worth telling the peers we talk to about."""
-FLAT_MATERIAL_SHARE = 1.0
-"""In a flat network, a move of the whole RTT floor (it could make the network look uneven)."""
 FLAT_ASK_SPACING = 8
 """In a flat network we ask for a peer's coordinate this many times less often."""
 FLIP_SHARE = 0.5
 """A change of half the median RTT can turn a near peer far or a far one near: worth
 relaying to the others who hold the old coordinate."""
-_MEDIAN_SAMPLE = 64
-_MEDIAN_REFRESH = 256
-"""The median RTT (what "near" is relative to) is re-estimated every this many queries (and
-then only if our coordinate or the book changed since: else it would come out the same)."""
+RTT_WINDOW = 64
+"""The median RTT (what "near" is relative to, and what tells a flat network) is the median
+of the RTTs our last this many direct probes measured."""
 
 
 def moved(a: Coordinate, b: Coordinate) -> float:
@@ -95,11 +97,9 @@ class PeerCoordinates:
         self._payload: bytes | None = None
         self._published: Coordinate | None = None
         self._due = False
+        self._rtts: deque[float] = deque(maxlen=RTT_WINDOW)
         self._median: float | None = None
-        self._calls = 0
-        self._median_stale = True
-        """Our coordinate or the book changed since the median was last computed (when not,
-        a due re-estimate would find the same value and is skipped)."""
+        """The median of `_rtts`, None when a sample came in since it was computed."""
 
     @property
     def coordinate(self) -> Coordinate:
@@ -133,30 +133,24 @@ class PeerCoordinates:
 
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
         """One direct probe round trip to `peer`, whose ack carried `payload`."""
-        version: Version | None = None
-        if payload:
-            try:
-                version, coord = decode_ack_payload(payload, self.client.config.dimensionality)
-            except DecodeError:
-                self.stats["coordinate_undecodable"] += 1
-                return
-        else:
-            held = self.book.coordinate(peer) if self.flat() else None
-            if held is None:
-                self.stats["coordinate_missing"] += 1
-                return
-            coord = held
+        if 0.0 < rtt <= self.client.config.max_rtt:  # NaN fails both
+            self._rtts.append(rtt)
+            self._median = None
+        if not payload:
+            self.stats["coordinate_missing"] += 1
+            return
+        try:
+            version, coord = decode_ack_payload(payload, self.client.config.dimensionality)
+        except DecodeError:
+            self.stats["coordinate_undecodable"] += 1
+            return
         try:
             self.client.update(peer, coord, rtt)
         except RejectedSample as exc:
             self.stats[f"coordinate_rejected_{exc.reason}"] += 1
             return
-        if version is None:
-            self.stats["coordinate_updates_from_held"] += 1
-        else:
-            self.book.offer(peer, version, coord)
+        self.book.offer(peer, version, coord)
         self._payload = None
-        self._median_stale = True
         self.stats["coordinate_updates"] += 1
         self._check_material()
 
@@ -167,8 +161,9 @@ class PeerCoordinates:
         if published is None:
             self._due = True
             return
-        share = FLAT_MATERIAL_SHARE if self.flat() else MATERIAL_SHARE
-        if moved(published, self.client.coordinate) > share * self._scale():
+        if self.flat():
+            return
+        if moved(published, self.client.coordinate) > MATERIAL_SHARE * self._scale():
             self._due = True
 
     # -- what others tell --------------------------------------------------------------------
@@ -178,10 +173,7 @@ class PeerCoordinates:
         if not coord.is_compatible_with(self.client.coordinate):
             self.stats["coordinate_rejected_coordinate_incompatible"] += 1
             return False
-        if not self.book.offer(peer, version, coord):
-            return False
-        self._median_stale = True
-        return True
+        return self.book.offer(peer, version, coord)
 
     def flips(self, old: Coordinate, new: Coordinate) -> bool:
         """`new` differs from `old` (what we held for a peer) enough to change which peers
@@ -203,8 +195,9 @@ class PeerCoordinates:
         return self.client.rtt_estimate(self.book.coordinate(peer))
 
     def flat(self) -> bool:
-        """Estimates are trustworthy and put every peer we know as near as any other (their
-        median RTT is at or below the RTT floor): a LAN, where coordinates change no choice."""
+        """Estimates are trustworthy and the median RTT we measure is at or below the RTT
+        floor: a LAN, where every peer is as near as any other and coordinates change no
+        choice."""
         return self._trustworthy() and self._median_rtt() <= self.rtt_floor
 
     def _trustworthy(self) -> bool:
@@ -223,7 +216,7 @@ class PeerCoordinates:
     def remoteness(self, peer: str) -> float | None:
         """0.0 for a near peer, 1.0 for a far one, None if unknown: what peer choice compares.
 
-        Near means an estimated RTT of at most half the median RTT to the peers we know, in a
+        Near means an estimated RTT of at most half the median RTT we measure, in a
         network whose median RTT exceeds the RTT floor (beneath it, a LAN: everyone counts
         alike). Only a distinctly closer group is favoured; in a flat network choices stay
         uniform instead of following coordinate noise. Until estimates are trustworthy (see
@@ -246,19 +239,14 @@ class PeerCoordinates:
         return 0.0 if rtt <= 0.5 * median else 1.0
 
     def _median_rtt(self) -> float:
-        self._calls += 1
-        if self._calls >= _MEDIAN_REFRESH or not self._median:
-            self._calls = 0
-            if not self._median_stale and self._median is not None:
-                return self._median
-            self._median_stale = False
-            book = self.book
-            names = list(book)
-            step = max(1, len(names) // _MEDIAN_SAMPLE)
-            estimate = self.client.rtt_estimate
-            rtts = sorted(r for n in names[::step] if (r := estimate(book.coordinate(n))) is not None)
-            self._median = rtts[len(rtts) // 2] if rtts else 0.0
-        return self._median
+        """The median of the RTTs our last RTT_WINDOW direct probes measured (0.0 before
+        the first): measured, not estimated, so a coordinate misplaced by one slow sample
+        does not make every peer look far."""
+        median = self._median
+        if median is None:
+            rtts = sorted(self._rtts)
+            median = self._median = rtts[len(rtts) // 2] if rtts else 0.0
+        return median
 
     def _scale(self) -> float:
         """What a material move is a share of: the median RTT, at least the RTT floor."""
@@ -266,5 +254,4 @@ class PeerCoordinates:
 
     def forget(self, peer: str) -> None:
         self.book.forget(peer)
-        self._median_stale = True
         self.client.forget(peer)

@@ -140,8 +140,11 @@ def test_remoteness_follows_every_change_of_either_coordinate() -> None:
     assert t.remoteness("mover") == 1.0
     t.learn("still", *_at(me + FAR))
     assert t.remoteness("still") == 1.0
-    for _ in range(40):  # our coordinate moves to where "still" is: near now
-        _probe(t, "far0", FAR, NEAR)
+    for i in range(40):  # we move to where "still" is (far peers prove near, near ones far)
+        if i % 2:
+            _probe(t, "far0", FAR, NEAR)
+        else:
+            _probe(t, "near0", 0.0, FAR)
     median = t._median_rtt()
     estimate = t.client.rtt_estimate(t.book.coordinate("still"))
     assert estimate is not None and median > t.rtt_floor and estimate <= 0.5 * median
