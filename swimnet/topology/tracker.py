@@ -133,7 +133,7 @@ class PeerCoordinates:
 
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
         """One direct probe round trip to `peer`, whose ack carried `payload`."""
-        if 0.0 < rtt <= self.client.config.max_rtt:  # NaN fails both
+        if self.client.config.accepts_rtt(rtt):
             self._rtts.append(rtt)
             self._median = None
         if not payload:

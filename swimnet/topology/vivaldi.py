@@ -98,6 +98,10 @@ class VivaldiConfig:
     def origin(self) -> Coordinate:
         return Coordinate.origin(self.dimensionality, error=self.error_max, height=self.height_min)
 
+    def accepts_rtt(self, rtt: float) -> bool:
+        """`rtt` (seconds) is a sample worth anything: in (0, max_rtt] (NaN is not)."""
+        return 0.0 < rtt <= self.max_rtt
+
 
 class LatencyFilter:
     """Per-peer moving median of the last `size` RTT samples (upper median when even)."""
@@ -189,7 +193,7 @@ class CoordinateClient:
         `Coordinate.distance_to` / `apply_force`, so the same bits.
         """
         self._check_peer(peer_coord)
-        if not 0.0 < rtt <= self._config.max_rtt:  # also refuses NaN
+        if not self._config.accepts_rtt(rtt):
             raise RejectedSample("rtt_out_of_range", f"{rtt!r} s is not in (0, {self._config.max_rtt}]")
         cfg = self._config
         rng = self._rng
