@@ -533,11 +533,10 @@ class Node:
         if alarm is None:
             await self._scope_timer_loop()
             return
-        engine = self._engine
         self._alarm = alarm
+        alarm.set(self._engine.next_deadline())  # from now on `_flush` keeps it current
         try:
             while True:
-                alarm.set(engine.next_deadline())
                 await alarm.wait()
                 self._fire_timer()
         finally:
