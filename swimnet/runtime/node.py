@@ -39,7 +39,7 @@ from swimnet.errors import JoinError, LocalProtocolError
 from swimnet.layers.events import KeyOpFinished, SyncFinished
 from swimnet.membership.events import MemberEvent
 from swimnet.membership.member import Member
-from swimnet.runtime import streams
+from swimnet.runtime import sockstream, streams
 from swimnet.runtime.alarm import Alarm
 from swimnet.runtime.keys import Keys
 from swimnet.runtime.resolve import Seed, dedupe, resolve_seed
@@ -94,6 +94,8 @@ class Node:
         max_streams: int,
     ) -> None:
         self._engine = engine
+        self._now = trio.lowlevel.current_clock().current_time
+        """trio.current_time() without its two wrapper calls (the per-packet paths use it)."""
         self._transport = transport
         self._nursery = nursery
         self._stats = stats
@@ -501,19 +503,21 @@ class Node:
 
     def _handle_datagram(self, data: bytes, addr: Address) -> None:
         try:
-            self._engine.receive_datagram(data, addr, trio.current_time())
+            self._engine.receive_datagram(data, addr, self._now())
         except Exception:
             self._internal_error("receive_datagram")
         self._flush()
 
     async def _receive_loop(self) -> None:
         sock = self._transport.udp
+        fd = sock.fileno()
         buf = bytearray(_RECEIVE_BUFFER)
         view = memoryview(buf)
         stats = self._stats
         handle = self._handle_datagram
+        wait_readable = trio.lowlevel.wait_readable
         while True:
-            await trio.lowlevel.wait_readable(sock)
+            await wait_readable(fd)
             for _ in range(_RECEIVE_BATCH):
                 try:
                     size, source = sock.recvfrom_into(buf)
@@ -557,7 +561,7 @@ class Node:
     def _fire_timer(self) -> None:
         """A deadline passed: the engine's timers, then what they queued goes out."""
         try:
-            self._engine.handle_timer(trio.current_time())
+            self._engine.handle_timer(self._now())
         except Exception:
             self._internal_error("handle_timer")
         self._flush()
@@ -573,7 +577,7 @@ class Node:
         )
         self._nursery.start_soon(self._receive_loop)
         self._nursery.start_soon(self._timer_loop, Alarm.open())
-        self._nursery.start_soon(trio.serve_listeners, handler, [self._transport.listener])
+        self._nursery.start_soon(sockstream.serve, self._transport.tcp, handler, self._stats)
 
     def _close(self) -> None:
         self._closed = True
