@@ -501,20 +501,15 @@ class Node:
         self._flush()
         return reply
 
-    def _handle_datagram(self, data: bytes, addr: Address) -> None:
-        try:
-            self._engine.receive_datagram(data, addr, self._now())
-        except Exception:
-            self._internal_error("receive_datagram")
-        self._flush()
-
     async def _receive_loop(self) -> None:
         sock = self._transport.udp
         fd = sock.fileno()
         buf = bytearray(_RECEIVE_BUFFER)
         view = memoryview(buf)
         stats = self._stats
-        handle = self._handle_datagram
+        receive = self._engine.receive_datagram
+        now = self._now
+        flush = self._flush
         wait_readable = trio.lowlevel.wait_readable
         while True:
             await wait_readable(fd)
@@ -529,7 +524,13 @@ class Node:
                     break
                 stats["udp_packets_received"] += 1
                 stats["udp_bytes_received"] += size
-                handle(bytes(view[:size]), (source[0], source[1]))
+                if len(source) != 2:  # IPv6: (host, port, flowinfo, scope_id)
+                    source = (source[0], source[1])
+                try:  # an engine failure on peer input is counted, never raised
+                    receive(bytes(view[:size]), source, now())
+                except Exception:
+                    self._internal_error("receive_datagram")
+                flush()
 
     async def _timer_loop(self, alarm: Alarm | None) -> None:
         """The timer; `alarm` (opened with the node, so the node holds its descriptor from

@@ -55,7 +55,8 @@ class Transport:
         host, port = udp.getsockname()[:2]
         self.address: Address = (str(host), int(port))
         self._numeric: dict[str, bool] = {}
-        self._closed = False
+        self.closed = False
+        """Set by `close()` (a plain attribute: the node reads it after every engine call)."""
         self.guard: StreamGuard | None = None
         """The node's stream limits and frame security (set by the node; None: plain frames,
         no limits beyond the caller's)."""
@@ -73,7 +74,10 @@ class Transport:
     def send_datagram(self, addr: Address, data: bytes) -> bool:
         """Hand one datagram to the kernel; False (and a counter) when it was dropped."""
         stats = self.stats
-        if not self._usable(addr[0]) or not 0 < addr[1] < 65_536:
+        usable = self._numeric.get(addr[0])  # `_usable` inlined: this runs per datagram
+        if usable is None:
+            usable = self._usable(addr[0])
+        if not usable or not 0 < addr[1] < 65_536:
             stats["drop_send_bad_address"] += 1
             return False
         try:
@@ -99,14 +103,10 @@ class Transport:
 
     # -- lifetime ----------------------------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         for sock in (self.udp, self.tcp):
             if sock.fileno() != -1:
                 with contextlib.suppress(RuntimeError):  # outside trio: a plain close is enough
