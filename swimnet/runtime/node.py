@@ -1,4 +1,4 @@
-"""A real network node: the sans-IO Engine driven by trio sockets and timers.
+"""A real network node: the sans-IO Engine driven by trio (non-blocking sockets, a timer).
 
 Rules:
 - the engine is called only from here, always with now = trio.current_time(), and after
