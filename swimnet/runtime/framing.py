@@ -26,7 +26,9 @@ Rules:
   oversize, unauthenticated_oversize, trailing, no_keyring, auth_failed, auth_unknown_key,
   auth_stale, auth_bad_header; authentication failures also carry `auth`, the reason as
   the engine names it for sealed input (servers count them as drop_auth_<auth>);
-- deadlines are the caller's business (wrap calls in a cancel scope).
+- deadlines are the caller's business (wrap calls in a cancel scope);
+- streams are anything with trio's `receive_some` / `send_all` (`ByteReceiver`,
+  `ByteSender`): trio streams, or the node's `sockstream.SockStream`.
 """
 
 from __future__ import annotations
@@ -34,9 +36,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import NamedTuple
-
-import trio
+from typing import NamedTuple, Protocol
 
 from swimnet.errors import AuthenticationError
 from swimnet.security.seal import NonceSource, SecurityPolicy
@@ -57,6 +57,18 @@ UNAUTHENTICATED_MAX = 64 * 1024
 """Largest plain frame accepted while the policy requires authenticated input."""
 _READ = 1 << 16
 _SEND_BATCH = 1 << 20
+
+
+class ByteReceiver(Protocol):
+    """A byte stream to read from (trio.abc.ReceiveStream's method)."""
+
+    async def receive_some(self, max_bytes: int) -> bytes | bytearray: ...
+
+
+class ByteSender(Protocol):
+    """A byte stream to write to (trio.abc.SendStream's method)."""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None: ...
 
 
 class FrameError(Exception):
@@ -103,7 +115,7 @@ class FrameReader:
 
     __slots__ = ("_buf", "_stream", "received")
 
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+    def __init__(self, stream: ByteReceiver) -> None:
         self._stream = stream
         self._buf = bytearray()
         self.received = 0
@@ -154,9 +166,7 @@ def encode_frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(PREFIX_SIZE, "big") + payload
 
 
-async def send_frame(
-    stream: trio.abc.SendStream, payload: bytes, security: FrameSecurity | None = None
-) -> int:
+async def send_frame(stream: ByteSender, payload: bytes, security: FrameSecurity | None = None) -> int:
     """Send one frame (authenticated when the policy seals output); returns the bytes written."""
     policy = security.policy() if security is not None else None
     keyring = policy.keyring if policy is not None and policy.seals_outgoing else None
@@ -234,9 +244,7 @@ async def read_body(reader: FrameReader, head: FrameHead) -> bytes:
     return bytes(out)
 
 
-async def receive_frame(
-    stream: trio.abc.ReceiveStream, max_size: int, security: FrameSecurity | None = None
-) -> bytes:
+async def receive_frame(stream: ByteReceiver, max_size: int, security: FrameSecurity | None = None) -> bytes:
     """Read exactly one frame; any byte beyond it that arrived together with it is a protocol
     violation ("trailing"): the sender writes one frame and then waits for our reply."""
     reader = FrameReader(stream)

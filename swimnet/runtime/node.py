@@ -1,4 +1,4 @@
-"""A real network node: the sans-IO Engine driven by trio sockets and timers.
+"""A real network node: the sans-IO Engine driven by trio (non-blocking sockets, a timer).
 
 Rules:
 - the engine is called only from here, always with now = trio.current_time(), and after
@@ -39,7 +39,7 @@ from swimnet.errors import JoinError, LocalProtocolError
 from swimnet.layers.events import KeyOpFinished, SyncFinished
 from swimnet.membership.events import MemberEvent
 from swimnet.membership.member import Member
-from swimnet.runtime import streams
+from swimnet.runtime import sockstream, streams
 from swimnet.runtime.alarm import Alarm
 from swimnet.runtime.keys import Keys
 from swimnet.runtime.resolve import Seed, dedupe, resolve_seed
@@ -94,6 +94,8 @@ class Node:
         max_streams: int,
     ) -> None:
         self._engine = engine
+        self._now = trio.lowlevel.current_clock().current_time
+        """trio.current_time() without its two wrapper calls (the per-packet paths use it)."""
         self._transport = transport
         self._nursery = nursery
         self._stats = stats
@@ -499,21 +501,18 @@ class Node:
         self._flush()
         return reply
 
-    def _handle_datagram(self, data: bytes, addr: Address) -> None:
-        try:
-            self._engine.receive_datagram(data, addr, trio.current_time())
-        except Exception:
-            self._internal_error("receive_datagram")
-        self._flush()
-
     async def _receive_loop(self) -> None:
         sock = self._transport.udp
+        fd = sock.fileno()
         buf = bytearray(_RECEIVE_BUFFER)
         view = memoryview(buf)
         stats = self._stats
-        handle = self._handle_datagram
+        receive = self._engine.receive_datagram
+        now = self._now
+        flush = self._flush
+        wait_readable = trio.lowlevel.wait_readable
         while True:
-            await trio.lowlevel.wait_readable(sock)
+            await wait_readable(fd)
             for _ in range(_RECEIVE_BATCH):
                 try:
                     size, source = sock.recvfrom_into(buf)
@@ -525,7 +524,13 @@ class Node:
                     break
                 stats["udp_packets_received"] += 1
                 stats["udp_bytes_received"] += size
-                handle(bytes(view[:size]), (source[0], source[1]))
+                if len(source) != 2:  # IPv6: (host, port, flowinfo, scope_id)
+                    source = (source[0], source[1])
+                try:  # an engine failure on peer input is counted, never raised
+                    receive(bytes(view[:size]), source, now())
+                except Exception:
+                    self._internal_error("receive_datagram")
+                flush()
 
     async def _timer_loop(self, alarm: Alarm | None) -> None:
         """The timer; `alarm` (opened with the node, so the node holds its descriptor from
@@ -533,11 +538,10 @@ class Node:
         if alarm is None:
             await self._scope_timer_loop()
             return
-        engine = self._engine
         self._alarm = alarm
+        alarm.set(self._engine.next_deadline())  # from now on `_flush` keeps it current
         try:
             while True:
-                alarm.set(engine.next_deadline())
                 await alarm.wait()
                 self._fire_timer()
         finally:
@@ -558,7 +562,7 @@ class Node:
     def _fire_timer(self) -> None:
         """A deadline passed: the engine's timers, then what they queued goes out."""
         try:
-            self._engine.handle_timer(trio.current_time())
+            self._engine.handle_timer(self._now())
         except Exception:
             self._internal_error("handle_timer")
         self._flush()
@@ -574,7 +578,7 @@ class Node:
         )
         self._nursery.start_soon(self._receive_loop)
         self._nursery.start_soon(self._timer_loop, Alarm.open())
-        self._nursery.start_soon(trio.serve_listeners, handler, [self._transport.listener])
+        self._nursery.start_soon(sockstream.serve, self._transport.tcp, handler, self._stats)
 
     def _close(self) -> None:
         self._closed = True

@@ -37,6 +37,7 @@ from swimnet.runtime.framing import (
     send_frame,
 )
 from swimnet.runtime.guard import StreamGuard as StreamGuard
+from swimnet.runtime.sockstream import SockStream
 from swimnet.runtime.transport import Transport, error_name
 from swimnet.wire import inflate
 from swimnet.wire.limits import MAX_STREAM_FRAME
@@ -44,14 +45,6 @@ from swimnet.wire.messages import Address
 
 StreamHandler = Callable[[bytes, Address], bytes | None]
 """The engine side of a server exchange: request bytes and peer address -> reply or None."""
-
-
-def _peer(stream: trio.SocketStream) -> Address:
-    try:
-        name = stream.socket.getpeername()
-    except OSError:
-        return ("", 0)
-    return (str(name[0]), int(name[1]))
 
 
 class Outcome(NamedTuple):
@@ -105,25 +98,26 @@ async def _exchange(transport: Transport, addr: Address, payload: bytes, max_siz
     except OSError as exc:
         return Outcome(None, f"connect_{error_name(exc)}")
     stats["streams_opened"] += 1
-    async with stream:
+    try:
+        stats["stream_bytes_sent"] += await send_frame(stream, payload, security)
+        reader = FrameReader(stream)
+        head = await read_head(reader, max_size, security)
+        budget = guard.budget if guard is not None else None
+        if budget is not None and not budget.reserve(head.length):
+            return Outcome(None, "budget")
         try:
-            stats["stream_bytes_sent"] += await send_frame(stream, payload, security)
-            reader = FrameReader(stream)
-            head = await read_head(reader, max_size, security)
-            budget = guard.budget if guard is not None else None
-            if budget is not None and not budget.reserve(head.length):
-                return Outcome(None, "budget")
-            try:
-                reply = await read_body(reader, head)
-            finally:
-                if budget is not None:
-                    budget.release(head.length)
-        except FrameError as exc:
-            return Outcome(None, exc.reason)
-        except trio.BrokenResourceError:
-            return Outcome(None, "broken")
-        except OSError as exc:
-            return Outcome(None, error_name(exc))
+            reply = await read_body(reader, head)
+        finally:
+            if budget is not None:
+                budget.release(head.length)
+    except FrameError as exc:
+        return Outcome(None, exc.reason)
+    except trio.BrokenResourceError:
+        return Outcome(None, "broken")
+    except OSError as exc:
+        return Outcome(None, error_name(exc))
+    finally:
+        stream.close()
     stats["stream_bytes_received"] += reader.received
     return Outcome(reply, "")
 
@@ -135,7 +129,7 @@ def _count_refusal(stats: Counter[str], exc: FrameError) -> None:
 
 
 async def serve_connection(
-    stream: trio.SocketStream,
+    stream: SockStream,
     handle: StreamHandler,
     stats: Counter[str],
     *,
@@ -147,7 +141,7 @@ async def serve_connection(
     """Server side of one accepted connection; always closes it."""
     stats["streams_accepted"] += 1
     try:
-        peer = _peer(stream)
+        peer = stream.peer
         source = guard.admit(peer[0])
         if source is None:
             return
@@ -156,11 +150,11 @@ async def serve_connection(
         finally:
             guard.leave(source)
     finally:
-        await trio.aclose_forcefully(stream)
+        stream.close()
 
 
 async def _serve(
-    stream: trio.SocketStream,
+    stream: SockStream,
     peer: Address,
     handle: StreamHandler,
     stats: Counter[str],
@@ -199,7 +193,7 @@ async def _serve(
 
 
 async def _exchange_in_slot(
-    stream: trio.SocketStream,
+    stream: SockStream,
     reader: FrameReader,
     head: FrameHead,
     peer: Address,

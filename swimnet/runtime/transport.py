@@ -8,6 +8,8 @@ Rules:
   foreign-family destinations are counted in `stats` and the datagram is dropped (UDP is
   lossy anyway, and the protocol retries);
 - only literal addresses are ever sent to or connected to (no DNS on peer input);
+- both sockets are plain non-blocking stdlib sockets: the node's receive loop and
+  `sockstream.serve` wait on them with trio's wait_readable;
 - `close()` is synchronous and idempotent; tasks blocked on the sockets must be cancelled
   first (the node does that).
 """
@@ -22,7 +24,9 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from swimnet.runtime import sockstream
 from swimnet.runtime.resolve import is_numeric
+from swimnet.runtime.sockstream import SockStream
 from swimnet.wire.messages import Address
 
 if TYPE_CHECKING:
@@ -42,15 +46,17 @@ def error_name(exc: OSError) -> str:
 class Transport:
     """The node's sockets; create with `open_transport`."""
 
-    def __init__(self, family: int, udp: socket.socket, tcp: trio.socket.SocketType, stats: Counter[str]):
+    def __init__(self, family: int, udp: socket.socket, tcp: socket.socket, stats: Counter[str]):
         self.family = family
         self.udp = udp
-        self.listener = trio.SocketListener(tcp)
+        self.tcp = tcp
+        """The listening TCP socket (non-blocking)."""
         self.stats = stats
         host, port = udp.getsockname()[:2]
         self.address: Address = (str(host), int(port))
         self._numeric: dict[str, bool] = {}
-        self._closed = False
+        self.closed = False
+        """Set by `close()` (a plain attribute: the node reads it after every engine call)."""
         self.guard: StreamGuard | None = None
         """The node's stream limits and frame security (set by the node; None: plain frames,
         no limits beyond the caller's)."""
@@ -68,7 +74,10 @@ class Transport:
     def send_datagram(self, addr: Address, data: bytes) -> bool:
         """Hand one datagram to the kernel; False (and a counter) when it was dropped."""
         stats = self.stats
-        if not self._usable(addr[0]) or not 0 < addr[1] < 65_536:
+        usable = self._numeric.get(addr[0])  # `_usable` inlined: this runs per datagram
+        if usable is None:
+            usable = self._usable(addr[0])
+        if not usable or not 0 < addr[1] < 65_536:
             stats["drop_send_bad_address"] += 1
             return False
         try:
@@ -86,29 +95,19 @@ class Transport:
 
     # -- TCP ---------------------------------------------------------------------------
 
-    async def connect(self, addr: Address) -> trio.SocketStream:
+    async def connect(self, addr: Address) -> SockStream:
         """A TCP stream to a literal address; OSError (or ValueError for a bad address) if not."""
         if not self._usable(addr[0]) or not 0 < addr[1] < 65_536:
             raise ValueError(f"not a literal address of this node's family: {addr!r}")
-        sock = trio.socket.socket(self.family, socket.SOCK_STREAM)
-        try:
-            await sock.connect(addr)
-        except BaseException:
-            sock.close()
-            raise
-        return trio.SocketStream(sock)
+        return await sockstream.connect(self.family, addr)
 
     # -- lifetime ----------------------------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
-        for sock in (self.udp, self.listener.socket):
+        self.closed = True
+        for sock in (self.udp, self.tcp):
             if sock.fileno() != -1:
                 with contextlib.suppress(RuntimeError):  # outside trio: a plain close is enough
                     trio.lowlevel.notify_closing(sock)
@@ -130,6 +129,7 @@ def _bind_pair(family: int, host: str, port: int) -> tuple[socket.socket, socket
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             tcp.bind((host, real_port))
             tcp.listen(LISTEN_BACKLOG)
+            tcp.setblocking(False)
             return udp, tcp
         except OSError as exc:
             udp.close()
@@ -144,4 +144,4 @@ def _bind_pair(family: int, host: str, port: int) -> tuple[socket.socket, socket
 def open_transport(family: int, host: str, port: int, stats: Counter[str]) -> Transport:
     """Bind both sockets (host must be a literal address of `family`)."""
     udp, tcp = _bind_pair(family, host, port)
-    return Transport(family, udp, trio.socket.from_stdlib_socket(tcp), stats)
+    return Transport(family, udp, tcp, stats)

@@ -158,7 +158,7 @@ async def test_send_errors_are_counted_never_raised() -> None:
     stats: Counter[str] = Counter()
     transport = open_transport(socket.AF_INET, "127.0.0.1", 0, stats)
     try:
-        assert transport.address[1] == transport.listener.socket.getsockname()[1]
+        assert transport.address[1] == transport.tcp.getsockname()[1]
         assert not transport.send_datagram(("evil.example", 7946), b"x")  # never looked up
         assert not transport.send_datagram(("::1", 7946), b"x")  # foreign family
         assert not transport.send_datagram(("127.0.0.1", 0), b"x")
