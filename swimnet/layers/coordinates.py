@@ -97,7 +97,9 @@ class CoordinatesLayer:
             me = self._host.name
             update = CoordinateUpdate(me, epoch, updates, coordinate_to_bytes(coord))
             self._own.queue(me, encode_message(update))
-        queue = self._own if len(self._own) else self._queue
+        queue = self._own if self._own.items else self._queue
+        if not queue.items:
+            return []  # the common case: nothing to relay (take() would say so, a call later)
         taken = queue.take(budget, overhead, n_members)[:PACKET_SHARE]
         if taken:
             self._host.stats["coordinate_gossip_bytes"] += sum(len(b) for b in taken)

@@ -283,7 +283,7 @@ class Swim:
 
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
-        parts = [encode_message(m) for m in messages]
+        parts = [encode_message(messages[0])] if len(messages) == 1 else [encode_message(m) for m in messages]
         if self._opaque_sources or any(self._queued):
             used = _PACKET_HEADER
             for p in parts:
@@ -865,7 +865,12 @@ class Swim:
             self.send(relay.reply_to, [Nack(relay.origin_seq)])
 
     def _has_broadcasts(self) -> bool:
-        return any(self._queued) or any(len(q) for q in self._opaque_sources)
+        if any(self._queued):
+            return True
+        for q in self._opaque_sources:  # noqa: SIM110 (no generator: asked after every input)
+            if len(q):
+                return True
+        return False
 
     def wake_gossip(self, now: float) -> None:
         """Re-arm the idle gossip tick (on its original phase) once there is something to send.

@@ -255,8 +255,20 @@ class Simulation:
                         break
                 elif not heap or head[0] < heap[0][0] or (head[0] == heap[0][0] and head[1] < heap[0][1]):
                     lane_pop()
-                    self.now = head[0]
-                    self._deliver_datagram(head[2], head[3], head[4], head[5])
+                    self.now = now = head[0]
+                    slot = head[2]
+                    gone = slot.gen != head[3] or not slot.running
+                    if gone or slot.stalled_until > now or self.tap is not None:
+                        self._deliver_datagram(slot, head[3], head[4], head[5])
+                        continue
+                    # _deliver_datagram inlined (the per-packet path): same counts, same order
+                    self.delivered += 1
+                    data = head[5]
+                    stats = slot.stats
+                    stats["packets_received"] += 1
+                    stats["bytes_received"] += len(data)
+                    slot.engine.receive_datagram(data, head[4], now)
+                    self._after(slot)
                     continue
             elif not heap or heap[0][0] > until:
                 break
