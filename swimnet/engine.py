@@ -90,6 +90,9 @@ from swimnet.wire.messages import (
     WireMessage,
 )
 
+_SUSPECT = State.SUSPECT
+"""A State member as a constant (reading `State.X`, an enum class attribute, costs more)."""
+
 _T = TypeVar("_T")
 EngineEvent = MemberEvent | TableChange | KeyOpFinished | SyncFinished
 
@@ -680,9 +683,7 @@ class _Host:
     def live_members(self) -> list[Member]:
         me = self._engine._config.name
         return [
-            m.snapshot()
-            for m in self._engine._swim.members.values()
-            if m.state <= State.SUSPECT and m.name != me
+            m.snapshot() for m in self._engine._swim.members.values() if m.state <= _SUSPECT and m.name != me
         ]
 
     def emit(self, event: Any) -> None:

@@ -49,8 +49,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from swimnet.membership.member import MemberRecord
-from swimnet.wire.codec import encode_member
+from swimnet.wire.codec import encode_members
 from swimnet.wire.messages import MemberState, State
+
+_ALIVE = State.ALIVE
+"""A State member as a constant (reading `State.X`, an enum class attribute, costs more)."""
 
 MAX_NEW_PER_EXCHANGE = 1024
 MAX_UNVERIFIED = 4096
@@ -85,15 +88,16 @@ class Admission:
         self._introduced.clear()
         refused: set[int] = set()
         if len(records) > MAX_NEW_PER_EXCHANGE:  # else it cannot list too many new ones
-            new = [i for i, r in enumerate(records) if r.state == State.ALIVE and r.name not in members]
+            new = [i for i, r in enumerate(records) if r.state == _ALIVE and r.name not in members]
             if len(new) > MAX_NEW_PER_EXCHANGE:
                 refused = set(new).difference(rng.sample(new, MAX_NEW_PER_EXCHANGE))
                 stats["drop_push_pull_new_member"] += len(refused)
+        introduced = self._introduced
         for i, r in enumerate(records):
-            if i in refused:
+            if refused and i in refused:
                 continue
-            if r.state == State.ALIVE and r.name not in members and len(self._introduced) < VERIFY_AT_ONCE:
-                self._introduced.append(r.name)
+            if len(introduced) < VERIFY_AT_ONCE and r.state == _ALIVE and r.name not in members:
+                introduced.append(r.name)
             yield r
 
     def introduced(self, members: dict[str, MemberRecord], now: float) -> list[MemberRecord]:
@@ -102,7 +106,7 @@ class Admission:
         out = []
         for name in self._introduced:
             m = members.get(name)
-            if m is not None and not m.verified and m.state == State.ALIVE:
+            if m is not None and not m.verified and m.state == _ALIVE:
                 self._probed[name] = now
                 out.append(m)
         self._introduced.clear()
@@ -113,7 +117,7 @@ class Admission:
         post-join sync goes to it: see swimnet.membership.swim)."""
         for name in reversed(self._unverified):
             m = self._unverified[name]
-            if members.get(name) is m and not m.verified and m.state == State.ALIVE:
+            if members.get(name) is m and not m.verified and m.state == _ALIVE:
                 return m
         return None
 
@@ -152,9 +156,9 @@ class Admission:
         if peer is None and not seed:
             return
         for r in records:
-            if r.state == State.ALIVE:
+            if r.state == _ALIVE:
                 m = members.get(r.name)
-                if m is not None and m.addr == r.addr:
+                if m is not None and not m.verified and m.identity[1] == r.addr:
                     self.verify(m)
 
     def overflow(self, members: dict[str, MemberRecord]) -> list[MemberRecord]:
@@ -186,7 +190,7 @@ class Admission:
                 self._probed.pop(name, None)
                 self._shrink()
                 continue
-            if m.state != State.ALIVE or now - self._probed.get(name, -retry) < retry:
+            if m.state != _ALIVE or now - self._probed.get(name, -retry) < retry:
                 continue  # a suspect is being dealt with; a refuted one waits for its retry
             self._probed[name] = now
             found = m
@@ -197,18 +201,15 @@ class Admission:
 def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
     """The members a push-pull of ours lists: every one but the live unverified ones."""
     for m in members:
-        if m.verified or m.state != State.ALIVE:
+        if m.verified or m.state != _ALIVE:
             yield m.to_wire()
 
 
 def vouched_encoded(members: Iterable[MemberRecord]) -> list[bytes]:
-    """`vouched_for`, each member as `encode_member` encodes it."""
-    return [
-        encode_member(name, addr, meta, m.incarnation, m.state, vsn)
-        for m in members
-        if m.verified or m.state != State.ALIVE
-        for name, addr, meta, vsn in [m.identity]
-    ]
+    """`vouched_for`, each member as `encode_members` encodes it."""
+    return encode_members(
+        (m.identity, m.incarnation, m.state) for m in members if m.verified or m.state != _ALIVE
+    )
 
 
 def verified_only(accept: Callable[[MemberRecord], bool]) -> Callable[[MemberRecord], bool]:

@@ -96,6 +96,9 @@ from swimnet.wire.messages import (
     WireMessage,
 )
 
+_ALIVE, _SUSPECT, _DEAD, _LEFT = State.ALIVE, State.SUSPECT, State.DEAD, State.LEFT
+"""State members as constants (reading `State.X`, an enum class attribute, costs more)."""
+
 VSN = (2, 2, 2)
 _PER_MESSAGE_OVERHEAD = 0  # messages are concatenated inside one msgpack array
 _PACKET_HEADER = 4  # version byte + array header (<= 3 bytes)
@@ -207,7 +210,7 @@ class Swim:
         inc.check_own(incarnation)
 
         me = MemberRecord(
-            self.name, self.addr, incarnation, State.ALIVE, now, config.meta if meta is None else meta, VSN
+            self.name, self.addr, incarnation, _ALIVE, now, config.meta if meta is None else meta, VSN
         )
         self._me = me
         self._insert(me)
@@ -236,7 +239,7 @@ class Swim:
         return [m.snapshot() for m in self.members.values()]
 
     def alive_count(self) -> int:
-        return sum(1 for m in self.members.values() if m.state <= State.SUSPECT)
+        return sum(1 for m in self.members.values() if m.state <= _SUSPECT)
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
@@ -351,7 +354,7 @@ class Swim:
             return
         self._leaving = True
         self._on_dead(Dead(self._me.incarnation, self.name, self.name), now)
-        if not any(m.state <= State.SUSPECT for m in self.members.values() if m is not self._me):
+        if not any(m.state <= _SUSPECT for m in self.members.values() if m is not self._me):
             self.leave_done = True
         else:
             self.timers.set(_LEAVE_TIMEOUT, now + self.config.leave_timeout)
@@ -449,10 +452,10 @@ class Swim:
         if m is None:
             if a.node in self._reaped:
                 del self._reaped[a.node]
-            m = MemberRecord(a.node, a.addr, 0, State.DEAD, now, a.meta, a.vsn)
+            m = MemberRecord(a.node, a.addr, 0, _DEAD, now, a.meta, a.vsn)
             self._insert(m)
             self._admission.learned(m)
-            old_state = State.DEAD
+            old_state = _DEAD
             is_new = True
         else:
             is_new = False
@@ -460,7 +463,7 @@ class Swim:
             if m.addr != a.addr:
                 reclaim = self.config.dead_node_reclaim_time
                 can_reclaim = reclaim > 0 and now - m.state_change > reclaim
-                if m.state == State.LEFT or (m.state == State.DEAD and can_reclaim):
+                if m.state == _LEFT or (m.state == _DEAD and can_reclaim):
                     updates_addr = True
                 else:
                     self.stats["alive_conflict"] += 1
@@ -487,12 +490,12 @@ class Swim:
                 del self._by_addr[old_addr]
             self._by_addr[a.addr] = m
         self._failed.discard(m.name)
-        if m.state != State.ALIVE:
-            m.state = State.ALIVE
+        if m.state != _ALIVE:
+            m.state = _ALIVE
             m.state_change = now
-        if old_state >= State.DEAD:
+        if old_state >= _DEAD:
             self._emit(MemberJoined(m.snapshot()), now)
-        elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
+        elif old_state == _SUSPECT or old_meta != m.meta or old_addr != m.addr:
             self._emit(MemberUpdated(m.snapshot()), now)
         if is_new:
             self._evict_unverified(now)
@@ -511,14 +514,14 @@ class Swim:
                 self.queue.queue(s.node, encode_message(s))
                 self.timers.set(("suspicion", s.node), timer.deadline)
             return
-        if m.state != State.ALIVE:
+        if m.state != _ALIVE:
             return
         if s.node == self.name:
             self._refute(s.incarnation, now)
             return
         self.queue.queue(s.node, encode_message(s))
         m.incarnation = s.incarnation
-        m.state = State.SUSPECT
+        m.state = _SUSPECT
         m.state_change = now
         n = len(self.members)
         k = self.config.suspicion_mult - 2
@@ -551,12 +554,12 @@ class Swim:
         else:
             self.queue.queue(d.node, encode_message(d))
         m.incarnation = d.incarnation
-        m.state = State.LEFT if d.node == d.sender else State.DEAD
+        m.state = _LEFT if d.node == d.sender else _DEAD
         m.state_change = now
-        if m.state == State.DEAD and m is not self._me:
+        if m.state == _DEAD and m is not self._me:
             self._failed.add(m.name)
         if d.node != self.name:
-            self._emit((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()), now)
+            self._emit((MemberLeft if m.state == _LEFT else MemberFailed)(m.snapshot()), now)
 
     def _drop_suspicion(self, name: str) -> None:
         if self._suspicions.pop(name, None) is not None:
@@ -613,14 +616,14 @@ class Swim:
             return
         self.stats["isolation_rejoins"] += 1
         self._quiet_syncs = False
-        known = [m.addr for m in self.members.values() if m is not self._me and m.state != State.LEFT]
+        known = [m.addr for m in self.members.values() if m is not self._me and m.state != _LEFT]
         chosen = self._seeds + self.rng.sample(known, min(REJOIN_FANOUT, len(known)))
         for addr in dict.fromkeys(chosen):
             if addr != self.addr:
                 self._open_push_pull(addr, True, now)
 
     def _live_verified(self) -> int:
-        return sum(1 for m in self.members.values() if m.verified and m.state <= State.SUSPECT) - 1
+        return sum(1 for m in self.members.values() if m.verified and m.state <= _SUSPECT) - 1
 
     def _evict_unverified(self, now: float) -> None:
         """Beyond the cap of unverified members, the oldest are reported failed and forgotten."""
@@ -628,8 +631,8 @@ class Swim:
             self.stats["unverified_evicted"] += 1
             self._drop_suspicion(m.name)
             self.queue.drop(m.name)
-            was_live = m.state <= State.SUSPECT
-            m.state, m.state_change = State.DEAD, now
+            was_live = m.state <= _SUSPECT
+            m.state, m.state_change = _DEAD, now
             del self.members[m.name]
             if self._by_addr.get(m.addr) is m:
                 del self._by_addr[m.addr]
@@ -645,7 +648,7 @@ class Swim:
     def _suspicion_expired(self, name: str, now: float) -> None:
         timer = self._suspicions.pop(name, None)
         m = self.members.get(name)
-        if timer is None or m is None or m.state != State.SUSPECT:
+        if timer is None or m is None or m.state != _SUSPECT:
             return
         self._on_dead(Dead(m.incarnation, name, self.name), now)
 
@@ -675,7 +678,7 @@ class Swim:
         self._verify_introduced(now)
         if join:
             name = self.name
-            listed = sum(1 for r in remote.members if r.state <= State.SUSPECT and r.name != name)
+            listed = sum(1 for r in remote.members if r.state <= _SUSPECT and r.name != name)
             self._joined_running = self._joined_running or listed > 1
             self.joined(addr, now)
         if self.stats["refutations"] != refutations:
@@ -692,7 +695,7 @@ class Swim:
     def _knows_others(self) -> bool:
         """Some member besides us is alive or suspect."""
         me = self._me
-        return any(m.state <= State.SUSPECT and m is not me for m in self.members.values())
+        return any(m.state <= _SUSPECT and m is not me for m in self.members.values())
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
@@ -701,26 +704,28 @@ class Swim:
             self._push_pull_random(now, "join_sync")
 
     def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
-        for r in self._admission.admit(remote.members, self.members, self.stats, self.rng):
-            self._merge_member(r, now, relay)
+        members, me = self.members, self._me
+        for r in self._admission.admit(remote.members, members, self.stats, self.rng):
+            m = members.get(r.name)
+            if (
+                m is not None
+                and r.incarnation <= m.incarnation
+                and r.state == _ALIVE
+                and m.identity[1] == r.addr
+                and m is not me
+            ):
+                continue  # nothing new: the common case of anti-entropy
+            self._merge_member(r, m, now, relay)
         if remote.user:
             self._state.merge_remote_state(remote.user, remote.join, now)
 
-    def _merge_member(self, r: MemberState, now: float, relay: bool) -> None:
-        m = self.members.get(r.name)
-        if (
-            m is not None
-            and r.incarnation <= m.incarnation
-            and r.state == State.ALIVE
-            and m.addr == r.addr
-            and m is not self._me
-        ):
-            return  # nothing new: the common case of anti-entropy
-        if r.state == State.ALIVE:
+    def _merge_member(self, r: MemberState, m: MemberRecord | None, now: float, relay: bool) -> None:
+        """One member of a push-pull that may be news (`m`: our record of it, if any)."""
+        if r.state == _ALIVE:
             self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now, relay=relay)
-        elif r.state == State.LEFT:
+        elif r.state == _LEFT:
             self._on_dead(Dead(r.incarnation, r.name, r.name), now)
-        elif r.name in self.members or r.name == self.name:
+        elif m is not None or r.name == self.name:
             # dead or suspect elsewhere: suspect it here, never declare it dead outright
             self._on_suspect(Suspect(r.incarnation, r.name, self.name), now)
 
@@ -750,9 +755,15 @@ class Swim:
             elif kind == "leave":
                 self.leave_done = True
 
+    def _probe_interval(self) -> float:
+        """The probe interval stretched by our health score (as is, while healthy)."""
+        awareness = self.awareness
+        interval = self.config.probe_interval
+        return awareness.scale(interval) if awareness.score else interval
+
     def _probe(self, now: float) -> None:
         cfg = self.config
-        self.timers.set(_PROBE_TICK, now + self.awareness.scale(cfg.probe_interval))
+        self.timers.set(_PROBE_TICK, now + self._probe_interval())
         if self._leaving:
             return
         unverified = self._admission.next_to_verify(
@@ -767,11 +778,11 @@ class Swim:
     def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
         cfg = self.config
         seq = self._probe_seq(target.name)
-        deadline = now + self.awareness.scale(cfg.probe_interval)
+        deadline = now + self._probe_interval()
         probe = _Probe(target.name, target.addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
         msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
-        if target.state == State.SUSPECT:  # buddy system: let it refute at once
+        if target.state == _SUSPECT:  # buddy system: let it refute at once
             msgs.append(Suspect(target.incarnation, target.name, self.name))
         self.send(target.addr, msgs)
         self.timers.set(("probe", seq), now + cfg.probe_timeout)
@@ -802,7 +813,7 @@ class Swim:
             self._failed.discard(name)
             if self._by_addr.get(m.addr) is m:
                 del self._by_addr[m.addr]
-            if m.state == State.DEAD:
+            if m.state == _DEAD:
                 self._reaped[name] = (m.addr, now)
             self.queue.drop(name)
         self._order = list(self.members)
@@ -834,7 +845,7 @@ class Swim:
     def _probe_timeout(self, probe: _Probe, seq: int, now: float) -> None:
         helpers = self._choose(
             self.config.indirect_checks,
-            lambda m: m.state == State.ALIVE and m.name != probe.target,
+            lambda m: m.state == _ALIVE and m.name != probe.target,
             biased=True,
         )
         for helper in helpers:
@@ -891,9 +902,7 @@ class Swim:
         dead_window = cfg.gossip_to_the_dead_time
         targets = self._choose(
             cfg.gossip_nodes,
-            lambda m: (
-                m.state <= State.SUSPECT or (m.state == State.DEAD and now - m.state_change <= dead_window)
-            ),
+            lambda m: m.state <= _SUSPECT or (m.state == _DEAD and now - m.state_change <= dead_window),
             biased=True,
         )
         for target in targets:
@@ -922,7 +931,7 @@ class Swim:
         self._open_push_pull(latest.addr, False, now, "join_sync")
 
     def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
-        peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)
+        peers = self._choose(1, lambda m: m.state == _ALIVE, biased=True)
         if peers:
             self._open_push_pull(peers[0].addr, False, now, kind)
 
@@ -951,7 +960,7 @@ class Swim:
         missing = []
         for addr in self._seeds:
             m = self._by_addr.get(addr)
-            if addr != self.addr and (m is None or m.state > State.SUSPECT):
+            if addr != self.addr and (m is None or m.state > _SUSPECT):
                 missing.append(addr)
         if missing:
             chosen.append(self.rng.choice(missing))

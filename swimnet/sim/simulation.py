@@ -31,6 +31,9 @@ from swimnet.sim.links import Constant, LatencyModel, as_model
 from swimnet.sim.node import SimNode
 from swimnet.wire.messages import Address, State
 
+_ALIVE, _SUSPECT = State.ALIVE, State.SUSPECT
+"""State members as constants (reading `State.X`, an enum class attribute, costs more)."""
+
 _TIMER, _DGRAM, _STREAM_REQ, _STREAM_REPLY, _STREAM_TIMEOUT, _STALL_END, _CALL = range(7)
 _NEVER = float("inf")
 
@@ -454,10 +457,10 @@ class Simulation:
     @staticmethod
     def _sees(slot: _Slot, names: set[str]) -> bool:
         view = slot.engine.view()
-        alive = [n for n, state in view.items() if state == State.ALIVE]
+        alive = [n for n, state in view.items() if state == _ALIVE]
         if len(alive) != len(names) or not names.issuperset(alive):
             return False
-        return not any(state == State.SUSPECT for state in view.values())
+        return not any(state == _SUSPECT for state in view.values())
 
     def tables_converged(self, network: str) -> bool:
         """Every running member of `network` holds the same live entries (and at least one
@@ -473,4 +476,4 @@ class Simulation:
         """Share of running nodes that `name` currently sees alive."""
         running = {s.name for s in self._slots.values() if s.running}
         view = self._slots[name].engine.view()
-        return sum(1 for n in running if view.get(n) == State.ALIVE) / len(running)
+        return sum(1 for n in running if view.get(n) == _ALIVE) / len(running)

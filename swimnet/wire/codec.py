@@ -9,7 +9,8 @@ Stream frame: `PROTOCOL_VERSION` byte, then one message; or, for frames of 1 KiB
 Rules:
 - `decode_*` accept arbitrary bytes and raise only `DecodeError`; every field is checked
   for type and bound (see `limits`), unknown codes are refused;
-- encoding is split so callers can cache: `encode_message` gives a message's bytes once,
+- encoding is split so callers can cache: `encode_message` gives a message's bytes once
+  (`encode_members` a push-pull's members, each once for every view holding its facts),
   `pack_packet` joins already-encoded messages (the broadcast queue keeps bytes, not
   objects), and `packet_size` predicts a packet's size without building it;
 - layers above membership add their messages with `register` (codes are unique);
@@ -154,29 +155,34 @@ _PUSH_PULL_HEAD = {True: bytes([0x94, PushPull.CODE, 0xC3]), False: bytes([0x94,
 
 def encode_push_pull(join: bool, members: Sequence[bytes], user: bytes) -> bytes:
     """The stream frame of `PushPull(join, members, user)` from members already encoded by
-    `encode_member` (byte for byte what `encode_stream` makes of the message)."""
+    `encode_members` (byte for byte what `encode_stream` makes of the message)."""
     payload = b"".join((_PUSH_PULL_HEAD[join], _wide_array_header(len(members)), *members, _packb(user)))
     return _stream_frame(payload)
 
 
 _MEMBER_BYTES_MAX = 1 << 16
-_member_bytes: dict[tuple[Any, ...], bytes] = {}
-"""Encoded push-pull members by their fields: one encoding for every view that holds the
+MemberFacts = tuple[tuple[str, tuple[str, int], bytes, tuple[int, int, int]], int, int]
+"""((name, addr, meta, vsn), incarnation, state): what a push-pull member encodes."""
+_member_bytes: dict[MemberFacts, bytes] = {}
+"""Encoded push-pull members by their facts: one encoding for every view that holds the
 same facts (bounded, cleared when full)."""
 
 
-def encode_member(
-    name: str, addr: tuple[str, int], meta: bytes, incarnation: int, state: int, vsn: tuple[int, int, int]
-) -> bytes:
-    """One push-pull member, as `encode_stream(PushPull(...))` encodes a `MemberState`."""
-    key = (name, addr, meta, incarnation, state, vsn)
-    data = _member_bytes.get(key)
-    if data is None:
-        data = _packb([name, list(addr), meta, _inc(incarnation), int(state), list(vsn)])
-        if len(_member_bytes) >= _MEMBER_BYTES_MAX:
-            _member_bytes.clear()
-        _member_bytes[key] = data
-    return data
+def encode_members(facts: Iterable[MemberFacts]) -> list[bytes]:
+    """Push-pull members, each as `encode_stream(PushPull(...))` encodes a `MemberState`."""
+    cache = _member_bytes
+    out: list[bytes] = []
+    append = out.append
+    for key in facts:
+        data = cache.get(key)
+        if data is None:
+            (name, addr, meta, vsn), incarnation, state = key
+            data = _packb([name, list(addr), meta, _inc(incarnation), int(state), list(vsn)])
+            if len(cache) >= _MEMBER_BYTES_MAX:
+                cache.clear()
+            cache[key] = data
+        append(data)
+    return out
 
 
 def _stream_frame(payload: bytes) -> bytes:
@@ -336,13 +342,14 @@ def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPul
     count = unpacker.read_array_header()
     if count > MAX_PUSH_PULL_MEMBERS:
         raise DecodeError(f"push_pull.members: more than {MAX_PUSH_PULL_MEMBERS}")
-    members = []
-    start = unpacker.tell()
+    members: list[MemberState] = []
+    append, skip, tell = members.append, unpacker.skip, unpacker.tell
+    start = tell() + 1
     cache = _member_cache
     for _ in range(count):
-        unpacker.skip()
-        end = unpacker.tell()
-        raw = data[start + 1 : end + 1]
+        skip()
+        end = tell() + 1
+        raw = data[start:end]
         start = end
         member = cache.get(raw)
         if member is None:
@@ -350,7 +357,7 @@ def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPul
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
             cache[raw] = member
-        members.append(member)
+        append(member)
     user = f.blob(unpacker.unpack(), "push_pull.user", MAX_USER_STATE)
     if unpacker.tell() + 1 != len(data):
         raise DecodeError("stream: trailing bytes")
