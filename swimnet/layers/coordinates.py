@@ -35,7 +35,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from swimnet.errors import DecodeError
 from swimnet.layers.contract import Host, MessageHandler, StreamHandler
@@ -187,13 +187,11 @@ class _Piggyback:
     `len()` is always 0, so membership never sends a packet for coordinates alone.
     """
 
-    __slots__ = ("_layer",)
+    __slots__ = ("take",)
 
     def __init__(self, layer: CoordinatesLayer) -> None:
-        self._layer = layer
-
-    def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
-        return self._layer._take(budget, overhead, n_members)
+        self.take: Callable[[int, int, int], list[bytes]] = layer._take
+        """The layer's own method (asked on every packet sent: no forwarding call)."""
 
     def __len__(self) -> int:
         return 0

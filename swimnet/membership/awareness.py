@@ -17,8 +17,6 @@ class Awareness:
         self.score = 0
 
     def apply(self, delta: int) -> None:
-        if delta < 0 and self.score == 0:
-            return  # healthy stays healthy (every successful probe asks)
         self.score = min(self.max - 1, max(0, self.score + delta))
 
     def scale(self, interval: float) -> float:

@@ -415,8 +415,11 @@ class Swim:
             return
         assert type(pending) is _Probe
         self.timers.cancel(("probe", msg.seq))
-        self.awareness.apply(-1)
-        self._admission.verify(self.members.get(pending.target))
+        if self.awareness.score:
+            self.awareness.apply(-1)
+        target = self.members.get(pending.target)
+        if target is not None and not target.verified:
+            self._admission.verify(target)
         self._isolation.probe_ok()
         if via_stream:
             self.stats["probe_ok_only_over_stream"] += 1  # UDP may be blocked or lossy
@@ -779,25 +782,27 @@ class Swim:
         cfg = self.config
         seq = self._probe_seq(target.name)
         deadline = now + self._probe_interval()
-        probe = _Probe(target.name, target.addr, target.incarnation, now, deadline, verifying)
+        addr = target.identity[1]
+        probe = _Probe(target.name, addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
         msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
         if target.state == _SUSPECT:  # buddy system: let it refute at once
             msgs.append(Suspect(target.incarnation, target.name, self.name))
-        self.send(target.addr, msgs)
+        self.send(addr, msgs)
         self.timers.set(("probe", seq), now + cfg.probe_timeout)
 
     def _next_probe_target(self, now: float) -> MemberRecord | None:
         checked = 0
+        members, me = self.members, self._me
         while checked < len(self._order):
             if self._probe_index >= len(self._order):
                 self._reset_order(now)
                 self._probe_index = 0
                 continue
-            m = self.members.get(self._order[self._probe_index])
+            m = members.get(self._order[self._probe_index])
             self._probe_index += 1
             checked += 1
-            if m is None or m is self._me or m.dead_or_left or not m.verified:
+            if m is None or m is me or m.state >= _DEAD or not m.verified:
                 continue  # unverified members have a round of their own (see _probe)
             return m
         return None

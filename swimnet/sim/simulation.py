@@ -373,7 +373,9 @@ class Simulation:
                 self.on_event(now, slot.name, event)
         deadline = engine.next_deadline()
         if deadline is not None and deadline < slot.timer_at:
-            slot.timer_at = deadline = max(deadline, now)  # a deadline already past fires now
+            if deadline < now:
+                deadline = now  # a deadline already past fires now
+            slot.timer_at = deadline
             self._seq += 1
             push(heap, (deadline, self._seq, _TIMER, (slot, slot.gen)))
 
