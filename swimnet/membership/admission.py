@@ -76,29 +76,31 @@ class Admission:
     def __len__(self) -> int:
         return len(self._unverified)
 
-    def admit(
+    def refused(
         self,
         records: Sequence[MemberState],
         members: dict[str, MemberRecord],
         stats: Counter[str],
         rng: random.Random,
-    ) -> Iterator[MemberState]:
-        """The records of one push-pull, at most MAX_NEW_PER_EXCHANGE of them new alive members:
-        when it lists more, a random subset of that many (see the rules)."""
+    ) -> set[int]:
+        """Begin admitting the records of one push-pull: the indexes of those refused, so that
+        at most MAX_NEW_PER_EXCHANGE new alive members are taken, a random subset of that
+        many when it lists more (see the rules). The caller then takes the others in order,
+        telling `introduce` of each new alive member as it comes to it."""
         self._introduced.clear()
-        refused: set[int] = set()
-        if len(records) > MAX_NEW_PER_EXCHANGE:  # else it cannot list too many new ones
-            new = [i for i, r in enumerate(records) if r.state == _ALIVE and r.name not in members]
-            if len(new) > MAX_NEW_PER_EXCHANGE:
-                refused = set(new).difference(rng.sample(new, MAX_NEW_PER_EXCHANGE))
-                stats["drop_push_pull_new_member"] += len(refused)
-        introduced = self._introduced
-        for i, r in enumerate(records):
-            if refused and i in refused:
-                continue
-            if len(introduced) < VERIFY_AT_ONCE and r.state == _ALIVE and r.name not in members:
-                introduced.append(r.name)
-            yield r
+        if len(records) <= MAX_NEW_PER_EXCHANGE:
+            return set()  # it cannot list too many new ones
+        new = [i for i, r in enumerate(records) if r.state == _ALIVE and r.name not in members]
+        if len(new) <= MAX_NEW_PER_EXCHANGE:
+            return set()
+        refused = set(new).difference(rng.sample(new, MAX_NEW_PER_EXCHANGE))
+        stats["drop_push_pull_new_member"] += len(refused)
+        return refused
+
+    def introduce(self, name: str) -> None:
+        """A record being admitted names a new alive member (not known when it came up)."""
+        if len(self._introduced) < VERIFY_AT_ONCE:
+            self._introduced.append(name)
 
     def introduced(self, members: dict[str, MemberRecord], now: float) -> list[MemberRecord]:
         """The new members the last admitted exchange introduced that are still unverified

@@ -707,12 +707,18 @@ class Swim:
             self._push_pull_random(now, "join_sync")
 
     def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
-        members, me = self.members, self._me
-        for r in self._admission.admit(remote.members, members, self.stats, self.rng):
+        members, me, admission = self.members, self._me, self._admission
+        records = remote.members
+        refused = admission.refused(records, members, self.stats, self.rng)
+        for i, r in enumerate(records):
+            if refused and i in refused:
+                continue
             m = members.get(r.name)
-            if (
-                m is not None
-                and r.incarnation <= m.incarnation
+            if m is None:
+                if r.state == _ALIVE:
+                    admission.introduce(r.name)
+            elif (
+                r.incarnation <= m.incarnation
                 and r.state == _ALIVE
                 and m.identity[1] == r.addr
                 and m is not me

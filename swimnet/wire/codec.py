@@ -161,11 +161,16 @@ def encode_push_pull(join: bool, members: Sequence[bytes], user: bytes) -> bytes
 
 
 _MEMBER_BYTES_MAX = 1 << 16
-MemberFacts = tuple[tuple[str, tuple[str, int], bytes, tuple[int, int, int]], int, int]
-"""((name, addr, meta, vsn), incarnation, state): what a push-pull member encodes."""
-_member_bytes: dict[MemberFacts, bytes] = {}
-"""Encoded push-pull members by their facts: one encoding for every view that holds the
-same facts (bounded, cleared when full)."""
+MemberIdentity = tuple[str, tuple[str, int], bytes, tuple[int, int, int]]
+"""(name, addr, meta, vsn): what a member says of itself (one shared tuple for equal facts,
+see swimnet.membership.member)."""
+MemberFacts = tuple[MemberIdentity, int, int]
+"""(identity, incarnation, state): what a push-pull member encodes."""
+_member_bytes: dict[tuple[int, int, int], tuple[MemberIdentity, bytes]] = {}
+"""Encoded push-pull members by (id(identity), incarnation, state), with the identity
+itself: held here, it stays alive and its id names no other tuple, so a hit is exact (and
+hashing three integers is cheaper than the nested tuple). One encoding for every view that
+holds the same identity tuple; bounded, cleared when full."""
 
 
 def encode_members(facts: Iterable[MemberFacts]) -> list[bytes]:
@@ -173,14 +178,17 @@ def encode_members(facts: Iterable[MemberFacts]) -> list[bytes]:
     cache = _member_bytes
     out: list[bytes] = []
     append = out.append
-    for key in facts:
-        data = cache.get(key)
-        if data is None:
-            (name, addr, meta, vsn), incarnation, state = key
-            data = _packb([name, list(addr), meta, _inc(incarnation), int(state), list(vsn)])
-            if len(cache) >= _MEMBER_BYTES_MAX:
-                cache.clear()
-            cache[key] = data
+    for ident, incarnation, state in facts:
+        key = (id(ident), incarnation, state)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is ident:
+            append(hit[1])
+            continue
+        name, addr, meta, vsn = ident
+        data: bytes = _packb([name, list(addr), meta, _inc(incarnation), int(state), list(vsn)])
+        if len(cache) >= _MEMBER_BYTES_MAX:
+            cache.clear()
+        cache[key] = (ident, data)
         append(data)
     return out
 
