@@ -64,7 +64,11 @@ VERIFY_AT_ONCE = 1
 
 
 class Admission:
-    """The unverified members of one node, oldest first."""
+    """The unverified members of one node, oldest first.
+
+    Invariant: every member record with `verified` False that `members` holds is in
+    `_unverified` under its name (`learned` is the only place that clears the flag; entries
+    leave `_unverified` when verified, evicted, or found stale)."""
 
     __slots__ = ("_introduced", "_probed", "_unverified")
 
@@ -155,8 +159,8 @@ class Admission:
         """The reply to a push-pull we opened: the peer answered at its address (verified);
         if it is a member or a seed, the live members it lists are verified too."""
         self.verify(peer)
-        if peer is None and not seed:
-            return
+        if (peer is None and not seed) or not self._unverified:
+            return  # (every unverified member is in `_unverified`: none, nothing to verify)
         for r in records:
             if r.state == _ALIVE:
                 m = members.get(r.name)

@@ -133,3 +133,13 @@ def scripted_run(seed: int) -> dict[str, Any]:
 
 def digest(run: dict[str, Any]) -> str:
     return hashlib.sha256(repr(sorted(run.items())).encode()).hexdigest()
+
+
+def unverified_are_tracked(sim: Simulation) -> None:
+    """Admission's invariant (its vouching skips the records when it tracks none): every
+    member record a node holds unverified is in its admission table."""
+    for name in sim.running():
+        swim = sim.engine(name)._swim
+        tracked = swim._admission._unverified
+        for m in swim.members.values():
+            assert m.verified or tracked.get(m.name) is m, why(sim, f"{name}: {m.name} unverified, untracked")
