@@ -80,7 +80,14 @@ from swimnet.membership.member import Member, MemberRecord
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.membership.suspicion import Suspicion
 from swimnet.membership.timers import Timers
-from swimnet.wire.codec import encode_message, encode_push_pull, encode_stream, pack_packet
+from swimnet.wire.codec import (
+    encode_ack,
+    encode_message,
+    encode_ping,
+    encode_push_pull,
+    encode_stream,
+    pack_packet,
+)
 from swimnet.wire.messages import (
     Ack,
     Address,
@@ -286,7 +293,10 @@ class Swim:
 
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
-        parts = [encode_message(messages[0])] if len(messages) == 1 else [encode_message(m) for m in messages]
+        self._send_encoded(addr, [encode_message(m) for m in messages])
+
+    def _send_encoded(self, addr: Address, parts: list[bytes]) -> None:
+        """`send`, the messages already encoded (probes and acks skip the message objects)."""
         if self._opaque_sources or any(self._queued):
             used = _PACKET_HEADER
             for p in parts:
@@ -396,12 +406,12 @@ class Swim:
         if msg.target != self.name:
             self.stats["drop_wrong_target"] += 1
             return
-        self.send(addr, [Ack(msg.seq, self._ping.ack_payload(msg.seq, msg.source))])
+        self._send_encoded(addr, [encode_ack(msg.seq, self._ping.ack_payload(msg.seq, msg.source))])
 
     def _on_indirect_ping(self, msg: IndirectPing, addr: Address, now: float) -> None:
         seq = self._next_seq()
         self._pending[seq] = _Relay(msg.seq, addr, msg.nack)
-        self.send(msg.target_addr, [Ping(seq, msg.target, self.name)])
+        self._send_encoded(msg.target_addr, [encode_ping(seq, msg.target, self.name)])
         self.timers.set(("relay", seq), now + self.config.probe_timeout)
 
     def _on_ack(self, msg: Ack, addr: Address, now: float, *, via_stream: bool = False) -> None:
@@ -411,7 +421,7 @@ class Swim:
             return
         if type(pending) is _Relay:
             self.timers.cancel(("relay", msg.seq))
-            self.send(pending.reply_to, [Ack(pending.origin_seq)])
+            self._send_encoded(pending.reply_to, [encode_ack(pending.origin_seq)])
             return
         assert type(pending) is _Probe
         self.timers.cancel(("probe", msg.seq))
@@ -791,10 +801,10 @@ class Swim:
         addr = target.identity[1]
         probe = _Probe(target.name, addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
-        msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
+        parts = [encode_ping(seq, target.name, self.name)]
         if target.state == _SUSPECT:  # buddy system: let it refute at once
-            msgs.append(Suspect(target.incarnation, target.name, self.name))
-        self.send(addr, msgs)
+            parts.append(encode_message(Suspect(target.incarnation, target.name, self.name)))
+        self._send_encoded(addr, parts)
         self.timers.set(("probe", seq), now + cfg.probe_timeout)
 
     def _next_probe_target(self, now: float) -> MemberRecord | None:

@@ -111,6 +111,22 @@ def encode_message(message: WireMessage) -> bytes:
     return cached
 
 
+def encode_ping(seq: int, target: str, source: str) -> bytes:
+    """`encode_message(Ping(seq, target, source))` without building the message (a probe
+    is encoded once and never read back here)."""
+    data: bytes = _packb([_PING_CODE, seq, target, source])
+    return data
+
+
+def encode_ack(seq: int, payload: bytes = b"") -> bytes:
+    """`encode_message(Ack(seq, payload))` without building the message."""
+    data: bytes = _packb([_ACK_CODE, seq, payload])
+    return data
+
+
+_PING_CODE, _ACK_CODE = Ping.CODE, Ack.CODE
+
+
 def _array_header(n: int) -> bytes:
     return bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
 
