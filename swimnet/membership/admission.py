@@ -67,18 +67,20 @@ class Admission:
     """The unverified members of one node, oldest first.
 
     Invariant: every member record with `verified` False that `members` holds is in
-    `_unverified` under its name (`learned` is the only place that clears the flag; entries
-    leave `_unverified` when verified, evicted, or found stale)."""
+    `unverified` under its name (`learned` is the only place that clears the flag; entries
+    leave `unverified` when verified, evicted, or found stale)."""
 
-    __slots__ = ("_introduced", "_probed", "_unverified")
+    __slots__ = ("_introduced", "_probed", "unverified")
 
     def __init__(self) -> None:
-        self._unverified: dict[str, MemberRecord] = {}
+        self.unverified: dict[str, MemberRecord] = {}
+        """Unverified members by name, oldest first (read it, never write it; emptied in
+        place, never replaced: owners may hold it). Empty: every member is verified."""
         self._probed: dict[str, float] = {}
         self._introduced: list[str] = []
 
     def __len__(self) -> int:
-        return len(self._unverified)
+        return len(self.unverified)
 
     def refused(
         self,
@@ -121,8 +123,8 @@ class Admission:
     def latest(self, members: dict[str, MemberRecord]) -> MemberRecord | None:
         """The live unverified member learned most recently, if any (a joiner's last
         post-join sync goes to it: see swimnet.membership.swim)."""
-        for name in reversed(self._unverified):
-            m = self._unverified[name]
+        for name in reversed(self.unverified):
+            m = self.unverified[name]
             if members.get(name) is m and not m.verified and m.state == _ALIVE:
                 return m
         return None
@@ -130,22 +132,22 @@ class Admission:
     def learned(self, m: MemberRecord) -> None:
         """A member just learned second-hand (the newest unverified)."""
         m.verified = False
-        self._unverified.pop(m.name, None)
-        self._unverified[m.name] = m
+        self.unverified.pop(m.name, None)
+        self.unverified[m.name] = m
 
     def verify(self, m: MemberRecord | None) -> None:
         """We heard from `m` directly."""
         if m is not None and not m.verified:
             m.verified = True
-            self._unverified.pop(m.name, None)
+            self.unverified.pop(m.name, None)
             self._probed.pop(m.name, None)
             self._shrink()
 
     def _shrink(self) -> None:
         """Free the tables once empty: an emptied dict keeps the size of its peak (a joiner's
         thousands of unverified members) until cleared."""
-        if not self._unverified:
-            self._unverified.clear()
+        if not self.unverified:
+            self.unverified.clear()
         if not self._probed:
             self._probed.clear()
 
@@ -159,8 +161,8 @@ class Admission:
         """The reply to a push-pull we opened: the peer answered at its address (verified);
         if it is a member or a seed, the live members it lists are verified too."""
         self.verify(peer)
-        if (peer is None and not seed) or not self._unverified:
-            return  # (every unverified member is in `_unverified`: none, nothing to verify)
+        if (peer is None and not seed) or not self.unverified:
+            return  # (every unverified member is in `unverified`: none, nothing to verify)
         for r in records:
             if r.state == _ALIVE:
                 m = members.get(r.name)
@@ -170,9 +172,9 @@ class Admission:
     def overflow(self, members: dict[str, MemberRecord]) -> list[MemberRecord]:
         """The oldest unverified members beyond MAX_UNVERIFIED (still current: to evict)."""
         evict = []
-        while len(self._unverified) > MAX_UNVERIFIED:
-            name, m = next(iter(self._unverified.items()))
-            del self._unverified[name]
+        while len(self.unverified) > MAX_UNVERIFIED:
+            name, m = next(iter(self.unverified.items()))
+            del self.unverified[name]
             self._probed.pop(name, None)
             if members.get(name) is m and not m.verified:
                 evict.append(m)
@@ -183,16 +185,16 @@ class Admission:
     ) -> MemberRecord | None:
         """A live unverified member not probed in the last `retry` seconds, drawn at random
         (so the members of a cluster probe different ones: forged members die R times as fast)."""
-        if not self._unverified:
+        if not self.unverified:
             return None
-        names = list(self._unverified)
+        names = list(self.unverified)
         start = int(rng.random() * len(names))
         found = None
         for i in range(len(names)):
             name = names[(start + i) % len(names)]
-            m = self._unverified[name]
+            m = self.unverified[name]
             if members.get(name) is not m or m.verified:
-                del self._unverified[name]
+                del self.unverified[name]
                 self._probed.pop(name, None)
                 self._shrink()
                 continue

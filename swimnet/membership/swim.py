@@ -211,8 +211,12 @@ class Swim:
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
         self._by_addr: dict[Address, MemberRecord] = {}
+        """Members by address (only members: a record leaves it when it leaves `members`)."""
         self._rebutted: dict[str, float] = {}
         self._admission = Admission()
+        self._unverified = self._admission.unverified
+        """Empty: every member we hold is verified (Admission's invariant), so hearing from
+        one or its ack verifies nothing (asked per datagram: no lookup then)."""
         self._isolation = Isolation()
         inc.check_own(incarnation)
 
@@ -398,6 +402,8 @@ class Swim:
 
     def heard_from(self, addr: Address) -> None:
         """A datagram with membership messages came from `addr`: we heard from it directly."""
+        if not self._unverified:
+            return  # every member is verified (`_by_addr` holds only members)
         m = self._by_addr.get(addr)
         if m is not None and not m.verified:
             self._admission.verify(m)
@@ -427,9 +433,10 @@ class Swim:
         self.timers.cancel(("probe", msg.seq))
         if self.awareness.score:
             self.awareness.apply(-1)
-        target = self.members.get(pending.target)
-        if target is not None and not target.verified:
-            self._admission.verify(target)
+        if self._unverified:
+            target = self.members.get(pending.target)
+            if target is not None and not target.verified:
+                self._admission.verify(target)
         self._isolation.probe_ok()
         if via_stream:
             self.stats["probe_ok_only_over_stream"] += 1  # UDP may be blocked or lossy
@@ -785,8 +792,10 @@ class Swim:
         self.timers.set(_PROBE_TICK, now + self._probe_interval())
         if self._leaving:
             return
-        unverified = self._admission.next_to_verify(
-            self.members, now, VERIFY_RETRY * cfg.probe_interval, self.rng
+        unverified = (
+            self._admission.next_to_verify(self.members, now, VERIFY_RETRY * cfg.probe_interval, self.rng)
+            if self._unverified
+            else None
         )
         if unverified is not None:
             self._send_probe(unverified, now, verifying=True)
