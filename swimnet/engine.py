@@ -90,6 +90,9 @@ from swimnet.wire.messages import (
     WireMessage,
 )
 
+_SUSPECT = State.SUSPECT
+"""A State member as a constant (reading `State.X`, an enum class attribute, costs more)."""
+
 _T = TypeVar("_T")
 EngineEvent = MemberEvent | TableChange | KeyOpFinished | SyncFinished
 
@@ -185,6 +188,8 @@ class Engine:
                 broadcasts=tuple(layer.broadcasts for layer in self._layers if layer.broadcasts is not None),
             ),
         )
+        self._timers = self._swim.timers
+        """Membership's timers (their next deadline is asked after every call)."""
         self.set_security(config.verify_incoming, config.encrypt_outgoing)
 
     # -- read API ----------------------------------------------------------------------------
@@ -548,15 +553,19 @@ class Engine:
         return stream_id
 
     def datagrams_to_send(self) -> list[tuple[Address, bytes]]:
-        out = self._swim.take_outbox() if self._swim.outbox else []
-        if out:
-            if self._policy is not None:
-                out = [(addr, self._protect(data)) for addr, data in out]
-            size = 0
-            for _, data in out:
-                size += len(data)
-            self._stats["packets_sent"] += len(out)
-            self._stats["bytes_sent"] += size
+        swim = self._swim
+        out = swim.outbox
+        if not out:
+            return []
+        swim.outbox = []
+        if self._policy is not None:
+            out = [(addr, self._protect(data)) for addr, data in out]
+        size = 0
+        for _, data in out:
+            size += len(data)
+        stats = self._stats
+        stats["packets_sent"] += len(out)
+        stats["bytes_sent"] += size
         return out
 
     def streams_to_open(self) -> list[StreamRequest]:
@@ -587,7 +596,7 @@ class Engine:
                 if d is not None and (best is None or d < best):
                     best = d
             self._layers_deadline = best
-        ours, theirs = self._swim.next_deadline(), self._layers_deadline
+        ours, theirs = self._timers.next_deadline(), self._layers_deadline
         if ours is None or (theirs is not None and theirs < ours):
             return theirs
         return ours
@@ -674,9 +683,7 @@ class _Host:
     def live_members(self) -> list[Member]:
         me = self._engine._config.name
         return [
-            m.snapshot()
-            for m in self._engine._swim.members.values()
-            if m.state <= State.SUSPECT and m.name != me
+            m.snapshot() for m in self._engine._swim.members.values() if m.state <= _SUSPECT and m.name != me
         ]
 
     def emit(self, event: Any) -> None:

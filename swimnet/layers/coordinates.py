@@ -35,7 +35,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from swimnet.errors import DecodeError
 from swimnet.layers.contract import Host, MessageHandler, StreamHandler
@@ -97,7 +97,9 @@ class CoordinatesLayer:
             me = self._host.name
             update = CoordinateUpdate(me, epoch, updates, coordinate_to_bytes(coord))
             self._own.queue(me, encode_message(update))
-        queue = self._own if len(self._own) else self._queue
+        queue = self._own if self._own.items else self._queue
+        if not queue.items:
+            return []  # the common case: nothing to relay (take() would say so, a call later)
         taken = queue.take(budget, overhead, n_members)[:PACKET_SHARE]
         if taken:
             self._host.stats["coordinate_gossip_bytes"] += sum(len(b) for b in taken)
@@ -185,13 +187,11 @@ class _Piggyback:
     `len()` is always 0, so membership never sends a packet for coordinates alone.
     """
 
-    __slots__ = ("_layer",)
+    __slots__ = ("take",)
 
     def __init__(self, layer: CoordinatesLayer) -> None:
-        self._layer = layer
-
-    def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
-        return self._layer._take(budget, overhead, n_members)
+        self.take: Callable[[int, int, int], list[bytes]] = layer._take
+        """The layer's own method (asked on every packet sent: no forwarding call)."""
 
     def __len__(self) -> int:
         return 0

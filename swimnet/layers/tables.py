@@ -32,6 +32,9 @@ from swimnet.tables.view import TablesReader
 from swimnet.wire.messages import Address, State, WireMessage
 from swimnet.wire.tables import NetworkEvent, SyncReply, SyncRequest, TableEvent
 
+_SUSPECT = State.SUSPECT
+"""A State member as a constant (reading `State.X`, an enum class attribute, costs more)."""
+
 _GOSSIP = ("tables_gossip",)
 _ANTI_ENTROPY = ("tables_anti_entropy",)
 _REAP = ("tables_reap",)
@@ -214,7 +217,7 @@ class TablesLayer:
 
     def _sync(self, peer: str, networks: list[str], now: float) -> bool:
         member = self._host.member(peer)
-        if member is None or member.state > State.SUSPECT:
+        if member is None or member.state > _SUSPECT:
             return False
         request = self._state.start_sync(peer, now, networks)
         if request is None:
@@ -231,4 +234,4 @@ class TablesLayer:
 
 def _live_in(names: list[str]) -> Callable[[MemberRecord], bool]:
     eligible = set(names)
-    return lambda m: m.name in eligible and m.state <= State.SUSPECT
+    return lambda m: m.name in eligible and m.state <= _SUSPECT

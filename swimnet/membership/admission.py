@@ -49,8 +49,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from swimnet.membership.member import MemberRecord
-from swimnet.wire.codec import encode_member
+from swimnet.wire.codec import encode_members
 from swimnet.wire.messages import MemberState, State
+
+_ALIVE = State.ALIVE
+"""A State member as a constant (reading `State.X`, an enum class attribute, costs more)."""
 
 MAX_NEW_PER_EXCHANGE = 1024
 MAX_UNVERIFIED = 4096
@@ -61,40 +64,49 @@ VERIFY_AT_ONCE = 1
 
 
 class Admission:
-    """The unverified members of one node, oldest first."""
+    """The unverified members of one node, oldest first.
 
-    __slots__ = ("_introduced", "_probed", "_unverified")
+    Invariant: every member record with `verified` False that `members` holds is in
+    `unverified` under its name (`learned` is the only place that clears the flag; entries
+    leave `unverified` when verified, evicted, or found stale)."""
+
+    __slots__ = ("_introduced", "_probed", "unverified")
 
     def __init__(self) -> None:
-        self._unverified: dict[str, MemberRecord] = {}
+        self.unverified: dict[str, MemberRecord] = {}
+        """Unverified members by name, oldest first (read it, never write it; emptied in
+        place, never replaced: owners may hold it). Empty: every member is verified."""
         self._probed: dict[str, float] = {}
         self._introduced: list[str] = []
 
     def __len__(self) -> int:
-        return len(self._unverified)
+        return len(self.unverified)
 
-    def admit(
+    def refused(
         self,
         records: Sequence[MemberState],
         members: dict[str, MemberRecord],
         stats: Counter[str],
         rng: random.Random,
-    ) -> Iterator[MemberState]:
-        """The records of one push-pull, at most MAX_NEW_PER_EXCHANGE of them new alive members:
-        when it lists more, a random subset of that many (see the rules)."""
+    ) -> set[int]:
+        """Begin admitting the records of one push-pull: the indexes of those refused, so that
+        at most MAX_NEW_PER_EXCHANGE new alive members are taken, a random subset of that
+        many when it lists more (see the rules). The caller then takes the others in order,
+        telling `introduce` of each new alive member as it comes to it."""
         self._introduced.clear()
-        refused: set[int] = set()
-        if len(records) > MAX_NEW_PER_EXCHANGE:  # else it cannot list too many new ones
-            new = [i for i, r in enumerate(records) if r.state == State.ALIVE and r.name not in members]
-            if len(new) > MAX_NEW_PER_EXCHANGE:
-                refused = set(new).difference(rng.sample(new, MAX_NEW_PER_EXCHANGE))
-                stats["drop_push_pull_new_member"] += len(refused)
-        for i, r in enumerate(records):
-            if i in refused:
-                continue
-            if r.state == State.ALIVE and r.name not in members and len(self._introduced) < VERIFY_AT_ONCE:
-                self._introduced.append(r.name)
-            yield r
+        if len(records) <= MAX_NEW_PER_EXCHANGE:
+            return set()  # it cannot list too many new ones
+        new = [i for i, r in enumerate(records) if r.state == _ALIVE and r.name not in members]
+        if len(new) <= MAX_NEW_PER_EXCHANGE:
+            return set()
+        refused = set(new).difference(rng.sample(new, MAX_NEW_PER_EXCHANGE))
+        stats["drop_push_pull_new_member"] += len(refused)
+        return refused
+
+    def introduce(self, name: str) -> None:
+        """A record being admitted names a new alive member (not known when it came up)."""
+        if len(self._introduced) < VERIFY_AT_ONCE:
+            self._introduced.append(name)
 
     def introduced(self, members: dict[str, MemberRecord], now: float) -> list[MemberRecord]:
         """The new members the last admitted exchange introduced that are still unverified
@@ -102,7 +114,7 @@ class Admission:
         out = []
         for name in self._introduced:
             m = members.get(name)
-            if m is not None and not m.verified and m.state == State.ALIVE:
+            if m is not None and not m.verified and m.state == _ALIVE:
                 self._probed[name] = now
                 out.append(m)
         self._introduced.clear()
@@ -111,31 +123,31 @@ class Admission:
     def latest(self, members: dict[str, MemberRecord]) -> MemberRecord | None:
         """The live unverified member learned most recently, if any (a joiner's last
         post-join sync goes to it: see swimnet.membership.swim)."""
-        for name in reversed(self._unverified):
-            m = self._unverified[name]
-            if members.get(name) is m and not m.verified and m.state == State.ALIVE:
+        for name in reversed(self.unverified):
+            m = self.unverified[name]
+            if members.get(name) is m and not m.verified and m.state == _ALIVE:
                 return m
         return None
 
     def learned(self, m: MemberRecord) -> None:
         """A member just learned second-hand (the newest unverified)."""
         m.verified = False
-        self._unverified.pop(m.name, None)
-        self._unverified[m.name] = m
+        self.unverified.pop(m.name, None)
+        self.unverified[m.name] = m
 
     def verify(self, m: MemberRecord | None) -> None:
         """We heard from `m` directly."""
         if m is not None and not m.verified:
             m.verified = True
-            self._unverified.pop(m.name, None)
+            self.unverified.pop(m.name, None)
             self._probed.pop(m.name, None)
             self._shrink()
 
     def _shrink(self) -> None:
         """Free the tables once empty: an emptied dict keeps the size of its peak (a joiner's
         thousands of unverified members) until cleared."""
-        if not self._unverified:
-            self._unverified.clear()
+        if not self.unverified:
+            self.unverified.clear()
         if not self._probed:
             self._probed.clear()
 
@@ -149,20 +161,20 @@ class Admission:
         """The reply to a push-pull we opened: the peer answered at its address (verified);
         if it is a member or a seed, the live members it lists are verified too."""
         self.verify(peer)
-        if peer is None and not seed:
-            return
+        if (peer is None and not seed) or not self.unverified:
+            return  # (every unverified member is in `unverified`: none, nothing to verify)
         for r in records:
-            if r.state == State.ALIVE:
+            if r.state == _ALIVE:
                 m = members.get(r.name)
-                if m is not None and m.addr == r.addr:
+                if m is not None and not m.verified and m.identity[1] == r.addr:
                     self.verify(m)
 
     def overflow(self, members: dict[str, MemberRecord]) -> list[MemberRecord]:
         """The oldest unverified members beyond MAX_UNVERIFIED (still current: to evict)."""
         evict = []
-        while len(self._unverified) > MAX_UNVERIFIED:
-            name, m = next(iter(self._unverified.items()))
-            del self._unverified[name]
+        while len(self.unverified) > MAX_UNVERIFIED:
+            name, m = next(iter(self.unverified.items()))
+            del self.unverified[name]
             self._probed.pop(name, None)
             if members.get(name) is m and not m.verified:
                 evict.append(m)
@@ -173,20 +185,20 @@ class Admission:
     ) -> MemberRecord | None:
         """A live unverified member not probed in the last `retry` seconds, drawn at random
         (so the members of a cluster probe different ones: forged members die R times as fast)."""
-        if not self._unverified:
+        if not self.unverified:
             return None
-        names = list(self._unverified)
+        names = list(self.unverified)
         start = int(rng.random() * len(names))
         found = None
         for i in range(len(names)):
             name = names[(start + i) % len(names)]
-            m = self._unverified[name]
+            m = self.unverified[name]
             if members.get(name) is not m or m.verified:
-                del self._unverified[name]
+                del self.unverified[name]
                 self._probed.pop(name, None)
                 self._shrink()
                 continue
-            if m.state != State.ALIVE or now - self._probed.get(name, -retry) < retry:
+            if m.state != _ALIVE or now - self._probed.get(name, -retry) < retry:
                 continue  # a suspect is being dealt with; a refuted one waits for its retry
             self._probed[name] = now
             found = m
@@ -197,18 +209,15 @@ class Admission:
 def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
     """The members a push-pull of ours lists: every one but the live unverified ones."""
     for m in members:
-        if m.verified or m.state != State.ALIVE:
+        if m.verified or m.state != _ALIVE:
             yield m.to_wire()
 
 
 def vouched_encoded(members: Iterable[MemberRecord]) -> list[bytes]:
-    """`vouched_for`, each member as `encode_member` encodes it."""
-    return [
-        encode_member(name, addr, meta, m.incarnation, m.state, vsn)
-        for m in members
-        if m.verified or m.state != State.ALIVE
-        for name, addr, meta, vsn in [m.identity]
-    ]
+    """`vouched_for`, each member as `encode_members` encodes it."""
+    return encode_members(
+        (m.identity, m.incarnation, m.state) for m in members if m.verified or m.state != _ALIVE
+    )
 
 
 def verified_only(accept: Callable[[MemberRecord], bool]) -> Callable[[MemberRecord], bool]:

@@ -17,6 +17,9 @@ import attrs
 
 from swimnet.wire.messages import Address, MemberState, State
 
+_DEAD = State.DEAD
+"""A State member as a constant (reading `State.X`, an enum class attribute, costs more)."""
+
 Identity = tuple[str, Address, bytes, tuple[int, int, int]]
 """(name, address, meta, vsn): what a member says of itself; equal in every view."""
 
@@ -99,4 +102,4 @@ class MemberRecord:
 
     @property
     def dead_or_left(self) -> bool:
-        return self.state >= State.DEAD
+        return self.state >= _DEAD

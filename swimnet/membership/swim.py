@@ -80,7 +80,14 @@ from swimnet.membership.member import Member, MemberRecord
 from swimnet.membership.queue import BroadcastQueue
 from swimnet.membership.suspicion import Suspicion
 from swimnet.membership.timers import Timers
-from swimnet.wire.codec import encode_message, encode_push_pull, encode_stream, pack_packet
+from swimnet.wire.codec import (
+    encode_ack,
+    encode_message,
+    encode_ping,
+    encode_push_pull,
+    encode_stream,
+    pack_packet,
+)
 from swimnet.wire.messages import (
     Ack,
     Address,
@@ -95,6 +102,9 @@ from swimnet.wire.messages import (
     Suspect,
     WireMessage,
 )
+
+_ALIVE, _SUSPECT, _DEAD, _LEFT = State.ALIVE, State.SUSPECT, State.DEAD, State.LEFT
+"""State members as constants (reading `State.X`, an enum class attribute, costs more)."""
 
 VSN = (2, 2, 2)
 _PER_MESSAGE_OVERHEAD = 0  # messages are concatenated inside one msgpack array
@@ -145,6 +155,49 @@ class _Relay:
 
 class Swim:
     """The membership protocol of one node."""
+
+    __slots__ = (  # fixed attributes, read on every packet (more than a shared-keys dict holds)
+        "_admission",
+        "_by_addr",
+        "_event_delegate",
+        "_extra",
+        "_failed",
+        "_gossip_idle",
+        "_gossip_phase",
+        "_isolation",
+        "_joined_running",
+        "_latest_sync",
+        "_leaving",
+        "_me",
+        "_opaque_sources",
+        "_order",
+        "_packet_budget",
+        "_pending",
+        "_ping",
+        "_probe_index",
+        "_queued",
+        "_quiet_syncs",
+        "_reaped",
+        "_rebutted",
+        "_seeds",
+        "_selection",
+        "_seq",
+        "_state",
+        "_suspicions",
+        "_unverified",
+        "addr",
+        "awareness",
+        "config",
+        "leave_done",
+        "members",
+        "name",
+        "outbox",
+        "queue",
+        "rng",
+        "stats",
+        "streams",
+        "timers",
+    )
 
     def __init__(
         self,
@@ -201,13 +254,17 @@ class Swim:
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
         self._by_addr: dict[Address, MemberRecord] = {}
+        """Members by address (only members: a record leaves it when it leaves `members`)."""
         self._rebutted: dict[str, float] = {}
         self._admission = Admission()
+        self._unverified = self._admission.unverified
+        """Empty: every member we hold is verified (Admission's invariant), so hearing from
+        one or its ack verifies nothing (asked per datagram: no lookup then)."""
         self._isolation = Isolation()
         inc.check_own(incarnation)
 
         me = MemberRecord(
-            self.name, self.addr, incarnation, State.ALIVE, now, config.meta if meta is None else meta, VSN
+            self.name, self.addr, incarnation, _ALIVE, now, config.meta if meta is None else meta, VSN
         )
         self._me = me
         self._insert(me)
@@ -236,7 +293,7 @@ class Swim:
         return [m.snapshot() for m in self.members.values()]
 
     def alive_count(self) -> int:
-        return sum(1 for m in self.members.values() if m.state <= State.SUSPECT)
+        return sum(1 for m in self.members.values() if m.state <= _SUSPECT)
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
@@ -283,7 +340,10 @@ class Swim:
 
     def send(self, addr: Address, messages: list[WireMessage]) -> None:
         """Queue a datagram with `messages`, topped up with piggybacked broadcasts."""
-        parts = [encode_message(m) for m in messages]
+        self._send_encoded(addr, [encode_message(m) for m in messages])
+
+    def _send_encoded(self, addr: Address, parts: list[bytes]) -> None:
+        """`send`, the messages already encoded (probes and acks skip the message objects)."""
         if self._opaque_sources or any(self._queued):
             used = _PACKET_HEADER
             for p in parts:
@@ -351,7 +411,7 @@ class Swim:
             return
         self._leaving = True
         self._on_dead(Dead(self._me.incarnation, self.name, self.name), now)
-        if not any(m.state <= State.SUSPECT for m in self.members.values() if m is not self._me):
+        if not any(m.state <= _SUSPECT for m in self.members.values() if m is not self._me):
             self.leave_done = True
         else:
             self.timers.set(_LEAVE_TIMEOUT, now + self.config.leave_timeout)
@@ -385,6 +445,8 @@ class Swim:
 
     def heard_from(self, addr: Address) -> None:
         """A datagram with membership messages came from `addr`: we heard from it directly."""
+        if not self._unverified:
+            return  # every member is verified (`_by_addr` holds only members)
         m = self._by_addr.get(addr)
         if m is not None and not m.verified:
             self._admission.verify(m)
@@ -393,12 +455,12 @@ class Swim:
         if msg.target != self.name:
             self.stats["drop_wrong_target"] += 1
             return
-        self.send(addr, [Ack(msg.seq, self._ping.ack_payload(msg.seq, msg.source))])
+        self._send_encoded(addr, [encode_ack(msg.seq, self._ping.ack_payload(msg.seq, msg.source))])
 
     def _on_indirect_ping(self, msg: IndirectPing, addr: Address, now: float) -> None:
         seq = self._next_seq()
         self._pending[seq] = _Relay(msg.seq, addr, msg.nack)
-        self.send(msg.target_addr, [Ping(seq, msg.target, self.name)])
+        self._send_encoded(msg.target_addr, [encode_ping(seq, msg.target, self.name)])
         self.timers.set(("relay", seq), now + self.config.probe_timeout)
 
     def _on_ack(self, msg: Ack, addr: Address, now: float, *, via_stream: bool = False) -> None:
@@ -408,12 +470,16 @@ class Swim:
             return
         if type(pending) is _Relay:
             self.timers.cancel(("relay", msg.seq))
-            self.send(pending.reply_to, [Ack(pending.origin_seq)])
+            self._send_encoded(pending.reply_to, [encode_ack(pending.origin_seq)])
             return
         assert type(pending) is _Probe
         self.timers.cancel(("probe", msg.seq))
-        self.awareness.apply(-1)
-        self._admission.verify(self.members.get(pending.target))
+        if self.awareness.score:
+            self.awareness.apply(-1)
+        if self._unverified:
+            target = self.members.get(pending.target)
+            if target is not None and not target.verified:
+                self._admission.verify(target)
         self._isolation.probe_ok()
         if via_stream:
             self.stats["probe_ok_only_over_stream"] += 1  # UDP may be blocked or lossy
@@ -449,10 +515,10 @@ class Swim:
         if m is None:
             if a.node in self._reaped:
                 del self._reaped[a.node]
-            m = MemberRecord(a.node, a.addr, 0, State.DEAD, now, a.meta, a.vsn)
+            m = MemberRecord(a.node, a.addr, 0, _DEAD, now, a.meta, a.vsn)
             self._insert(m)
             self._admission.learned(m)
-            old_state = State.DEAD
+            old_state = _DEAD
             is_new = True
         else:
             is_new = False
@@ -460,7 +526,7 @@ class Swim:
             if m.addr != a.addr:
                 reclaim = self.config.dead_node_reclaim_time
                 can_reclaim = reclaim > 0 and now - m.state_change > reclaim
-                if m.state == State.LEFT or (m.state == State.DEAD and can_reclaim):
+                if m.state == _LEFT or (m.state == _DEAD and can_reclaim):
                     updates_addr = True
                 else:
                     self.stats["alive_conflict"] += 1
@@ -487,12 +553,12 @@ class Swim:
                 del self._by_addr[old_addr]
             self._by_addr[a.addr] = m
         self._failed.discard(m.name)
-        if m.state != State.ALIVE:
-            m.state = State.ALIVE
+        if m.state != _ALIVE:
+            m.state = _ALIVE
             m.state_change = now
-        if old_state >= State.DEAD:
+        if old_state >= _DEAD:
             self._emit(MemberJoined(m.snapshot()), now)
-        elif old_state == State.SUSPECT or old_meta != m.meta or old_addr != m.addr:
+        elif old_state == _SUSPECT or old_meta != m.meta or old_addr != m.addr:
             self._emit(MemberUpdated(m.snapshot()), now)
         if is_new:
             self._evict_unverified(now)
@@ -511,14 +577,14 @@ class Swim:
                 self.queue.queue(s.node, encode_message(s))
                 self.timers.set(("suspicion", s.node), timer.deadline)
             return
-        if m.state != State.ALIVE:
+        if m.state != _ALIVE:
             return
         if s.node == self.name:
             self._refute(s.incarnation, now)
             return
         self.queue.queue(s.node, encode_message(s))
         m.incarnation = s.incarnation
-        m.state = State.SUSPECT
+        m.state = _SUSPECT
         m.state_change = now
         n = len(self.members)
         k = self.config.suspicion_mult - 2
@@ -551,12 +617,12 @@ class Swim:
         else:
             self.queue.queue(d.node, encode_message(d))
         m.incarnation = d.incarnation
-        m.state = State.LEFT if d.node == d.sender else State.DEAD
+        m.state = _LEFT if d.node == d.sender else _DEAD
         m.state_change = now
-        if m.state == State.DEAD and m is not self._me:
+        if m.state == _DEAD and m is not self._me:
             self._failed.add(m.name)
         if d.node != self.name:
-            self._emit((MemberLeft if m.state == State.LEFT else MemberFailed)(m.snapshot()), now)
+            self._emit((MemberLeft if m.state == _LEFT else MemberFailed)(m.snapshot()), now)
 
     def _drop_suspicion(self, name: str) -> None:
         if self._suspicions.pop(name, None) is not None:
@@ -613,14 +679,14 @@ class Swim:
             return
         self.stats["isolation_rejoins"] += 1
         self._quiet_syncs = False
-        known = [m.addr for m in self.members.values() if m is not self._me and m.state != State.LEFT]
+        known = [m.addr for m in self.members.values() if m is not self._me and m.state != _LEFT]
         chosen = self._seeds + self.rng.sample(known, min(REJOIN_FANOUT, len(known)))
         for addr in dict.fromkeys(chosen):
             if addr != self.addr:
                 self._open_push_pull(addr, True, now)
 
     def _live_verified(self) -> int:
-        return sum(1 for m in self.members.values() if m.verified and m.state <= State.SUSPECT) - 1
+        return sum(1 for m in self.members.values() if m.verified and m.state <= _SUSPECT) - 1
 
     def _evict_unverified(self, now: float) -> None:
         """Beyond the cap of unverified members, the oldest are reported failed and forgotten."""
@@ -628,8 +694,8 @@ class Swim:
             self.stats["unverified_evicted"] += 1
             self._drop_suspicion(m.name)
             self.queue.drop(m.name)
-            was_live = m.state <= State.SUSPECT
-            m.state, m.state_change = State.DEAD, now
+            was_live = m.state <= _SUSPECT
+            m.state, m.state_change = _DEAD, now
             del self.members[m.name]
             if self._by_addr.get(m.addr) is m:
                 del self._by_addr[m.addr]
@@ -645,7 +711,7 @@ class Swim:
     def _suspicion_expired(self, name: str, now: float) -> None:
         timer = self._suspicions.pop(name, None)
         m = self.members.get(name)
-        if timer is None or m is None or m.state != State.SUSPECT:
+        if timer is None or m is None or m.state != _SUSPECT:
             return
         self._on_dead(Dead(m.incarnation, name, self.name), now)
 
@@ -675,7 +741,7 @@ class Swim:
         self._verify_introduced(now)
         if join:
             name = self.name
-            listed = sum(1 for r in remote.members if r.state <= State.SUSPECT and r.name != name)
+            listed = sum(1 for r in remote.members if r.state <= _SUSPECT and r.name != name)
             self._joined_running = self._joined_running or listed > 1
             self.joined(addr, now)
         if self.stats["refutations"] != refutations:
@@ -692,7 +758,7 @@ class Swim:
     def _knows_others(self) -> bool:
         """Some member besides us is alive or suspect."""
         me = self._me
-        return any(m.state <= State.SUSPECT and m is not me for m in self.members.values())
+        return any(m.state <= _SUSPECT and m is not me for m in self.members.values())
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
@@ -701,26 +767,34 @@ class Swim:
             self._push_pull_random(now, "join_sync")
 
     def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
-        for r in self._admission.admit(remote.members, self.members, self.stats, self.rng):
-            self._merge_member(r, now, relay)
+        members, me, admission = self.members, self._me, self._admission
+        records = remote.members
+        refused = admission.refused(records, members, self.stats, self.rng)
+        for i, r in enumerate(records):
+            if refused and i in refused:
+                continue
+            m = members.get(r.name)
+            if m is None:
+                if r.state == _ALIVE:
+                    admission.introduce(r.name)
+            elif (
+                r.incarnation <= m.incarnation
+                and r.state == _ALIVE
+                and m.identity[1] == r.addr
+                and m is not me
+            ):
+                continue  # nothing new: the common case of anti-entropy
+            self._merge_member(r, m, now, relay)
         if remote.user:
             self._state.merge_remote_state(remote.user, remote.join, now)
 
-    def _merge_member(self, r: MemberState, now: float, relay: bool) -> None:
-        m = self.members.get(r.name)
-        if (
-            m is not None
-            and r.incarnation <= m.incarnation
-            and r.state == State.ALIVE
-            and m.addr == r.addr
-            and m is not self._me
-        ):
-            return  # nothing new: the common case of anti-entropy
-        if r.state == State.ALIVE:
+    def _merge_member(self, r: MemberState, m: MemberRecord | None, now: float, relay: bool) -> None:
+        """One member of a push-pull that may be news (`m`: our record of it, if any)."""
+        if r.state == _ALIVE:
             self._on_alive(Alive(r.incarnation, r.name, r.addr, r.meta, r.vsn), now, relay=relay)
-        elif r.state == State.LEFT:
+        elif r.state == _LEFT:
             self._on_dead(Dead(r.incarnation, r.name, r.name), now)
-        elif r.name in self.members or r.name == self.name:
+        elif m is not None or r.name == self.name:
             # dead or suspect elsewhere: suspect it here, never declare it dead outright
             self._on_suspect(Suspect(r.incarnation, r.name, self.name), now)
 
@@ -750,13 +824,21 @@ class Swim:
             elif kind == "leave":
                 self.leave_done = True
 
+    def _probe_interval(self) -> float:
+        """The probe interval stretched by our health score (as is, while healthy)."""
+        awareness = self.awareness
+        interval = self.config.probe_interval
+        return awareness.scale(interval) if awareness.score else interval
+
     def _probe(self, now: float) -> None:
         cfg = self.config
-        self.timers.set(_PROBE_TICK, now + self.awareness.scale(cfg.probe_interval))
+        self.timers.set(_PROBE_TICK, now + self._probe_interval())
         if self._leaving:
             return
-        unverified = self._admission.next_to_verify(
-            self.members, now, VERIFY_RETRY * cfg.probe_interval, self.rng
+        unverified = (
+            self._admission.next_to_verify(self.members, now, VERIFY_RETRY * cfg.probe_interval, self.rng)
+            if self._unverified
+            else None
         )
         if unverified is not None:
             self._send_probe(unverified, now, verifying=True)
@@ -767,26 +849,28 @@ class Swim:
     def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
         cfg = self.config
         seq = self._probe_seq(target.name)
-        deadline = now + self.awareness.scale(cfg.probe_interval)
-        probe = _Probe(target.name, target.addr, target.incarnation, now, deadline, verifying)
+        deadline = now + self._probe_interval()
+        addr = target.identity[1]
+        probe = _Probe(target.name, addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
-        msgs: list[WireMessage] = [Ping(seq, target.name, self.name)]
-        if target.state == State.SUSPECT:  # buddy system: let it refute at once
-            msgs.append(Suspect(target.incarnation, target.name, self.name))
-        self.send(target.addr, msgs)
+        parts = [encode_ping(seq, target.name, self.name)]
+        if target.state == _SUSPECT:  # buddy system: let it refute at once
+            parts.append(encode_message(Suspect(target.incarnation, target.name, self.name)))
+        self._send_encoded(addr, parts)
         self.timers.set(("probe", seq), now + cfg.probe_timeout)
 
     def _next_probe_target(self, now: float) -> MemberRecord | None:
         checked = 0
+        members, me = self.members, self._me
         while checked < len(self._order):
             if self._probe_index >= len(self._order):
                 self._reset_order(now)
                 self._probe_index = 0
                 continue
-            m = self.members.get(self._order[self._probe_index])
+            m = members.get(self._order[self._probe_index])
             self._probe_index += 1
             checked += 1
-            if m is None or m is self._me or m.dead_or_left or not m.verified:
+            if m is None or m is me or m.state >= _DEAD or not m.verified:
                 continue  # unverified members have a round of their own (see _probe)
             return m
         return None
@@ -802,7 +886,7 @@ class Swim:
             self._failed.discard(name)
             if self._by_addr.get(m.addr) is m:
                 del self._by_addr[m.addr]
-            if m.state == State.DEAD:
+            if m.state == _DEAD:
                 self._reaped[name] = (m.addr, now)
             self.queue.drop(name)
         self._order = list(self.members)
@@ -834,7 +918,7 @@ class Swim:
     def _probe_timeout(self, probe: _Probe, seq: int, now: float) -> None:
         helpers = self._choose(
             self.config.indirect_checks,
-            lambda m: m.state == State.ALIVE and m.name != probe.target,
+            lambda m: m.state == _ALIVE and m.name != probe.target,
             biased=True,
         )
         for helper in helpers:
@@ -865,7 +949,12 @@ class Swim:
             self.send(relay.reply_to, [Nack(relay.origin_seq)])
 
     def _has_broadcasts(self) -> bool:
-        return any(self._queued) or any(len(q) for q in self._opaque_sources)
+        if any(self._queued):
+            return True
+        for q in self._opaque_sources:  # noqa: SIM110 (no generator: asked after every input)
+            if len(q):
+                return True
+        return False
 
     def wake_gossip(self, now: float) -> None:
         """Re-arm the idle gossip tick (on its original phase) once there is something to send.
@@ -886,9 +975,7 @@ class Swim:
         dead_window = cfg.gossip_to_the_dead_time
         targets = self._choose(
             cfg.gossip_nodes,
-            lambda m: (
-                m.state <= State.SUSPECT or (m.state == State.DEAD and now - m.state_change <= dead_window)
-            ),
+            lambda m: m.state <= _SUSPECT or (m.state == _DEAD and now - m.state_change <= dead_window),
             biased=True,
         )
         for target in targets:
@@ -917,7 +1004,7 @@ class Swim:
         self._open_push_pull(latest.addr, False, now, "join_sync")
 
     def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
-        peers = self._choose(1, lambda m: m.state == State.ALIVE, biased=True)
+        peers = self._choose(1, lambda m: m.state == _ALIVE, biased=True)
         if peers:
             self._open_push_pull(peers[0].addr, False, now, kind)
 
@@ -946,7 +1033,7 @@ class Swim:
         missing = []
         for addr in self._seeds:
             m = self._by_addr.get(addr)
-            if addr != self.addr and (m is None or m.state > State.SUSPECT):
+            if addr != self.addr and (m is None or m.state > _SUSPECT):
                 missing.append(addr)
         if missing:
             chosen.append(self.rng.choice(missing))

@@ -8,8 +8,11 @@ Stream frame: `PROTOCOL_VERSION` byte, then one message; or, for frames of 1 KiB
 
 Rules:
 - `decode_*` accept arbitrary bytes and raise only `DecodeError`; every field is checked
-  for type and bound (see `limits`), unknown codes are refused;
-- encoding is split so callers can cache: `encode_message` gives a message's bytes once,
+  for type and bound (see `limits`; ping and ack, the per-packet case, check theirs inline,
+  the field checkers' own code for anything they refuse), unknown codes are refused;
+- encoding is split so callers can cache: `encode_message` gives a message's bytes once
+  (`encode_members` a push-pull's members, each once for every view holding its facts;
+  `encode_ping` / `encode_ack` a probe's and an ack's bytes without building the message),
   `pack_packet` joins already-encoded messages (the broadcast queue keeps bytes, not
   objects), and `packet_size` predicts a packet's size without building it;
 - layers above membership add their messages with `register` (codes are unique);
@@ -19,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -34,9 +38,11 @@ from swimnet.wire.limits import (
     MAX_INFLATE_RATIO,
     MAX_MESSAGES_PER_PACKET,
     MAX_META,
+    MAX_NAME,
     MAX_PAYLOAD,
     MAX_PUSH_PULL_MEMBERS,
     MAX_STREAM_FRAME,
+    MAX_UINT32,
     MAX_USER_STATE,
     PROTOCOL_VERSION,
 )
@@ -107,8 +113,28 @@ def encode_message(message: WireMessage) -> bytes:
     return cached
 
 
+def encode_ping(seq: int, target: str, source: str) -> bytes:
+    """`encode_message(Ping(seq, target, source))` without building the message (a probe
+    is encoded once and never read back here)."""
+    data: bytes = _packb([_PING_CODE, seq, target, source])
+    return data
+
+
+def encode_ack(seq: int, payload: bytes = b"") -> bytes:
+    """`encode_message(Ack(seq, payload))` without building the message."""
+    data: bytes = _packb([_ACK_CODE, seq, payload])
+    return data
+
+
+_PING_CODE, _ACK_CODE = Ping.CODE, Ack.CODE
+
+
 def _array_header(n: int) -> bytes:
     return bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+
+
+_PACKET_HEADS = tuple(_VERSION_BYTE + _array_header(n) for n in range(MAX_MESSAGES_PER_PACKET + 1))
+"""The version byte and array header of a packet of n messages, by n."""
 
 
 def packet_size(message_sizes_total: int, count: int) -> int:
@@ -118,9 +144,12 @@ def packet_size(message_sizes_total: int, count: int) -> int:
 
 def pack_packet(encoded: Sequence[bytes]) -> bytes:
     """A datagram from already-encoded messages (1..255 of them)."""
-    if not 1 <= len(encoded) <= MAX_MESSAGES_PER_PACKET:
+    n = len(encoded)
+    if not 1 <= n <= MAX_MESSAGES_PER_PACKET:
         raise ValueError(f"a packet holds 1..{MAX_MESSAGES_PER_PACKET} messages")
-    return _VERSION_BYTE + _array_header(len(encoded)) + b"".join(encoded)
+    if n == 1:
+        return _PACKET_HEADS[1] + encoded[0]
+    return _PACKET_HEADS[n] + b"".join(encoded)
 
 
 def encode_packet(messages: Iterable[WireMessage]) -> bytes:
@@ -144,31 +173,42 @@ _PUSH_PULL_HEAD = {True: bytes([0x94, PushPull.CODE, 0xC3]), False: bytes([0x94,
 
 def encode_push_pull(join: bool, members: Sequence[bytes], user: bytes) -> bytes:
     """The stream frame of `PushPull(join, members, user)` from members already encoded by
-    `encode_member` (byte for byte what `encode_stream` makes of the message)."""
-    payload = b"".join(
-        (_PUSH_PULL_HEAD[join], _wide_array_header(len(members)), *members, _packb(user))
-    )
+    `encode_members` (byte for byte what `encode_stream` makes of the message)."""
+    payload = b"".join((_PUSH_PULL_HEAD[join], _wide_array_header(len(members)), *members, _packb(user)))
     return _stream_frame(payload)
 
 
 _MEMBER_BYTES_MAX = 1 << 16
-_member_bytes: dict[tuple[Any, ...], bytes] = {}
-"""Encoded push-pull members by their fields: one encoding for every view that holds the
-same facts (bounded, cleared when full)."""
+MemberIdentity = tuple[str, tuple[str, int], bytes, tuple[int, int, int]]
+"""(name, addr, meta, vsn): what a member says of itself (one shared tuple for equal facts,
+see swimnet.membership.member)."""
+MemberFacts = tuple[MemberIdentity, int, int]
+"""(identity, incarnation, state): what a push-pull member encodes."""
+_member_bytes: dict[tuple[int, int, int], tuple[MemberIdentity, bytes]] = {}
+"""Encoded push-pull members by (id(identity), incarnation, state), with the identity
+itself: held here, it stays alive and its id names no other tuple, so a hit is exact (and
+hashing three integers is cheaper than the nested tuple). One encoding for every view that
+holds the same identity tuple; bounded, cleared when full."""
 
 
-def encode_member(
-    name: str, addr: tuple[str, int], meta: bytes, incarnation: int, state: int, vsn: tuple[int, int, int]
-) -> bytes:
-    """One push-pull member, as `encode_stream(PushPull(...))` encodes a `MemberState`."""
-    key = (name, addr, meta, incarnation, state, vsn)
-    data = _member_bytes.get(key)
-    if data is None:
-        data = _packb([name, list(addr), meta, _inc(incarnation), int(state), list(vsn)])
-        if len(_member_bytes) >= _MEMBER_BYTES_MAX:
-            _member_bytes.clear()
-        _member_bytes[key] = data
-    return data
+def encode_members(facts: Iterable[MemberFacts]) -> list[bytes]:
+    """Push-pull members, each as `encode_stream(PushPull(...))` encodes a `MemberState`."""
+    cache = _member_bytes
+    out: list[bytes] = []
+    append = out.append
+    for ident, incarnation, state in facts:
+        key = (id(ident), incarnation, state)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is ident:
+            append(hit[1])
+            continue
+        name, addr, meta, vsn = ident
+        data: bytes = _packb([name, list(addr), meta, _inc(incarnation), int(state), list(vsn)])
+        if len(cache) >= _MEMBER_BYTES_MAX:
+            cache.clear()
+        cache[key] = (ident, data)
+        append(data)
+    return out
 
 
 def _stream_frame(payload: bytes) -> bytes:
@@ -218,6 +258,12 @@ def _unpackb(raw: bytes | memoryview, max_size: int) -> Any:
     return msgpack.unpackb(raw, max_bin_len=max_size, max_str_len=max_size, **_UNPACK_LIMITS)
 
 
+_unpack_datagram: Callable[[bytes | memoryview], Any] = functools.partial(
+    msgpack.unpackb, max_bin_len=MAX_DATAGRAM, max_str_len=MAX_DATAGRAM, **_UNPACK_LIMITS
+)
+"""`_unpackb(raw, MAX_DATAGRAM)` with its keywords bound once (the per-packet call)."""
+
+
 def _message(item: Any) -> WireMessage:
     if type(item) is not list or not item:
         raise DecodeError("message: expected [code, fields...]")
@@ -229,10 +275,10 @@ def _message(item: Any) -> WireMessage:
 
 def _cached_message(raw: bytes) -> WireMessage:
     if len(raw) < 2 or raw[1] not in _relayed_codes:  # raw[1] is the code of a short array
-        return _message(_unpackb(raw, MAX_DATAGRAM))
+        return _message(_unpack_datagram(raw))
     msg = _message_cache.get(raw)
     if msg is None:
-        msg = _message(_unpackb(raw, MAX_DATAGRAM))
+        msg = _message(_unpack_datagram(raw))
         if len(_message_cache) >= _CACHE_MAX:
             _message_cache.clear()
         _message_cache[raw] = msg
@@ -250,14 +296,16 @@ def _remember_relayed(message: WireMessage, data: bytes) -> None:
 
 def decode_packet(data: bytes) -> list[WireMessage]:
     """The messages of one datagram; raises DecodeError if any part is invalid."""
-    _check_frame(data, MAX_DATAGRAM, "packet")
-    if len(data) > 3 and data[1] == 0x91 and data[3] not in _relayed_codes:
-        # one message that is not relayed (a probe, an ack): decoded in one call, no cache
-        try:
-            items = _unpackb(memoryview(data)[1:], MAX_DATAGRAM)
-        except Exception as exc:  # msgpack raises many types on garbage; all mean the same
-            raise DecodeError(f"packet: not msgpack ({type(exc).__name__})") from None
-        return [_message(items[0])]
+    if type(data) is bytes and 3 < len(data) <= MAX_DATAGRAM and data[0] == PROTOCOL_VERSION:
+        if data[1] == 0x91 and data[3] not in _relayed_codes:
+            # one message that is not relayed (a probe, an ack): decoded in one call, no cache
+            try:
+                items = _unpack_datagram(memoryview(data)[1:])
+            except Exception as exc:  # msgpack raises many types on garbage; all mean the same
+                raise DecodeError(f"packet: not msgpack ({type(exc).__name__})") from None
+            return [_message(items[0])]
+    else:
+        _check_frame(data, MAX_DATAGRAM, "packet")
     try:
         unpacker = _unpacker(data, MAX_DATAGRAM)
         count = unpacker.read_array_header()
@@ -320,13 +368,14 @@ def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPul
     count = unpacker.read_array_header()
     if count > MAX_PUSH_PULL_MEMBERS:
         raise DecodeError(f"push_pull.members: more than {MAX_PUSH_PULL_MEMBERS}")
-    members = []
-    start = unpacker.tell()
+    members: list[MemberState] = []
+    append, skip, tell = members.append, unpacker.skip, unpacker.tell
+    start = tell() + 1
     cache = _member_cache
     for _ in range(count):
-        unpacker.skip()
-        end = unpacker.tell()
-        raw = data[start + 1 : end + 1]
+        skip()
+        end = tell() + 1
+        raw = data[start:end]
         start = end
         member = cache.get(raw)
         if member is None:
@@ -334,7 +383,7 @@ def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPul
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
             cache[raw] = member
-        members.append(member)
+        append(member)
     user = f.blob(unpacker.unpack(), "push_pull.user", MAX_USER_STATE)
     if unpacker.tell() + 1 != len(data):
         raise DecodeError("stream: trailing bytes")
@@ -344,7 +393,22 @@ def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPul
 # -- membership messages ------------------------------------------------------------------
 
 
+_SHORT_NAME = MAX_NAME // 4
+"""Names of at most this many characters surely fit MAX_NAME bytes (see fields.name)."""
+
+
 def _dec_ping(v: list[Any]) -> Ping:
+    if len(v) == 4:  # the common case checked inline: the same checks as the calls below
+        _, seq, target, source = v
+        if (
+            type(seq) is int
+            and 0 <= seq <= MAX_UINT32
+            and type(target) is str
+            and 0 < len(target) <= _SHORT_NAME
+            and type(source) is str
+            and 0 < len(source) <= _SHORT_NAME
+        ):
+            return Ping(seq, target, source)
     f.fields(v, 3, "ping")
     return Ping(f.uint(v[1], "ping.seq"), f.name(v[2], "ping.target"), f.name(v[3], "ping.source"))
 
@@ -361,6 +425,15 @@ def _dec_indirect(v: list[Any]) -> IndirectPing:
 
 
 def _dec_ack(v: list[Any]) -> Ack:
+    if len(v) == 3:  # the common case checked inline: the same checks as the calls below
+        _, seq, payload = v
+        if (
+            type(seq) is int
+            and 0 <= seq <= MAX_UINT32
+            and type(payload) is bytes
+            and len(payload) <= MAX_PAYLOAD
+        ):
+            return Ack(seq, payload)
     f.fields(v, 2, "ack")
     return Ack(f.uint(v[1], "ack.seq"), f.blob(v[2], "ack.payload", MAX_PAYLOAD))
 

@@ -99,11 +99,11 @@ def test_a_drained_queue_frees_its_table() -> None:
 def test_admission_frees_its_tables_once_every_member_is_verified() -> None:
     admission = Admission()
     records = [MemberRecord(f"m{i}", ("10.1.0.1", i), 1, State.ALIVE, 0.0) for i in range(3000)]
-    empty_size = sys.getsizeof(admission._unverified)
+    empty_size = sys.getsizeof(admission.unverified)
     for r in records:
         admission.learned(r)
     assert len(admission) == 3000
     for r in records:
         admission.verify(r)
     assert len(admission) == 0
-    assert sys.getsizeof(admission._unverified) == empty_size
+    assert sys.getsizeof(admission.unverified) == empty_size

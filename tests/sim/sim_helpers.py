@@ -133,3 +133,16 @@ def scripted_run(seed: int) -> dict[str, Any]:
 
 def digest(run: dict[str, Any]) -> str:
     return hashlib.sha256(repr(sorted(run.items())).encode()).hexdigest()
+
+
+def unverified_are_tracked(sim: Simulation) -> None:
+    """Membership's invariants that let it skip verification work when nobody is unverified:
+    every member record a node holds unverified is in its admission table, and every record
+    its address index holds is a member."""
+    for name in sim.running():
+        swim = sim.engine(name)._swim
+        tracked = swim._admission.unverified
+        for m in swim.members.values():
+            assert m.verified or tracked.get(m.name) is m, why(sim, f"{name}: {m.name} unverified, untracked")
+        for addr, m in swim._by_addr.items():
+            assert swim.members.get(m.name) is m, why(sim, f"{name}: {addr} indexes a non-member {m.name}")

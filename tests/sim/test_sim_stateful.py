@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sim_helpers import EventLog, why
+from sim_helpers import EventLog, unverified_are_tracked, why
 
 from swimnet.sim import Simulation, Uniform
 
@@ -104,6 +104,11 @@ class ClusterMachine(RuleBasedStateMachine):
         for name in self.sim.running():
             state = self.sim.view(name).get(name)
             assert state == "alive", why(self.sim, f"{name} sees itself {state}")
+
+    @invariant()
+    def unverified_members_are_tracked(self) -> None:
+        if hasattr(self, "sim"):
+            unverified_are_tracked(self.sim)
 
     def teardown(self) -> None:
         if not hasattr(self, "sim"):

@@ -269,6 +269,15 @@ def _cases() -> list[tuple[str, list[Any]]]:
         ("nack-seq-uint32+1", with_field(NACK, 1, 2**32)),
         ("nack-seq-uint64", with_field(NACK, 1, 2**64 - 1)),
         ("nack-seq-int64-min", with_field(NACK, 1, -(2**63))),
+        # ping and ack have a decoding path of their own (checked inline): the same bounds
+        ("ping-seq-uint32+1", with_field(PING, 1, 2**32)),
+        ("ping-seq-negative", with_field(PING, 1, -1)),
+        ("ack-seq-uint32+1", with_field(ACK, 1, 2**32)),
+        ("ack-seq-negative", with_field(ACK, 1, -1)),
+        ("ack-seq-true", with_field(ACK, 1, True)),
+        ("ack-seq-float", with_field(ACK, 1, 7.0)),
+        ("ping-source-int", with_field(PING, 3, 5)),
+        ("ack-payload-none", with_field(ACK, 2, None)),
         ("suspect-incarnation-negative", with_field(SUSPECT, 1, -5)),
         ("dead-incarnation-too-large", with_field(DEAD, 1, 2**40)),
         # names
@@ -362,6 +371,9 @@ def test_accepted_bounds() -> None:
         raw_packet(
             with_field(NACK, 1, 2**32 - 1),
             with_field(ACK, 2, b"x" * 1024),
+            with_field(with_field(PING, 1, 2**32 - 1), 3, "s" * 63),
+            with_field(with_field(PING, 1, 0), 2, "t" * 64),
+            with_field(ACK, 1, 2**32 - 1),
             with_field(with_field(ALIVE, 4, b"m" * 512), 3, ["h" * 255, 65_535]),
             with_field(ALIVE, 5, [0, 255, 255]),
             with_field(INDIRECT, 3, ["10.0.0.3", 0]),
@@ -370,9 +382,12 @@ def test_accepted_bounds() -> None:
     )
     assert decoded[0] == Nack(2**32 - 1)
     assert decoded[1] == Ack(7, b"x" * 1024)
-    assert isinstance(decoded[2], Alive) and decoded[2].addr == ("h" * 255, 65_535)
-    assert isinstance(decoded[3], Alive) and decoded[3].vsn == (0, 255, 255)
-    assert isinstance(decoded[4], IndirectPing) and decoded[4].target_addr == ("10.0.0.3", 0)
+    assert decoded[2:5] == [Ping(2**32 - 1, "b", "s" * 63), Ping(0, "t" * 64, "a"), Ack(2**32 - 1)]
+    assert isinstance(decoded[5], Alive) and decoded[5].addr == ("h" * 255, 65_535)
+    assert isinstance(decoded[6], Alive) and decoded[6].vsn == (0, 255, 255)
+    assert isinstance(decoded[7], IndirectPing) and decoded[7].target_addr == ("10.0.0.3", 0)
+    for alone in decoded[:5]:  # a packet of one ping or ack takes the decoder's shortest path
+        assert decode_packet(encode_packet([alone])) == [alone]
 
 
 # -- fuzzing -----------------------------------------------------------------------------------

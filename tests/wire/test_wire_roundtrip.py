@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wire_strategies import MESSAGE_STRATEGIES, messages, small_messages
+from wire_strategies import MESSAGE_STRATEGIES, acks, messages, pings, small_messages
 
 from swimnet.wire import (
     Ack,
@@ -27,6 +27,7 @@ from swimnet.wire import (
     pack_packet,
     packet_size,
 )
+from swimnet.wire.codec import encode_ack, encode_ping
 from swimnet.wire.limits import MAX_MESSAGES_PER_PACKET, PROTOCOL_VERSION
 
 SLOW = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -150,3 +151,17 @@ def test_packet_size_at_the_array_header_boundaries(count: int) -> None:
 def test_pack_packet_refuses_a_count_out_of_range(count: int) -> None:
     with pytest.raises(ValueError):
         pack_packet([encode_message(Nack(1))] * count)
+
+
+# -- encoders that skip the message object ------------------------------------------------------
+
+
+@given(pings)
+def test_encode_ping_is_encode_message_of_the_ping(ping: Ping) -> None:
+    assert encode_ping(ping.seq, ping.target, ping.source) == encode_message(ping)
+
+
+@given(acks)
+def test_encode_ack_is_encode_message_of_the_ack(ack: Ack) -> None:
+    assert encode_ack(ack.seq, ack.payload) == encode_message(ack)
+    assert encode_ack(ack.seq) == encode_message(Ack(ack.seq))
