@@ -1,8 +1,11 @@
-"""Run benchmarks by name: `python -m benchmarks membership realcluster ...` (none = all)."""
+"""Run benchmarks by name: `python -m benchmarks [--quick] membership realcluster ...` (none =
+all). `--quick` runs the smaller sizes of the benchmarks that have them (a smoke run), and is
+refused, before anything runs, for a benchmark that has none."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 
 from benchmarks.common import out_dir
@@ -26,21 +29,31 @@ SUITES = {
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(SUITES)
+    quick = "--quick" in argv
+    names = [arg for arg in argv if arg != "--quick"] or list(SUITES)
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(SUITES)}")
         return 2
+    modules = {}
     for name in names:
         try:
-            module = importlib.import_module(SUITES[name])
+            modules[name] = importlib.import_module(SUITES[name])
         except ModuleNotFoundError as exc:
-            if exc.name == SUITES[name]:
-                print(f"== {name}: not available yet")
-                continue
-            raise
+            if exc.name != SUITES[name]:
+                raise
+            print(f"== {name}: not available yet")
+    if quick:
+        whole = [n for n, m in modules.items() if "quick" not in inspect.signature(m.run).parameters]
+        if whole:
+            print(f"--quick: no quick mode in {', '.join(whole)}")
+            return 2
+    for name, module in modules.items():
         print(f"== {name}")
-        module.run(out_dir())
+        if quick:
+            module.run(out_dir(), quick=True)
+        else:
+            module.run(out_dir())
     return 0
 
 
