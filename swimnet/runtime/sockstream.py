@@ -72,16 +72,11 @@ class SockStream:
             try:
                 data = self._sock.recv(max_bytes)
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(self._fd)
-                self._check_open()
-                self._unyielded = 0
+                await self._wait(trio.lowlevel.wait_readable)
                 continue
             except OSError as exc:
                 raise trio.BrokenResourceError(f"socket error: {exc}") from exc
-            self._unyielded += len(data)
-            if self._unyielded >= YIELD_EVERY:
-                self._unyielded = 0
-                await trio.lowlevel.checkpoint()
+            await self._moved(len(data))
             return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -92,16 +87,24 @@ class SockStream:
                 try:
                     sent += self._sock.send(view[sent:])
                 except BlockingIOError:
-                    await trio.lowlevel.wait_writable(self._fd)
-                    self._check_open()
-                    self._unyielded = 0
-                    continue
+                    await self._wait(trio.lowlevel.wait_writable)
                 except OSError as exc:
                     raise trio.BrokenResourceError(f"socket error: {exc}") from exc
-            self._unyielded += sent
-            if self._unyielded >= YIELD_EVERY:
-                self._unyielded = 0
-                await trio.lowlevel.checkpoint()
+            await self._moved(sent)
+
+    async def _wait(self, wait: Callable[[int], Awaitable[None]]) -> None:
+        """The kernel would block: wait until it would not (a cancellation point), then
+        count afresh towards YIELD_EVERY."""
+        await wait(self._fd)
+        self._check_open()
+        self._unyielded = 0
+
+    async def _moved(self, size: int) -> None:
+        """`size` bytes moved without a wait: checkpoint once YIELD_EVERY were."""
+        self._unyielded += size
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.checkpoint()
 
     def close(self) -> None:
         if self._fd >= 0:
