@@ -553,11 +553,9 @@ class Engine:
         return stream_id
 
     def datagrams_to_send(self) -> list[tuple[Address, bytes]]:
-        swim = self._swim
-        out = swim.outbox
-        if not out:
+        if not self._swim.outbox:
             return []
-        swim.outbox = []
+        out = self._swim.take_outbox()
         if self._policy is not None:
             out = [(addr, self._protect(data)) for addr, data in out]
         size = 0

@@ -295,9 +295,6 @@ class Swim:
     def alive_count(self) -> int:
         return sum(1 for m in self.members.values() if m.state <= _SUSPECT)
 
-    def next_deadline(self) -> float | None:
-        return self.timers.next_deadline()
-
     def take_outbox(self) -> list[tuple[Address, bytes]]:
         """The datagrams queued since the last call (plaintext), in order."""
         out, self.outbox = self.outbox, []
