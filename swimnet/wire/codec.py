@@ -31,6 +31,7 @@ import msgpack
 
 from swimnet.errors import DecodeError, LocalProtocolError
 from swimnet.wire import fields as f
+from swimnet.wire.fields import SHORT_NAME
 from swimnet.wire.inflate import inflate
 from swimnet.wire.limits import (
     MAX_DATAGRAM,
@@ -38,7 +39,6 @@ from swimnet.wire.limits import (
     MAX_INFLATE_RATIO,
     MAX_MESSAGES_PER_PACKET,
     MAX_META,
-    MAX_NAME,
     MAX_PAYLOAD,
     MAX_PUSH_PULL_MEMBERS,
     MAX_STREAM_FRAME,
@@ -393,10 +393,6 @@ def _decode_push_pull_stream(data: bytes, unpacker: msgpack.Unpacker) -> PushPul
 # -- membership messages ------------------------------------------------------------------
 
 
-_SHORT_NAME = MAX_NAME // 4
-"""Names of at most this many characters surely fit MAX_NAME bytes (see fields.name)."""
-
-
 def _dec_ping(v: list[Any]) -> Ping:
     if len(v) == 4:  # the common case checked inline: the same checks as the calls below
         _, seq, target, source = v
@@ -404,9 +400,9 @@ def _dec_ping(v: list[Any]) -> Ping:
             type(seq) is int
             and 0 <= seq <= MAX_UINT32
             and type(target) is str
-            and 0 < len(target) <= _SHORT_NAME
+            and 0 < len(target) <= SHORT_NAME
             and type(source) is str
-            and 0 < len(source) <= _SHORT_NAME
+            and 0 < len(source) <= SHORT_NAME
         ):
             return Ping(seq, target, source)
     f.fields(v, 3, "ping")

@@ -37,8 +37,13 @@ def text(value: Any, field: str, max_bytes: int, *, empty: bool = False) -> str:
     return value
 
 
+SHORT_NAME = MAX_NAME // 4
+"""A name of at most this many characters surely fits MAX_NAME bytes of UTF-8 (the fast
+path of `name`, and of the codec's inline ping check)."""
+
+
 def name(value: Any, field: str = "name") -> str:
-    if type(value) is str and 0 < len(value) <= MAX_NAME // 4:  # fast path: surely short enough
+    if type(value) is str and 0 < len(value) <= SHORT_NAME:  # fast path: surely short enough
         return value
     return text(value, field, MAX_NAME)
 
