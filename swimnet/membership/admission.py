@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from swimnet.membership.member import MemberRecord
 from swimnet.wire.codec import encode_members
@@ -206,15 +206,9 @@ class Admission:
         return found
 
 
-def vouched_for(members: Iterable[MemberRecord]) -> Iterator[MemberState]:
-    """The members a push-pull of ours lists: every one but the live unverified ones."""
-    for m in members:
-        if m.verified or m.state != _ALIVE:
-            yield m.to_wire()
-
-
 def vouched_encoded(members: Iterable[MemberRecord]) -> list[bytes]:
-    """`vouched_for`, each member as `encode_members` encodes it."""
+    """The members a push-pull of ours lists, encoded as `encode_members` does: every one
+    but the live unverified ones."""
     return encode_members(
         (m.identity, m.incarnation, m.state) for m in members if m.verified or m.state != _ALIVE
     )
