@@ -74,10 +74,7 @@ class Transport:
     def send_datagram(self, addr: Address, data: bytes) -> bool:
         """Hand one datagram to the kernel; False (and a counter) when it was dropped."""
         stats = self.stats
-        usable = self._numeric.get(addr[0])  # `_usable` inlined: this runs per datagram
-        if usable is None:
-            usable = self._usable(addr[0])
-        if not usable or not 0 < addr[1] < 65_536:
+        if not self._usable(addr[0]) or not 0 < addr[1] < 65_536:
             stats["drop_send_bad_address"] += 1
             return False
         try:
