@@ -25,6 +25,12 @@ results are written side by side with the ratios swimnet / memberlist (below 1: 
 is better). Every phase records `others_cpu_cores`: the machine's busy CPU not spent by
 this process (wall-clock figures mean little when it is high).
 
+Beside the medians, every run keeps the distributions behind them: the time each node
+first saw all N alive (`converge_per_node_s`, quantiles in `converge_node_s`) and each
+observer's detection time (`crash_detect_per_observer_s`); quantiles are interpolated as
+the harness computes them. With matplotlib, one PNG per (size, encryption) cell plots both
+as cumulative distributions, memberlist's published quantiles as points beside them.
+
 Prints one JSON line per run and a table, writes ``out_dir/realcluster.json``;
 ``python -m benchmarks realcluster`` (or ``python benchmarks/bench_realcluster.py --help``
 for the flags: sizes, window, encryption, memberlist path). Nothing here asserts a figure.
@@ -40,7 +46,6 @@ import os
 import pathlib
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 from collections import Counter
@@ -52,6 +57,7 @@ import trio
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import CdfPanel, cdf_png
 from swimnet.config import Config, format_address
 from swimnet.errors import JoinError
 from swimnet.membership.events import MemberFailed
@@ -122,9 +128,19 @@ def _sees_all(node: Node, n: int) -> bool:
     return sum(1 for state in node.view().values() if state == State.ALIVE) == n
 
 
-def _percentile(values: list[float], q: float) -> float:
+def _quantile(ordered: list[float], q: float) -> float:
+    """The harness's quantile of sorted values: linear interpolation between the closest
+    ranks (numpy's default), so both sides' figures are computed alike."""
+    pos = q * (len(ordered) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _distribution(values: list[float]) -> dict[str, float]:
+    """min, median, p90, p99 and max of a non-empty list, rounded to the millisecond."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+    marks = {"min": 0.0, "median": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}
+    return {name: round(_quantile(ordered, q), 3) for name, q in marks.items()}
 
 
 class _Member:
@@ -167,10 +183,14 @@ async def _converge(nodes: list[Node], join_interval: float, result: dict[str, A
     result["joins_done_s"] = round(trio.current_time() - start, 3)
     result["join_errors"] = join_errors
     pending = list(nodes)
+    first_full: list[float] = []
     result["converge_s"] = None
     with trio.move_on_after(CONVERGE_TIMEOUT_S):
         while True:
-            pending = [node for node in pending if not _sees_all(node, n)]
+            still = [node for node in pending if not _sees_all(node, n)]
+            now = round(trio.current_time() - start, 3)
+            first_full.extend(now for _ in range(len(pending) - len(still)))
+            pending = still
             if not pending:
                 pending = [node for node in nodes if not _sees_all(node, n)]  # confirm
                 if not pending:
@@ -178,6 +198,9 @@ async def _converge(nodes: list[Node], join_interval: float, result: dict[str, A
                     break
             await trio.sleep(0.005)
     result["converged"] = result["converge_s"] is not None
+    if first_full:
+        result["converge_node_s"] = _distribution(first_full)
+    result["converge_per_node_s"] = first_full
     result["converge_cpu_s"] = round(_cpu_s() - phase.cpu, 3)
     result["converge_others_cpu_cores"] = phase.others_cores()
 
@@ -252,12 +275,8 @@ async def _crash(members: list[_Member], nodes: list[Node], result: dict[str, An
     result["crash_detected_by"] = f"{len(detect)}/{len(observers)}"
     result["crash_others_cpu_cores"] = phase.others_cores()
     if detect:
-        result["crash_detect_s"] = {
-            "min": round(min(detect), 3),
-            "median": round(statistics.median(detect), 3),
-            "p90": round(_percentile(detect, 0.9), 3),
-            "max": round(max(detect), 3),
-        }
+        result["crash_detect_s"] = _distribution(detect)
+    result["crash_detect_per_observer_s"] = sorted(round(t, 3) for t in detect)
 
 
 async def _measure(
@@ -388,7 +407,19 @@ def memberlist_summary(raw: dict[str, Any]) -> dict[str, Any]:
         "crash_detected_by": f"{failure.get('detected', 0)}/{failure.get('observers', 0)}",
         "crash_detect_median_s": failure.get("median_s"),
         "rss_kb_per_node": raw.get("mem", {}).get("rss_per_node_kb"),
-    }
+        "converge_node_quantiles_s": _present(
+            {0.5: raw.get("converge_node_p50_s"), 0.9: raw.get("converge_node_p90_s"),
+             0.99: raw.get("converge_node_p99_s"), 1.0: raw.get("converge_last_node_first_full_s")}
+        ),
+        "crash_detect_quantiles_s": _present(
+            {0.0: failure.get("min_s"), 0.5: failure.get("median_s"), 0.9: failure.get("p90_s"),
+             1.0: failure.get("max_s")}
+        ),
+    }  # fmt: skip
+
+
+def _present(quantiles: dict[float, Any]) -> dict[float, float]:
+    return {q: float(v) for q, v in quantiles.items() if isinstance(v, int | float)}
 
 
 COMPARED = (
@@ -415,6 +446,27 @@ def ratios(swimnet: dict[str, Any], memberlist: dict[str, Any]) -> dict[str, flo
         ok = isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs > 0
         out[key] = round(ours / theirs, 3) if ok else None  # type: ignore[operator]
     return out
+
+
+def plot(pair: dict[str, Any], result: dict[str, Any], out_dir: pathlib.Path) -> None:
+    """Convergence per node and detection per observer, as distributions: swimnet's whole
+    CDF, memberlist's published quantiles as points (its harness reports no more)."""
+    ml = pair.get("memberlist") or {}
+    mode = "encrypted" if pair["encrypted"] else "plaintext"
+    name, title = f"realcluster_n{pair['nodes']}_{mode}", f"real cluster, N = {pair['nodes']}, {mode}"
+    panels: list[CdfPanel] = [
+        (
+            "time from the first join until the node first saw all N alive (s)",
+            {"swimnet": result.get("converge_per_node_s", [])},
+            {"memberlist": ml.get("converge_node_quantiles_s", {})},
+        ),
+        (
+            "time from the crash until the observer reported it dead (s)",
+            {"swimnet": result.get("crash_detect_per_observer_s", [])},
+            {"memberlist": ml.get("crash_detect_quantiles_s", {})},
+        ),
+    ]
+    cdf_png(name, title, panels, out_dir)
 
 
 def table(pairs: list[dict[str, Any]]) -> str:
@@ -486,8 +538,9 @@ def run(
             if "memberlist" in pair:
                 pair["ratios"] = ratios(pair["swimnet"], pair["memberlist"])
             pairs.append(pair)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            plot(pair, result, out_dir)
     print(table(pairs), flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "realcluster",
         "procedure": __doc__.split("\n\n")[1].strip() if __doc__ else "",

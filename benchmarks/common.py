@@ -70,3 +70,42 @@ def histogram_png(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     print(f"wrote {path}")
+
+
+CdfPanel = tuple[str, dict[str, Sequence[float]], dict[str, dict[float, float]]]
+"""(x label, curves: label -> values, points: label -> {quantile: value})."""
+
+
+def cdf_png(name: str, title: str, panels: Sequence[CdfPanel], directory: pathlib.Path) -> None:
+    """Side-by-side cumulative distributions, if matplotlib is installed: each curve is a
+    whole distribution; each point set is a peer's published quantiles (a peer that reports
+    only quantiles is drawn as the points of its CDF)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (xlabel, curves, points) in zip(axes[0], panels, strict=True):
+        for label, values in curves.items():
+            ordered = sorted(values)
+            if ordered:
+                fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
+                ax.step(ordered, fractions, where="post", label=f"{label} (n={len(ordered)})")
+        for label, quantiles in points.items():
+            if quantiles:
+                qs = sorted(quantiles)
+                ax.plot([quantiles[q] for q in qs], qs, "x--", label=f"{label} (quantiles)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("fraction")
+        ax.set_ylim(0.0, 1.02)
+        ax.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = directory / f"{name}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
