@@ -27,6 +27,7 @@ from swimnet.engine import Engine
 from swimnet.errors import LocalProtocolError
 from swimnet.layers.topology import PingObserver
 from swimnet.runtime.node import DEFAULT_MAX_STREAMS, Node
+from swimnet.runtime.reactor import Reactor
 from swimnet.runtime.resolve import Seed, default_name, is_numeric, resolve, resolve_advertise
 from swimnet.runtime.subscriptions import DEFAULT_BUFFER
 from swimnet.runtime.transport import open_transport
@@ -84,7 +85,15 @@ async def open_node(
         )
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
-            node = Node(engine, transport, nursery, stats, event_buffer=event_buffer, max_streams=max_streams)
+            node = Node(
+                engine,
+                transport,
+                nursery,
+                stats,
+                event_buffer=event_buffer,
+                max_streams=max_streams,
+                reactor=Reactor.current(),
+            )
             node._start()
             try:
                 yield node
