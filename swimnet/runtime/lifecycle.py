@@ -53,13 +53,16 @@ async def open_node(
     max_streams: int = DEFAULT_MAX_STREAMS,
     tables_config: TablesConfig | None = None,
     ping_observer: PingObserver | None = None,
+    shared_reactor: bool = True,
 ) -> AsyncIterator[Node]:
     """Start a node; `async with open_node(config) as node:` (see the module rules).
 
     `incarnation` starts the local member above a previous life (a restart under the same
     name must use a higher one); `rng` defaults to one seeded from os.urandom; `event_buffer`
     is the default subscription buffer; `max_streams` bounds concurrent stream exchanges per
-    direction; `ping_observer` is told of every direct probe round trip (e.g. a histogram).
+    direction; `ping_observer` is told of every direct probe round trip (e.g. a histogram);
+    `shared_reactor` False makes the node wait on its socket and timer in tasks of its own
+    instead of the run's shared epoll (what it does anyway where epoll is unavailable).
     """
     if not isinstance(event_buffer, int) or event_buffer < 1:
         raise LocalProtocolError("event_buffer: must be an integer >= 1")
@@ -92,7 +95,7 @@ async def open_node(
                 stats,
                 event_buffer=event_buffer,
                 max_streams=max_streams,
-                reactor=Reactor.current(),
+                reactor=Reactor.current() if shared_reactor else None,
             )
             node._start()
             try:
