@@ -5,12 +5,16 @@ Rules:
   every call `_flush()` sends what it queued (datagrams at once, stream exchanges as tasks),
   hands its events to the subscriptions and moves the timer to engine.next_deadline();
   `_flush()` never awaits, so no other task can run between an engine call and its output;
-- tasks in the node's nursery: the UDP receive loop, the TCP accept loop (one task per
-  connection), the timer, one task per stream exchange we open; the timer waits for an
-  `Alarm` (a Linux timerfd) whose deadline `_flush` keeps equal to engine.next_deadline()
-  (earlier wakes it sooner, later saves a useless wake-up): an I/O wake-up, cheaper than a
-  cancel scope expiring; without a timerfd (another OS, a test's MockClock) it sleeps in a
-  cancel scope whose deadline `_flush` keeps the same way;
+- datagrams and the timer: the node's timer is an `Alarm` (a Linux timerfd) whose deadline
+  `_flush` keeps equal to engine.next_deadline() (earlier wakes it sooner, later saves a
+  useless wake-up); the UDP socket and the alarm are watched by the run's `Reactor` (one
+  shared epoll; a ready descriptor is served by a callback, one datagram or one expiry per
+  call, with no task switch); without a reactor (no epoll, `shared_reactor=False`) a
+  receive task and a timer task wait on them; without a timerfd (another OS, a test's
+  MockClock) the timer sleeps in a cancel scope whose deadline `_flush` keeps the same way;
+  `_close` stops the reactor's callbacks at once, so a crashed node sends nothing more;
+- tasks in the node's nursery: the reactor watch (or the receive and timer tasks), the TCP
+  accept loop (one task per connection), one task per stream exchange we open;
 - waiting is event-driven: operations that take time (key operations, table syncs) end with
   a completion event from the engine (`KeyOpFinished`, `SyncFinished`); `_flush` hands it to
   the waiter registered before the operation's output went out; nothing polls;
