@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import select
 import socket
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -13,7 +14,7 @@ import trio.testing
 from runtime_harness import converged, fast_config, run_node, start_cluster, states, wait_for
 
 from swimnet.runtime.alarm import Alarm
-from swimnet.runtime.reactor import MAX_ROUNDS, Reactor
+from swimnet.runtime.reactor import MAX_EVENTS, MAX_ROUNDS, Reactor
 
 pytestmark = pytest.mark.skipif(not hasattr(select, "epoll"), reason="no epoll on this platform")
 
@@ -172,3 +173,39 @@ async def test_nodes_on_the_reactor_and_on_their_own_tasks_form_one_cluster() ->
         await own.crash()
         await wait_for(lambda: states(handles[0].node)["n2"] == "dead", what="the task node's crash")
         nursery.cancel_scope.cancel()
+
+
+async def test_a_step_is_bounded_then_the_reactor_yields() -> None:
+    """Past MAX_ROUNDS polls, or once MAX_EVENTS callbacks ran, a step ends (other tasks
+    run) and the next step serves the rest: nothing is lost, nothing starves."""
+    pairs = [_pair() for _ in range(MAX_EVENTS + 1)]
+    got: list[bytes] = []
+
+    def reader(sock: socket.socket) -> Callable[[], None]:
+        return lambda: got.append(sock.recv(100))
+
+    reactor = _reactor()
+    watch = reactor.watch({a.fileno(): reader(a) for a, _ in pairs})
+    instrument = _ReactorSteps()
+    try:
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(instrument)
+        for _, b in pairs:
+            b.send(b"x")
+        await wait_for(lambda: len(got) == len(pairs), timeout=10, what="every descriptor served")
+        assert instrument.steps >= 2  # MAX_EVENTS callbacks end the first step
+        trio.lowlevel.remove_instrument(instrument)
+        burst = pairs[0][1]
+        instrument.steps = 0
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(instrument)
+        for _ in range(3 * MAX_ROUNDS):
+            burst.send(b"y")
+        await wait_for(lambda: len(got) == len(pairs) + 3 * MAX_ROUNDS, timeout=10, what="the burst")
+        assert instrument.steps >= 3  # one datagram per callback, MAX_ROUNDS polls per step
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+        watch.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
