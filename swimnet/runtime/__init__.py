@@ -6,10 +6,11 @@
             async for event in events: ...
 
 `serve_node` runs a node under `nursery.start`. Modules: lifecycle (open_node, serve_node),
-node (Node: the engine driven by sockets and timers), transport (UDP + TCP on one port),
-streams (request/reply exchanges), framing (plain and authenticated frames), guard (stream
-admission, buffer budget, inflation allowance), subscriptions (bounded event buffers),
-resolve (names and addresses).
+node (Node: the engine driven by sockets and timers), reactor (one epoll per trio run that
+serves every node's socket and timer by callbacks), alarm (the timer as a timerfd),
+transport (UDP + TCP on one port), streams (request/reply exchanges), framing (plain and
+authenticated frames), guard (stream admission, buffer budget, inflation allowance),
+subscriptions (bounded event buffers), resolve (names and addresses).
 """
 
 from __future__ import annotations

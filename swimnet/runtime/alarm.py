@@ -21,6 +21,10 @@ Rules:
   raises: the values it passes are valid and the descriptor is open until `close`;
 - `wait` returns once the alarm fired for the deadline set now; a re-arm after the expiry
   (the deadline changed meanwhile) discards the expiry, and `wait` keeps waiting;
+- `fileno()` and `consume()` are the same wait for a caller that polls the descriptor
+  itself (the node's reactor): when it is readable, `consume()` is True if the alarm fired
+  for the deadline set now (the expiry is taken, so the descriptor is no longer readable)
+  and False for an expiry a re-arm discarded;
 - `close` is idempotent and wakes a task blocked in `wait` with trio.ClosedResourceError.
 """
 
@@ -128,16 +132,26 @@ class Alarm:
             words[_VALUE_SEC], words[_VALUE_NSEC] = divmod(ns, 1_000_000_000)
         self._settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
 
+    def fileno(self) -> int:
+        """The timerfd (readable once the alarm fired; -1 once closed)."""
+        return self._fd
+
+    def consume(self) -> bool:
+        """Take the expiry: True if the alarm fired for the deadline set now (it is then
+        disarmed), False if there was none (a re-arm after the expiry discarded it)."""
+        try:
+            os.read(self._fd, 8)
+        except BlockingIOError:  # re-armed after it fired: that expiry is gone
+            return False
+        self._deadline = math.inf  # an absolute timer fires once
+        return True
+
     async def wait(self) -> None:
         """Until the alarm fires for the deadline set now."""
         while True:
             await trio.lowlevel.wait_readable(self._fd)
-            try:
-                os.read(self._fd, 8)
-            except BlockingIOError:  # re-armed after it fired: that expiry is gone
-                continue
-            self._deadline = math.inf  # an absolute timer fires once
-            return
+            if self.consume():
+                return
 
     def close(self) -> None:
         if self._fd >= 0:

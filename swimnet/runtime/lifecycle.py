@@ -27,6 +27,7 @@ from swimnet.engine import Engine
 from swimnet.errors import LocalProtocolError
 from swimnet.layers.topology import PingObserver
 from swimnet.runtime.node import DEFAULT_MAX_STREAMS, Node
+from swimnet.runtime.reactor import Reactor
 from swimnet.runtime.resolve import Seed, default_name, is_numeric, resolve, resolve_advertise
 from swimnet.runtime.subscriptions import DEFAULT_BUFFER
 from swimnet.runtime.transport import open_transport
@@ -52,13 +53,16 @@ async def open_node(
     max_streams: int = DEFAULT_MAX_STREAMS,
     tables_config: TablesConfig | None = None,
     ping_observer: PingObserver | None = None,
+    shared_reactor: bool = True,
 ) -> AsyncIterator[Node]:
     """Start a node; `async with open_node(config) as node:` (see the module rules).
 
     `incarnation` starts the local member above a previous life (a restart under the same
     name must use a higher one); `rng` defaults to one seeded from os.urandom; `event_buffer`
     is the default subscription buffer; `max_streams` bounds concurrent stream exchanges per
-    direction; `ping_observer` is told of every direct probe round trip (e.g. a histogram).
+    direction; `ping_observer` is told of every direct probe round trip (e.g. a histogram);
+    `shared_reactor` False makes the node wait on its socket and timer in tasks of its own
+    instead of the run's shared epoll (what it does anyway where epoll is unavailable).
     """
     if not isinstance(event_buffer, int) or event_buffer < 1:
         raise LocalProtocolError("event_buffer: must be an integer >= 1")
@@ -84,7 +88,15 @@ async def open_node(
         )
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
-            node = Node(engine, transport, nursery, stats, event_buffer=event_buffer, max_streams=max_streams)
+            node = Node(
+                engine,
+                transport,
+                nursery,
+                stats,
+                event_buffer=event_buffer,
+                max_streams=max_streams,
+                reactor=Reactor.current() if shared_reactor else None,
+            )
             node._start()
             try:
                 yield node

@@ -5,12 +5,16 @@ Rules:
   every call `_flush()` sends what it queued (datagrams at once, stream exchanges as tasks),
   hands its events to the subscriptions and moves the timer to engine.next_deadline();
   `_flush()` never awaits, so no other task can run between an engine call and its output;
-- tasks in the node's nursery: the UDP receive loop, the TCP accept loop (one task per
-  connection), the timer, one task per stream exchange we open; the timer waits for an
-  `Alarm` (a Linux timerfd) whose deadline `_flush` keeps equal to engine.next_deadline()
-  (earlier wakes it sooner, later saves a useless wake-up): an I/O wake-up, cheaper than a
-  cancel scope expiring; without a timerfd (another OS, a test's MockClock) it sleeps in a
-  cancel scope whose deadline `_flush` keeps the same way;
+- datagrams and the timer: the node's timer is an `Alarm` (a Linux timerfd) whose deadline
+  `_flush` keeps equal to engine.next_deadline() (earlier wakes it sooner, later saves a
+  useless wake-up); the UDP socket and the alarm are watched by the run's `Reactor` (one
+  shared epoll; a ready descriptor is served by a callback, one datagram or one expiry per
+  call, with no task switch); without a reactor (no epoll, `shared_reactor=False`) a
+  receive task and a timer task wait on them; without a timerfd (another OS, a test's
+  MockClock) the timer sleeps in a cancel scope whose deadline `_flush` keeps the same way;
+  `_close` stops the reactor's callbacks at once, so a crashed node sends nothing more;
+- tasks in the node's nursery: the reactor watch (or the receive and timer tasks), the TCP
+  accept loop (one task per connection), one task per stream exchange we open;
 - waiting is event-driven: operations that take time (key operations, table syncs) end with
   a completion event from the engine (`KeyOpFinished`, `SyncFinished`); `_flush` hands it to
   the waiter registered before the operation's output went out; nothing polls;
@@ -42,6 +46,7 @@ from swimnet.membership.member import Member
 from swimnet.runtime import sockstream, streams
 from swimnet.runtime.alarm import Alarm
 from swimnet.runtime.keys import Keys
+from swimnet.runtime.reactor import Reactor, Watch
 from swimnet.runtime.resolve import Seed, dedupe, resolve_seed
 from swimnet.runtime.subscriptions import Subscription
 from swimnet.runtime.transport import Transport, error_name
@@ -92,8 +97,12 @@ class Node:
         *,
         event_buffer: int,
         max_streams: int,
+        reactor: Reactor | None,
     ) -> None:
         self._engine = engine
+        self._reactor = reactor
+        """The run's shared epoll for the socket and the alarm (None: tasks of our own)."""
+        self._watch: Watch | None = None
         self._now = trio.lowlevel.current_clock().current_time
         """trio.current_time() without its two wrapper calls (the per-packet paths use it)."""
         self._transport = transport
@@ -501,27 +510,30 @@ class Node:
         self._flush()
         return reply
 
-    async def _receive_loop(self) -> None:
+    def _receiver(self, batch: int) -> Callable[[], None]:
+        """The receive step: read and handle datagrams until the socket would block, at most
+        `batch` of them. The reactor's callback reads one (the reactor calls it again while
+        the socket stays readable, and a read that would block costs a syscall and an
+        exception); `_receive_loop` reads _RECEIVE_BATCH per wake-up."""
         sock = self._transport.udp
-        fd = sock.fileno()
         buf = bytearray(_RECEIVE_BUFFER)
         view = memoryview(buf)
         stats = self._stats
         receive = self._engine.receive_datagram
         now = self._now
         flush = self._flush
-        wait_readable = trio.lowlevel.wait_readable
-        while True:
-            await wait_readable(fd)
-            for _ in range(_RECEIVE_BATCH):
+        internal_error = self._internal_error
+
+        def receive_batch() -> None:
+            for _ in range(batch):
                 try:
                     size, source = sock.recvfrom_into(buf)
                 except BlockingIOError:
-                    break
+                    return
                 except OSError as exc:  # e.g. a queued ICMP error: count it, keep reading
                     stats["receive_errors"] += 1
                     stats[f"receive_error_{error_name(exc)}"] += 1
-                    break
+                    return
                 stats["udp_packets_received"] += 1
                 stats["udp_bytes_received"] += size
                 if len(source) != 2:  # IPv6: (host, port, flowinfo, scope_id)
@@ -529,8 +541,44 @@ class Node:
                 try:  # an engine failure on peer input is counted, never raised
                     receive(bytes(view[:size]), source, now())
                 except Exception:
-                    self._internal_error("receive_datagram")
+                    internal_error("receive_datagram")
                 flush()
+
+        return receive_batch
+
+    async def _receive_loop(self) -> None:
+        """The receive loop without a reactor: a task waiting on the socket."""
+        fd = self._transport.udp.fileno()
+        receive_batch = self._receiver(_RECEIVE_BATCH)
+        wait_readable = trio.lowlevel.wait_readable
+        while True:
+            await wait_readable(fd)
+            receive_batch()
+
+    async def _serve_reactor(self, reactor: Reactor, alarm: Alarm | None) -> None:
+        """The socket (and the alarm, if any) served by the run's reactor until the node
+        closes; a runtime failure inside a callback is re-raised here (it crashes the node)."""
+        callbacks = {self._transport.udp.fileno(): self._receiver(1)}
+        try:
+            if alarm is not None:
+                callbacks[alarm.fileno()] = partial(self._on_alarm, alarm)
+                self._alarm = alarm
+                alarm.set(self._engine.next_deadline())  # from now on `_flush` keeps it current
+            if self._closed:
+                return
+            watch = self._watch = reactor.watch(callbacks)
+            try:
+                await watch.wait_failed()
+            finally:
+                watch.close()
+        finally:
+            self._alarm = None
+            if alarm is not None:
+                alarm.close()
+
+    def _on_alarm(self, alarm: Alarm) -> None:
+        if alarm.consume():  # False: re-armed after it fired, nothing is due for that expiry
+            self._fire_timer()
 
     async def _timer_loop(self, alarm: Alarm | None) -> None:
         """The timer; `alarm` (opened with the node, so the node holds its descriptor from
@@ -568,6 +616,14 @@ class Node:
         self._flush()
 
     def _start(self) -> None:
+        alarm = Alarm.open()
+        if self._reactor is None:
+            self._nursery.start_soon(self._receive_loop)
+            self._nursery.start_soon(self._timer_loop, alarm)
+        else:
+            self._nursery.start_soon(self._serve_reactor, self._reactor, alarm)
+            if alarm is None:
+                self._nursery.start_soon(self._scope_timer_loop)
         handler = partial(
             streams.serve_connection,
             handle=self._handle_stream,
@@ -576,12 +632,12 @@ class Node:
             limiter=self._in_limiter,
             guard=self._guard,
         )
-        self._nursery.start_soon(self._receive_loop)
-        self._nursery.start_soon(self._timer_loop, Alarm.open())
         self._nursery.start_soon(sockstream.serve, self._transport.tcp, handler, self._stats)
 
     def _close(self) -> None:
         self._closed = True
+        if self._watch is not None:  # no reactor callback from now on (a crash sends nothing more)
+            self._watch.close()
         subs: list[Subscription[Any]] = [*self._subscriptions, *self._table_subscriptions]
         for sub in subs:
             sub.close()

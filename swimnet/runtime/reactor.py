@@ -1,0 +1,153 @@
+"""One epoll instance per trio run, shared by every node of the run: a descriptor that
+becomes readable has its callback called inside the reactor's task, with no trio task
+switch and no epoll_ctl for that wake-up.
+
+Why: a node waiting with trio's wait_readable pays, per event (a datagram, a timer
+expiry), one trio task step (reschedule, outcome, coroutine resume) and one epoll_ctl to
+re-arm its one-shot registration; in a profile of a steady cluster that cost as much as the
+protocol work itself. Here the descriptors are registered once, level-triggered, in an
+inner epoll; trio waits on that epoll's descriptor (it is readable while any registered
+descriptor is), and one reactor step serves every descriptor that is ready, including the
+ones that became ready during the step (a datagram sent on loopback to a node of the same
+process is readable at once): a probe round trip between two nodes of one process can run
+in one step.
+
+Rules:
+- `Reactor.current()` is the run's reactor, made on first use (its loop is a trio system
+  task, ended with the run), or None without epoll (not Linux): nodes then wait in tasks
+  of their own;
+- `watch(callbacks)` registers descriptors (fd -> callback, EPOLLIN, level-triggered)
+  until the `Watch` is closed; a callback runs while its descriptor is readable, so it
+  must consume what made it readable (or stop the watch) and do bounded work; callbacks
+  never await;
+- a callback that raises stops its watch (every descriptor of it unregistered at once) and
+  the exception is re-raised by `Watch.wait_failed()` in the owner's task, so a bug crashes
+  its node as it would in a task of the node, never the reactor or other nodes;
+- `Watch.close()` is synchronous and idempotent: no callback of it runs afterwards; close
+  it before closing its descriptors;
+- fairness: a step polls at most MAX_ROUNDS times and stops polling once it has served
+  MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1), then yields to trio (waiting on
+  the inner epoll is a checkpoint): under load a step serves about what one trio batch of
+  per-node tasks did, so the reactor can neither hold the event loop nor starve other
+  tasks (stream exchanges, the user's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+from collections.abc import Callable, Mapping
+
+import trio
+
+MAX_ROUNDS = 8
+"""Polls of the inner epoll per reactor step (each serves what is ready at that moment)."""
+MAX_EVENTS = 256
+"""Ready descriptors taken per poll, and callbacks after which a step stops polling."""
+
+Callback = Callable[[], None]
+
+_CURRENT: trio.lowlevel.RunVar[Reactor | None] = trio.lowlevel.RunVar("swimnet_reactor", default=None)
+
+
+class Watch:
+    """Descriptors of one owner registered with the reactor; from `Reactor.watch`."""
+
+    __slots__ = ("_error", "_failed", "_fds", "_reactor")
+
+    def __init__(self, reactor: Reactor, fds: list[int]) -> None:
+        self._reactor = reactor
+        self._fds = fds
+        self._error: BaseException | None = None
+        self._failed = trio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return not self._fds
+
+    def close(self) -> None:
+        """Unregister every descriptor of the watch (idempotent)."""
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            self._reactor._unregister(fd)
+
+    def _fail(self, error: BaseException) -> None:
+        self.close()
+        if self._error is None:
+            self._error = error
+            self._failed.set()
+
+    async def wait_failed(self) -> None:
+        """Block until a callback raised, then re-raise its exception (cancellable; the
+        owner closes the watch when it is cancelled)."""
+        await self._failed.wait()
+        assert self._error is not None
+        raise self._error
+
+
+class Reactor:
+    """The run's shared epoll; obtain it with `Reactor.current()` inside trio."""
+
+    def __init__(self, epoll: select.epoll) -> None:
+        self._epoll = epoll
+        self._callbacks: dict[int, tuple[Callback, Watch]] = {}
+
+    @classmethod
+    def current(cls) -> Reactor | None:
+        reactor = _CURRENT.get()
+        if reactor is None:
+            if not hasattr(select, "epoll"):
+                return None
+            reactor = cls(select.epoll())
+            _CURRENT.set(reactor)
+            trio.lowlevel.spawn_system_task(reactor._run, name="swimnet.reactor")
+        return reactor
+
+    def watch(self, callbacks: Mapping[int, Callback]) -> Watch:
+        """Register each descriptor with its callback (OSError if one cannot be; then none is)."""
+        watch = Watch(self, [])
+        try:
+            for fd, callback in callbacks.items():
+                if fd in self._callbacks:
+                    raise trio.BusyResourceError(f"descriptor {fd} is already watched")
+                self._epoll.register(fd, select.EPOLLIN)
+                self._callbacks[fd] = (callback, watch)
+                watch._fds.append(fd)
+        except BaseException:
+            watch.close()
+            raise
+        return watch
+
+    def _unregister(self, fd: int) -> None:
+        if self._callbacks.pop(fd, None) is not None:
+            with contextlib.suppress(OSError, ValueError):  # closed already: epoll forgot it
+                self._epoll.unregister(fd)
+
+    async def _run(self) -> None:
+        epoll = self._epoll
+        poll = epoll.poll
+        callbacks = self._callbacks
+        wait_readable = trio.lowlevel.wait_readable
+        try:
+            while True:
+                await wait_readable(epoll.fileno())
+                served = 0
+                for _ in range(MAX_ROUNDS):
+                    ready = poll(0, MAX_EVENTS)
+                    if not ready:
+                        break
+                    served += len(ready)
+                    for fd, _ in ready:
+                        entry = callbacks.get(fd)
+                        if entry is None:  # a callback before it stopped this one's watch
+                            continue
+                        try:
+                            entry[0]()
+                        except Exception as exc:
+                            entry[1]._fail(exc)
+                    if served >= MAX_EVENTS:
+                        break
+        finally:
+            for _, watch in list(callbacks.values()):
+                watch._fail(trio.ClosedResourceError("the reactor stopped"))
+            epoll.close()

@@ -1,0 +1,211 @@
+"""The run's shared epoll (swimnet.runtime.reactor) and nodes served by it or by tasks of
+their own."""
+
+from __future__ import annotations
+
+import functools
+import select
+import socket
+from collections.abc import Callable
+
+import pytest
+import trio
+import trio.testing
+from runtime_harness import converged, fast_config, run_node, start_cluster, states, wait_for
+
+from swimnet.runtime.alarm import Alarm
+from swimnet.runtime.reactor import MAX_EVENTS, MAX_ROUNDS, Reactor
+
+pytestmark = pytest.mark.skipif(not hasattr(select, "epoll"), reason="no epoll on this platform")
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
+
+
+def _reactor() -> Reactor:
+    reactor = Reactor.current()
+    assert reactor is not None
+    return reactor
+
+
+async def test_one_reactor_per_run() -> None:
+    assert _reactor() is _reactor()
+
+
+async def test_a_callback_runs_while_readable_and_never_after_close() -> None:
+    a, b = _pair()
+    got: list[bytes] = []
+    watch = _reactor().watch({a.fileno(): lambda: got.append(a.recv(100))})  # one datagram per call
+    try:
+        for i in range(3):
+            b.send(b"x%d" % i)
+        await wait_for(lambda: len(got) == 3, timeout=5, what="three datagrams")
+        assert got == [b"x0", b"x1", b"x2"]
+        watch.close()
+        watch.close()
+        b.send(b"late")
+        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [b"x0", b"x1", b"x2"] and watch.closed
+    finally:
+        watch.close()
+        a.close()
+        b.close()
+
+
+async def test_a_failing_callback_stops_its_watch_only() -> None:
+    a, b = _pair()
+    c, d = _pair()
+    other: list[bytes] = []
+
+    def broken() -> None:
+        raise ValueError("bug")
+
+    reactor = _reactor()
+    failing = reactor.watch({a.fileno(): broken})
+    working = reactor.watch({c.fileno(): lambda: other.append(c.recv(100))})
+    try:
+        b.send(b"boom")
+        with trio.fail_after(5), pytest.raises(ValueError, match="bug"):
+            await failing.wait_failed()
+        assert failing.closed and not working.closed
+        d.send(b"still served")
+        await wait_for(lambda: other == [b"still served"], timeout=5, what="the other watch")
+    finally:
+        failing.close()
+        working.close()
+        for s in (a, b, c, d):
+            s.close()
+
+
+async def test_a_descriptor_is_watched_once() -> None:
+    a, b = _pair()
+    c, d = _pair()
+    reactor = _reactor()
+    first = reactor.watch({a.fileno(): lambda: None})
+    try:
+        with pytest.raises(trio.BusyResourceError):
+            reactor.watch({c.fileno(): lambda: None, a.fileno(): lambda: None})
+        # nothing of the refused watch stayed registered: c can be watched now
+        reactor.watch({c.fileno(): lambda: None}).close()
+    finally:
+        first.close()
+        for s in (a, b, c, d):
+            s.close()
+
+
+class _ReactorSteps(trio.abc.Instrument):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == "swimnet.reactor":
+            self.steps += 1
+
+
+async def test_what_becomes_ready_during_a_step_is_served_in_that_step() -> None:
+    """A ping-pong between two watched sockets (each callback answers at once, as nodes of
+    one process do on loopback) runs in one reactor step, up to MAX_ROUNDS exchanges."""
+    a, b = _pair()
+    exchanges = MAX_ROUNDS - 1
+    seen: list[int] = []
+
+    def serve(sock: socket.socket) -> None:
+        n = int(sock.recv(100))
+        seen.append(n)
+        if n < exchanges:
+            sock.send(b"%d" % (n + 1))
+
+    reactor = _reactor()
+    watch = reactor.watch({a.fileno(): lambda: serve(a), b.fileno(): lambda: serve(b)})
+    instrument = _ReactorSteps()
+    try:
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(instrument)
+        b.send(b"1")
+        await wait_for(lambda: len(seen) == exchanges, timeout=5, what="the ping-pong")
+        assert seen == list(range(1, exchanges + 1))
+        assert instrument.steps == 1
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+        watch.close()
+        a.close()
+        b.close()
+
+
+async def test_consume_takes_an_expiry_once_and_not_one_a_rearm_discarded() -> None:
+    alarm = Alarm.open()
+    if alarm is None:
+        pytest.skip("no timerfd")
+    try:
+        alarm.set(trio.current_time() - 1.0)
+        with trio.fail_after(5):
+            await trio.lowlevel.wait_readable(alarm.fileno())
+        assert alarm.consume() and alarm.deadline == float("inf")
+        assert not alarm.consume()
+        alarm.set(trio.current_time() - 1.0)
+        with trio.fail_after(5):
+            await trio.lowlevel.wait_readable(alarm.fileno())
+        alarm.set(trio.current_time() + 3600.0)  # re-armed after the expiry: it is gone
+        assert not alarm.consume()
+    finally:
+        alarm.close()
+
+
+async def test_nodes_on_the_reactor_and_on_their_own_tasks_form_one_cluster() -> None:
+    async with trio.open_nursery() as nursery:
+        handles = await start_cluster(nursery, 2)
+        own = await nursery.start(functools.partial(run_node, fast_config("n2"), shared_reactor=False))
+        assert await own.node.join([handles[0].seed]) == 1
+        nodes = [h.node for h in handles] + [own.node]
+        await wait_for(lambda: converged(nodes), what="convergence")
+        assert all(h.node._watch is not None for h in handles) and own.node._watch is None
+        crashed = handles[1].node
+        watch = crashed._watch
+        await handles[1].crash()
+        assert watch is not None and watch.closed  # a crashed node is served no more
+        await wait_for(lambda: states(own.node)["n1"] == "dead", what="crash seen by the task node")
+        await wait_for(lambda: states(handles[0].node)["n1"] == "dead", what="crash seen by a reactor node")
+        await own.crash()
+        await wait_for(lambda: states(handles[0].node)["n2"] == "dead", what="the task node's crash")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_step_is_bounded_then_the_reactor_yields() -> None:
+    """Past MAX_ROUNDS polls, or once MAX_EVENTS callbacks ran, a step ends (other tasks
+    run) and the next step serves the rest: nothing is lost, nothing starves."""
+    pairs = [_pair() for _ in range(MAX_EVENTS + 1)]
+    got: list[bytes] = []
+
+    def reader(sock: socket.socket) -> Callable[[], None]:
+        return lambda: got.append(sock.recv(100))
+
+    reactor = _reactor()
+    watch = reactor.watch({a.fileno(): reader(a) for a, _ in pairs})
+    instrument = _ReactorSteps()
+    try:
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(instrument)
+        for _, b in pairs:
+            b.send(b"x")
+        await wait_for(lambda: len(got) == len(pairs), timeout=10, what="every descriptor served")
+        assert instrument.steps >= 2  # MAX_EVENTS callbacks end the first step
+        trio.lowlevel.remove_instrument(instrument)
+        burst = pairs[0][1]
+        instrument.steps = 0
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(instrument)
+        for _ in range(3 * MAX_ROUNDS):
+            burst.send(b"y")
+        await wait_for(lambda: len(got) == len(pairs) + 3 * MAX_ROUNDS, timeout=10, what="the burst")
+        assert instrument.steps >= 3  # one datagram per callback, MAX_ROUNDS polls per step
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+        watch.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
