@@ -502,7 +502,7 @@ class Swim:
 
     def _on_alive(self, a: Alive, now: float, *, relay: bool = True) -> None:
         m = self.members.get(a.node)
-        if m is not None and a.incarnation <= m.incarnation and m.addr == a.addr and m is not self._me:
+        if m is not None and a.incarnation <= m.incarnation and m.identity[1] == a.addr and m is not self._me:
             return  # old news (the common case while gossip spreads an update)
         if self._leaving and a.node == self.name:
             return

@@ -44,6 +44,7 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections import Counter, deque
@@ -98,8 +99,9 @@ class PeerCoordinates:
         self._published: Coordinate | None = None
         self._due = False
         self._rtts: deque[float] = deque(maxlen=RTT_WINDOW)
-        self._median: float | None = None
-        """The median of `_rtts`, None when a sample came in since it was computed."""
+        self._sorted_rtts: list[float] = []
+        """The samples of `_rtts`, ascending: kept in step with it (one insertion and at most
+        one removal per sample), so the median is read, not sorted, on every probe."""
 
     @property
     def coordinate(self) -> Coordinate:
@@ -134,8 +136,11 @@ class PeerCoordinates:
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
         """One direct probe round trip to `peer`, whose ack carried `payload`."""
         if self.client.config.accepts_rtt(rtt):
-            self._rtts.append(rtt)
-            self._median = None
+            rtts, ordered = self._rtts, self._sorted_rtts
+            if len(rtts) == RTT_WINDOW:  # the oldest sample leaves the window
+                del ordered[bisect.bisect_left(ordered, rtts[0])]
+            rtts.append(rtt)
+            bisect.insort(ordered, rtt)
         if not payload:
             self.stats["coordinate_missing"] += 1
             return
@@ -242,11 +247,8 @@ class PeerCoordinates:
         """The median of the RTTs our last RTT_WINDOW direct probes measured (0.0 before
         the first): measured, not estimated, so a coordinate misplaced by one slow sample
         does not make every peer look far."""
-        median = self._median
-        if median is None:
-            rtts = sorted(self._rtts)
-            median = self._median = rtts[len(rtts) // 2] if rtts else 0.0
-        return median
+        ordered = self._sorted_rtts
+        return ordered[len(ordered) // 2] if ordered else 0.0
 
     def _scale(self) -> float:
         """What a material move is a share of: the median RTT, at least the RTT floor."""

@@ -80,3 +80,30 @@ def test_matches_a_dict_of_deadlines(steps: list[tuple[str, int, int]]) -> None:
         for k in range(5):
             assert (k in t) == (k in model)
             assert t.due_by(k, 10.0) == (k in model and model[k][0] <= 10.0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["set", "cancel", "pop", "ask"]), st.integers(0, 4), st.integers(0, 20))
+    )
+)
+def test_the_cached_next_deadline_is_the_earliest_live_one_whenever_asked(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    """Asked between any operations (or not at all for a while), the cached earliest deadline
+    is what a scan of the live keys gives."""
+    t = Timers()
+    model: dict[int, float] = {}
+    for op, key, when in steps:
+        if op == "set":
+            t.set(key, float(when))
+            model[key] = float(when)
+        elif op == "cancel":
+            t.cancel(key)
+            model.pop(key, None)
+        elif op == "pop":
+            for k in t.pop_due(float(when)):
+                del model[k]
+        else:
+            assert t.next_deadline() == min(model.values(), default=None)
+    assert t.next_deadline() == min(model.values(), default=None)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from swimnet.topology import Coordinate
 from swimnet.topology.book import TRUSTED_UPDATES
 from swimnet.topology.codec import encode_ack_payload
-from swimnet.topology.tracker import MIN_KNOWN, PeerCoordinates
+from swimnet.topology.tracker import MIN_KNOWN, RTT_WINDOW, PeerCoordinates
 
 NEAR = 0.0003
 FAR = 0.040
@@ -149,3 +152,21 @@ def test_remoteness_follows_every_change_of_either_coordinate() -> None:
     estimate = t.client.rtt_estimate(t.book.coordinate("still"))
     assert estimate is not None and median > t.rtt_floor and estimate <= 0.5 * median
     assert t.remoteness("still") == 0.0
+
+
+_SAMPLES = st.sampled_from([-1.0, 0.0, 0.0002, 0.0005, 0.001, 0.003, 0.02, float("nan"), 1e9])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_SAMPLES, max_size=200))
+def test_median_rtt_is_the_median_of_the_last_window_of_usable_samples(rtts: list[float]) -> None:
+    """The median kept in step with the window (an insertion and a removal per sample)
+    is the one a sort of the window gives, through evictions and repeated values."""
+    t = PeerCoordinates(random.Random(1))
+    usable: list[float] = []
+    for rtt in rtts:
+        t.observe("peer", rtt, b"")
+        if t.client.config.accepts_rtt(rtt):
+            usable.append(rtt)
+        window = sorted(usable[-RTT_WINDOW:])
+        assert t._median_rtt() == (window[len(window) // 2] if window else 0.0)
