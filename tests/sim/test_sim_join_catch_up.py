@@ -15,12 +15,11 @@ converges within 6-10 s of the last join.
 from __future__ import annotations
 
 import pytest
+from sim_helpers import why
 
 from swimnet.config import Config
 from swimnet.membership.swim import CATCH_UP_MAX
 from swimnet.sim import Simulation, Uniform
-
-from .sim_helpers import why
 
 NODES = 300
 SPACING = 0.1
