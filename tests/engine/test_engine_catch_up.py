@@ -71,7 +71,7 @@ def test_a_quiet_period_after_a_join_brings_one_catch_up_with_the_member_learned
     (catch_up,) = _pulls(h, NEWS_AT)
     assert catch_up.addr == LATE2_ADDR, "late2 was learned last"
     # late2 lists nothing we lack: we are done, whatever the time
-    h.stream_reply(PushPull(False, tuple(_ms(n, a) for n, a in [("late2", LATE2_ADDR), ("x", X_ADDR)])), catch_up)
+    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR), _ms("x", X_ADDR))), catch_up)
     h.advance(h.now + 20 * quiet, responder=ack_pings())
     assert _pulls(h, NEWS_AT) == [catch_up]
     assert h.engine.stats["catch_up_push_pulls"] == 1
