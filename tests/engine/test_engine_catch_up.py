@@ -1,0 +1,123 @@
+"""Catch-up push-pulls after a join (see swimnet.membership.swim's rules).
+
+Rules under test: after a join into a running cluster, once a whole CATCH_UP_QUIET probe
+intervals pass without a new member, the node pulls from the live member it learned of
+last; a second catch-up follows (after another quiet period) only if the first brought a
+new member; never more than CATCH_UP_MAX per join; a failed one is replaced by one random
+push-pull; a cluster that forms at once (the join answer lists its sender alone) and a
+node that never joined make none.
+"""
+
+from __future__ import annotations
+
+from engine_helpers import Harness, Opened, ack_pings
+
+from swimnet.membership.swim import CATCH_UP_MAX, CATCH_UP_QUIET
+from swimnet.wire import Address, Alive, MemberState, PushPull, State
+
+SEED_ADDR: Address = ("10.0.1.2", 7946)
+X_ADDR: Address = ("10.0.1.3", 7946)
+Y_ADDR: Address = ("10.0.1.4", 7946)
+LATE1_ADDR: Address = ("10.0.1.5", 7946)
+LATE2_ADDR: Address = ("10.0.1.6", 7946)
+LATER_ADDR: Address = ("10.0.1.7", 7946)
+NEWEST_ADDR: Address = ("10.0.1.8", 7946)
+NEWS_AT = 4.0
+"""When the late joiners' alives arrive: after every post-join sync (the last is due by 3.6 s)."""
+
+
+def _ms(name: str, addr: Address) -> MemberState:
+    return MemberState(name, addr, b"", 1, State.ALIVE)
+
+
+def _harness() -> Harness:
+    h = Harness(seed=4, push_pull_interval=1e6)  # keep the periodic push-pull out of the way
+    for name, addr in [
+        ("seed", SEED_ADDR), ("x", X_ADDR), ("y", Y_ADDR), ("late1", LATE1_ADDR), ("late2", LATE2_ADDR),
+        ("later", LATER_ADDR), ("newest", NEWEST_ADDR),
+    ]:  # fmt: skip
+        h.addr_of[name], h.name_at[addr] = addr, name
+    return h
+
+
+def _join(h: Harness, running: bool = True) -> None:
+    """Join through the seed (its answer lists x and y too if `running`), answer the post-join
+    syncs with what the seed listed, then hear of late1 and late2 by gossip at NEWS_AT."""
+    h.engine.join([SEED_ADDR], h.now)
+    h.collect()
+    known = [("seed", SEED_ADDR), ("x", X_ADDR), ("y", Y_ADDR)] if running else [("seed", SEED_ADDR)]
+    listed = PushPull(False, tuple(_ms(n, a) for n, a in known))
+    h.stream_reply(listed, SEED_ADDR)
+    while h.now < NEWS_AT:
+        h.step(ack_pings())
+        for o in _pulls(h):
+            if o.id not in h._answered:
+                h.stream_reply(listed, o)
+    h.feed([Alive(1, "late1", LATE1_ADDR), Alive(1, "late2", LATE2_ADDR)], src=X_ADDR)
+
+
+def _pulls(h: Harness, after: float = 0.0) -> list[Opened]:
+    """The non-join push-pulls opened after `after`."""
+    return [o for o in h.opened if type(o.request) is PushPull and not o.request.join and o.time > after]
+
+
+def test_a_quiet_period_after_a_join_brings_one_catch_up_with_the_member_learned_last() -> None:
+    h = _harness()
+    _join(h)
+    quiet = CATCH_UP_QUIET * h.config.probe_interval
+    h.advance(NEWS_AT + quiet - 0.01, responder=ack_pings())
+    assert _pulls(h, NEWS_AT) == [], "not before a whole quiet period"
+    h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
+    (catch_up,) = _pulls(h, NEWS_AT)
+    assert catch_up.addr == LATE2_ADDR, "late2 was learned last"
+    # late2 lists nothing we lack: we are done, whatever the time
+    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR), _ms("x", X_ADDR))), catch_up)
+    h.advance(h.now + 20 * quiet, responder=ack_pings())
+    assert _pulls(h, NEWS_AT) == [catch_up]
+    assert h.engine.stats["catch_up_push_pulls"] == 1
+
+
+def test_a_catch_up_that_brings_news_is_followed_by_one_more_at_most() -> None:
+    h = _harness()
+    _join(h)
+    quiet = CATCH_UP_QUIET * h.config.probe_interval
+    h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
+    (first,) = _pulls(h, NEWS_AT)
+    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR), _ms("later", LATER_ADDR))), first)
+    assert h.state("later") == State.ALIVE, "late2 vouched for it"
+    h.advance(first.time + 3 * quiet + 0.01, responder=ack_pings())
+    second = _pulls(h, first.time)
+    assert [o.addr for o in second] == [LATER_ADDR], "a second one, with the member learned last"
+    h.stream_reply(PushPull(False, (_ms("later", LATER_ADDR), _ms("newest", NEWEST_ADDR))), second[0])
+    assert h.state("newest") == State.ALIVE
+    h.advance(h.now + 20 * quiet, responder=ack_pings())
+    assert len(_pulls(h, NEWS_AT)) == CATCH_UP_MAX == 2, "never more than CATCH_UP_MAX per join"
+    assert h.engine.stats["catch_up_push_pulls"] == 2
+
+
+def test_a_failed_catch_up_is_replaced_by_one_random_push_pull() -> None:
+    h = _harness()
+    _join(h)
+    quiet = CATCH_UP_QUIET * h.config.probe_interval
+    h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
+    (catch_up,) = _pulls(h, NEWS_AT)
+    h.stream_failed(catch_up)
+    (retry,) = _pulls(h, catch_up.time - 1e-9)[1:]
+    assert retry.addr != LATE2_ADDR, "a random verified member instead"
+    h.stream_failed(retry)
+    assert len(_pulls(h, NEWS_AT)) == 2, "one replacement, no chain of them"
+
+
+def test_no_catch_up_in_a_cluster_that_forms_at_once() -> None:
+    h = _harness()
+    _join(h, running=False)
+    h.advance(NEWS_AT + 20 * CATCH_UP_QUIET * h.config.probe_interval, responder=ack_pings())
+    assert _pulls(h, NEWS_AT) == []
+    assert h.engine.stats["catch_up_push_pulls"] == 0
+
+
+def test_no_catch_up_without_a_join() -> None:
+    h = _harness()
+    h.feed([Alive(1, "seed", SEED_ADDR), Alive(1, "x", X_ADDR)], src=SEED_ADDR)
+    h.advance(20 * CATCH_UP_QUIET * h.config.probe_interval, responder=ack_pings())
+    assert _pulls(h) == []
