@@ -112,8 +112,8 @@ class StreamRequest:
     addr: Address
     data: bytes
     kind: str
-    """"join", "join_sync" (a post-join sync), "push_pull", "ping" (membership) or the
-    opening layer's section name."""
+    """"join", "join_sync" (a post-join sync), "catch_up" (a catch-up push-pull after a
+    join), "push_pull", "ping" (membership) or the opening layer's section name."""
 
 
 @attrs.define
