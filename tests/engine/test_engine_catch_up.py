@@ -3,9 +3,9 @@
 Rules under test: after a join into a running cluster, once a whole CATCH_UP_QUIET probe
 intervals pass without a new member, the node pulls from one of the CATCH_UP_SPREAD live
 members it learned of last, drawn at random; a second catch-up follows (after another
-quiet period) only if the first brought a new member; never more than CATCH_UP_MAX per join; a failed one is replaced by one random
-push-pull; a cluster that forms at once (the join answer lists its sender alone) and a
-node that never joined make none.
+quiet period) only if the first brought a new member; never more than CATCH_UP_MAX per
+join; a failed one is replaced by one random push-pull; a cluster that forms at once (the
+join answer lists its sender alone) and a node that never joined make none.
 """
 
 from __future__ import annotations
