@@ -45,7 +45,9 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   listed every member the seed had verified (a random member if that one fails; drawn
   among a few, not the very last, so a burst's joiners do not all pull from one node:
   500 joiners 20 ms apart in the simulator put 116-167 catch-ups on the busiest node
-  with the last one alone, 65-91 so). It stops after a catch-up that brought no new member, or
+  with the last one alone, 65-91 so). A catch-up stands for the periodic push-pull (the
+  next one is due a whole scaled interval after it), so a join adds no push-pull to a
+  node's long-run rate: it only brings one forward. It stops after a catch-up that brought no new member, or
   after `CATCH_UP_MAX`: O(1) extra push-pulls per join, none in steady state. A node that
   missed a late joiner of a long burst (gossip about it died out before reaching it: a
   recent joiner is unverified at most members, so little gossip goes its way; and its
@@ -1062,6 +1064,8 @@ class Swim:
             self._catch_up_opened = True
             self.stats["catch_up_push_pulls"] += 1
             self._catch_up_with_latest(now)
+            # it stands for the periodic push-pull: the next one is due a whole interval on
+            self.timers.set(_PUSH_PULL_TICK, now + push_pull_scale(self.config.push_pull_interval, held))
             if self._catch_up_left <= 0:
                 return
         self._catch_up_seen = held

@@ -30,8 +30,8 @@ def _ms(name: str, addr: Address) -> MemberState:
     return MemberState(name, addr, b"", 1, State.ALIVE)
 
 
-def _harness(seed: int = 4) -> Harness:
-    h = Harness(seed=seed, push_pull_interval=1e6)  # keep the periodic push-pull out of the way
+def _harness(seed: int = 4, push_pull_interval: float = 1e6) -> Harness:
+    h = Harness(seed=seed, push_pull_interval=push_pull_interval)  # 1e6: out of the way
     for name, addr in [
         ("seed", SEED_ADDR), ("x", X_ADDR), ("y", Y_ADDR), ("late1", LATE1_ADDR), ("late2", LATE2_ADDR),
         ("later", LATER_ADDR), ("newest", NEWEST_ADDR),
@@ -111,6 +111,21 @@ def test_a_catch_up_that_brings_news_is_followed_by_one_more_at_most() -> None:
     h.advance(h.now + 20 * quiet, responder=ack_pings())
     assert len(_pulls(h, NEWS_AT)) == CATCH_UP_MAX == 2, "never more than CATCH_UP_MAX per join"
     assert h.engine.stats["catch_up_push_pulls"] == 2
+
+
+def test_a_catch_up_stands_for_the_periodic_push_pull() -> None:
+    interval = 100.0  # at 8 members, push_pull_scale leaves it as it is
+    for seed in range(8):  # the periodic one was first due at random in 0-100 s
+        h = _harness(seed, push_pull_interval=interval)
+        _join(h)
+        quiet = CATCH_UP_QUIET * h.config.probe_interval
+        h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
+        catch_up = _pulls(h, NEWS_AT)[-1]
+        h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), catch_up)
+        h.advance(catch_up.time + interval - 0.01, responder=ack_pings())
+        assert _pulls(h, catch_up.time) == [], f"seed {seed}: no periodic push-pull within an interval of it"
+        h.advance(catch_up.time + interval + 0.01, responder=ack_pings())
+        assert len(_pulls(h, catch_up.time)) == 1, f"seed {seed}: the periodic one, an interval after it"
 
 
 def test_a_failed_catch_up_is_replaced_by_one_random_push_pull() -> None:
