@@ -45,10 +45,10 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   listed every member the seed had verified (a random member if that one fails; drawn
   among a few, not the very last, so a burst's joiners do not all pull from one node:
   500 joiners 20 ms apart in the simulator put 116-167 catch-ups on the busiest node
-  with the last one alone, 65-91 so). A catch-up stands for the periodic push-pull (the
-  next one is due a whole scaled interval after it), so a join adds no push-pull to a
-  node's long-run rate: it only brings one forward. It stops after a catch-up that brought no new member, or
-  after `CATCH_UP_MAX`: O(1) extra push-pulls per join, none in steady state. A node that
+  with the last one alone, 65-91 so). It stops after a catch-up that brought no new
+  member, or after `CATCH_UP_MAX`: O(1) per join, none in steady state; and a catch-up
+  stands for the periodic push-pull (the next one is due a whole scaled interval after
+  it), so a join brings a push-pull forward rather than adding one. A node that
   missed a late joiner of a long burst (gossip about it died out before reaching it: a
   recent joiner is unverified at most members, so little gossip goes its way; and its
   partners list a later joiner only once they verified it) otherwise waited for its next
@@ -1053,8 +1053,9 @@ class Swim:
 
     def _catch_up(self, now: float) -> None:
         """The catch-up tick, every CATCH_UP_QUIET probe intervals after a join into a running
-        cluster: once a whole period brought no new member, a push-pull with the live member
-        we learned of last; done once one brought nothing new or CATCH_UP_MAX were opened."""
+        cluster: once a whole period brought no new member, a push-pull with one of the
+        members we learned of last (it stands for the periodic one); done once one brought
+        nothing new or CATCH_UP_MAX were opened."""
         held, opened = len(self.members), self._catch_up_opened
         self._catch_up_opened = False
         if self._leaving or (opened and held == self._catch_up_seen):
