@@ -96,9 +96,8 @@ def test_a_quiet_period_after_a_join_brings_one_catch_up_with_a_member_learned_l
 def test_a_catch_up_that_brings_news_is_followed_by_one_more_at_most() -> None:
     h = _harness()
     _join(h)
+    first = _first_catch_up(h)
     quiet = CATCH_UP_QUIET * h.config.probe_interval
-    h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
-    (first,) = _pulls(h, NEWS_AT)
     h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR), _ms("later", LATER_ADDR))), first)
     assert h.state("later") == State.ALIVE, "late2 vouched for it"
     h.advance(first.time + 3 * quiet + 0.01, responder=ack_pings())
@@ -131,9 +130,7 @@ def test_a_catch_up_stands_for_the_periodic_push_pull() -> None:
 def test_a_failed_catch_up_is_replaced_by_one_random_push_pull() -> None:
     h = _harness()
     _join(h)
-    quiet = CATCH_UP_QUIET * h.config.probe_interval
-    h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
-    (catch_up,) = _pulls(h, NEWS_AT)
+    catch_up = _first_catch_up(h)
     h.stream_failed(catch_up)
     (retry,) = _pulls(h, catch_up.time - 1e-9)[1:]
     assert retry.addr != catch_up.addr, "another member instead"
