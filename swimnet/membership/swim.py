@@ -185,7 +185,6 @@ class Swim:
     __slots__ = (  # fixed attributes, read on every packet (more than a shared-keys dict holds)
         "_admission",
         "_by_addr",
-        "_catch_up_addr",
         "_catch_up_left",
         "_catch_up_opened",
         "_catch_up_seen",
@@ -196,7 +195,6 @@ class Swim:
         "_gossip_phase",
         "_isolation",
         "_joined_running",
-        "_latest_sync",
         "_leaving",
         "_me",
         "_opaque_sources",
@@ -213,6 +211,7 @@ class Swim:
         "_selection",
         "_seq",
         "_state",
+        "_steered",
         "_suspicions",
         "_unverified",
         "addr",
@@ -278,16 +277,15 @@ class Swim:
         """Our last join made us a newcomer: its post-join syncs are not gossiped on."""
         self._joined_running = False
         """A join answer listed members besides its sender: later joiners are worth looking for."""
-        self._latest_sync: Address | None = None
-        """The last post-join sync went to this unverified member (a random one follows if it fails)."""
+        self._steered: dict[Address, str] = {}
+        """Exchanges we steered to a chosen member (the last post-join sync, a catch-up), by
+        address, with their kind: if one fails, a random push-pull of that kind replaces it."""
         self._catch_up_left = 0
         """Catch-up push-pulls this join may still open (see the rules)."""
         self._catch_up_seen = 0
         """How many members we held at the last catch-up tick."""
         self._catch_up_opened = False
         """The last catch-up tick opened a catch-up push-pull."""
-        self._catch_up_addr: Address | None = None
-        """The last catch-up went to this member (a random one follows if it fails)."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -769,10 +767,7 @@ class Swim:
         schedules the post-join syncs; a newcomer's join and sync replies are not gossiped
         on, see the rules)."""
         join = kind == "join"
-        if addr == self._latest_sync:
-            self._latest_sync = None
-        if addr == self._catch_up_addr:
-            self._catch_up_addr = None
+        self._steered.pop(addr, None)
         if join and not self._knows_others():
             self._quiet_syncs = True
             relay = False
@@ -805,12 +800,9 @@ class Swim:
 
     def push_pull_failed(self, addr: Address, now: float) -> None:
         self.stats["push_pull_failed"] += 1
-        if addr == self._latest_sync:  # the last post-join sync failed: a random one instead
-            self._latest_sync = None
-            self._push_pull_random(now, "join_sync")
-        if addr == self._catch_up_addr:  # so did the catch-up
-            self._catch_up_addr = None
-            self._push_pull_random(now, "catch_up")
+        kind = self._steered.pop(addr, None)
+        if kind is not None:  # a steered exchange failed (a forged member?): a random one instead
+            self._push_pull_random(now, kind)
 
     def merge_remote_state(self, remote: PushPull, now: float, *, relay: bool = True) -> None:
         members, me, admission = self.members, self._me, self._admission
@@ -1048,7 +1040,7 @@ class Swim:
             self._push_pull_random(now, "join_sync")
             return
         self.stats["join_sync_to_latest"] += 1
-        self._latest_sync = latest.addr
+        self._steered[latest.addr] = "join_sync"
         self._open_push_pull(latest.addr, False, now, "join_sync")
 
     def _catch_up(self, now: float) -> None:
@@ -1089,7 +1081,7 @@ class Swim:
             self._push_pull_random(now, "catch_up")
             return
         target = latest[0] if len(latest) == 1 else self.rng.choice(latest)
-        self._catch_up_addr = target.addr
+        self._steered[target.addr] = "catch_up"
         self._open_push_pull(target.addr, False, now, "catch_up")
 
     def _push_pull_random(self, now: float, kind: str = "push_pull") -> None:
