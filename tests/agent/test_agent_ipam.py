@@ -74,6 +74,9 @@ async def test_two_agents_fill_a_network_with_unique_addresses_then_reuse_a_free
         await eventually(lambda: a.overlay.view.endpoint_count("n") == 29, "all endpoints on a")
         shown = [r.ip for _, r, _ in a.overlay.view.endpoints("n")]
         assert len(set(shown)) == 29
+        # b too, before the removal: else b's count of 28 below may be a's last endpoint not
+        # yet seen rather than the removal seen (b then rightly finds the network full)
+        await eventually(lambda: b.overlay.view.endpoint_count("n") == 29, "all endpoints on b")
         # endpoint rm frees the address: the other agent gets it (a single claim in a's block)
         freed = got["a"][0]
         await run_cli_json(a, "endpoint", "rm", "a0")
