@@ -580,6 +580,7 @@ def memberlist_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     detected = sum(f.get("detected", 0) for f in failures)
     return {
         "converge_s": raw.get("converge_s"),
+        "converge_node_p50_s": raw.get("converge_node_p50_s"),
         "converge_cpu_s": raw.get("join_phase", {}).get("cpu_s"),
         "converge_others_cpu_cores": raw.get("join_phase", {}).get("others_cpu_cores"),
         "settle_s": raw.get("settle_s"),
@@ -616,6 +617,7 @@ def _present(quantiles: dict[float, Any]) -> dict[float, float]:
 
 COMPARED = (
     ("converge_s", "join convergence (s)"),
+    ("converge_node_p50_s", "  per node, median (s)"),
     ("steady_cpu_ms_per_node_s", "steady CPU (ms/node-s)"),
     ("steady_bytes_per_node_s", "bytes/node-s"),
     ("crash_detect_median_s", "crash->dead, med of K (s)"),
@@ -624,11 +626,13 @@ COMPARED = (
 
 def swimnet_summary(result: dict[str, Any]) -> dict[str, Any]:
     out = {key: result.get(key) for key, _ in COMPARED}
+    out["converge_node_p50_s"] = result.get("converge_node_s", {}).get("median")
     for key in (
         "converge_others_cpu_cores",
         "steady_others_cpu_cores",
         "crash_detected_by",
         "crash_detect_medians_s",
+        "crash_detect_s",
         "settle_s",
     ):
         out[key] = result.get(key)
@@ -674,17 +678,29 @@ def plot(pair: dict[str, Any], result: dict[str, Any], out_dir: pathlib.Path) ->
 
 
 def table(pairs: list[dict[str, Any]]) -> str:
-    """The side-by-side table: memberlist, swimnet, ratio per figure and cell."""
+    """The side-by-side table: memberlist, swimnet, ratio per figure and cell; under each
+    cell, the per-crash medians of both sides and swimnet's pooled observers."""
     lines = [f"{'N':>5} {'enc':>5}  {'figure':<26} {'memberlist':>11} {'swimnet':>9} {'ratio':>7}"]
     for pair in pairs:
         ml, sw, ratio = pair.get("memberlist") or {}, pair["swimnet"], pair.get("ratios") or {}
+        enc = "yes" if pair["encrypted"] else "no"
         for key, label in COMPARED:
             cells = [_cell(ml.get(key)), _cell(sw.get(key)), _cell(ratio.get(key))]
-            enc = "yes" if pair["encrypted"] else "no"
             lines.append(
                 f"{pair['nodes']:>5} {enc:>5}  {label:<26} {cells[0]:>11} {cells[1]:>9} {cells[2]:>7}"
             )
+        pooled = sw.get("crash_detect_s") or {}
+        lines.append(
+            f"{'':>12}per-crash medians (s): memberlist {_cells(ml.get('crash_detect_medians_s'))}, "
+            f"swimnet {_cells(sw.get('crash_detect_medians_s'))}; swimnet pooled over "
+            f"{sw.get('crash_detected_by')} observers: median {_cell(pooled.get('median'))}, "
+            f"p90 {_cell(pooled.get('p90'))}, max {_cell(pooled.get('max'))}"
+        )
     return "\n".join(lines)
+
+
+def _cells(values: Any) -> str:
+    return " ".join(_cell(v) for v in values) if isinstance(values, list) and values else "-"
 
 
 def _cell(value: Any) -> str:

@@ -33,7 +33,8 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   push-pulls for ever: in the simulator 500 nodes bootstrapped at once made 466 push-pulls
   within 30 s of every 150 s and 0-2 in every other 10 s, 1,000 nodes 897 within 30 s of
   every 180 s; jittered, the first wave (the stagger) stays, and from 90 s after
-  convergence every 10 s holds 16-65 (500) and 17-78 (1,000) push-pulls;
+  convergence every 10 s holds 16-65 (500) and 17-78 (1,000) push-pulls; 500 nodes from
+  300 to 1,500 s after it: 21-44 per 10 s (0-169 unjittered), 4,017 push-pulls for 4,000;
 - post-join syncs go to random members, except the last one of a joiner into a running
   cluster (a join answer listed members besides its sender) that holds members nobody
   vouched for: it goes to the one of them we learned of last (`Admission.latest`), most

@@ -44,6 +44,7 @@ def test_bench_realcluster_runs(tmp_path: pathlib.Path, monkeypatch: pytest.Monk
         assert len(per_node) == 4 and result["converge_s"] == max(per_node)
         assert result["converge_verified"] and result["converge_events_dropped"] == 0
         assert result["converge_node_s"]["max"] == max(per_node)
+        assert bench.swimnet_summary(result)["converge_node_p50_s"] == result["converge_node_s"]["median"]
         # two crashes one after the other: the last nodes, never the seed, each dead everywhere
         crashes = result["crashes"]
         assert [c["victim"] for c in crashes] == ["node-003", "node-002"]
@@ -180,5 +181,6 @@ def test_memberlist_quantiles_are_read_for_the_plot() -> None:
         "failure": {"detected": 9, "observers": 9, "min_s": 5.0, "median_s": 9.0, "p90_s": 11.0},
     }
     summary = _load().memberlist_summary([raw])
+    assert summary["converge_node_p50_s"] == 1.0
     assert summary["converge_node_quantiles_s"] == {0.5: 1.0, 0.9: 2.0, 0.99: 2.4, 1.0: 2.5}
     assert summary["crash_detect_quantiles_s"] == [{0.0: 5.0, 0.5: 9.0, 0.9: 11.0}]  # no max_s: left out
