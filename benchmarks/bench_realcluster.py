@@ -4,36 +4,54 @@ side by side with hashicorp/memberlist measured by the same procedure.
 The procedure of the reference harness (/work/shared/peers/memberlist-bench, `main.go`), LAN
 preset, each node bound to 127.0.0.1 on its own port (port 0):
 1. converge: nodes 1..N-1 join node 0 one after another (`--join-interval` apart; 20 ms
-   by default from N = 500, as the harness needs on 2 cores); `converge_s` runs from the
-   first join until every node sees N members alive (None, with `converged` false, if
-   that took over CONVERGE_TIMEOUT_S); a join that fails is counted (`join_errors`) and the
-   run goes on, as the memberlist harness does;
+   by default from N = 500, as the harness needs on 2 cores); every node's membership
+   events are followed from before the first join, as the harness follows its
+   EventDelegates (members joined minus failed or left): `converge_per_node_s` is the time
+   from the first join until each node first held all N, `converge_s` until all held them
+   at once (None, with `converged` false, after CONVERGE_TIMEOUT_S); the views are then
+   checked once (`converge_verified`); a join that fails is counted (`join_errors`) and
+   the run goes on, as the memberlist harness does;
 2. settle: 2 s, then until the join gossip has drained (UDP <= 2.2 packets per node per
    probe interval over one second), at most `--settle-max` s; then a full GC;
 3. steady state: a `--window` s window (120 s by default, so the periodic push-pulls,
    every 90 s at N = 100 and 120 s at N = 200, fall inside it) of process CPU (user+sys,
    getrusage) per node per second and UDP+TCP payload bytes sent (stream frames with their
    4-byte length prefix) per node per second;
-4. crash: the last node is closed without leaving (cancelled); the time until each other
-   node reports it dead (MemberFailed), min / median / p90 / max;
-5. memory: resident set size growth since before the nodes started, per node.
+4. memory: resident set size growth since before the nodes started, per node;
+5. crashes: `--crashes` K nodes (3 by default), the last K (N-1 first, never the seed), are
+   closed without leaving (cancelled) one after the other, each once the previous one is
+   dead at every observer and, after the fixed settle, its gossip has drained; per crash
+   the time until each other live node reports it dead (MemberFailed). One crash is one
+   draw of the time to the first suspicion, so the compared figure
+   (`crash_detect_median_s`) is the median of the K per-crash medians; the per-observer
+   times of all crashes are pooled too (`crash_detect_per_observer_s`, `crash_detect_s`).
 Each size runs plaintext and encrypted (swimnet: XChaCha20-Poly1305, one key, a label;
 memberlist: AES-256-GCM, its `-encrypt`). When the memberlist harness binary is present
 (`--memberlist PATH`, env MEMBERLIST_BENCH, default /tmp/memberlist-bench) it runs first
 for every (size, encryption) cell, with the same window, settle and join pacing, and both
 results are written side by side with the ratios swimnet / memberlist (below 1: swimnet
-is better). Every phase records `others_cpu_cores`: the machine's busy CPU not spent by
-this process (wall-clock figures mean little when it is high).
+is better). The harness crashes one node per run (`-victim`) and takes no seed, so its K
+crashes are K runs crashing the same victims: the first with the whole window (the
+steady, convergence and memory figures compared are its own), the others with a
+MEMBERLIST_EXTRA_WINDOW_S window; its crash figure is the median of the K runs' medians,
+like ours (it publishes quantiles per run, not each observer's time, so only ours is
+pooled). Like with like: K draws of a per-crash median on both sides; ours crash into a
+cluster of N-j after j crashes (the suspicion timeout's log10 scale barely moves: 2.000
+at 100, 1.991 at 98), the harness's into a fresh cluster of N. Every phase records
+`others_cpu_cores`: the machine's busy CPU not spent by this process (wall-clock figures
+mean little when it is high).
 
 Beside the medians, every run keeps the distributions behind them: the time each node
-first saw all N alive (`converge_per_node_s`, quantiles in `converge_node_s`) and each
-observer's detection time (`crash_detect_per_observer_s`); quantiles are interpolated as
-the harness computes them. With matplotlib, one PNG per (size, encryption) cell plots both
-as cumulative distributions, memberlist's published quantiles as points beside them.
+first saw all N alive (`converge_per_node_s`, quantiles in `converge_node_s`), each
+crash's detection per observer (`crashes`) and all of them pooled
+(`crash_detect_per_observer_s`); quantiles are interpolated as the harness computes them.
+With matplotlib, one PNG per (size, encryption) cell plots both as cumulative
+distributions, memberlist's published quantiles (per run, for the crashes) as points
+beside them.
 
 Prints one JSON line per run and a table, writes ``out_dir/realcluster.json``;
 ``python -m benchmarks realcluster`` (or ``python benchmarks/bench_realcluster.py --help``
-for the flags: sizes, window, encryption, memberlist path). Nothing here asserts a figure.
+for the flags: sizes, window, crashes, encryption, memberlist path). Nothing here asserts a figure.
 """
 
 from __future__ import annotations
@@ -49,6 +67,7 @@ import resource
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -60,7 +79,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from benchmarks.common import CdfPanel, cdf_png
 from swimnet.config import Config, format_address
 from swimnet.errors import JoinError
-from swimnet.membership.events import MemberFailed
+from swimnet.membership.events import MemberEvent, MemberFailed, MemberJoined, MemberLeft
 from swimnet.runtime import Node, open_node
 from swimnet.security import Keyring
 from swimnet.wire.messages import State
@@ -76,6 +95,12 @@ PACED_INTERVAL_S = 0.020
 """Default pause between joins at N >= PACED_FROM (the harness's advice for 2 cores)."""
 CONVERGE_TIMEOUT_S = 300.0
 DETECT_TIMEOUT_S = 300.0
+CRASHES = 3
+"""Nodes crashed one after the other per run (each crash is one draw of the detection time)."""
+EVENT_BUFFER_PER_NODE = 4
+"""Membership events buffered per node while following convergence, times N (none dropped)."""
+MEMBERLIST_EXTRA_WINDOW_S = 5.0
+"""Steady window of the memberlist runs after the first, which are run for their crash only."""
 MEMBERLIST_ENV = "MEMBERLIST_BENCH"
 MEMBERLIST_DEFAULT = "/tmp/memberlist-bench"
 
@@ -162,42 +187,94 @@ class _Member:
             self.done.set()
 
 
-async def _converge(nodes: list[Node], join_interval: float, result: dict[str, Any]) -> None:
-    """Sequential joins through node 0, then wait until every node sees all N alive.
+class _EventView:
+    """One node's members as its membership events tell them, as the harness's EventDelegate
+    counts them: joined, minus failed or left (a suspected member still counts); and the
+    first time it held all N."""
 
-    No node can see N members before the last join returned, so views are read only from
-    then on, and a node already seen complete is read again only to confirm the end.
-    """
+    def __init__(self, names: Iterable[str], n: int) -> None:
+        self.members = set(names)
+        self.n = n
+        self.full_at: float | None = None
+
+    @property
+    def full(self) -> bool:
+        return len(self.members) == self.n
+
+    def apply(self, event: MemberEvent, now: float) -> None:
+        if isinstance(event, MemberJoined):
+            self.members.add(event.member.name)
+            if self.full_at is None and self.full:
+                self.full_at = now
+        elif isinstance(event, MemberFailed | MemberLeft):
+            self.members.discard(event.member.name)
+
+
+class _ConvergeClock:
+    """Every node's `_EventView`; `all_full` is set the first time every node holds all N at
+    once (the harness's `converge_s`), at `converged_at`."""
+
+    def __init__(self, views: list[_EventView]) -> None:
+        self.views = views
+        self.full_now = sum(1 for view in views if view.full)
+        self.converged_at: float | None = None
+        self.all_full = trio.Event()
+
+    def apply(self, index: int, event: MemberEvent, now: float) -> None:
+        view = self.views[index]
+        was = view.full
+        view.apply(event, now)
+        self.full_now += view.full - was
+        if self.full_now == len(self.views) and self.converged_at is None:
+            self.converged_at = now
+            self.all_full.set()
+
+
+async def _converge(nodes: list[Node], join_interval: float, result: dict[str, Any]) -> None:
+    """Sequential joins through node 0; every node's view followed from its membership events
+    from before the first join (nothing polls), as the harness follows its EventDelegates:
+    `converge_per_node_s` holds the time each node first saw all N, `converge_s` the first
+    time all did at once; then the views are checked once (`converge_verified`)."""
     n = len(nodes)
     seed = format_address(nodes[0].address)
+    views = [_EventView((m for m, st in node.view().items() if st == State.ALIVE), n) for node in nodes]
+    clock = _ConvergeClock(views)
+    dropped = [0]
     phase = _Phase()
-    start = trio.current_time()
-    join_errors = 0
-    for i, node in enumerate(nodes[1:]):
-        if join_interval and i:
-            await trio.sleep(join_interval)
-        try:
-            await node.join([seed])
-        except JoinError:  # counted, and the run goes on (as the memberlist harness does)
-            join_errors += 1
-    result["joins_done_s"] = round(trio.current_time() - start, 3)
-    result["join_errors"] = join_errors
-    pending = list(nodes)
-    first_full: list[float] = []
-    result["converge_s"] = None
-    with trio.move_on_after(CONVERGE_TIMEOUT_S):
-        while True:
-            still = [node for node in pending if not _sees_all(node, n)]
-            now = round(trio.current_time() - start, 3)
-            first_full.extend(now for _ in range(len(pending) - len(still)))
-            pending = still
-            if not pending:
-                pending = [node for node in nodes if not _sees_all(node, n)]  # confirm
-                if not pending:
-                    result["converge_s"] = round(trio.current_time() - start, 3)
-                    break
-            await trio.sleep(0.005)
-    result["converged"] = result["converge_s"] is not None
+    start = trio.current_time()  # reset once every node's events are followed
+
+    async def follow(node: Node, index: int, *, task_status: trio.TaskStatus[None]) -> None:
+        async with node.subscribe(buffer=EVENT_BUFFER_PER_NODE * n) as events:
+            task_status.started()
+            try:
+                async for event in events:
+                    clock.apply(index, event, trio.current_time() - start)
+            finally:
+                dropped[0] += events.dropped
+
+    async with trio.open_nursery() as followers:
+        for index, node in enumerate(nodes):
+            await followers.start(follow, node, index)
+        start = trio.current_time()
+        join_errors = 0
+        for i, node in enumerate(nodes[1:]):
+            if join_interval and i:
+                await trio.sleep(join_interval)
+            try:
+                await node.join([seed])
+            except JoinError:  # counted, and the run goes on (as the memberlist harness does)
+                join_errors += 1
+        result["joins_done_s"] = round(trio.current_time() - start, 3)
+        result["join_errors"] = join_errors
+        with trio.move_on_after(max(0.0, CONVERGE_TIMEOUT_S - (trio.current_time() - start))):
+            await clock.all_full.wait()
+        followers.cancel_scope.cancel()
+    converged_at = clock.converged_at
+    result["converge_s"] = None if converged_at is None else round(converged_at, 3)
+    result["converged"] = converged_at is not None
+    result["converge_verified"] = all(_sees_all(node, n) for node in nodes)
+    result["converge_events_dropped"] = dropped[0]
+    first_full = sorted(round(v.full_at, 3) for v in views if v.full_at is not None)
     if first_full:
         result["converge_node_s"] = _distribution(first_full)
     result["converge_per_node_s"] = first_full
@@ -246,9 +323,10 @@ async def _steady(nodes: list[Node], window: float, result: dict[str, Any]) -> N
     result["steady_others_cpu_cores"] = phase.others_cores()
 
 
-async def _crash(members: list[_Member], nodes: list[Node], result: dict[str, Any]) -> None:
-    """Crash the last node; the time until each other node reports it dead."""
-    victim, observers = nodes[-1], nodes[:-1]
+async def _crash_one(victim: _Member, observers: list[Node]) -> dict[str, Any]:
+    """Crash `victim` (cancelled, no leave); the time until each observer reports it dead."""
+    assert victim.node is not None
+    name = victim.node.name
     detect: list[float] = []
 
     async def watch(node: Node, crashed: trio.Event, started: trio.Event) -> None:
@@ -257,7 +335,7 @@ async def _crash(members: list[_Member], nodes: list[Node], result: dict[str, An
             await crashed.wait()
             t_crash = trio.current_time()
             async for event in events:
-                if isinstance(event, MemberFailed) and event.member.name == victim.name:
+                if isinstance(event, MemberFailed) and event.member.name == name:
                     detect.append(trio.current_time() - t_crash)
                     return
 
@@ -269,14 +347,74 @@ async def _crash(members: list[_Member], nodes: list[Node], result: dict[str, An
                 started = trio.Event()
                 watchers.start_soon(watch, node, crashed, started)
                 await started.wait()
-            members[-1].scope.cancel()
-            await members[-1].done.wait()
+            victim.scope.cancel()
+            await victim.done.wait()
             crashed.set()
-    result["crash_detected_by"] = f"{len(detect)}/{len(observers)}"
-    result["crash_others_cpu_cores"] = phase.others_cores()
+    crash: dict[str, Any] = {
+        "victim": name,
+        "observers": len(observers),
+        "detected": len(detect),
+        "others_cpu_cores": phase.others_cores(),
+        "per_observer_s": sorted(round(t, 3) for t in detect),
+    }
     if detect:
-        result["crash_detect_s"] = _distribution(detect)
-    result["crash_detect_per_observer_s"] = sorted(round(t, 3) for t in detect)
+        crash["detect_s"] = _distribution(detect)
+    return crash
+
+
+async def _crashes(
+    members: list[_Member],
+    nodes: list[Node],
+    count: int,
+    config: Config,
+    settle: float,
+    settle_max: float,
+    result: dict[str, Any],
+) -> None:
+    """Crash the last `count` nodes one after the other (distinct victims, never the seed),
+    each once the previous one is dead everywhere and, after the fixed settle, its gossip has
+    drained (as before the first); pooled and per-crash detection times."""
+    crashes: list[dict[str, Any]] = []
+    live = list(range(len(nodes)))
+    for victim in victims(len(nodes), count):
+        if crashes:
+            between: dict[str, Any] = {}
+            await _settle([nodes[i] for i in live], config, settle, settle_max, between)
+            crashes[-1]["settle_after_s"] = between["settle_s"]
+        live.remove(victim)
+        crash = await _crash_one(members[victim], [nodes[i] for i in live])
+        crashes.append(crash)
+        if crash["detected"] < crash["observers"]:
+            break  # not dead everywhere in time: the next crash would not follow the rule
+    result.update(crash_summary(crashes))
+
+
+def victims(n: int, count: int) -> list[int]:
+    """The nodes crashed, in order: the last `count` (the harness's default victim first),
+    never node 0 (the seed) and leaving it one observer at least."""
+    if count < 1 or count > n - 2:
+        raise ValueError(f"crashes: must be 1..{n - 2} at N = {n}, got {count}")
+    return [n - 1 - j for j in range(count)]
+
+
+def crash_summary(crashes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled figures of a series of crashes: `crash_detect_median_s`, the compared figure,
+    is the median of the per-crash medians (each crash one draw, as each memberlist run);
+    `crash_detect_s` and `crash_detect_per_observer_s` pool every observer of every crash."""
+    pooled = sorted(t for crash in crashes for t in crash["per_observer_s"])
+    medians = [crash["detect_s"]["median"] for crash in crashes if "detect_s" in crash]
+    out: dict[str, Any] = {
+        "crashes": crashes,
+        "crash_count": len(crashes),
+        "crash_detected_by": f"{sum(c['detected'] for c in crashes)}/{sum(c['observers'] for c in crashes)}",
+        "crash_detect_medians_s": medians,
+        "crash_detect_median_s": round(_quantile(sorted(medians), 0.5), 3) if medians else None,
+        "crash_detect_per_observer_s": pooled,
+        "crash_others_cpu_cores": max((c["others_cpu_cores"] for c in crashes), default=None),
+    }
+    if pooled:
+        out["crash_detect_s"] = _distribution(pooled)
+    return out
 
 
 async def _measure(
@@ -287,6 +425,7 @@ async def _measure(
     settle: float | None = None,
     settle_max: float | None = None,
     join_interval: float | None = None,
+    crashes: int = CRASHES,
 ) -> dict[str, Any]:
     window = WINDOW_S if window is None else window
     settle = SETTLE_S if settle is None else settle
@@ -302,6 +441,7 @@ async def _measure(
         "preset": "lan",
         "encrypted": encrypted,
         "join_interval_ms": round(1000 * join_interval, 3),
+        "crashes_planned": crashes,
         "loadavg_start": _loadavg(),
     }
     async with trio.open_nursery() as nursery:
@@ -315,10 +455,12 @@ async def _measure(
         await _steady(nodes, window, result)
         result["rss_mb_total"] = round(_rss_bytes() / 2**20, 1)
         result["rss_kb_per_node"] = round((_rss_bytes() - rss_before) / n / 1024, 1)
-        await _crash(members, nodes, result)
+        await _crashes(members, nodes, crashes, nodes[0].config, settle, settle_max, result)
         totals: Counter[str] = Counter()
-        for node in nodes[:-1]:
-            totals.update(node.stats)
+        crashed = set(victims(n, crashes))
+        for i, node in enumerate(nodes):
+            if i not in crashed:
+                totals.update(node.stats)
         result["drops"] = {
             k: v for k, v in sorted(totals.items()) if k.startswith(("drop_", "internal_error"))
         }
@@ -359,8 +501,10 @@ def run_memberlist(
     settle: float,
     settle_max: float,
     join_interval: float,
+    victim: int | None = None,
 ) -> dict[str, Any]:
-    """One run of the memberlist harness with the same procedure; its JSON, or an error."""
+    """One run of the memberlist harness with the same procedure (crashing node `victim`,
+    by default its last); its JSON, or an error."""
     args = [
         binary,
         "-n", str(n),
@@ -375,6 +519,8 @@ def run_memberlist(
     ]  # fmt: skip
     if encrypted:
         args.append("-encrypt")
+    if victim is not None:
+        args += ["-victim", str(victim)]
     budget = CONVERGE_TIMEOUT_S + settle + settle_max + window + DETECT_TIMEOUT_S + 120
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=budget, check=False)
@@ -387,14 +533,54 @@ def run_memberlist(
     return parsed
 
 
-def memberlist_summary(raw: dict[str, Any]) -> dict[str, Any]:
-    """The figures compared, under swimnet's names."""
+def run_memberlist_series(
+    binary: str,
+    n: int,
+    encrypted: bool,
+    crashes: int,
+    *,
+    window: float,
+    settle: float,
+    settle_max: float,
+    join_interval: float,
+) -> list[dict[str, Any]]:
+    """The harness crashes one node per run and takes no seed (its randomness is its own), so
+    `crashes` draws are `crashes` runs, crashing the same victims as swimnet's run, in the
+    same order: the first with the whole window (its steady figures are the ones compared),
+    the others with a MEMBERLIST_EXTRA_WINDOW_S window, run for their crash only."""
+    runs = []
+    for j, victim in enumerate(victims(n, crashes)):
+        runs.append(
+            run_memberlist(
+                binary,
+                n,
+                encrypted,
+                window=window if j == 0 else min(window, MEMBERLIST_EXTRA_WINDOW_S),
+                settle=settle,
+                settle_max=settle_max,
+                join_interval=join_interval,
+                victim=victim,
+            )
+        )
+        if "error" in runs[0]:
+            break
+    return runs
+
+
+def memberlist_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures compared, under swimnet's names: convergence, steady state and memory from
+    the first run; crash detection from every run (the median of their medians, as swimnet's
+    over its crashes; the harness publishes quantiles per run, not each observer's time)."""
+    raw: dict[str, Any] = runs[0] if runs else {"error": "no run"}
     if "error" in raw:
         return {"error": raw["error"]}
-    steady = raw.get("steady", {})
-    failure = raw.get("failure", {})
+    steady: dict[str, Any] = raw.get("steady", {})
+    failures = [run.get("failure", {}) for run in runs if "error" not in run]
+    medians = [f["median_s"] for f in failures if isinstance(f.get("median_s"), int | float)]
+    detected = sum(f.get("detected", 0) for f in failures)
     return {
         "converge_s": raw.get("converge_s"),
+        "converge_node_p50_s": raw.get("converge_node_p50_s"),
         "converge_cpu_s": raw.get("join_phase", {}).get("cpu_s"),
         "converge_others_cpu_cores": raw.get("join_phase", {}).get("others_cpu_cores"),
         "settle_s": raw.get("settle_s"),
@@ -404,17 +590,24 @@ def memberlist_summary(raw: dict[str, Any]) -> dict[str, Any]:
         "steady_bytes_per_node_s": steady.get("total_bytes_per_node_per_s"),
         "steady_udp_packets_per_node_s": steady.get("udp_pkts_per_node_per_s"),
         "steady_others_cpu_cores": steady.get("others_cpu_cores"),
-        "crash_detected_by": f"{failure.get('detected', 0)}/{failure.get('observers', 0)}",
-        "crash_detect_median_s": failure.get("median_s"),
+        "crash_runs": len(runs),
+        "crash_runs_failed": len(runs) - len(failures),
+        "crash_detected_by": f"{detected}/{sum(f.get('observers', 0) for f in failures)}",
+        "crash_detect_medians_s": medians,
+        "crash_detect_median_s": round(_quantile(sorted(medians), 0.5), 4) if medians else None,
+        "crash_others_cpu_cores": [
+            f.get("phase", {}).get("others_cpu_cores") for f in failures if "phase" in f
+        ],
         "rss_kb_per_node": raw.get("mem", {}).get("rss_per_node_kb"),
         "converge_node_quantiles_s": _present(
             {0.5: raw.get("converge_node_p50_s"), 0.9: raw.get("converge_node_p90_s"),
              0.99: raw.get("converge_node_p99_s"), 1.0: raw.get("converge_last_node_first_full_s")}
         ),
-        "crash_detect_quantiles_s": _present(
-            {0.0: failure.get("min_s"), 0.5: failure.get("median_s"), 0.9: failure.get("p90_s"),
-             1.0: failure.get("max_s")}
-        ),
+        "crash_detect_quantiles_s": [
+            _present({0.0: f.get("min_s"), 0.5: f.get("median_s"), 0.9: f.get("p90_s"),
+                      1.0: f.get("max_s")})
+            for f in failures
+        ],
     }  # fmt: skip
 
 
@@ -424,16 +617,24 @@ def _present(quantiles: dict[float, Any]) -> dict[float, float]:
 
 COMPARED = (
     ("converge_s", "join convergence (s)"),
+    ("converge_node_p50_s", "  per node, median (s)"),
     ("steady_cpu_ms_per_node_s", "steady CPU (ms/node-s)"),
     ("steady_bytes_per_node_s", "bytes/node-s"),
-    ("crash_detect_median_s", "crash->dead median (s)"),
+    ("crash_detect_median_s", "crash->dead, med of K (s)"),
 )
 
 
 def swimnet_summary(result: dict[str, Any]) -> dict[str, Any]:
     out = {key: result.get(key) for key, _ in COMPARED}
-    out["crash_detect_median_s"] = result.get("crash_detect_s", {}).get("median")
-    for key in ("converge_others_cpu_cores", "steady_others_cpu_cores", "crash_detected_by", "settle_s"):
+    out["converge_node_p50_s"] = result.get("converge_node_s", {}).get("median")
+    for key in (
+        "converge_others_cpu_cores",
+        "steady_others_cpu_cores",
+        "crash_detected_by",
+        "crash_detect_medians_s",
+        "crash_detect_s",
+        "settle_s",
+    ):
         out[key] = result.get(key)
     return out
 
@@ -461,26 +662,45 @@ def plot(pair: dict[str, Any], result: dict[str, Any], out_dir: pathlib.Path) ->
             {"memberlist": ml.get("converge_node_quantiles_s", {})},
         ),
         (
-            "time from the crash until the observer reported it dead (s)",
-            {"swimnet": result.get("crash_detect_per_observer_s", [])},
-            {"memberlist": ml.get("crash_detect_quantiles_s", {})},
+            "time from a crash until the observer reported it dead (s)",
+            {
+                f"swimnet, {result.get('crash_count', 0)} crashes pooled": result.get(
+                    "crash_detect_per_observer_s", []
+                )
+            },
+            {
+                f"memberlist run {j + 1}": quantiles
+                for j, quantiles in enumerate(ml.get("crash_detect_quantiles_s", []))
+            },
         ),
     ]
     cdf_png(name, title, panels, out_dir)
 
 
 def table(pairs: list[dict[str, Any]]) -> str:
-    """The side-by-side table: memberlist, swimnet, ratio per figure and cell."""
+    """The side-by-side table: memberlist, swimnet, ratio per figure and cell; under each
+    cell, the per-crash medians of both sides and swimnet's pooled observers."""
     lines = [f"{'N':>5} {'enc':>5}  {'figure':<26} {'memberlist':>11} {'swimnet':>9} {'ratio':>7}"]
     for pair in pairs:
         ml, sw, ratio = pair.get("memberlist") or {}, pair["swimnet"], pair.get("ratios") or {}
+        enc = "yes" if pair["encrypted"] else "no"
         for key, label in COMPARED:
             cells = [_cell(ml.get(key)), _cell(sw.get(key)), _cell(ratio.get(key))]
-            enc = "yes" if pair["encrypted"] else "no"
             lines.append(
                 f"{pair['nodes']:>5} {enc:>5}  {label:<26} {cells[0]:>11} {cells[1]:>9} {cells[2]:>7}"
             )
+        pooled = sw.get("crash_detect_s") or {}
+        lines.append(
+            f"{'':>12}per-crash medians (s): memberlist {_cells(ml.get('crash_detect_medians_s'))}, "
+            f"swimnet {_cells(sw.get('crash_detect_medians_s'))}; swimnet pooled over "
+            f"{sw.get('crash_detected_by')} observers: median {_cell(pooled.get('median'))}, "
+            f"p90 {_cell(pooled.get('p90'))}, max {_cell(pooled.get('max'))}"
+        )
     return "\n".join(lines)
+
+
+def _cells(values: Any) -> str:
+    return " ".join(_cell(v) for v in values) if isinstance(values, list) and values else "-"
 
 
 def _cell(value: Any) -> str:
@@ -500,11 +720,12 @@ def run(
     settle: float | None = None,
     settle_max: float | None = None,
     join_interval: float | None = None,
+    crashes: int = CRASHES,
 ) -> list[dict[str, Any]]:
-    """Measure every cluster size, plaintext then encrypted (one trio run each), each
-    after its memberlist run when the binary is there (`memberlist`: "auto" for
-    $MEMBERLIST_BENCH or the default path, a path, or None for none); print JSON lines and
-    the table, write realcluster.json. Returns swimnet's results."""
+    """Measure every cluster size, plaintext then encrypted (one trio run each, `crashes`
+    crashes in it), each after its memberlist runs (one per crash) when the binary is there
+    (`memberlist`: "auto" for $MEMBERLIST_BENCH or the default path, a path, or None for
+    none); print JSON lines and the table, write realcluster.json. Returns swimnet's results."""
     binary = None if memberlist is None else memberlist_binary(None if memberlist == "auto" else memberlist)
     window = WINDOW_S if window is None else window
     settle = SETTLE_S if settle is None else settle
@@ -516,20 +737,27 @@ def run(
         for encrypted in encryption:
             pair: dict[str, Any] = {"nodes": n, "encrypted": encrypted, "join_interval_ms": 1000 * interval}
             if binary is not None:
-                raw = run_memberlist(
+                raws = run_memberlist_series(
                     binary,
                     n,
                     encrypted,
+                    crashes,
                     window=window,
                     settle=settle,
                     settle_max=settle_max,
                     join_interval=interval,
                 )
-                print(json.dumps(raw, sort_keys=True), flush=True)
-                pair["memberlist_raw"] = raw
-                pair["memberlist"] = memberlist_summary(raw)
+                for raw in raws:
+                    print(json.dumps(raw, sort_keys=True), flush=True)
+                pair["memberlist_raw"] = raws
+                pair["memberlist"] = memberlist_summary(raws)
             measure = partial(
-                _measure, window=window, settle=settle, settle_max=settle_max, join_interval=interval
+                _measure,
+                window=window,
+                settle=settle,
+                settle_max=settle_max,
+                join_interval=interval,
+                crashes=crashes,
             )
             result = trio.run(measure, n, encrypted)
             print(json.dumps(result, sort_keys=True), flush=True)
@@ -549,6 +777,8 @@ def run(
             "window_s": window,
             "settle_s": settle,
             "settle_max_s": settle_max,
+            "crashes": crashes,
+            "memberlist_extra_window_s": min(window, MEMBERLIST_EXTRA_WINDOW_S),
         },
         "memberlist_binary": binary,
         "python": platform.python_version(),
@@ -568,6 +798,13 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=WINDOW_S, help="steady window, seconds")
     parser.add_argument("--settle", type=float, default=SETTLE_S, help="fixed settle, seconds")
     parser.add_argument("--settle-max", type=float, default=SETTLE_MAX_S, help="drain wait bound, seconds")
+    parser.add_argument(
+        "--crashes",
+        type=int,
+        default=CRASHES,
+        help="nodes crashed one after the other (memberlist: as many runs, the extra ones with a "
+        f"{MEMBERLIST_EXTRA_WINDOW_S:g} s window)",
+    )
     parser.add_argument(
         "--join-interval-ms",
         type=float,
@@ -597,6 +834,7 @@ def main() -> None:
         settle=args.settle,
         settle_max=args.settle_max,
         join_interval=None if args.join_interval_ms is None else args.join_interval_ms / 1000.0,
+        crashes=args.crashes,
     )
 
 

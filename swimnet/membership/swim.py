@@ -26,6 +26,15 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
 - periodic push-pull: one random member every `push_pull_interval` scaled by size, the
   first after a random stagger of up to one interval (memberlist waits a whole interval
   more: an early one is what catches up a node that missed later joiners in a burst);
+  each next one (and the one after a catch-up) is due a scaled interval on times a factor
+  drawn uniformly in 1 +- `PUSH_PULL_JITTER` (0.5), so the mean interval stays
+  memberlist's. memberlist does not jitter (state.go's pushPullTrigger: one stagger, then a
+  fixed scaled period), so a cluster started at once keeps the phase of its first
+  push-pulls for ever: in the simulator 500 nodes bootstrapped at once made 466 push-pulls
+  within 30 s of every 150 s and 0-2 in every other 10 s, 1,000 nodes 897 within 30 s of
+  every 180 s; jittered, the first wave (the stagger) stays, and from 90 s after
+  convergence every 10 s holds 16-65 (500) and 17-78 (1,000) push-pulls; 500 nodes from
+  300 to 1,500 s after it: 21-44 per 10 s (0-169 unjittered), 4,017 push-pulls for 4,000;
 - post-join syncs go to random members, except the last one of a joiner into a running
   cluster (a join answer listed members besides its sender) that holds members nobody
   vouched for: it goes to the one of them we learned of last (`Admission.latest`), most
@@ -47,7 +56,7 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   500 joiners 20 ms apart in the simulator put 116-167 catch-ups on the busiest node
   with the last one alone, 65-91 so). It stops after a catch-up that brought no new
   member, or after `CATCH_UP_MAX`: O(1) per join, none in steady state; and a catch-up
-  stands for the periodic push-pull (the next one is due a whole scaled interval after
+  stands for the periodic push-pull (the next one is due a jittered scaled interval after
   it), so a join brings a push-pull forward rather than adding one. A node that
   missed a late joiner of a long burst (gossip about it died out before reaching it: a
   recent joiner is unverified at most members, so little gossip goes its way; and its
@@ -133,6 +142,9 @@ _MAX_SEQ_SKIP = 16
 _PUSH_PULL_TICK = ("push_pull",)
 _REJOIN_TICK = ("rejoin",)
 _CATCH_UP_TICK = ("catch_up",)
+PUSH_PULL_JITTER = 0.5
+"""Each periodic push-pull interval is the scaled interval times a factor drawn uniformly
+in 1 +- PUSH_PULL_JITTER (the mean stays the scaled interval; see the rules)."""
 CATCH_UP_QUIET = 5.0
 """Probe intervals without a new member, after a join into a running cluster, before a
 catch-up push-pull (see the rules)."""
@@ -1025,10 +1037,15 @@ class Swim:
             self.outbox.append((target.addr, pack_packet(parts)))
 
     def _periodic_push_pull(self, now: float) -> None:
-        cfg = self.config
-        self.timers.set(_PUSH_PULL_TICK, now + push_pull_scale(cfg.push_pull_interval, len(self.members)))
+        self._next_push_pull(now)
         if not self._leaving:
             self._push_pull_random(now)
+
+    def _next_push_pull(self, now: float) -> None:
+        """The next periodic push-pull: one scaled interval on, jittered (see the rules)."""
+        interval = push_pull_scale(self.config.push_pull_interval, len(self.members))
+        jitter = self.rng.uniform(1.0 - PUSH_PULL_JITTER, 1.0 + PUSH_PULL_JITTER)
+        self.timers.set(_PUSH_PULL_TICK, now + interval * jitter)
 
     def _join_sync(self, index: int, now: float) -> None:
         """A post-join sync: with a random member; the last one, if we joined a running
@@ -1057,8 +1074,8 @@ class Swim:
             self._catch_up_opened = True
             self.stats["catch_up_push_pulls"] += 1
             self._catch_up_with_latest(now)
-            # it stands for the periodic push-pull: the next one is due a whole interval on
-            self.timers.set(_PUSH_PULL_TICK, now + push_pull_scale(self.config.push_pull_interval, held))
+            # it stands for the periodic push-pull: the next one is due a (jittered) interval on
+            self._next_push_pull(now)
             if self._catch_up_left <= 0:
                 return
         self._catch_up_seen = held

