@@ -37,8 +37,8 @@ Rules and invariants:
 - ``DatagramSealer`` is the engine's per-datagram path: the nonce ``stamp || random``
   (``TIMESTAMP_SIZE`` bytes of a clock, then ``nonce_source(RANDOM_SIZE - TIMESTAMP_SIZE)``)
   and the same bytes and errors as ``protect``/``unprotect`` of a sealed packet, in one
-  call each (the primary key's id and the associated data prepared once per keyring
-  generation, output through its own ``aead.Cipher``); one per engine (not thread-safe).
+  call each (the primary key and its id taken once per keyring generation, the associated
+  data once, output through its own ``aead.Cipher``); one per engine (not thread-safe).
 - Pure: no I/O, no clock, no randomness except through ``nonce_source`` (and the clock
   given to a ``DatagramSealer``).
 """
@@ -174,7 +174,7 @@ class DatagramSealer:
     byte. The keyring is held by reference: a rotation takes effect on the next call.
     """
 
-    __slots__ = ("_ad", "_cipher", "_clock", "_generation", "_head", "_key", "_keyring", "_random", "_second")
+    __slots__ = ("_ad", "_cipher", "_clock", "_generation", "_head", "_key", "_keyring", "_random")
 
     def __init__(
         self, keyring: Keyring, label: str, nonce_source: NonceSource, clock: Callable[[], float]
@@ -185,26 +185,24 @@ class DatagramSealer:
         self._clock = clock
         self._cipher = aead.Cipher()
         self._generation = -1
+        """The keyring generation ``_key`` and ``_head`` were taken from."""
         self._key = b""
-        self._second = -1
-        """The clock's last whole second, whose stamp ends ``_head``."""
         self._head = b""
-        """version || primary key id || stamp: the nonce up to its random part."""
+        """version || primary key id: the nonce up to its stamp."""
 
     def seal(self, plaintext: bytes) -> bytes:
         keyring = self._keyring
-        second = int(self._clock()) & 0xFFFFFFFF
-        if keyring.generation != self._generation or second != self._second:
+        if keyring.generation != self._generation:
             self._generation = keyring.generation
             self._key = keyring.primary
-            self._second = second
-            self._head = _VERSION_BYTE + keyring.primary_raw_id + second.to_bytes(TIMESTAMP_SIZE, "big")
+            self._head = _VERSION_BYTE + keyring.primary_raw_id
+        stamp = (int(self._clock()) & 0xFFFFFFFF).to_bytes(TIMESTAMP_SIZE, "big")
         random_part = self._random(_STAMPED_RANDOM_SIZE)
         if len(random_part) != _STAMPED_RANDOM_SIZE:
             raise LocalProtocolError(
                 f"nonce_source({_STAMPED_RANDOM_SIZE}) returned {len(random_part)} bytes"
             )
-        nonce = self._head + random_part
+        nonce = self._head + stamp + random_part
         return nonce + self._cipher.encrypt(plaintext, self._ad, nonce, self._key)
 
     def open(self, packet: bytes) -> bytes:
