@@ -17,8 +17,9 @@ Rules:
   nanosecond, so the alarm never fires before the deadline in trio time; None or inf
   disarms it;
 - `set` with the deadline already set does nothing (no syscall); otherwise it writes the
-  expiry into a preallocated itimerspec and makes one timerfd_settime call; it never
-  raises: the values it passes are valid and the descriptor is open until `close`;
+  expiry into a preallocated itimerspec and makes one timerfd_settime call (counted in
+  `arms`); it never raises: the values it passes are valid and the descriptor is open
+  until `close`;
 - `wait` returns once the alarm fired for the deadline set now; a re-arm after the expiry
   (the deadline changed meanwhile) discards the expiry, and `wait` keeps waiting;
 - `fileno()` and `consume()` are the same wait for a caller that polls the descriptor
@@ -84,7 +85,7 @@ def _system_clock_offset() -> float | None:
 class Alarm:
     """One timerfd; create with `Alarm.open()` inside trio."""
 
-    __slots__ = ("_deadline", "_fd", "_offset", "_settime", "_spec", "_spec_ref", "_words")
+    __slots__ = ("_deadline", "_fd", "_offset", "_settime", "_spec", "_spec_ref", "_words", "arms")
 
     def __init__(self, fd: int, settime: Callable[..., int], offset: float) -> None:
         self._fd = fd
@@ -94,6 +95,8 @@ class Alarm:
         self._spec_ref = ctypes.byref(self._spec)
         self._words = memoryview(self._spec).cast("B").cast("l")
         self._deadline = math.inf
+        self.arms = 0
+        """timerfd_settime calls so far."""
 
     @staticmethod
     def available() -> bool:
@@ -131,6 +134,7 @@ class Alarm:
             ns = max(1, math.ceil((deadline - self._offset) * 1e9) + 1)
             words[_VALUE_SEC], words[_VALUE_NSEC] = divmod(ns, 1_000_000_000)
         self._settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
+        self.arms += 1
 
     def fileno(self) -> int:
         """The timerfd (readable once the alarm fired; -1 once closed)."""

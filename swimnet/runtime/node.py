@@ -9,7 +9,10 @@ Rules:
   `_flush` keeps equal to engine.next_deadline() (earlier wakes it sooner, later saves a
   useless wake-up); the UDP socket and the alarm are watched by the run's `Reactor` (one
   shared epoll; a ready descriptor is served by a callback, one datagram or one expiry per
-  call, with no task switch); without a reactor (no epoll, `shared_reactor=False`) a
+  call, with no task switch; inside a reactor step `_flush` only notes the deadline and the
+  alarm is armed once, at the step's end, before the reactor waits: a probe and its ack
+  served in one step re-arm it once, not twice; an expiry the step's flushes would have
+  discarded by a re-arm is discarded all the same); without a reactor (no epoll, `shared_reactor=False`) a
   receive task and a timer task wait on them; without a timerfd (another OS, a test's
   MockClock) the timer sleeps in a cancel scope whose deadline `_flush` keeps the same way;
   `_close` stops the reactor's callbacks at once, so a crashed node sends nothing more;
@@ -117,6 +120,9 @@ class Node:
         self._table_subscriptions: list[Subscription[TableChange]] = []
         self._timer_scope: trio.CancelScope | None = None
         self._alarm: Alarm | None = None
+        self._alarm_deferred = False
+        """The alarm is to be armed at the end of the reactor's step, for `_alarm_wanted`."""
+        self._alarm_wanted: float | None = None
         self._key_ops: dict[int, _Outcome[KeyOpResult]] = {}
         self._syncs: dict[str, list[_Outcome[bool]]] = {}
         self._left = False
@@ -439,7 +445,15 @@ class Node:
             self._dispatch(events)
         alarm = self._alarm
         if alarm is not None:
-            alarm.set(engine.next_deadline())  # a no-op when unchanged
+            deadline = engine.next_deadline()
+            watch = self._watch
+            if watch is not None and self._reactor is not None and self._reactor.stepping:
+                self._alarm_wanted = deadline
+                if not self._alarm_deferred:
+                    self._alarm_deferred = True
+                    self._reactor.at_step_end(watch, self._arm_deferred)
+            else:
+                alarm.set(deadline)  # a no-op when unchanged
         else:
             scope = self._timer_scope
             if scope is not None:
@@ -576,7 +590,20 @@ class Node:
             if alarm is not None:
                 alarm.close()
 
+    def _arm_deferred(self) -> bool:
+        """At the end of a reactor step: arm the alarm for the last deadline `_flush` noted;
+        True if that deadline has passed (the step polls again, so it fires in this step)."""
+        self._alarm_deferred = False
+        alarm = self._alarm
+        if alarm is None:
+            return False
+        deadline = self._alarm_wanted
+        alarm.set(deadline)
+        return deadline is not None and deadline <= self._now()
+
     def _on_alarm(self, alarm: Alarm) -> None:
+        if self._alarm_deferred:  # armed now, as a flush earlier in this step would have armed it
+            alarm.set(self._alarm_wanted)
         if alarm.consume():  # False: re-armed after it fired, nothing is due for that expiry
             self._fire_timer()
 

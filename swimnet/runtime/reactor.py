@@ -25,6 +25,13 @@ Rules:
   its node as it would in a task of the node, never the reactor or other nodes;
 - `Watch.close()` is synchronous and idempotent: no callback of it runs afterwards; close
   it before closing its descriptors;
+- deferred work: while a step serves callbacks (`stepping`), a callback may defer work to
+  the step's end with `at_step_end(watch, fn)` (a node arms its alarm once there, not after
+  every datagram of the step); deferred work runs when a poll finds nothing ready (or the
+  step ends), in the order it was deferred, before the reactor waits again; `fn` returns
+  True when it may have made a descriptor ready (an alarm armed in the past), and the step
+  then polls again; a deferred `fn` that raises stops its watch as a callback does, and
+  one of a closed watch is dropped;
 - fairness: a step polls at most MAX_ROUNDS times and stops polling once it has served
   MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1), then yields to trio (waiting on
   the inner epoll is a checkpoint): under load a step serves about what one trio batch of
@@ -46,6 +53,7 @@ MAX_EVENTS = 256
 """Ready descriptors taken per poll, and callbacks after which a step stops polling."""
 
 Callback = Callable[[], None]
+StepEnd = Callable[[], bool]
 
 _CURRENT: trio.lowlevel.RunVar[Reactor | None] = trio.lowlevel.RunVar("swimnet_reactor", default=None)
 
@@ -91,6 +99,9 @@ class Reactor:
     def __init__(self, epoll: select.epoll) -> None:
         self._epoll = epoll
         self._callbacks: dict[int, tuple[Callback, Watch]] = {}
+        self._deferred: list[tuple[StepEnd, Watch]] = []
+        self.stepping = False
+        """True while a step serves callbacks (`at_step_end` may be called)."""
 
     @classmethod
     def current(cls) -> Reactor | None:
@@ -118,6 +129,25 @@ class Reactor:
             raise
         return watch
 
+    def at_step_end(self, watch: Watch, fn: StepEnd) -> None:
+        """Run `fn` at the end of the current step (only while `stepping`; see the rules)."""
+        self._deferred.append((fn, watch))
+
+    def _end_step(self) -> bool:
+        """Run the deferred work; True if some of it asks for another poll."""
+        again = False
+        while self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for fn, watch in deferred:
+                if watch.closed:
+                    continue
+                try:
+                    if fn():
+                        again = True
+                except Exception as exc:
+                    watch._fail(exc)
+        return again
+
     def _unregister(self, fd: int) -> None:
         if self._callbacks.pop(fd, None) is not None:
             with contextlib.suppress(OSError, ValueError):  # closed already: epoll forgot it
@@ -132,21 +162,27 @@ class Reactor:
             while True:
                 await wait_readable(epoll.fileno())
                 served = 0
-                for _ in range(MAX_ROUNDS):
-                    ready = poll(0, MAX_EVENTS)
-                    if not ready:
-                        break
-                    served += len(ready)
-                    for fd, _ in ready:
-                        entry = callbacks.get(fd)
-                        if entry is None:  # a callback before it stopped this one's watch
-                            continue
-                        try:
-                            entry[0]()
-                        except Exception as exc:
-                            entry[1]._fail(exc)
-                    if served >= MAX_EVENTS:
-                        break
+                self.stepping = True
+                try:
+                    for _ in range(MAX_ROUNDS):
+                        ready = poll(0, MAX_EVENTS)
+                        if ready:
+                            served += len(ready)
+                            for fd, _ in ready:
+                                entry = callbacks.get(fd)
+                                if entry is None:  # a callback before it stopped this one's watch
+                                    continue
+                                try:
+                                    entry[0]()
+                                except Exception as exc:
+                                    entry[1]._fail(exc)
+                        if ready and served < MAX_EVENTS:
+                            continue  # what the callbacks made ready is served in this step
+                        if served >= MAX_EVENTS or not self._end_step():
+                            break  # (the deferred work of a full step runs below)
+                finally:
+                    self.stepping = False
+                    self._end_step()  # the step ran out of rounds (or was cancelled)
         finally:
             for _, watch in list(callbacks.values()):
                 watch._fail(trio.ClosedResourceError("the reactor stopped"))

@@ -13,6 +13,10 @@ Rules:
   another key, other associated data);
 - output buffers are allocated without zeroing: libsodium writes every byte of them before
   they are copied out, and a failed decryption returns None without reading them;
+- `Cipher` does the same through one output buffer of its own (SCRATCH_SIZE bytes, made
+  once), for the engine's per-datagram path: no allocation per call for an output that fits
+  (a larger one is allocated as above); it is not thread-safe (libsodium runs without the
+  GIL and the buffer is shared by its calls), so each owner (an engine) has its own;
 - without PyNaCl's cffi handle (another PyNaCl build) the public bindings are used: the
   same results, at their cost.
 """
@@ -23,6 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 TAG_SIZE = 16
+SCRATCH_SIZE = 1 << 16
+"""A Cipher's output buffer: more than any datagram (MAX_DATAGRAM plus a tag)."""
 
 encrypt: Callable[[bytes, bytes, bytes, bytes], bytes]
 decrypt: Callable[[bytes, bytes, bytes, bytes], bytes | None]
@@ -81,7 +87,44 @@ def _slow_decrypt(ciphertext: bytes, ad: bytes, nonce: bytes, key: bytes) -> byt
     return data
 
 
-if _lib is not None and hasattr(_lib, "crypto_aead_xchacha20poly1305_ietf_encrypt"):
+_FAST = _lib is not None and hasattr(_lib, "crypto_aead_xchacha20poly1305_ietf_encrypt")
+
+if _FAST:
     encrypt, decrypt = _fast_encrypt, _fast_decrypt
 else:  # pragma: no cover
     encrypt, decrypt = _slow_encrypt, _slow_decrypt
+
+
+class Cipher:
+    """`encrypt`/`decrypt` through an output buffer of its own (see the module rules)."""
+
+    __slots__ = ("_out", "_view")
+
+    def __init__(self) -> None:
+        self._out: Any = _new("unsigned char[]", SCRATCH_SIZE) if _FAST else None
+        self._view: Any = _ffi.buffer(self._out) if _FAST else None
+
+    def encrypt(self, plaintext: bytes, ad: bytes, nonce: bytes, key: bytes) -> bytes:
+        """ciphertext || tag, as `encrypt`."""
+        size = len(plaintext) + TAG_SIZE
+        if self._out is None or size > SCRATCH_SIZE:
+            return encrypt(plaintext, ad, nonce, key)
+        _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            self._out, _ffi.NULL, plaintext, len(plaintext), ad, len(ad), _ffi.NULL, nonce, key
+        )
+        data: bytes = self._view[:size]
+        return data
+
+    def decrypt(self, ciphertext: bytes, ad: bytes, nonce: bytes, key: bytes) -> bytes | None:
+        """The plaintext, or None (too short, or authentication failed), as `decrypt`."""
+        size = len(ciphertext) - TAG_SIZE
+        if self._out is None or size > SCRATCH_SIZE:
+            return decrypt(ciphertext, ad, nonce, key)
+        if size < 0:
+            return None
+        if _lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            self._out, _ffi.NULL, _ffi.NULL, ciphertext, len(ciphertext), ad, len(ad), nonce, key
+        ):
+            return None
+        data: bytes = self._view[:size]
+        return data

@@ -34,7 +34,13 @@ Rules and invariants:
   and sealed input is refused (``no_keyring``). Plaintext packets carry the label in a
   header ``0xF4 || len(1) || label`` when the label is not empty; a plaintext packet must
   carry exactly our label (``label_mismatch``, ``missing_label``).
-- Pure: no I/O, no clock, no randomness except through ``nonce_source``.
+- ``DatagramSealer`` is the engine's per-datagram path: the nonce ``stamp || random``
+  (``TIMESTAMP_SIZE`` bytes of a clock, then ``nonce_source(RANDOM_SIZE - TIMESTAMP_SIZE)``)
+  and the same bytes and errors as ``protect``/``unprotect`` of a sealed packet, in one
+  call each (the primary key and its id taken once per keyring generation, the associated
+  data once, output through its own ``aead.Cipher``); one per engine (not thread-safe).
+- Pure: no I/O, no clock, no randomness except through ``nonce_source`` (and the clock
+  given to a ``DatagramSealer``).
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ __all__ = [
     "RANDOM_SIZE",
     "TAG_SIZE",
     "VERSION",
+    "DatagramSealer",
     "NonceSource",
     "Sealer",
     "SecurityPolicy",
@@ -87,6 +94,9 @@ TIMESTAMP_SIZE: Final = 4
 """The engine starts the random part of every nonce with the sender's clock (uint32 seconds,
 big-endian), leaving 15 random bytes; being part of the nonce it costs nothing and is
 authenticated. Receivers refuse sealed input older than their replay window."""
+
+
+_STAMPED_RANDOM_SIZE: Final = RANDOM_SIZE - TIMESTAMP_SIZE
 
 
 def sealed_timestamp(packet: bytes) -> int:
@@ -153,6 +163,61 @@ def seal(keyring: Keyring, label: str, plaintext: bytes, nonce_source: NonceSour
 def open_sealed(keyring: Keyring, label: str, packet: bytes) -> bytes:
     """Open a sealed packet with any installed key; AuthenticationError on any failure."""
     return _open(keyring, _VERSION_BYTE + encode_label(label), packet)
+
+
+class DatagramSealer:
+    """Seal and open packets under one keyring and label, for the engine (see the rules).
+
+    ``seal(plaintext)`` equals ``seal(keyring, label, plaintext, source)`` for the nonce
+    source ``lambda n: stamp(clock()) + nonce_source(n - TIMESTAMP_SIZE)``; ``open(packet)``
+    equals ``open_sealed(keyring, label, packet)`` for a packet that starts with the version
+    byte. The keyring is held by reference: a rotation takes effect on the next call.
+    """
+
+    __slots__ = ("_ad", "_cipher", "_clock", "_generation", "_head", "_key", "_keyring", "_random")
+
+    def __init__(
+        self, keyring: Keyring, label: str, nonce_source: NonceSource, clock: Callable[[], float]
+    ) -> None:
+        self._keyring = keyring
+        self._ad = _VERSION_BYTE + encode_label(label)
+        self._random = nonce_source
+        self._clock = clock
+        self._cipher = aead.Cipher()
+        self._generation = -1
+        """The keyring generation ``_key`` and ``_head`` were taken from."""
+        self._key = b""
+        self._head = b""
+        """version || primary key id: the nonce up to its stamp."""
+
+    def seal(self, plaintext: bytes) -> bytes:
+        keyring = self._keyring
+        if keyring.generation != self._generation:
+            self._generation = keyring.generation
+            self._key = keyring.primary
+            self._head = _VERSION_BYTE + keyring.primary_raw_id
+        stamp = (int(self._clock()) & 0xFFFFFFFF).to_bytes(TIMESTAMP_SIZE, "big")
+        random_part = self._random(_STAMPED_RANDOM_SIZE)
+        if len(random_part) != _STAMPED_RANDOM_SIZE:
+            raise LocalProtocolError(
+                f"nonce_source({_STAMPED_RANDOM_SIZE}) returned {len(random_part)} bytes"
+            )
+        nonce = self._head + stamp + random_part
+        return nonce + self._cipher.encrypt(plaintext, self._ad, nonce, self._key)
+
+    def open(self, packet: bytes) -> bytes:
+        if len(packet) < OVERHEAD:
+            raise AuthenticationError("truncated", f"{len(packet)} bytes < {OVERHEAD}")
+        if packet[0] != VERSION:
+            raise AuthenticationError("bad_version", f"version byte 0x{packet[0]:02x}")
+        raw_id = packet[1:_KEY_ID_END]
+        key = self._keyring.key_for_id(raw_id)
+        if key is None:
+            raise AuthenticationError("unknown_key", f"key id {raw_id.hex()}")
+        plaintext = self._cipher.decrypt(packet[NONCE_SIZE:], self._ad, packet[:NONCE_SIZE], key)
+        if plaintext is None:
+            raise AuthenticationError("auth_failed", f"key id {raw_id.hex()}")
+        return plaintext
 
 
 class Sealer:

@@ -209,3 +209,75 @@ async def test_a_step_is_bounded_then_the_reactor_yields() -> None:
         for a, b in pairs:
             a.close()
             b.close()
+
+
+async def test_deferred_work_runs_at_the_step_end_and_may_poll_again() -> None:
+    """Work a callback defers runs once the step's callbacks are done, in order; when it
+    says it made something ready, the step polls again and serves that in the same step; a
+    deferred function that raises stops its own watch only; one of a closed watch is dropped."""
+    a, b = _pair()
+    c, d = _pair()
+    e, f = _pair()
+    log: list[str] = []
+    reactor = _reactor()
+    instrument = _ReactorSteps()
+
+    def later(tag: str, then: Callable[[], bool]) -> Callable[[], bool]:
+        def fn() -> bool:
+            assert reactor.stepping
+            log.append(tag)
+            return then()
+
+        return fn
+
+    def broken() -> bool:
+        raise ValueError("deferred bug")
+
+    def on_a() -> None:
+        log.append("a:" + a.recv(100).decode())
+        reactor.at_step_end(watch, later("end1", lambda: d.send(b"c") > 0))  # c ready: poll again
+        reactor.at_step_end(failing, broken)
+        reactor.at_step_end(closed, later("never", lambda: False))
+        reactor.at_step_end(watch, later("end2", lambda: False))
+
+    watch = reactor.watch({a.fileno(): on_a, c.fileno(): lambda: log.append("c:" + c.recv(100).decode())})
+    failing = reactor.watch({e.fileno(): lambda: None})
+    closed = reactor.watch({})
+    closed.close()
+    try:
+        await trio.testing.wait_all_tasks_blocked()
+        trio.lowlevel.add_instrument(instrument)
+        b.send(b"a")
+        await wait_for(lambda: "c:c" in log, timeout=5, what="the deferred work's effect")
+        assert log == ["a:a", "end1", "end2", "c:c"]
+        assert instrument.steps == 1 and not reactor.stepping
+        with trio.fail_after(5), pytest.raises(ValueError, match="deferred bug"):
+            await failing.wait_failed()
+        assert failing.closed and not watch.closed
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+        for w in (watch, failing):
+            w.close()
+        for s in (a, b, c, d, e, f):
+            s.close()
+
+
+async def test_a_probe_and_its_ack_in_one_step_arm_the_alarm_once() -> None:
+    """The probe's timeout moves the deadline earlier, its ack moves it back: served in one
+    reactor step, the node arms its timerfd once for both (at the step's end), not twice."""
+    if not Alarm.available():
+        pytest.skip("no timerfd")
+    async with trio.open_nursery() as nursery:
+        handles = await start_cluster(nursery, 2, push_pull_interval=3600.0)
+        nodes = [h.node for h in handles]
+        await wait_for(lambda: converged(nodes), what="convergence")
+        await trio.sleep(1.0)  # the join's gossip drains
+        node = nodes[0]
+        alarm = node._alarm
+        assert alarm is not None and node._watch is not None
+        arms, sent = alarm.arms, node.stats["udp_packets_sent"]
+        await trio.sleep(4.0)  # ~20 probe intervals: a ping and an ack sent in each
+        probes = (node.stats["udp_packets_sent"] - sent) / 2
+        assert probes >= 10
+        assert alarm.arms - arms <= 1.5 * probes + 2, (alarm.arms - arms, probes)  # 2.5 per probe before
+        nursery.cancel_scope.cancel()

@@ -50,3 +50,35 @@ def test_other_key_other_ad_and_short_input_are_refused() -> None:
     for size in range(aead.TAG_SIZE):
         assert aead.decrypt(sealed[:size], ad, nonce, key) is None
     assert aead.decrypt(aead.encrypt(b"", ad, nonce, key), ad, nonce, key) == b""
+
+
+_cipher = aead.Cipher()  # one for every example: its buffer outlives each call
+
+
+@given(st.binary(max_size=2000), st.binary(min_size=1, max_size=300), nonces, keys)
+def test_a_cipher_gives_what_the_functions_give(
+    plaintext: bytes, ad: bytes, nonce: bytes, key: bytes
+) -> None:
+    sealed = _cipher.encrypt(plaintext, ad, nonce, key)
+    assert sealed == aead.encrypt(plaintext, ad, nonce, key)
+    other = _cipher.encrypt(b"x" * 3000, ad, nonce, key)  # overwrites the buffer: results are copies
+    assert _cipher.decrypt(sealed, ad, nonce, key) == plaintext
+    assert _cipher.decrypt(other, ad, nonce, key) == b"x" * 3000
+    assert sealed == aead.encrypt(plaintext, ad, nonce, key)
+
+
+def test_a_cipher_refuses_what_the_functions_refuse_and_handles_any_size() -> None:
+    cipher = aead.Cipher()
+    key, nonce, ad = b"k" * 32, b"n" * 24, b"\xe1a"
+    for size in range(aead.TAG_SIZE):
+        assert cipher.decrypt(b"\0" * size, ad, nonce, key) is None
+    sealed = cipher.encrypt(b"hello", ad, nonce, key)
+    assert cipher.decrypt(sealed, ad, nonce, b"K" * 32) is None
+    assert cipher.decrypt(sealed, b"\xe1b", nonce, key) is None
+    assert cipher.decrypt(sealed[:-1] + bytes([sealed[-1] ^ 1]), ad, nonce, key) is None
+    assert cipher.decrypt(sealed, ad, nonce, key) == b"hello"  # a failure left nothing behind
+    for size in (0, aead.SCRATCH_SIZE - aead.TAG_SIZE, aead.SCRATCH_SIZE, 3 * aead.SCRATCH_SIZE):
+        big = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+        sealed = cipher.encrypt(big, ad, nonce, key)  # beyond its buffer: allocated as aead.encrypt does
+        assert sealed == aead.encrypt(big, ad, nonce, key)
+        assert cipher.decrypt(sealed, ad, nonce, key) == big

@@ -17,6 +17,7 @@ from swimnet.security import (
     RANDOM_SIZE,
     TAG_SIZE,
     VERSION,
+    DatagramSealer,
     Keyring,
     Sealer,
     key_id,
@@ -24,6 +25,7 @@ from swimnet.security import (
     open_sealed,
     seal,
 )
+from swimnet.security.seal import TIMESTAMP_SIZE, sealed_timestamp
 
 A, B, C = (bytes([n]) * 32 for n in (1, 2, 3))
 
@@ -230,3 +232,59 @@ def test_forged_packet_under_known_key_id_is_auth_failed(
     with pytest.raises(AuthenticationError) as info:
         open_sealed(ring, label, bytes([VERSION]) + raw_id + body)
     assert info.value.reason == "auth_failed"
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@given(st.lists(st.tuples(payloads, st.floats(0, 2.0**33)), min_size=1, max_size=8), labels)
+def test_datagram_sealer_gives_the_bytes_of_seal_with_a_stamped_nonce(
+    steps: list[tuple[bytes, float]], label: str
+) -> None:
+    """DatagramSealer.seal == seal() whose nonce source is stamp(clock) || random, call after
+    call (its cached stamp and key follow the clock and the keyring); open == open_sealed."""
+    ring = Keyring([A, B])
+    clock = _Clock(0.0)
+    ours, theirs = nonces(7), nonces(7)
+    sealer = DatagramSealer(ring, label, ours.randbytes, clock)
+    for i, (payload, now) in enumerate(steps):
+        clock.now = now
+        if i % 3 == 2:  # a rotation between two calls takes effect on the next
+            ring.use(B if ring.primary == A else A)
+
+        def stamped(n: int, now: float = now) -> bytes:
+            return (int(now) & 0xFFFFFFFF).to_bytes(TIMESTAMP_SIZE, "big") + theirs.randbytes(
+                n - TIMESTAMP_SIZE
+            )
+
+        packet = sealer.seal(payload)
+        assert packet == seal(ring, label, payload, stamped)
+        assert packet[1:5] == key_id(ring.primary)
+        assert sealed_timestamp(packet) == int(now) & 0xFFFFFFFF
+        assert sealer.open(packet) == open_sealed(ring, label, packet) == payload
+
+
+def test_datagram_sealer_refuses_what_open_sealed_refuses() -> None:
+    ring = Keyring([A])
+    sealer = DatagramSealer(ring, "prod", nonces().randbytes, _Clock(100.0))
+    good = sealer.seal(b"hello")
+    cases = {
+        "truncated": good[: OVERHEAD - 1],
+        "bad_version": bytes([VERSION + 1]) + good[1:],
+        "unknown_key": good[:1] + key_id(C) + good[5:],
+        "auth_failed": good[:-1] + bytes([good[-1] ^ 1]),
+    }
+    for reason, packet in cases.items():
+        with pytest.raises(AuthenticationError) as info:
+            sealer.open(packet)
+        assert info.value.reason == reason == reason_of(ring, "prod", packet)
+    other_label = DatagramSealer(ring, "dev", nonces().randbytes, _Clock(100.0))
+    with pytest.raises(AuthenticationError, match="auth_failed"):
+        other_label.open(good)
+    with pytest.raises(LocalProtocolError):
+        DatagramSealer(ring, "prod", lambda n: b"short", _Clock(1.0)).seal(b"x")
