@@ -67,7 +67,13 @@ class BroadcastSource(Protocol):
     """A further queue of piggybacked messages, drained after membership's own.
 
     `len()` is what wakes the gossip tick: a source whose messages should only ride on
-    packets sent anyway (coordinates) reports 0 and is still asked to `take` for each."""
+    packets sent anyway (coordinates) says so with `wakes_gossip` False (its `len()` is then
+    never asked) and is still asked to `take` for each."""
+
+    @property
+    def wakes_gossip(self) -> bool:
+        """Whether a non-empty source (`len()`) wakes the idle gossip tick."""
+        ...
 
     def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]: ...
 

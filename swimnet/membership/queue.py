@@ -48,6 +48,9 @@ class BroadcastQueue:
     hold a reference to it).
     """
 
+    wakes_gossip = True
+    """A queued broadcast wakes the idle gossip tick (see `BroadcastSource`)."""
+
     def __init__(self, retransmit_mult: int, max_len: int = 100_000) -> None:
         self.retransmit_mult = retransmit_mult
         self.max_len = max_len

@@ -214,6 +214,7 @@ class Swim:
         "_steered",
         "_suspicions",
         "_unverified",
+        "_waking_opaque",
         "addr",
         "awareness",
         "config",
@@ -254,7 +255,9 @@ class Swim:
         self._queued = tuple(q.items for q in queues if isinstance(q, BroadcastQueue))
         """The queued broadcasts of every BroadcastQueue source: any() of them is cheap."""
         self._opaque_sources = tuple(q for q in queues if not isinstance(q, BroadcastQueue))
-        """Sources that report no length (they never wake gossip) but are asked on every packet."""
+        """Sources without a cheap emptiness test: asked to `take` on every packet."""
+        self._waking_opaque = tuple(q for q in self._opaque_sources if q.wakes_gossip)
+        """The opaque sources whose `len()` wakes gossip (asked after every input)."""
         self._extra = tuple((q, q.items if isinstance(q, BroadcastQueue) else None) for q in d.broadcasts)
         """The layers' sources, each with its queued items when it has a cheap emptiness test."""
         self.timers = Timers()
@@ -362,7 +365,7 @@ class Swim:
     def _probe_seq(self, member: str) -> int:
         """The next sequence number as the ping delegate picks it for a direct probe of `member`
         (it may skip a few ahead: see PingDelegate.ping_seq)."""
-        seq = self._next_seq()
+        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF  # _next_seq(), inlined (once per probe)
         picked = self._ping.ping_seq(member, seq)
         if not 0 <= picked <= 0xFFFFFFFF or (picked - seq) % 2**32 > _MAX_SEQ_SKIP:
             raise LocalProtocolError(
@@ -791,7 +794,7 @@ class Swim:
         """Probe at once what the exchange just merged introduced (see `admission`)."""
         if not self._leaving:
             for m in self._admission.introduced(self.members, now):
-                self._send_probe(m, now, verifying=True)
+                self._send_probe(m, now, now + self._probe_interval(), verifying=True)
 
     def _knows_others(self) -> bool:
         """Some member besides us is alive or suspect."""
@@ -872,7 +875,8 @@ class Swim:
 
     def _probe(self, now: float) -> None:
         cfg = self.config
-        self.timers.set(_PROBE_TICK, now + self._probe_interval())
+        deadline = now + self._probe_interval()  # the next tick, and this one's probes' deadline
+        self.timers.set(_PROBE_TICK, deadline)
         if self._leaving:
             return
         unverified = (
@@ -881,15 +885,15 @@ class Swim:
             else None
         )
         if unverified is not None:
-            self._send_probe(unverified, now, verifying=True)
+            self._send_probe(unverified, now, deadline, verifying=True)
         target = self._next_probe_target(now)
         if target is not None:
-            self._send_probe(target, now, verifying=False)
+            self._send_probe(target, now, deadline, verifying=False)
 
-    def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
+    def _send_probe(self, target: MemberRecord, now: float, deadline: float, *, verifying: bool) -> None:
+        """Probe `target` now; it fails at `deadline` (a probe interval on, scaled by health)."""
         cfg = self.config
         seq = self._probe_seq(target.name)
-        deadline = now + self._probe_interval()
         addr = target.identity[1]
         probe = _Probe(target.name, addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
@@ -991,7 +995,7 @@ class Swim:
     def _has_broadcasts(self) -> bool:
         if any(self._queued):
             return True
-        for q in self._opaque_sources:  # noqa: SIM110 (no generator: asked after every input)
+        for q in self._waking_opaque:  # noqa: SIM110 (no generator: asked after every input)
             if len(q):
                 return True
         return False
