@@ -35,7 +35,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 
 from swimnet.errors import DecodeError
 from swimnet.layers.contract import Host, MessageHandler, StreamHandler
@@ -198,12 +198,19 @@ class _Piggyback:
     a packet for coordinates alone.
     """
 
-    __slots__ = ("take",)
+    __slots__ = ("pending", "take")
     wakes_gossip = False
 
     def __init__(self, layer: CoordinatesLayer) -> None:
         self.take: Callable[[int, int, int], list[bytes]] = layer._take
-        """The layer's own method (asked on every packet sent: no forwarding call)."""
+        """The layer's own method (no forwarding call)."""
+        self.pending: tuple[Sized, ...] = (
+            layer._tracker.publication_due,
+            layer._own_items,
+            layer._relay_items,
+        )
+        """Empty, all three, while `take` has nothing: our coordinate is not due, nothing is
+        queued (the common case: then it is not asked)."""
 
     def __len__(self) -> int:
         return 0

@@ -60,6 +60,8 @@ class BroadcastQueue:
         self.items: dict[Hashable, _Item] = {}
         """The queued broadcasts by key (read it, never write it: its truth is "not empty",
         cheaper to ask than len())."""
+        self.pending = (self.items,)
+        """`items`, as a `BroadcastSource` says what it may hold."""
         self._seq = 0
 
     def __len__(self) -> int:

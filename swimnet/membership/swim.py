@@ -205,6 +205,7 @@ class Swim:
         "_probe_index",
         "_queued",
         "_quiet_syncs",
+        "_ready",
         "_reaped",
         "_rebutted",
         "_seeds",
@@ -254,12 +255,15 @@ class Swim:
         queues = (self.queue, *d.broadcasts)
         self._queued = tuple(q.items for q in queues if isinstance(q, BroadcastQueue))
         """The queued broadcasts of every BroadcastQueue source: any() of them is cheap."""
-        self._opaque_sources = tuple(q for q in queues if not isinstance(q, BroadcastQueue))
+        self._waking_opaque = tuple(q for q in queues if not isinstance(q, BroadcastQueue) and q.wakes_gossip)
+        """The other sources whose `len()` wakes gossip (asked after every input)."""
+        self._opaque_sources = tuple(q for q in queues if q.pending is None)
         """Sources without a cheap emptiness test: asked to `take` on every packet."""
-        self._waking_opaque = tuple(q for q in self._opaque_sources if q.wakes_gossip)
-        """The opaque sources whose `len()` wakes gossip (asked after every input)."""
-        self._extra = tuple((q, q.items if isinstance(q, BroadcastQueue) else None) for q in d.broadcasts)
-        """The layers' sources, each with its queued items when it has a cheap emptiness test."""
+        self._ready = tuple(c for q in queues if q.pending is not None for c in q.pending)
+        """The `pending` containers of every other source: while all are empty (and there is no
+        opaque source), a packet goes out without asking any source."""
+        self._extra = tuple((q, q.pending) for q in d.broadcasts)
+        """The layers' sources, each with its `pending` containers (None: always asked)."""
         self.timers = Timers()
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.outbox: list[tuple[Address, bytes]] = []
@@ -380,7 +384,7 @@ class Swim:
 
     def _send_encoded(self, addr: Address, parts: list[bytes]) -> None:
         """`send`, the messages already encoded (probes and acks skip the message objects)."""
-        if self._opaque_sources or any(self._queued):
+        if self._opaque_sources or any(self._ready):
             used = _PACKET_HEADER
             for p in parts:
                 used += len(p)
@@ -397,7 +401,7 @@ class Swim:
         for q, items in self._extra:
             if budget <= 0:
                 break
-            if items is None or items:
+            if items is None or any(items):
                 more = q.take(budget, _PER_MESSAGE_OVERHEAD, n)
                 for b in more:
                     budget -= len(b)

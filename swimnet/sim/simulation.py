@@ -6,9 +6,12 @@ Rules:
 - events run in (time, sequence) order; an engine is only ever called with the current
   virtual time, and after every call its datagrams, streams and events are drained;
 - datagrams with a fixed delay (a `Constant` latency) wait in a FIFO lane beside the heap
-  (sent in time order, they arrive in time order: no heap work per packet); the run loop
-  takes whichever of the lane's head and the heap's top comes first in (time, sequence)
-  order, so the order of events is exactly the one a single heap gives;
+  (sent in time order, they arrive in time order: no heap work per packet); so do, in a
+  second FIFO (the clock), the node timers armed for a short while ahead (a probe timeout,
+  the next tick after one) that are due no earlier than the last one it holds: armed in
+  time order with the same delay, they fall due in that order (the rest go to the heap).
+  The run loop takes whichever of the three heads comes first in (time, sequence) order, so
+  the order of events is exactly the one a single heap gives, sequence numbers included;
 - a crashed node receives nothing and its timers never fire; a restarted node is a new
   engine (empty state, higher incarnation) at the same address;
 - a stalled node takes no input until the stall ends, then drains its backlog in arrival
@@ -113,8 +116,12 @@ class Simulation:
         """Datagrams of a fixed delay, (when, seq, receiver, its gen, sender, bytes), in
         (when, seq) order (see the module docstring)."""
         self._clock: deque[tuple[float, int, int, Any]] = deque()
-        """Timer entries (as on the heap) armed no earlier than the last one it holds, in
-        (when, seq) order: most of them (a probe interval or timeout on, armed in time order)."""
+        """Timer entries (as on the heap) due within `_clock_horizon` of being armed and no
+        earlier than the last one it holds, so in (when, seq) order (see the module docstring)."""
+        self._clock_horizon = self.config.probe_timeout * (1.0 + 1e-9)
+        """A probe timeout, the bulk of the timers armed, falls within it (and the next tick,
+        armed when the timeout it replaces falls due); a timer armed further ahead does not:
+        it would hold the timeouts armed after it out of the clock."""
         self._seq = 0
         self._slots: dict[str, _Slot] = {}
         self._by_addr: dict[Address, _Slot] = {}
@@ -286,6 +293,7 @@ class Simulation:
     def _run(self, until: float) -> None:
         heap, pop, lane, clock = self._heap, heapq.heappop, self._lane, self._clock
         lane_pop, clock_pop = lane.popleft, clock.popleft
+        horizon = self._clock_horizon
         first: Any  # an entry of one of the three queues
         entry: Any
         data: Any
@@ -344,7 +352,7 @@ class Simulation:
                     slot.timer_at = deadline
                     self._seq += 1
                     entry = (deadline, self._seq, _TIMER, data)
-                    if not clock or clock[-1][0] <= deadline:
+                    if deadline - when <= horizon and (not clock or clock[-1][0] <= deadline):
                         clock.append(entry)
                     else:
                         heapq.heappush(heap, entry)
@@ -435,7 +443,7 @@ class Simulation:
             self._seq += 1
             entry = (deadline, self._seq, _TIMER, (slot, slot.gen))
             clock = self._clock
-            if not clock or clock[-1][0] <= deadline:
+            if deadline - now <= self._clock_horizon and (not clock or clock[-1][0] <= deadline):
                 clock.append(entry)
             else:
                 push(heap, entry)

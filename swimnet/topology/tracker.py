@@ -104,8 +104,10 @@ class PeerCoordinates:
         self._probes = 0
         self._payload: bytes | None = None
         self._published: Coordinate | None = None
-        self.publication_due = False
-        """Our coordinate is due for gossip (`take_publication`); read it, never write it."""
+        self.publication_due: set[str] = set()
+        """{"coordinate"} while our coordinate is due for gossip (`take_publication`), else
+        empty: a container, so a piggyback source tests it without a call (read it, never
+        write it)."""
         self._rtts = array("d")
         """The last RTT_WINDOW samples, a ring once full (the oldest at `_rtt_oldest`): plain
         doubles in one block, not a float object each (at thousands of simulated nodes each
@@ -183,12 +185,12 @@ class PeerCoordinates:
             return
         published = self._published
         if published is None:
-            self.publication_due = True
+            self.publication_due.add("coordinate")
             return
         if self.flat():
             return
         if moved(published, self.client.coordinate) > MATERIAL_SHARE * self._scale():
-            self.publication_due = True
+            self.publication_due.add("coordinate")
 
     # -- what others tell --------------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class PeerCoordinates:
         """Our coordinate, if it is due for gossip (then it counts as published)."""
         if not self.publication_due:
             return None
-        self.publication_due = False
+        self.publication_due.clear()
         self._published = coord = self.client.coordinate
         self.stats["coordinate_published"] += 1
         return self.version, coord
