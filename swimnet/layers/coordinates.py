@@ -35,7 +35,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 
 from swimnet.errors import DecodeError
 from swimnet.layers.contract import Host, MessageHandler, StreamHandler
@@ -64,6 +64,10 @@ _MAX_QUEUED = 4_096
 
 
 class CoordinatesLayer:
+    __slots__ = (
+        "_answer_join", "_dims", "_host", "_own", "_own_items", "_queue", "_relay_items", "_tracker",
+        "broadcasts",
+    )  # fmt: skip
     section = "coordinates"
 
     def __init__(self, host: Host, tracker: PeerCoordinates) -> None:
@@ -72,6 +76,8 @@ class CoordinatesLayer:
         self._dims = tracker.client.config.dimensionality
         self._own = BroadcastQueue(host.config.retransmit_mult, 1)
         self._queue = BroadcastQueue(_RELAY_MULT, _MAX_QUEUED)
+        self._own_items, self._relay_items = self._own.items, self._queue.items
+        """The two queues' items (asked on every packet sent: one object each, not two)."""
         self.broadcasts = _Piggyback(self)
         self._answer_join = False
         """A join request's section was merged: the reply (next local_state) goes in full."""
@@ -91,15 +97,19 @@ class CoordinatesLayer:
             self._queue.queue(msg.name, encode_message(msg))
 
     def _take(self, budget: int, overhead: int, n_members: int) -> list[bytes]:
-        published = self._tracker.take_publication()
-        if published is not None:
-            (epoch, updates), coord = published
-            me = self._host.name
-            update = CoordinateUpdate(me, epoch, updates, coordinate_to_bytes(coord))
-            self._own.queue(me, encode_message(update))
-        queue = self._own if self._own.items else self._queue
-        if not queue.items:
-            return []  # the common case: nothing to relay (take() would say so, a call later)
+        if self._tracker.publication_due:
+            published = self._tracker.take_publication()
+            if published is not None:
+                (epoch, updates), coord = published
+                me = self._host.name
+                update = CoordinateUpdate(me, epoch, updates, coordinate_to_bytes(coord))
+                self._own.queue(me, encode_message(update))
+        if self._own_items:
+            queue = self._own
+        elif self._relay_items:
+            queue = self._queue
+        else:
+            return []  # the common case: nothing to send (take() would say so, a call later)
         taken = queue.take(budget, overhead, n_members)[:PACKET_SHARE]
         if taken:
             self._host.stats["coordinate_gossip_bytes"] += sum(len(b) for b in taken)
@@ -184,14 +194,23 @@ class CoordinatesLayer:
 class _Piggyback:
     """The layer's broadcast source: coordinate gossip for packets sent anyway.
 
-    `len()` is always 0, so membership never sends a packet for coordinates alone.
+    It never wakes gossip (`wakes_gossip`; `len()` is always 0), so membership never sends
+    a packet for coordinates alone.
     """
 
-    __slots__ = ("take",)
+    __slots__ = ("pending", "take")
+    wakes_gossip = False
 
     def __init__(self, layer: CoordinatesLayer) -> None:
         self.take: Callable[[int, int, int], list[bytes]] = layer._take
-        """The layer's own method (asked on every packet sent: no forwarding call)."""
+        """The layer's own method (no forwarding call)."""
+        self.pending: tuple[Sized, ...] = (
+            layer._tracker.publication_due,
+            layer._own_items,
+            layer._relay_items,
+        )
+        """Empty, all three, while `take` has nothing: our coordinate is not due, nothing is
+        queued (the common case: then it is not asked)."""
 
     def __len__(self) -> int:
         return 0

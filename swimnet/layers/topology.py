@@ -41,6 +41,8 @@ class PingObserver(Protocol):
 
 
 class TopologyDelegate:
+    __slots__ = ("_config", "_observer", "_rng", "_stats", "coordinates")
+
     def __init__(
         self,
         config: Config,

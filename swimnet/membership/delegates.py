@@ -11,7 +11,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Container, Sequence, Sized
 from typing import Protocol
 
 import attrs
@@ -67,7 +67,20 @@ class BroadcastSource(Protocol):
     """A further queue of piggybacked messages, drained after membership's own.
 
     `len()` is what wakes the gossip tick: a source whose messages should only ride on
-    packets sent anyway (coordinates) reports 0 and is still asked to `take` for each."""
+    packets sent anyway (coordinates) says so with `wakes_gossip` False (its `len()` is then
+    never asked) and is still asked to `take` for each that has room, unless its `pending`
+    containers are all empty."""
+
+    @property
+    def wakes_gossip(self) -> bool:
+        """Whether a non-empty source (`len()`) wakes the idle gossip tick."""
+        ...
+
+    @property
+    def pending(self) -> tuple[Sized, ...] | None:
+        """Containers that are all empty whenever `take` would return nothing (tested on every
+        packet, no call made); None: no such test, `take` is asked every time."""
+        ...
 
     def take(self, budget: int, overhead: int, n_members: int) -> list[bytes]: ...
 

@@ -30,7 +30,8 @@ class Isolation:
         self._last_rejoin: float | None = None
 
     def probe_ok(self) -> None:
-        self._failed.clear()
+        if self._failed:
+            self._failed.clear()
 
     def probe_failed(self, target: str, live_others: Callable[[], int]) -> bool:
         """Record a failed probe; True if every recent probe failed (we are the isolated one)."""

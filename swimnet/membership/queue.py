@@ -48,6 +48,9 @@ class BroadcastQueue:
     hold a reference to it).
     """
 
+    wakes_gossip = True
+    """A queued broadcast wakes the idle gossip tick (see `BroadcastSource`)."""
+
     def __init__(self, retransmit_mult: int, max_len: int = 100_000) -> None:
         self.retransmit_mult = retransmit_mult
         self.max_len = max_len
@@ -57,6 +60,8 @@ class BroadcastQueue:
         self.items: dict[Hashable, _Item] = {}
         """The queued broadcasts by key (read it, never write it: its truth is "not empty",
         cheaper to ask than len())."""
+        self.pending = (self.items,)
+        """`items`, as a `BroadcastSource` says what it may hold."""
         self._seq = 0
 
     def __len__(self) -> int:

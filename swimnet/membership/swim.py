@@ -217,6 +217,7 @@ class Swim:
         "_probe_index",
         "_queued",
         "_quiet_syncs",
+        "_ready",
         "_reaped",
         "_rebutted",
         "_seeds",
@@ -226,6 +227,7 @@ class Swim:
         "_steered",
         "_suspicions",
         "_unverified",
+        "_waking_opaque",
         "addr",
         "awareness",
         "config",
@@ -265,10 +267,15 @@ class Swim:
         queues = (self.queue, *d.broadcasts)
         self._queued = tuple(q.items for q in queues if isinstance(q, BroadcastQueue))
         """The queued broadcasts of every BroadcastQueue source: any() of them is cheap."""
-        self._opaque_sources = tuple(q for q in queues if not isinstance(q, BroadcastQueue))
-        """Sources that report no length (they never wake gossip) but are asked on every packet."""
-        self._extra = tuple((q, q.items if isinstance(q, BroadcastQueue) else None) for q in d.broadcasts)
-        """The layers' sources, each with its queued items when it has a cheap emptiness test."""
+        self._waking_opaque = tuple(q for q in queues if not isinstance(q, BroadcastQueue) and q.wakes_gossip)
+        """The other sources whose `len()` wakes gossip (asked after every input)."""
+        self._opaque_sources = tuple(q for q in queues if q.pending is None)
+        """Sources without a cheap emptiness test: asked to `take` on every packet."""
+        self._ready = tuple(c for q in queues if q.pending is not None for c in q.pending)
+        """The `pending` containers of every other source: while all are empty (and there is no
+        opaque source), a packet goes out without asking any source."""
+        self._extra = tuple((q, q.pending) for q in d.broadcasts)
+        """The layers' sources, each with its `pending` containers (None: always asked)."""
         self.timers = Timers()
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.outbox: list[tuple[Address, bytes]] = []
@@ -374,7 +381,7 @@ class Swim:
     def _probe_seq(self, member: str) -> int:
         """The next sequence number as the ping delegate picks it for a direct probe of `member`
         (it may skip a few ahead: see PingDelegate.ping_seq)."""
-        seq = self._next_seq()
+        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF  # _next_seq(), inlined (once per probe)
         picked = self._ping.ping_seq(member, seq)
         if not 0 <= picked <= 0xFFFFFFFF or (picked - seq) % 2**32 > _MAX_SEQ_SKIP:
             raise LocalProtocolError(
@@ -389,7 +396,7 @@ class Swim:
 
     def _send_encoded(self, addr: Address, parts: list[bytes]) -> None:
         """`send`, the messages already encoded (probes and acks skip the message objects)."""
-        if self._opaque_sources or any(self._queued):
+        if self._opaque_sources or any(self._ready):
             used = _PACKET_HEADER
             for p in parts:
                 used += len(p)
@@ -406,7 +413,7 @@ class Swim:
         for q, items in self._extra:
             if budget <= 0:
                 break
-            if items is None or items:
+            if items is None or any(items):
                 more = q.take(budget, _PER_MESSAGE_OVERHEAD, n)
                 for b in more:
                     budget -= len(b)
@@ -803,7 +810,7 @@ class Swim:
         """Probe at once what the exchange just merged introduced (see `admission`)."""
         if not self._leaving:
             for m in self._admission.introduced(self.members, now):
-                self._send_probe(m, now, verifying=True)
+                self._send_probe(m, now, now + self._probe_interval(), verifying=True)
 
     def _knows_others(self) -> bool:
         """Some member besides us is alive or suspect."""
@@ -884,7 +891,8 @@ class Swim:
 
     def _probe(self, now: float) -> None:
         cfg = self.config
-        self.timers.set(_PROBE_TICK, now + self._probe_interval())
+        deadline = now + self._probe_interval()  # the next tick, and this one's probes' deadline
+        self.timers.set(_PROBE_TICK, deadline)
         if self._leaving:
             return
         unverified = (
@@ -893,15 +901,15 @@ class Swim:
             else None
         )
         if unverified is not None:
-            self._send_probe(unverified, now, verifying=True)
+            self._send_probe(unverified, now, deadline, verifying=True)
         target = self._next_probe_target(now)
         if target is not None:
-            self._send_probe(target, now, verifying=False)
+            self._send_probe(target, now, deadline, verifying=False)
 
-    def _send_probe(self, target: MemberRecord, now: float, *, verifying: bool) -> None:
+    def _send_probe(self, target: MemberRecord, now: float, deadline: float, *, verifying: bool) -> None:
+        """Probe `target` now; it fails at `deadline` (a probe interval on, scaled by health)."""
         cfg = self.config
         seq = self._probe_seq(target.name)
-        deadline = now + self._probe_interval()
         addr = target.identity[1]
         probe = _Probe(target.name, addr, target.incarnation, now, deadline, verifying)
         self._pending[seq] = probe
@@ -1003,7 +1011,7 @@ class Swim:
     def _has_broadcasts(self) -> bool:
         if any(self._queued):
             return True
-        for q in self._opaque_sources:  # noqa: SIM110 (no generator: asked after every input)
+        for q in self._waking_opaque:  # noqa: SIM110 (no generator: asked after every input)
             if len(q):
                 return True
         return False

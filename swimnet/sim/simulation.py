@@ -6,9 +6,12 @@ Rules:
 - events run in (time, sequence) order; an engine is only ever called with the current
   virtual time, and after every call its datagrams, streams and events are drained;
 - datagrams with a fixed delay (a `Constant` latency) wait in a FIFO lane beside the heap
-  (sent in time order, they arrive in time order: no heap work per packet); the run loop
-  takes whichever of the lane's head and the heap's top comes first in (time, sequence)
-  order, so the order of events is exactly the one a single heap gives;
+  (sent in time order, they arrive in time order: no heap work per packet); so do, in a
+  second FIFO (the clock), the node timers armed for a short while ahead (a probe timeout,
+  the next tick after one) that are due no earlier than the last one it holds: armed in
+  time order with the same delay, they fall due in that order (the rest go to the heap).
+  The run loop takes whichever of the three heads comes first in (time, sequence) order, so
+  the order of events is exactly the one a single heap gives, sequence numbers included;
 - a crashed node receives nothing and its timers never fire; a restarted node is a new
   engine (empty state, higher incarnation) at the same address;
 - a stalled node takes no input until the stall ends, then drains its backlog in arrival
@@ -36,6 +39,9 @@ _ALIVE, _SUSPECT = State.ALIVE, State.SUSPECT
 
 _TIMER, _DGRAM, _STREAM_REQ, _STREAM_REPLY, _STREAM_TIMEOUT, _STALL_END, _CALL = range(7)
 _NEVER = float("inf")
+_FROM_LANE, _FROM_CLOCK, _FROM_HEAP = range(3)
+_LAST = (_NEVER, -1)
+"""Stands for an empty queue's head: after every event (no event is due at infinity)."""
 
 EventHook = Callable[[float, str, EngineEvent], None]
 
@@ -109,6 +115,13 @@ class Simulation:
         self._lane: deque[tuple[float, int, _Slot, int, Address, bytes]] = deque()
         """Datagrams of a fixed delay, (when, seq, receiver, its gen, sender, bytes), in
         (when, seq) order (see the module docstring)."""
+        self._clock: deque[tuple[float, int, int, Any]] = deque()
+        """Timer entries (as on the heap) due within `_clock_horizon` of being armed and no
+        earlier than the last one it holds, so in (when, seq) order (see the module docstring)."""
+        self._clock_horizon = self.config.probe_timeout * (1.0 + 1e-9)
+        """A probe timeout, the bulk of the timers armed, falls within it (and the next tick,
+        armed when the timeout it replaces falls due); a timer armed further ahead does not:
+        it would hold the timeouts armed after it out of the clock."""
         self._seq = 0
         self._slots: dict[str, _Slot] = {}
         self._by_addr: dict[Address, _Slot] = {}
@@ -278,37 +291,54 @@ class Simulation:
         heapq.heappush(self._heap, (when, self._seq, kind, data))
 
     def _run(self, until: float) -> None:
-        heap, pop, lane = self._heap, heapq.heappop, self._lane
-        lane_pop = lane.popleft
+        heap, pop, lane, clock = self._heap, heapq.heappop, self._lane, self._clock
+        lane_pop, clock_pop = lane.popleft, clock.popleft
+        horizon = self._clock_horizon
+        first: Any  # an entry of one of the three queues
+        entry: Any
+        data: Any
         while True:
+            # the earliest of the three queues' heads in (when, seq) order (seqs are unique:
+            # comparing two entries never looks past the seq)
             if lane:
-                head = lane[0]
-                if head[0] > until:
-                    if not heap or heap[0][0] > until:
-                        break
-                elif not heap or head[0] < heap[0][0] or (head[0] == heap[0][0] and head[1] < heap[0][1]):
-                    lane_pop()
-                    self.now = now = head[0]
-                    slot = head[2]
-                    gone = slot.gen != head[3] or not slot.running
-                    if gone or slot.stalled_until > now or self.tap is not None:
-                        self._deliver_datagram(slot, head[3], head[4], head[5])
-                        continue
-                    # _deliver_datagram inlined (the per-packet path): same counts, same order
-                    self.delivered += 1
-                    data = head[5]
-                    slot.rx_packets += 1
-                    slot.rx_bytes += len(data)
-                    slot.engine.receive_datagram(data, head[4], now)
-                    self._after(slot)
-                    continue
-            elif not heap or heap[0][0] > until:
+                first, source = lane[0], _FROM_LANE
+            else:
+                first, source = _LAST, _FROM_HEAP
+            if clock:
+                entry = clock[0]
+                if entry < first:
+                    first, source = entry, _FROM_CLOCK
+            if heap:
+                entry = heap[0]
+                if entry < first:
+                    first, source = entry, _FROM_HEAP
+            when = first[0]
+            if when > until or first is _LAST:
                 break
-            when, _, kind, data = pop(heap)
             self.now = when
-            if kind == _DGRAM:
-                self._deliver_datagram(*data)
-            elif kind == _TIMER:
+            if source == _FROM_LANE:
+                lane_pop()
+                receiver: _Slot = first[2]
+                gone = receiver.gen != first[3] or not receiver.running
+                if gone or receiver.stalled_until > when or self.tap is not None:
+                    self._deliver_datagram(receiver, first[3], first[4], first[5])
+                    continue
+                # _deliver_datagram inlined (the per-packet path): same counts, same order
+                self.delivered += 1
+                datagram: bytes = first[5]
+                receiver.rx_packets += 1
+                receiver.rx_bytes += len(datagram)
+                receiver.engine.receive_datagram(datagram, first[4], when)
+                self._after(receiver)
+                continue
+            if source == _FROM_CLOCK:
+                clock_pop()
+                kind = _TIMER
+            else:
+                pop(heap)
+                kind = first[2]
+            data = first[3]
+            if kind == _TIMER:
                 slot, gen = data
                 if slot.gen != gen or not slot.running or slot.timer_at != when:
                     continue
@@ -321,10 +351,16 @@ class Simulation:
                     # nothing due (what was due got cancelled meanwhile): only re-arm
                     slot.timer_at = deadline
                     self._seq += 1
-                    heapq.heappush(heap, (deadline, self._seq, _TIMER, data))
+                    entry = (deadline, self._seq, _TIMER, data)
+                    if deadline - when <= horizon and (not clock or clock[-1][0] <= deadline):
+                        clock.append(entry)
+                    else:
+                        heapq.heappush(heap, entry)
                     continue
                 engine.handle_timer(when)
                 self._after(slot)
+            elif kind == _DGRAM:
+                self._deliver_datagram(*data)
             elif kind == _STREAM_REQ:
                 self._stream_request(data)
             elif kind == _STREAM_REPLY:
@@ -405,7 +441,12 @@ class Simulation:
                 deadline = now  # a deadline already past fires now
             slot.timer_at = deadline
             self._seq += 1
-            push(heap, (deadline, self._seq, _TIMER, (slot, slot.gen)))
+            entry = (deadline, self._seq, _TIMER, (slot, slot.gen))
+            clock = self._clock
+            if deadline - now <= self._clock_horizon and (not clock or clock[-1][0] <= deadline):
+                clock.append(entry)
+            else:
+                push(heap, entry)
 
     def _deliver_datagram(self, slot: _Slot, gen: int, src: Address, data: bytes) -> None:
         if slot.gen != gen or not slot.running:

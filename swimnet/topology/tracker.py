@@ -47,7 +47,8 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections import Counter, deque
+from array import array
+from collections import Counter
 from collections.abc import Sequence
 
 from swimnet.errors import DecodeError
@@ -78,6 +79,11 @@ def moved(a: Coordinate, b: Coordinate) -> float:
 
 
 class PeerCoordinates:
+    __slots__ = (  # fixed attributes, read on every probe (at N simulated nodes, one object each)
+        "_accepts_rtt", "_payload", "_probes", "_published", "_rtt_oldest", "_rtts", "_sorted_rtts",
+        "ask_every", "book", "client", "epoch", "publication_due", "rtt_floor", "stats",
+    )  # fmt: skip
+
     def __init__(
         self,
         rng: random.Random,
@@ -94,12 +100,20 @@ class PeerCoordinates:
         self.epoch = epoch
         self.rtt_floor = rtt_floor
         self.ask_every = max(1, ask_every)
+        self._accepts_rtt = self.client.config.accepts_rtt
         self._probes = 0
         self._payload: bytes | None = None
         self._published: Coordinate | None = None
-        self._due = False
-        self._rtts: deque[float] = deque(maxlen=RTT_WINDOW)
-        self._sorted_rtts: list[float] = []
+        self.publication_due: set[str] = set()
+        """{"coordinate"} while our coordinate is due for gossip (`take_publication`), else
+        empty: a container, so a piggyback source tests it without a call (read it, never
+        write it)."""
+        self._rtts = array("d")
+        """The last RTT_WINDOW samples, a ring once full (the oldest at `_rtt_oldest`): plain
+        doubles in one block, not a float object each (at thousands of simulated nodes each
+        cold object a probe touches costs)."""
+        self._rtt_oldest = 0
+        self._sorted_rtts = array("d")
         """The samples of `_rtts`, ascending: kept in step with it (one insertion and at most
         one removal per sample), so the median is read, not sorted, on every probe."""
 
@@ -126,20 +140,27 @@ class PeerCoordinates:
     def ask_for_coordinate(self, peer: str) -> bool:
         """Whether the ack of the direct probe we are about to send `peer` should carry its
         coordinate (see the module rules); called once per probe."""
-        self._probes += 1
-        if not self.trusted:
+        self._probes = probes = self._probes + 1
+        if not is_trusted((self.epoch, self.client.updates)):
             return True
-        if self.flat():
-            return self._probes % (self.ask_every * FLAT_ASK_SPACING) == 0
-        return self._probes % self.ask_every == 0 or self.book.coordinate(peer) is None
+        # self.flat() (we are trusted), its calls inlined: asked on every probe
+        ordered = self._sorted_rtts
+        median = ordered[len(ordered) // 2] if ordered else 0.0
+        if self.book.trusted >= MIN_KNOWN and median <= self.rtt_floor:
+            return probes % (self.ask_every * FLAT_ASK_SPACING) == 0
+        return probes % self.ask_every == 0 or self.book.coordinate(peer) is None
 
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
         """One direct probe round trip to `peer`, whose ack carried `payload`."""
-        if self.client.config.accepts_rtt(rtt):
+        if self._accepts_rtt(rtt):
             rtts, ordered = self._rtts, self._sorted_rtts
-            if len(rtts) == RTT_WINDOW:  # the oldest sample leaves the window
-                del ordered[bisect.bisect_left(ordered, rtts[0])]
-            rtts.append(rtt)
+            if len(rtts) == RTT_WINDOW:  # the oldest sample leaves the window, the new one takes its place
+                oldest = self._rtt_oldest
+                del ordered[bisect.bisect_left(ordered, rtts[oldest])]
+                rtts[oldest] = rtt
+                self._rtt_oldest = (oldest + 1) % RTT_WINDOW
+            else:
+                rtts.append(rtt)
             bisect.insort(ordered, rtt)
         if not payload:
             self.stats["coordinate_missing"] += 1
@@ -160,16 +181,16 @@ class PeerCoordinates:
         self._check_material()
 
     def _check_material(self) -> None:
-        if self._due or not self.trusted:
+        if self.publication_due or not self.trusted:
             return
         published = self._published
         if published is None:
-            self._due = True
+            self.publication_due.add("coordinate")
             return
         if self.flat():
             return
         if moved(published, self.client.coordinate) > MATERIAL_SHARE * self._scale():
-            self._due = True
+            self.publication_due.add("coordinate")
 
     # -- what others tell --------------------------------------------------------------------
 
@@ -187,9 +208,9 @@ class PeerCoordinates:
 
     def take_publication(self) -> tuple[Version, Coordinate] | None:
         """Our coordinate, if it is due for gossip (then it counts as published)."""
-        if not self._due:
+        if not self.publication_due:
             return None
-        self._due = False
+        self.publication_due.clear()
         self._published = coord = self.client.coordinate
         self.stats["coordinate_published"] += 1
         return self.version, coord

@@ -299,11 +299,17 @@ def decode_packet(data: bytes) -> list[WireMessage]:
     if type(data) is bytes and 3 < len(data) <= MAX_DATAGRAM and data[0] == PROTOCOL_VERSION:
         if data[1] == 0x91 and data[3] not in _relayed_codes:
             # one message that is not relayed (a probe, an ack): decoded in one call, no cache
+            # (from a copy of the bytes: for a datagram, cheaper than a memoryview's slice)
             try:
-                items = _unpack_datagram(memoryview(data)[1:])
+                items = _unpack_datagram(data[1:])
             except Exception as exc:  # msgpack raises many types on garbage; all mean the same
                 raise DecodeError(f"packet: not msgpack ({type(exc).__name__})") from None
-            return [_message(items[0])]
+            item = items[0]
+            if type(item) is list and item and type(code := item[0]) is int:  # _message inlined
+                decode = _decoders.get(code)
+                if decode is not None:
+                    return [decode(item)]
+            return [_message(item)]  # refuses it
     else:
         _check_frame(data, MAX_DATAGRAM, "packet")
     try:

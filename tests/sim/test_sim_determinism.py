@@ -13,6 +13,7 @@ from typing import Any
 from sim_helpers import digest, scripted_run
 
 import swimnet
+from swimnet.config import Config
 from swimnet.sim import Constant, Simulation
 
 HERE = Path(__file__).resolve().parent
@@ -88,3 +89,30 @@ def test_fixed_delay_lane_keeps_the_order_of_the_heap() -> None:
     lane = _traced_run(Constant(0.004), Constant(0.0005))
     heap = _traced_run(_SameDelay(0.004), _SameDelay(0.0005))
     assert lane == heap, "Simulation(seed=21): the FIFO lane changed the order of events"
+
+
+def _timers_run(sim_config: Config) -> str:
+    """Digest of a run (every datagram, event and counter, and the sequence numbers spent) of
+    LAN nodes, whatever `sim_config` says: it only sets which timers take the clock."""
+    sim = Simulation(seed=22, config=sim_config, loss=0.05)
+    trace = hashlib.sha256()
+    sim.tap = lambda now, receiver, src, data: trace.update(repr((now, receiver, src)).encode() + data)
+    sim.on_event = lambda now, observer, event: trace.update(repr((now, observer, event)).encode())
+    names = [sim.add_node(config=Config.lan()) for _ in range(30)]
+    sim.join_all(names[0])
+    sim.run_for(8.0)
+    sim.crash(names[7])
+    sim.stall(names[3], 2.0)
+    sim.run_for(20.0)
+    trace.update(repr(sorted((name, sorted(c.items())) for name, c in sim.stats.items())).encode())
+    trace.update(repr((sim.now, sim.delivered, sim.dropped, sim._seq)).encode())
+    return trace.hexdigest()
+
+
+def test_timers_in_the_clock_keep_the_order_of_the_heap() -> None:
+    """Probe timeouts take the simulator's clock (a FIFO beside the heap) when the
+    simulation's config says probes time out as the nodes' do; with a far shorter timeout
+    there, every timer takes the heap: the two runs are the same, event for event."""
+    clock = _timers_run(Config.lan())
+    heap = _timers_run(Config.lan(probe_timeout=0.001))
+    assert clock == heap, "Simulation(seed=22): the timer clock changed the order of events"
