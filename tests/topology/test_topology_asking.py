@@ -5,13 +5,10 @@ are published only once the network is uneven; flat is told by the RTTs measured
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from swimnet.config import Config
 from swimnet.layers.topology import TopologyDelegate
@@ -170,22 +167,3 @@ def test_one_slow_probe_does_not_make_a_flat_network_look_uneven() -> None:
         assert t.flat()
     assert t.known_peers() == ()
     assert t.remoteness(PEERS[1]) == 1.0  # every peer alike
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.one_of(st.floats(0.0, 0.2), st.sampled_from([0.0, -1.0, math.nan, 11.0, NEAR, FAR])),
-        min_size=RTT_WINDOW + 1,
-        max_size=4 * RTT_WINDOW,
-    )
-)
-def test_the_median_rtt_is_the_median_of_the_last_window_of_accepted_samples(samples: list[float]) -> None:
-    t = PeerCoordinates(random.Random(0))
-    accepted: list[float] = []
-    for rtt in samples:
-        t.observe("p0", rtt, b"")
-        if t.client.config.accepts_rtt(rtt):
-            accepted.append(rtt)
-        window = sorted(accepted[-RTT_WINDOW:])
-        assert t._median_rtt() == (window[len(window) // 2] if window else 0.0)

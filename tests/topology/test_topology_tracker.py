@@ -157,11 +157,12 @@ def test_remoteness_follows_every_change_of_either_coordinate() -> None:
 _SAMPLES = st.sampled_from([-1.0, 0.0, 0.0002, 0.0005, 0.001, 0.003, 0.02, float("nan"), 1e9])
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(_SAMPLES, max_size=200))
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.floats(0.0, 0.2), _SAMPLES), min_size=RTT_WINDOW + 1, max_size=4 * RTT_WINDOW))
 def test_median_rtt_is_the_median_of_the_last_window_of_usable_samples(rtts: list[float]) -> None:
-    """The median kept in step with the window (an insertion and a removal per sample)
-    is the one a sort of the window gives, through evictions and repeated values."""
+    """The median kept in step with the window (an insertion and a removal per sample, in
+    a ring of doubles) is the one a sort of the window gives, through evictions, repeated
+    values and refused samples."""
     t = PeerCoordinates(random.Random(1))
     usable: list[float] = []
     for rtt in rtts:
