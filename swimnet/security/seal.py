@@ -97,6 +97,8 @@ authenticated. Receivers refuse sealed input older than their replay window."""
 
 
 _STAMPED_RANDOM_SIZE: Final = RANDOM_SIZE - TIMESTAMP_SIZE
+_Decrypt = Callable[[bytes, bytes, bytes, bytes], bytes | None]
+"""`aead.decrypt`'s signature."""
 
 
 def sealed_timestamp(packet: bytes) -> int:
@@ -138,7 +140,9 @@ def _seal(keyring: Keyring, ad: bytes, plaintext: bytes, nonce_source: NonceSour
     return nonce + aead.encrypt(bytes(plaintext), ad, nonce, keyring.primary)
 
 
-def _open(keyring: Keyring, ad: bytes, packet: bytes) -> bytes:
+def _open(keyring: Keyring, ad: bytes, packet: bytes, decrypt: _Decrypt = aead.decrypt) -> bytes:
+    """Every check of a sealed packet, in one place (`decrypt`: `aead.decrypt` or a
+    `Cipher`'s)."""
     if type(packet) is not bytes:
         packet = bytes(packet)
     if len(packet) < OVERHEAD:
@@ -149,7 +153,7 @@ def _open(keyring: Keyring, ad: bytes, packet: bytes) -> bytes:
     key = keyring.key_for_id(raw_id)
     if key is None:
         raise AuthenticationError("unknown_key", f"key id {raw_id.hex()}")
-    plaintext = aead.decrypt(packet[NONCE_SIZE:], ad, packet[:NONCE_SIZE], key)
+    plaintext = decrypt(packet[NONCE_SIZE:], ad, packet[:NONCE_SIZE], key)
     if plaintext is None:
         raise AuthenticationError("auth_failed", f"key id {raw_id.hex()}")
     return plaintext
@@ -206,18 +210,7 @@ class DatagramSealer:
         return nonce + self._cipher.encrypt(plaintext, self._ad, nonce, self._key)
 
     def open(self, packet: bytes) -> bytes:
-        if len(packet) < OVERHEAD:
-            raise AuthenticationError("truncated", f"{len(packet)} bytes < {OVERHEAD}")
-        if packet[0] != VERSION:
-            raise AuthenticationError("bad_version", f"version byte 0x{packet[0]:02x}")
-        raw_id = packet[1:_KEY_ID_END]
-        key = self._keyring.key_for_id(raw_id)
-        if key is None:
-            raise AuthenticationError("unknown_key", f"key id {raw_id.hex()}")
-        plaintext = self._cipher.decrypt(packet[NONCE_SIZE:], self._ad, packet[:NONCE_SIZE], key)
-        if plaintext is None:
-            raise AuthenticationError("auth_failed", f"key id {raw_id.hex()}")
-        return plaintext
+        return _open(self._keyring, self._ad, packet, self._cipher.decrypt)
 
 
 class Sealer:
