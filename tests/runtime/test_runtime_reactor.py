@@ -4,6 +4,7 @@ their own."""
 from __future__ import annotations
 
 import functools
+import resource
 import select
 import socket
 from collections.abc import Callable
@@ -24,6 +25,14 @@ def _pair() -> tuple[socket.socket, socket.socket]:
     a.setblocking(False)
     b.setblocking(False)
     return a, b
+
+
+def _allow_descriptors(count: int) -> None:
+    """Raise this process's soft descriptor limit to `count` (up to the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _reactor() -> Reactor:
@@ -178,6 +187,7 @@ async def test_nodes_on_the_reactor_and_on_their_own_tasks_form_one_cluster() ->
 async def test_a_step_is_bounded_then_the_reactor_yields() -> None:
     """Past MAX_ROUNDS polls, or once MAX_EVENTS callbacks ran, a step ends (other tasks
     run) and the next step serves the rest: nothing is lost, nothing starves."""
+    _allow_descriptors(2 * (MAX_EVENTS + 1) + 64)
     pairs = [_pair() for _ in range(MAX_EVENTS + 1)]
     got: list[bytes] = []
 
