@@ -66,7 +66,8 @@ class PeerSelection(Protocol):
 class BroadcastSource(Protocol):
     """A further queue of piggybacked messages, drained after membership's own.
 
-    `len()` is what wakes the gossip tick: a source whose messages should only ride on
+    `len()` (or, for a source with `pending` containers, any of them non-empty) is what
+    wakes the gossip tick: a source whose messages should only ride on
     packets sent anyway (coordinates) says so with `wakes_gossip` False (its `len()` is then
     never asked) and is still asked to `take` for each that has room, unless its `pending`
     containers are all empty."""

@@ -265,10 +265,10 @@ class Swim:
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.queue = BroadcastQueue(config.retransmit_mult, config.broadcast_queue_max)
         queues = (self.queue, *d.broadcasts)
-        self._queued = tuple(q.items for q in queues if isinstance(q, BroadcastQueue))
-        """The queued broadcasts of every BroadcastQueue source: any() of them is cheap."""
-        self._waking_opaque = tuple(q for q in queues if not isinstance(q, BroadcastQueue) and q.wakes_gossip)
-        """The other sources whose `len()` wakes gossip (asked after every input)."""
+        self._queued = tuple(c for q in queues if q.wakes_gossip and q.pending is not None for c in q.pending)
+        """The `pending` containers of the sources that wake gossip: any() of them is cheap."""
+        self._waking_opaque = tuple(q for q in queues if q.wakes_gossip and q.pending is None)
+        """The other sources that wake gossip: their `len()` is asked after every input."""
         self._opaque_sources = tuple(q for q in queues if q.pending is None)
         """Sources without a cheap emptiness test: asked to `take` on every packet."""
         self._ready = tuple(c for q in queues if q.pending is not None for c in q.pending)
