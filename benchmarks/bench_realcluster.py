@@ -27,13 +27,21 @@ preset, each node bound to 127.0.0.1 on its own port (port 0):
    times of all crashes are pooled too (`crash_detect_per_observer_s`, `crash_detect_s`).
 Each size runs plaintext and encrypted (swimnet: XChaCha20-Poly1305, one key, a label;
 memberlist: AES-256-GCM, its `-encrypt`). When the memberlist harness binary is present
-(`--memberlist PATH`, env MEMBERLIST_BENCH, default /tmp/memberlist-bench) it runs first
-for every (size, encryption) cell, with the same window, settle and join pacing, and both
+(`--memberlist PATH`, env MEMBERLIST_BENCH, default /tmp/memberlist-bench) it runs in
+every (size, encryption) cell, with the same window, settle and join pacing, and both
 results are written side by side with the ratios swimnet / memberlist (below 1: swimnet
 is better). The harness crashes one node per run (`-victim`) and takes no seed, so its K
 crashes are K runs crashing the same victims: the first with the whole window (the
 steady, convergence and memory figures compared are its own), the others with a
-MEMBERLIST_EXTRA_WINDOW_S window; its crash figure is the median of the K runs' medians,
+MEMBERLIST_EXTRA_WINDOW_S window, run alone before our cluster starts. The first runs
+BESIDE our steady window: it starts once our cluster has drained (its joins run beside
+our idle cluster, ~0.03 of a core), and our window opens the fixed settle plus
+BESIDE_LEAD_S after it logs its convergence, inside its own (longer) window; the CPU
+compared is both processes' over that one window (its process's from /proc; its own
+window's figure is kept beside), so a drift of the host's speed between two windows is
+not read as a difference (the same tree read 0.308 and 0.440 ms per node-second in two
+windows back to back of two runs, memberlist 0.296 and 0.372); its crash figure is the
+median of the K runs' medians,
 like ours (it publishes quantiles per run, not each observer's time, so only ours is
 pooled). Like with like: K draws of a per-crash median on both sides; ours crash into a
 cluster of N-j after j crashes (the suspicion timeout's log10 scale barely moves: 2.000
@@ -101,6 +109,9 @@ EVENT_BUFFER_PER_NODE = 4
 """Membership events buffered per node while following convergence, times N (none dropped)."""
 MEMBERLIST_EXTRA_WINDOW_S = 5.0
 """Steady window of the memberlist runs after the first, which are run for their crash only."""
+BESIDE_LEAD_S = 4.0
+"""Seconds after the fixed settle from the harness's convergence to our steady window beside
+its own (its drain wait must end within them; its window is as much longer than ours)."""
 MEMBERLIST_ENV = "MEMBERLIST_BENCH"
 MEMBERLIST_DEFAULT = "/tmp/memberlist-bench"
 
@@ -113,6 +124,16 @@ def _rss_bytes() -> int:
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` (/proc/PID/stat), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _machine_busy_s() -> float:
@@ -304,14 +325,26 @@ async def _settle(
     result["settle_quiet_reached"] = quiet
 
 
-async def _steady(nodes: list[Node], window: float, result: dict[str, Any]) -> None:
+async def _steady(
+    nodes: list[Node], window: float, result: dict[str, Any], partner: tuple[int, int] | None = None
+) -> None:
+    """The steady window; with `partner` (the pid and size of the memberlist harness's cluster,
+    in its own steady state), that process's CPU over the same window too
+    (`partner_cpu_ms_per_node_s`)."""
     n = len(nodes)
     gc.collect()  # do not charge join-phase garbage to the window (the harness runs a GC too)
     phase = _Phase()
+    partner_cpu = None if partner is None else _process_cpu_s(partner[0])
     before, t0 = _traffic(nodes), trio.current_time()
     await trio.sleep(window)
     elapsed = trio.current_time() - t0
     cpu, after = _cpu_s() - phase.cpu, _traffic(nodes)
+    if partner is not None and partner_cpu is not None:
+        partner_end = _process_cpu_s(partner[0])
+        if partner_end is not None:
+            result["partner_cpu_ms_per_node_s"] = round(
+                1000 * (partner_end - partner_cpu) / partner[1] / elapsed, 4
+            )
     rate = {key: (after[key] - before[key]) / n / elapsed for key in _TRAFFIC}
     result["steady_window_s"] = round(elapsed, 3)
     result["steady_cpu_ms_per_node_s"] = round(1000 * cpu / n / elapsed, 4)
@@ -321,6 +354,58 @@ async def _steady(nodes: list[Node], window: float, result: dict[str, Any]) -> N
     result["steady_udp_packets_per_node_s"] = round(rate["udp_packets_sent"], 3)
     result["steady_streams_opened_per_node_s"] = round(rate["streams_opened"], 4)
     result["steady_others_cpu_cores"] = phase.others_cores()
+
+
+async def _steady_beside(
+    nodes: list[Node], window: float, harness: list[str], lead: float, result: dict[str, Any]
+) -> dict[str, Any]:
+    """The steady window with the memberlist harness's first run beside it (`harness`: its
+    arguments, its window BESIDE_LEAD_S + `lead` longer than ours): started once our cluster
+    has drained, so its joins run beside our idle cluster; our window opens `lead` s after it
+    logs its convergence (its fixed settle plus BESIDE_LEAD_S: its drain wait ends within it
+    when its gossip drains in time, `partner_window_inside`), and measures both processes'
+    CPU (`partner_cpu_ms_per_node_s`): one window for both, so a drift of the host's speed
+    between two windows is not read as a difference. Then waits for the harness to finish
+    (its crash) and returns its JSON, or an error."""
+    n = int(harness[harness.index("-n") + 1])
+    budget = CONVERGE_TIMEOUT_S + 2 * lead + window + DETECT_TIMEOUT_S + 120
+    proc = await trio.lowlevel.open_process(harness, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = bytearray(), bytearray()
+    marker = b"] converged after "  # its log line once every node held all N
+    started = trio.Event()  # it logged its convergence, or it exited
+
+    async def read(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
+        async for chunk in stream:
+            into += chunk
+            if into is err and marker in err:
+                started.set()
+
+    async def exited() -> None:
+        await proc.wait()
+        started.set()
+
+    with trio.move_on_after(budget) as limit:
+        async with trio.open_nursery() as readers:
+            assert proc.stdout is not None and proc.stderr is not None
+            readers.start_soon(read, proc.stdout, out)
+            readers.start_soon(read, proc.stderr, err)
+            readers.start_soon(exited)
+            with trio.move_on_after(CONVERGE_TIMEOUT_S + 60):
+                await started.wait()
+            if proc.returncode is None and marker in err:
+                await trio.sleep(lead)
+                await _steady(nodes, window, result, partner=(proc.pid, n))
+            else:
+                await _steady(nodes, window, result)
+            await proc.wait()
+    if limit.cancelled_caught:
+        proc.kill()
+        await proc.wait()
+        return {"error": f"TimeoutExpired: the harness ran over {budget:.0f} s"}
+    raw = _harness_json(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    settle = raw.get("settle_s")
+    result["partner_window_inside"] = isinstance(settle, int | float) and settle <= lead
+    return raw
 
 
 async def _crash_one(victim: _Member, observers: list[Node]) -> dict[str, Any]:
@@ -426,7 +511,10 @@ async def _measure(
     settle_max: float | None = None,
     join_interval: float | None = None,
     crashes: int = CRASHES,
+    beside: list[str] | None = None,
 ) -> dict[str, Any]:
+    """One cell: our cluster's whole procedure; with `beside` (the harness's command line), its
+    first run beside our steady window (`_steady_beside`), its JSON in `memberlist_beside`."""
     window = WINDOW_S if window is None else window
     settle = SETTLE_S if settle is None else settle
     settle_max = SETTLE_MAX_S if settle_max is None else settle_max
@@ -452,7 +540,12 @@ async def _measure(
             nodes.append(await nursery.start(member.run, config))
         await _converge(nodes, join_interval, result)
         await _settle(nodes, nodes[0].config, settle, settle_max, result)
-        await _steady(nodes, window, result)
+        if beside is None:
+            await _steady(nodes, window, result)
+        else:
+            result["memberlist_beside"] = await _steady_beside(
+                nodes, window, beside, settle + BESIDE_LEAD_S, result
+            )
         result["rss_mb_total"] = round(_rss_bytes() / 2**20, 1)
         result["rss_kb_per_node"] = round((_rss_bytes() - rss_before) / n / 1024, 1)
         await _crashes(members, nodes, crashes, nodes[0].config, settle, settle_max, result)
@@ -492,7 +585,7 @@ def memberlist_binary(path: str | None = None) -> str | None:
     return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
 
 
-def run_memberlist(
+def memberlist_args(
     binary: str,
     n: int,
     encrypted: bool,
@@ -502,9 +595,9 @@ def run_memberlist(
     settle_max: float,
     join_interval: float,
     victim: int | None = None,
-) -> dict[str, Any]:
-    """One run of the memberlist harness with the same procedure (crashing node `victim`,
-    by default its last); its JSON, or an error."""
+) -> list[str]:
+    """The harness's command line for our procedure (crashing node `victim`, by default its
+    last)."""
     args = [
         binary,
         "-n", str(n),
@@ -521,15 +614,48 @@ def run_memberlist(
         args.append("-encrypt")
     if victim is not None:
         args += ["-victim", str(victim)]
+    return args
+
+
+def run_memberlist(
+    binary: str,
+    n: int,
+    encrypted: bool,
+    *,
+    window: float,
+    settle: float,
+    settle_max: float,
+    join_interval: float,
+    victim: int | None = None,
+) -> dict[str, Any]:
+    """One run of the memberlist harness with the same procedure, alone; its JSON, or an error."""
+    args = memberlist_args(
+        binary,
+        n,
+        encrypted,
+        window=window,
+        settle=settle,
+        settle_max=settle_max,
+        join_interval=join_interval,
+        victim=victim,
+    )
     budget = CONVERGE_TIMEOUT_S + settle + settle_max + window + DETECT_TIMEOUT_S + 120
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=budget, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return {"error": f"exit {done.returncode}", "stderr_tail": done.stderr[-2000:]}
-    parsed: dict[str, Any] = json.loads(lines[-1])
+    return _harness_json(done.returncode, done.stdout, done.stderr)
+
+
+def _harness_json(returncode: int | None, stdout: str, stderr: str) -> dict[str, Any]:
+    """The harness's result: the last JSON line of its output, or an error."""
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if returncode != 0 or not lines:
+        return {"error": f"exit {returncode}", "stderr_tail": stderr[-2000:]}
+    try:
+        parsed: dict[str, Any] = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        return {"error": f"bad JSON: {exc}", "stderr_tail": stderr[-2000:]}
     return parsed
 
 
@@ -543,13 +669,17 @@ def run_memberlist_series(
     settle: float,
     settle_max: float,
     join_interval: float,
+    first: bool = True,
 ) -> list[dict[str, Any]]:
     """The harness crashes one node per run and takes no seed (its randomness is its own), so
     `crashes` draws are `crashes` runs, crashing the same victims as swimnet's run, in the
     same order: the first with the whole window (its steady figures are the ones compared),
-    the others with a MEMBERLIST_EXTRA_WINDOW_S window, run for their crash only."""
+    the others with a MEMBERLIST_EXTRA_WINDOW_S window, run for their crash only. Without
+    the `first` (it runs beside our steady window: `_steady_beside`), the others only."""
     runs = []
     for j, victim in enumerate(victims(n, crashes)):
+        if j == 0 and not first:
+            continue
         runs.append(
             run_memberlist(
                 binary,
@@ -567,14 +697,17 @@ def run_memberlist_series(
     return runs
 
 
-def memberlist_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def memberlist_summary(runs: list[dict[str, Any]], same_window_cpu: float | None = None) -> dict[str, Any]:
     """The figures compared, under swimnet's names: convergence, steady state and memory from
     the first run; crash detection from every run (the median of their medians, as swimnet's
-    over its crashes; the harness publishes quantiles per run, not each observer's time)."""
+    over its crashes; the harness publishes quantiles per run, not each observer's time).
+    `same_window_cpu`: the first run's CPU measured over our steady window (it ran beside
+    it), compared instead of the CPU of its own window (`steady_cpu_own_window_ms_per_node_s`)."""
     raw: dict[str, Any] = runs[0] if runs else {"error": "no run"}
     if "error" in raw:
         return {"error": raw["error"]}
     steady: dict[str, Any] = raw.get("steady", {})
+    own_cpu = steady.get("cpu_ms_per_node_per_s")
     failures = [run.get("failure", {}) for run in runs if "error" not in run]
     medians = [f["median_s"] for f in failures if isinstance(f.get("median_s"), int | float)]
     detected = sum(f.get("detected", 0) for f in failures)
@@ -586,7 +719,9 @@ def memberlist_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "settle_s": raw.get("settle_s"),
         "settle_quiet_reached": raw.get("settle_quiet_reached"),
         "steady_window_s": steady.get("window_s"),
-        "steady_cpu_ms_per_node_s": steady.get("cpu_ms_per_node_per_s"),
+        "steady_cpu_ms_per_node_s": own_cpu if same_window_cpu is None else same_window_cpu,
+        "steady_cpu_same_window": same_window_cpu is not None,
+        "steady_cpu_own_window_ms_per_node_s": own_cpu,
         "steady_bytes_per_node_s": steady.get("total_bytes_per_node_per_s"),
         "steady_udp_packets_per_node_s": steady.get("udp_pkts_per_node_per_s"),
         "steady_others_cpu_cores": steady.get("others_cpu_cores"),
@@ -634,6 +769,7 @@ def swimnet_summary(result: dict[str, Any]) -> dict[str, Any]:
         "crash_detect_medians_s",
         "crash_detect_s",
         "settle_s",
+        "partner_window_inside",
     ):
         out[key] = result.get(key)
     return out
@@ -689,6 +825,16 @@ def table(pairs: list[dict[str, Any]]) -> str:
             lines.append(
                 f"{pair['nodes']:>5} {enc:>5}  {label:<26} {cells[0]:>11} {cells[1]:>9} {cells[2]:>7}"
             )
+        if ml.get("steady_cpu_same_window"):
+            inside = (
+                ""
+                if sw.get("partner_window_inside")
+                else " (NOT inside its own window: its drain wait ran long)"
+            )
+            lines.append(
+                f"{'':>12}steady CPU: both clusters over one window{inside}; memberlist's own window: "
+                f"{_cell(ml.get('steady_cpu_own_window_ms_per_node_s'))}"
+            )
         pooled = sw.get("crash_detect_s") or {}
         lines.append(
             f"{'':>12}per-crash medians (s): memberlist {_cells(ml.get('crash_detect_medians_s'))}, "
@@ -736,21 +882,17 @@ def run(
         interval = _default_interval(n) if join_interval is None else join_interval
         for encrypted in encryption:
             pair: dict[str, Any] = {"nodes": n, "encrypted": encrypted, "join_interval_ms": 1000 * interval}
-            if binary is not None:
-                raws = run_memberlist_series(
-                    binary,
-                    n,
-                    encrypted,
-                    crashes,
-                    window=window,
-                    settle=settle,
-                    settle_max=settle_max,
-                    join_interval=interval,
+            timing = {"settle": settle, "settle_max": settle_max, "join_interval": interval}
+            extras: list[dict[str, Any]] = []
+            harness = None
+            if binary is not None:  # the crash-only runs alone, then the first beside our window
+                extras = run_memberlist_series(
+                    binary, n, encrypted, crashes, window=window, first=False, **timing
                 )
-                for raw in raws:
-                    print(json.dumps(raw, sort_keys=True), flush=True)
-                pair["memberlist_raw"] = raws
-                pair["memberlist"] = memberlist_summary(raws)
+                lead = settle + BESIDE_LEAD_S
+                harness = memberlist_args(
+                    binary, n, encrypted, window=window + lead, victim=victims(n, crashes)[0], **timing
+                )
             measure = partial(
                 _measure,
                 window=window,
@@ -758,8 +900,15 @@ def run(
                 settle_max=settle_max,
                 join_interval=interval,
                 crashes=crashes,
+                beside=harness,
             )
             result = trio.run(measure, n, encrypted)
+            if binary is not None:
+                raws = [result.pop("memberlist_beside"), *extras]
+                for raw in raws:
+                    print(json.dumps(raw, sort_keys=True), flush=True)
+                pair["memberlist_raw"] = raws
+                pair["memberlist"] = memberlist_summary(raws, result.get("partner_cpu_ms_per_node_s"))
             print(json.dumps(result, sort_keys=True), flush=True)
             results.append(result)
             pair["swimnet"] = swimnet_summary(result)

@@ -53,7 +53,8 @@ def test_bench_realcluster_runs(tmp_path: pathlib.Path, monkeypatch: pytest.Monk
         assert "settle_after_s" in crashes[0]
         medians = [c["detect_s"]["median"] for c in crashes]
         assert result["crash_detect_medians_s"] == medians
-        assert result["crash_detect_median_s"] == round(sum(medians) / 2, 3)
+        # (interpolated between the two, then rounded: equal up to the rounding)
+        assert result["crash_detect_median_s"] == pytest.approx(sum(medians) / 2, abs=0.0011)
         pooled = result["crash_detect_per_observer_s"]
         assert pooled == sorted(t for c in crashes for t in c["per_observer_s"]) and len(pooled) == 5
         plot = tmp_path / f"realcluster_n4_{'encrypted' if result['encrypted'] else 'plaintext'}.png"
@@ -162,6 +163,58 @@ def test_memberlist_runs_once_per_crash_with_the_same_victims(tmp_path: pathlib.
     assert summary["crash_detect_median_s"] == 2.0
     assert summary["crash_detected_by"] == "27/27" and summary["crash_runs_failed"] == 0
     assert len(summary["crash_detect_quantiles_s"]) == 3
+
+
+_BUSY_HARNESS = """#!{python}
+import json, sys, time
+args = sys.argv[1:]
+flag = lambda name, default=None: args[args.index(name) + 1] if name in args else default
+victim, n, window = int(flag("-victim")), int(flag("-n")), float(flag("-window"))
+with open({log!r}, "a") as log:
+    log.write(json.dumps(args) + "\\n")
+print("[   0.050s] converged after 0.050s", file=sys.stderr, flush=True)
+end = time.monotonic() + window + 0.3
+while time.monotonic() < end:  # its steady state: busy, so the CPU read beside it is not 0
+    sum(range(1000))
+print(json.dumps({{
+    "converge_s": 0.05, "settle_s": 0.3, "steady": {{"cpu_ms_per_node_per_s": 7.0, "window_s": window}},
+    "failure": {{"detected": n - 1, "observers": n - 1, "median_s": 1.0 + victim}},
+}}))
+"""
+
+
+@pytest.mark.slow
+def test_memberlist_first_run_is_measured_beside_our_steady_window(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash-only runs go first, alone; the first run starts once our cluster has drained,
+    and our steady window opens the lead after its convergence, inside its own window: both
+    processes' CPU over that one window is what the table compares."""
+    bench = _load()
+    monkeypatch.setattr(bench, "BESIDE_LEAD_S", 0.2)
+    log = tmp_path / "args.jsonl"
+    binary = tmp_path / "busy-harness"
+    binary.write_text(_BUSY_HARNESS.format(python=sys.executable, log=str(log)))
+    binary.chmod(0o755)
+    bench.run(
+        tmp_path, sizes=(4,), encryption=(False,), memberlist=str(binary), window=0.5, settle=0.2,
+        settle_max=5.0, crashes=2,
+    )  # fmt: skip
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c[c.index("-victim") + 1] for c in calls] == ["2", "3"], "crash-only run first"
+    assert [float(c[c.index("-window") + 1]) for c in calls] == pytest.approx([0.5, 0.5 + 0.2 + 0.2])
+    written = json.loads((tmp_path / "realcluster.json").read_text())
+    (pair,) = written["side_by_side"]
+    (result,) = written["results"]
+    assert result["partner_window_inside"] is True  # its settle (0.3 s) ended within the lead (0.4 s)
+    ml = pair["memberlist"]
+    assert ml["steady_cpu_same_window"] and ml["steady_cpu_own_window_ms_per_node_s"] == 7.0
+    assert ml["steady_cpu_ms_per_node_s"] == result["partner_cpu_ms_per_node_s"] > 0
+    assert pair["ratios"]["steady_cpu_ms_per_node_s"] == round(
+        result["steady_cpu_ms_per_node_s"] / result["partner_cpu_ms_per_node_s"], 3
+    )
+    assert ml["crash_detect_medians_s"] == [4.0, 3.0]  # victims 3 (beside), 2 (alone)
+    assert any("both clusters over one window" in line for line in written["table"])
 
 
 def test_quantiles_are_computed_as_the_memberlist_harness_does() -> None:
