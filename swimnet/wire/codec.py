@@ -17,7 +17,8 @@ Rules:
   objects), and `packet_size` predicts a packet's size without building it;
 - layers above membership add their messages with `register` (codes are unique);
 - `encode_stream` compresses only when it pays and stays within `MAX_INFLATE_RATIO`, so
-  every frame it builds passes the receiver's inflation bounds.
+  every frame it builds passes the receiver's inflation bounds; at zlib level 1 below
+  `BULK_FRAME`, where exchanges are many and small, and level 6 from it, where bytes count.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ COMPRESSED = PROTOCOL_VERSION | 0x10
 """First byte of a compressed stream frame: then the plain size (4 bytes) and zlib data."""
 _COMPRESSED_BYTE = bytes([COMPRESSED])
 _COMPRESS_OVER = 1024
+BULK_FRAME = 64 * 1024
+"""Frames this large (bulk table transfers) are compressed at zlib level 6, smaller ones
+(membership push-pulls) at level 1: on a 5.7 KB push-pull of 200 members level 6 saves 11%
+of the bytes for 2-6x the time (20 against 41-125 us), once per exchange, while a join
+burst runs thousands of them back to back; a late joiner's 100,000 table entries (1.9 MB
+frames) take 6.9 MB at level 6 and 7.4 MB at level 1."""
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -213,7 +220,7 @@ def encode_members(facts: Iterable[MemberFacts]) -> list[bytes]:
 
 def _stream_frame(payload: bytes) -> bytes:
     if len(payload) >= _COMPRESS_OVER:
-        packed = zlib.compress(payload, 1)
+        packed = zlib.compress(payload, 6 if len(payload) >= BULK_FRAME else 1)
         if len(packed) < len(payload) <= MAX_INFLATE_RATIO * len(packed):
             return _COMPRESSED_BYTE + len(payload).to_bytes(4, "big") + packed
     return _VERSION_BYTE + payload

@@ -165,3 +165,26 @@ def test_encode_ping_is_encode_message_of_the_ping(ping: Ping) -> None:
 def test_encode_ack_is_encode_message_of_the_ack(ack: Ack) -> None:
     assert encode_ack(ack.seq, ack.payload) == encode_message(ack)
     assert encode_ack(ack.seq) == encode_message(Ack(ack.seq))
+
+
+def test_bulk_frames_are_compressed_harder_than_push_pulls() -> None:
+    """Frames from BULK_FRAME on (table transfers) at zlib level 6, smaller ones at level 1:
+    the bytes on the wire are exactly zlib's at that level, and both decode."""
+    import zlib
+
+    from swimnet.wire.codec import BULK_FRAME, COMPRESSED, decode_stream, encode_message, encode_stream
+    from swimnet.wire.messages import MemberState, PushPull, State
+
+    def members(count: int) -> tuple[MemberState, ...]:
+        return tuple(
+            MemberState(f"node-{i:05d}", (f"10.0.{i // 250}.{i % 250}", 7946), b"", i, State.ALIVE, (2, 2, 2))
+            for i in range(count)
+        )
+
+    for count, level in ((60, 1), (4000, 6)):
+        message = PushPull(False, members(count), b"")
+        plain = encode_message(message)
+        assert (len(plain) >= BULK_FRAME) == (level == 6)
+        frame = encode_stream(message)
+        assert frame[0] == COMPRESSED and frame[5:] == zlib.compress(plain, level)
+        assert decode_stream(frame) == message
