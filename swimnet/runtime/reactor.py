@@ -25,6 +25,16 @@ Rules:
   its node as it would in a task of the node, never the reactor or other nodes;
 - `Watch.close()` is synchronous and idempotent: no callback of it runs afterwards; close
   it before closing its descriptors;
+- timers: `watch(callbacks, timer=fn)` gives the watch a deadline (`Watch.set_deadline`,
+  trio time, None or inf: none); every watch's deadline is kept in one heap served by one
+  `Alarm` (timerfd) of the reactor, armed for the earliest deadline only: setting a
+  deadline is a heap push (stale entries are skipped when they reach the top, and the heap
+  is rebuilt from the live deadlines when stale ones outnumber them), the kernel timer is
+  re-armed at the step's end (outside a step at once) and only when the earliest deadline
+  changed, and one expiry calls `fn` of every watch due, in deadline order, each once per
+  deadline set (its deadline is cleared before the call); a timer `fn` that raises stops
+  its watch as a callback does; `has_timers` is False when the reactor has no Alarm (see
+  `Alarm.open`: a test's MockClock), and the owner then keeps time itself;
 - deferred work: while a step serves callbacks (`stepping`), a callback may defer work to
   the step's end with `at_step_end(watch, fn)` (a node arms its alarm once there, not after
   every datagram of the step); deferred work runs when a poll finds nothing ready (or the
@@ -44,10 +54,14 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import heapq
+import math
 import select
 from collections.abc import Callable, Mapping
 
 import trio
+
+from swimnet.runtime.alarm import Alarm
 
 MAX_ROUNDS = 32
 """Polls of the inner epoll per reactor step (each serves what is ready at that moment)."""
@@ -68,21 +82,45 @@ _CURRENT: trio.lowlevel.RunVar[Reactor | None] = trio.lowlevel.RunVar("swimnet_r
 class Watch:
     """Descriptors of one owner registered with the reactor; from `Reactor.watch`."""
 
-    __slots__ = ("_error", "_failed", "_fds", "_reactor")
+    __slots__ = ("_deadline", "_error", "_failed", "_fds", "_open", "_reactor", "_timer", "_timer_seq")
 
-    def __init__(self, reactor: Reactor, fds: list[int]) -> None:
+    def __init__(self, reactor: Reactor, fds: list[int], timer: Callback | None = None) -> None:
         self._reactor = reactor
         self._fds = fds
+        self._open = True
         self._error: BaseException | None = None
         self._failed = trio.Event()
+        self._timer = timer
+        self._deadline = math.inf
+        self._timer_seq = -1
+        """The sequence number of the heap entry that holds the deadline (-1: none)."""
 
     @property
     def closed(self) -> bool:
-        return not self._fds
+        return not self._open
+
+    @property
+    def deadline(self) -> float:
+        """When the watch's timer fires next (inf: never)."""
+        return self._deadline
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """Call the watch's timer at `deadline` (trio time); None or inf: never. A no-op when
+        unchanged, once closed, or for a watch without a timer."""
+        if deadline is None:
+            deadline = math.inf
+        if deadline != self._deadline and self._timer is not None and self._open:
+            self._deadline = deadline
+            self._reactor._schedule(self, deadline)
 
     def close(self) -> None:
-        """Unregister every descriptor of the watch (idempotent)."""
+        """Unregister every descriptor of the watch and drop its deadline (idempotent)."""
+        self._open = False
         fds, self._fds = self._fds, []
+        if self._timer_seq >= 0:
+            self._timer_seq = -1
+            self._reactor._live -= 1
+        self._deadline = math.inf
         for fd in fds:
             self._reactor._unregister(fd)
 
@@ -103,12 +141,30 @@ class Watch:
 class Reactor:
     """The run's shared epoll; obtain it with `Reactor.current()` inside trio."""
 
-    def __init__(self, epoll: select.epoll) -> None:
+    def __init__(self, epoll: select.epoll, alarm: Alarm | None) -> None:
         self._epoll = epoll
         self._callbacks: dict[int, tuple[Callback, Watch]] = {}
         self._deferred: list[tuple[StepEnd, Watch]] = []
         self.stepping = False
         """True while a step serves callbacks (`at_step_end` may be called)."""
+        self._alarm = alarm
+        self._heap: list[tuple[float, int, Watch]] = []
+        """(deadline, sequence number, watch); an entry is live while the watch's
+        `_timer_seq` is its sequence number."""
+        self._live = 0
+        """Watches with a live heap entry."""
+        self._seq = 0
+        self._heap_changed = False
+        """A deadline was set during this step: the step's end re-arms the alarm."""
+        self._now = trio.lowlevel.current_clock().current_time
+        if alarm is not None:
+            self._callbacks[alarm.fileno()] = (self._on_alarm, Watch(self, []))
+            epoll.register(alarm.fileno(), select.EPOLLIN)
+
+    @property
+    def has_timers(self) -> bool:
+        """Whether watches may have timers (the reactor has its Alarm)."""
+        return self._alarm is not None
 
     @classmethod
     def current(cls) -> Reactor | None:
@@ -116,14 +172,17 @@ class Reactor:
         if reactor is None:
             if not hasattr(select, "epoll"):
                 return None
-            reactor = cls(select.epoll())
+            reactor = cls(select.epoll(), Alarm.open())
             _CURRENT.set(reactor)
             trio.lowlevel.spawn_system_task(reactor._run, name="swimnet.reactor")
         return reactor
 
-    def watch(self, callbacks: Mapping[int, Callback]) -> Watch:
-        """Register each descriptor with its callback (OSError if one cannot be; then none is)."""
-        watch = Watch(self, [])
+    def watch(self, callbacks: Mapping[int, Callback], timer: Callback | None = None) -> Watch:
+        """Register each descriptor with its callback (OSError if one cannot be; then none
+        is); with `timer`, the watch has a deadline (ValueError without `has_timers`)."""
+        if timer is not None and self._alarm is None:
+            raise ValueError("this reactor has no timers (see has_timers)")
+        watch = Watch(self, [], timer)
         try:
             for fd, callback in callbacks.items():
                 if fd in self._callbacks:
@@ -140,8 +199,69 @@ class Reactor:
         """Run `fn` at the end of the current step (only while `stepping`; see the rules)."""
         self._deferred.append((fn, watch))
 
+    # -- timers ----------------------------------------------------------------------------
+
+    def _schedule(self, watch: Watch, deadline: float) -> None:
+        """A watch's new deadline (from `Watch.set_deadline`): its old entry goes stale."""
+        if watch._timer_seq < 0:
+            self._live += 1
+        if deadline == math.inf:
+            watch._timer_seq = -1
+            self._live -= 1
+        else:
+            self._seq = seq = self._seq + 1
+            watch._timer_seq = seq
+            heap = self._heap
+            heapq.heappush(heap, (deadline, seq, watch))
+            if len(heap) > 4 * self._live + 64:  # mostly stale: rebuild from the live entries
+                heap[:] = [entry for entry in heap if entry[1] == entry[2]._timer_seq]
+                heapq.heapify(heap)
+        if self.stepping:
+            self._heap_changed = True
+        else:
+            self._arm()
+
+    def _arm(self) -> bool:
+        """Arm the alarm for the earliest live deadline (no syscall when unchanged); True
+        if that deadline has passed (it fires at the next poll)."""
+        heap = self._heap
+        while heap and heap[0][1] != heap[0][2]._timer_seq:
+            heapq.heappop(heap)
+        deadline = heap[0][0] if heap else math.inf
+        assert self._alarm is not None
+        self._alarm.set(deadline)
+        return deadline <= self._now()
+
+    def _on_alarm(self) -> None:
+        """The alarm fired: every watch due, in deadline order (the step's end re-arms)."""
+        assert self._alarm is not None
+        if not self._alarm.consume():  # re-armed after it fired: nothing is due for that expiry
+            return
+        self._heap_changed = True
+        now = self._now()
+        heap = self._heap
+        due: list[Watch] = []
+        while heap and heap[0][0] <= now:
+            _, seq, watch = heapq.heappop(heap)
+            if seq == watch._timer_seq:
+                watch._timer_seq = -1
+                watch._deadline = math.inf
+                self._live -= 1
+                due.append(watch)
+        for watch in due:
+            timer = watch._timer
+            if timer is None or watch.closed:  # an earlier timer of this expiry stopped it
+                continue
+            try:
+                timer()
+            except Exception as exc:
+                watch._fail(exc)
+
+    # -- steps -----------------------------------------------------------------------------
+
     def _end_step(self) -> bool:
-        """Run the deferred work; True if some of it asks for another poll."""
+        """Run the deferred work, then re-arm the alarm if a deadline changed; True if some
+        of it asks for another poll (or the earliest deadline has passed)."""
         again = False
         while self._deferred:
             deferred, self._deferred = self._deferred, []
@@ -153,6 +273,10 @@ class Reactor:
                         again = True
                 except Exception as exc:
                     watch._fail(exc)
+        if self._heap_changed:
+            self._heap_changed = False
+            if self._arm():
+                again = True
         return again
 
     def _unregister(self, fd: int) -> None:
@@ -194,3 +318,5 @@ class Reactor:
             for _, watch in list(callbacks.values()):
                 watch._fail(trio.ClosedResourceError("the reactor stopped"))
             epoll.close()
+            if self._alarm is not None:
+                self._alarm.close()
