@@ -399,3 +399,35 @@ def test_no_timers_under_a_virtual_clock() -> None:
             reactor.watch({}, timer=lambda: None)
 
     trio.run(main, clock=trio.testing.MockClock())
+
+
+async def test_deadlines_within_a_millisecond_of_the_earliest_share_one_expiry() -> None:
+    """The alarm is armed for the latest deadline at most COALESCE after the earliest, so
+    one wake-up serves them all (none before its deadline); one further off fires alone."""
+    reactor = _reactor()
+    if not reactor.has_timers:
+        pytest.skip("no timerfd")
+    fired: list[tuple[str, float, int]] = []  # (tag, when, reactor steps so far)
+    instrument = _ReactorSteps()
+
+    def timer(tag: str) -> Callable[[], None]:
+        return lambda: fired.append((tag, trio.current_time(), instrument.steps))
+
+    watches = {tag: reactor.watch({}, timer=timer(tag)) for tag in "abcd"}
+    try:
+        await trio.testing.wait_all_tasks_blocked()
+        now = trio.current_time()
+        deadlines = {"a": now + 0.05, "b": now + 0.0505, "c": now + 0.0509, "d": now + 0.06}
+        for tag in "dcba":
+            watches[tag].set_deadline(deadlines[tag])
+        assert reactor._alarm is not None and reactor._alarm.deadline == deadlines["c"]
+        trio.lowlevel.add_instrument(instrument)
+        await wait_for(lambda: len(fired) == 4, timeout=5, what="the four timers")
+        assert [tag for tag, _, _ in fired] == ["a", "b", "c", "d"]
+        steps = [step for _, _, step in fired]
+        assert steps[0] == steps[1] == steps[2] < steps[3]  # a, b, c in one step; d later
+        assert all(at >= deadlines[tag] for tag, at, _ in fired)
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+        for watch in watches.values():
+            watch.close()
