@@ -39,14 +39,15 @@ Rules:
   deadlines follow within that millisecond: the alarm is armed for the latest of them and
   one wake-up serves them all (a timer never fires before its deadline);
 - deferred work: while a step serves callbacks (`stepping`), a callback may defer work to
-  the step's end with `at_step_end(watch, fn)` (a node arms its alarm once there, not after
-  every datagram of the step); deferred work runs when a poll finds nothing ready (or the
+  the step's end with `at_step_end(watch, fn)` (work that would be repeated after every
+  event of the step, done once); deferred work runs when a poll finds nothing ready (or the
   step ends), in the order it was deferred, before the reactor waits again; `fn` returns
-  True when it may have made a descriptor ready (an alarm armed in the past), and the step
-  then polls again; a deferred `fn` that raises stops its watch as a callback does, and
+  True when it may have made a descriptor ready (e.g. sent to a watched socket), and the
+  step then polls again (as it does when the earliest deadline has passed); a deferred `fn` that raises stops its watch as a callback does, and
   one of a closed watch is dropped;
 - fairness: a step polls at most MAX_ROUNDS times and stops polling once it has served
-  MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1), then yields to trio (waiting on
+  MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1; an expiry of the alarm counts
+  as one, whatever number of timers it serves), then yields to trio (waiting on
   the inner epoll is a checkpoint): under load a step serves every node's ready
   descriptors about once, as one trio batch of per-node tasks did (a node's datagrams get
   the share its own task had: smaller bounds starve them against the stream tasks, see
