@@ -43,8 +43,9 @@ Rules:
   event of the step, done once); deferred work runs when a poll finds nothing ready (or the
   step ends), in the order it was deferred, before the reactor waits again; `fn` returns
   True when it may have made a descriptor ready (e.g. sent to a watched socket), and the
-  step then polls again (as it does when the earliest deadline has passed); a deferred `fn` that raises stops its watch as a callback does, and
-  one of a closed watch is dropped;
+  step then polls again (as it does when the earliest deadline has passed); a deferred
+  `fn` that raises stops its watch as a callback does, and one of a closed watch is
+  dropped;
 - fairness: a step polls at most MAX_ROUNDS times and stops polling once it has served
   MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1; an expiry of the alarm counts
   as one, whatever number of timers it serves), then yields to trio (waiting on
