@@ -1,5 +1,6 @@
-"""The node's timer as a file descriptor (Linux timerfd): waking for a deadline costs an I/O
-wake-up instead of a trio cancel scope expiring.
+"""A timer as a file descriptor (Linux timerfd): waking for a deadline costs an I/O wake-up
+instead of a trio cancel scope expiring. The run's reactor holds one for every node's
+deadline; a node on tasks of its own (no reactor) holds its own.
 
 Why: under trio, a task sleeping until a deadline is woken by cancelling its cancel scope;
 the cancellation path (delivery, the Cancelled exception unwinding through the task, a new
@@ -23,7 +24,7 @@ Rules:
 - `wait` returns once the alarm fired for the deadline set now; a re-arm after the expiry
   (the deadline changed meanwhile) discards the expiry, and `wait` keeps waiting;
 - `fileno()` and `consume()` are the same wait for a caller that polls the descriptor
-  itself (the node's reactor): when it is readable, `consume()` is True if the alarm fired
+  itself (the reactor): when it is readable, `consume()` is True if the alarm fired
   for the deadline set now (the expiry is taken, so the descriptor is no longer readable)
   and False for an expiry a re-arm discarded;
 - `close` is idempotent and wakes a task blocked in `wait` with trio.ClosedResourceError.

@@ -5,17 +5,18 @@ Rules:
   every call `_flush()` sends what it queued (datagrams at once, stream exchanges as tasks),
   hands its events to the subscriptions and moves the timer to engine.next_deadline();
   `_flush()` never awaits, so no other task can run between an engine call and its output;
-- datagrams and the timer: the node's timer is an `Alarm` (a Linux timerfd) whose deadline
-  `_flush` keeps equal to engine.next_deadline() (earlier wakes it sooner, later saves a
-  useless wake-up); the UDP socket and the alarm are watched by the run's `Reactor` (one
-  shared epoll; a ready descriptor is served by a callback, one datagram or one expiry per
-  call, with no task switch; inside a reactor step `_flush` only notes the deadline and the
-  alarm is armed once, at the step's end, before the reactor waits: a probe and its ack
-  served in one step re-arm it once, not twice; an expiry the step's flushes would have
-  discarded by a re-arm is discarded all the same); without a reactor (no epoll, `shared_reactor=False`) a
-  receive task and a timer task wait on them; without a timerfd (another OS, a test's
-  MockClock) the timer sleeps in a cancel scope whose deadline `_flush` keeps the same way;
-  `_close` stops the reactor's callbacks at once, so a crashed node sends nothing more;
+- datagrams and the timer: `_flush` keeps the node's timer deadline equal to
+  engine.next_deadline() (earlier wakes it sooner, later saves a useless wake-up); with the
+  run's `Reactor` (one shared epoll) the UDP socket is served by a callback, one datagram
+  per call, with no task switch, and the timer is the deadline of the node's reactor watch:
+  every node's deadline sits in the reactor's one heap and one timerfd, armed for the
+  earliest only, once per reactor step (a probe and its ack served in one step cost two
+  heap pushes, no syscall of the node's; one expiry serves every node due); without a
+  reactor (no epoll, `shared_reactor=False`) a receive task and a timer task wait on the
+  socket and on an `Alarm` (a timerfd) of the node's own; without a timerfd (another OS,
+  a test's MockClock) the timer sleeps in a cancel scope whose deadline `_flush` keeps the
+  same way; `_close` stops the reactor's callbacks and timer at once, so a crashed node
+  sends nothing more;
 - tasks in the node's nursery: the reactor watch (or the receive and timer tasks), the TCP
   accept loop (one task per connection), one task per stream exchange we open;
 - waiting is event-driven: operations that take time (key operations, table syncs) end with
@@ -120,9 +121,9 @@ class Node:
         self._table_subscriptions: list[Subscription[TableChange]] = []
         self._timer_scope: trio.CancelScope | None = None
         self._alarm: Alarm | None = None
-        self._alarm_deferred = False
-        """The alarm is to be armed at the end of the reactor's step, for `_alarm_wanted`."""
-        self._alarm_wanted: float | None = None
+        """The node's own timerfd (without the reactor's timers)."""
+        self._timed_watch: Watch | None = None
+        """The reactor watch whose deadline is the node's timer (with the reactor's timers)."""
         self._key_ops: dict[int, _Outcome[KeyOpResult]] = {}
         self._syncs: dict[str, list[_Outcome[bool]]] = {}
         self._left = False
@@ -443,17 +444,11 @@ class Node:
         events = engine.events()
         if events:
             self._dispatch(events)
-        alarm = self._alarm
-        if alarm is not None:
-            deadline = engine.next_deadline()
-            watch = self._watch
-            if watch is not None and self._reactor is not None and self._reactor.stepping:
-                self._alarm_wanted = deadline
-                if not self._alarm_deferred:
-                    self._alarm_deferred = True
-                    self._reactor.at_step_end(watch, self._arm_deferred)
-            else:
-                alarm.set(deadline)  # a no-op when unchanged
+        timed = self._timed_watch
+        if timed is not None:
+            timed.set_deadline(engine.next_deadline())  # a no-op when unchanged
+        elif (alarm := self._alarm) is not None:
+            alarm.set(engine.next_deadline())  # a no-op when unchanged
         else:
             scope = self._timer_scope
             if scope is not None:
@@ -569,43 +564,22 @@ class Node:
             await wait_readable(fd)
             receive_batch()
 
-    async def _serve_reactor(self, reactor: Reactor, alarm: Alarm | None) -> None:
-        """The socket (and the alarm, if any) served by the run's reactor until the node
-        closes; a runtime failure inside a callback is re-raised here (it crashes the node)."""
-        callbacks = {self._transport.udp.fileno(): self._receiver(1)}
+    async def _serve_reactor(self, reactor: Reactor) -> None:
+        """The socket (and the timer, if the reactor has timers) served by the run's reactor
+        until the node closes; a runtime failure inside a callback is re-raised here (it
+        crashes the node)."""
+        if self._closed:
+            return
+        timer = self._fire_timer if reactor.has_timers else None
+        watch = self._watch = reactor.watch({self._transport.udp.fileno(): self._receiver(1)}, timer)
         try:
-            if alarm is not None:
-                callbacks[alarm.fileno()] = partial(self._on_alarm, alarm)
-                self._alarm = alarm
-                alarm.set(self._engine.next_deadline())  # from now on `_flush` keeps it current
-            if self._closed:
-                return
-            watch = self._watch = reactor.watch(callbacks)
-            try:
-                await watch.wait_failed()
-            finally:
-                watch.close()
+            if timer is not None:
+                self._timed_watch = watch
+                watch.set_deadline(self._engine.next_deadline())  # from now on `_flush` keeps it
+            await watch.wait_failed()
         finally:
-            self._alarm = None
-            if alarm is not None:
-                alarm.close()
-
-    def _arm_deferred(self) -> bool:
-        """At the end of a reactor step: arm the alarm for the last deadline `_flush` noted;
-        True if that deadline has passed (the step polls again, so it fires in this step)."""
-        self._alarm_deferred = False
-        alarm = self._alarm
-        if alarm is None:
-            return False
-        deadline = self._alarm_wanted
-        alarm.set(deadline)
-        return deadline is not None and deadline <= self._now()
-
-    def _on_alarm(self, alarm: Alarm) -> None:
-        if self._alarm_deferred:  # armed now, as a flush earlier in this step would have armed it
-            alarm.set(self._alarm_wanted)
-        if alarm.consume():  # False: re-armed after it fired, nothing is due for that expiry
-            self._fire_timer()
+            self._timed_watch = None
+            watch.close()
 
     async def _timer_loop(self, alarm: Alarm | None) -> None:
         """The timer; `alarm` (opened with the node, so the node holds its descriptor from
@@ -643,13 +617,13 @@ class Node:
         self._flush()
 
     def _start(self) -> None:
-        alarm = Alarm.open()
-        if self._reactor is None:
+        reactor = self._reactor
+        if reactor is None:
             self._nursery.start_soon(self._receive_loop)
-            self._nursery.start_soon(self._timer_loop, alarm)
+            self._nursery.start_soon(self._timer_loop, Alarm.open())
         else:
-            self._nursery.start_soon(self._serve_reactor, self._reactor, alarm)
-            if alarm is None:
+            self._nursery.start_soon(self._serve_reactor, reactor)
+            if not reactor.has_timers:
                 self._nursery.start_soon(self._scope_timer_loop)
         handler = partial(
             streams.serve_connection,

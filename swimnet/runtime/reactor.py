@@ -25,15 +25,30 @@ Rules:
   its node as it would in a task of the node, never the reactor or other nodes;
 - `Watch.close()` is synchronous and idempotent: no callback of it runs afterwards; close
   it before closing its descriptors;
+- timers: `watch(callbacks, timer=fn)` gives the watch a deadline (`Watch.set_deadline`,
+  trio time, None or inf: none); every watch's deadline is kept in one heap served by one
+  `Alarm` (timerfd) of the reactor, armed for the earliest deadline only: setting a
+  deadline is a heap push (stale entries are skipped when they reach the top, and the heap
+  is rebuilt from the live deadlines when stale ones outnumber them), the kernel timer is
+  re-armed at the step's end (outside a step at once) and only when the earliest deadline
+  changed, and one expiry calls `fn` of every watch due, in deadline order, each once per
+  deadline set (its deadline is cleared before the call); a timer `fn` that raises stops
+  its watch as a callback does; `has_timers` is False when the reactor has no Alarm (see
+  `Alarm.open`: a test's MockClock), and the owner then keeps time itself;
+- coalescing: a timer fires at its deadline, or up to COALESCE (1 ms) after it when more
+  deadlines follow within that millisecond: the alarm is armed for the latest of them and
+  one wake-up serves them all (a timer never fires before its deadline);
 - deferred work: while a step serves callbacks (`stepping`), a callback may defer work to
-  the step's end with `at_step_end(watch, fn)` (a node arms its alarm once there, not after
-  every datagram of the step); deferred work runs when a poll finds nothing ready (or the
+  the step's end with `at_step_end(watch, fn)` (work that would be repeated after every
+  event of the step, done once); deferred work runs when a poll finds nothing ready (or the
   step ends), in the order it was deferred, before the reactor waits again; `fn` returns
-  True when it may have made a descriptor ready (an alarm armed in the past), and the step
-  then polls again; a deferred `fn` that raises stops its watch as a callback does, and
-  one of a closed watch is dropped;
+  True when it may have made a descriptor ready (e.g. sent to a watched socket), and the
+  step then polls again (as it does when the earliest deadline has passed); a deferred
+  `fn` that raises stops its watch as a callback does, and one of a closed watch is
+  dropped;
 - fairness: a step polls at most MAX_ROUNDS times and stops polling once it has served
-  MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1), then yields to trio (waiting on
+  MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1; an expiry of the alarm counts
+  as one, whatever number of timers it serves), then yields to trio (waiting on
   the inner epoll is a checkpoint): under load a step serves every node's ready
   descriptors about once, as one trio batch of per-node tasks did (a node's datagrams get
   the share its own task had: smaller bounds starve them against the stream tasks, see
@@ -44,10 +59,14 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import heapq
+import math
 import select
 from collections.abc import Callable, Mapping
 
 import trio
+
+from swimnet.runtime.alarm import Alarm
 
 MAX_ROUNDS = 32
 """Polls of the inner epoll per reactor step (each serves what is ready at that moment)."""
@@ -59,6 +78,14 @@ convergence in 300 s, 2 ms CPU per node-second): a trio batch gives each stream 
 load acks were read late, probes timed out and false suspicions fed the load; with these
 bounds the same run converged at 49.9 s, at 0.21 ms CPU per node-second."""
 
+COALESCE = 0.001
+"""Seconds a timer may fire after its deadline so that one expiry serves the deadlines that
+follow it closely: the alarm is armed for the latest deadline at most this long after the
+earliest (each wake-up of the reactor costs more than serving one more timer; a deadline
+with none close behind it fires on time)."""
+_COALESCE_SCAN = 64
+"""Heap entries looked at to find that latest deadline (a bound on the work per arm)."""
+
 Callback = Callable[[], None]
 StepEnd = Callable[[], bool]
 
@@ -68,21 +95,45 @@ _CURRENT: trio.lowlevel.RunVar[Reactor | None] = trio.lowlevel.RunVar("swimnet_r
 class Watch:
     """Descriptors of one owner registered with the reactor; from `Reactor.watch`."""
 
-    __slots__ = ("_error", "_failed", "_fds", "_reactor")
+    __slots__ = ("_deadline", "_error", "_failed", "_fds", "_open", "_reactor", "_timer", "_timer_seq")
 
-    def __init__(self, reactor: Reactor, fds: list[int]) -> None:
+    def __init__(self, reactor: Reactor, fds: list[int], timer: Callback | None = None) -> None:
         self._reactor = reactor
         self._fds = fds
+        self._open = True
         self._error: BaseException | None = None
         self._failed = trio.Event()
+        self._timer = timer
+        self._deadline = math.inf
+        self._timer_seq = -1
+        """The sequence number of the heap entry that holds the deadline (-1: none)."""
 
     @property
     def closed(self) -> bool:
-        return not self._fds
+        return not self._open
+
+    @property
+    def deadline(self) -> float:
+        """When the watch's timer fires next (inf: never)."""
+        return self._deadline
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """Call the watch's timer at `deadline` (trio time); None or inf: never. A no-op when
+        unchanged, once closed, or for a watch without a timer."""
+        if deadline is None:
+            deadline = math.inf
+        if deadline != self._deadline and self._timer is not None and self._open:
+            self._deadline = deadline
+            self._reactor._schedule(self, deadline)
 
     def close(self) -> None:
-        """Unregister every descriptor of the watch (idempotent)."""
+        """Unregister every descriptor of the watch and drop its deadline (idempotent)."""
+        self._open = False
         fds, self._fds = self._fds, []
+        if self._timer_seq >= 0:
+            self._timer_seq = -1
+            self._reactor._live -= 1
+        self._deadline = math.inf
         for fd in fds:
             self._reactor._unregister(fd)
 
@@ -103,12 +154,30 @@ class Watch:
 class Reactor:
     """The run's shared epoll; obtain it with `Reactor.current()` inside trio."""
 
-    def __init__(self, epoll: select.epoll) -> None:
+    def __init__(self, epoll: select.epoll, alarm: Alarm | None) -> None:
         self._epoll = epoll
         self._callbacks: dict[int, tuple[Callback, Watch]] = {}
         self._deferred: list[tuple[StepEnd, Watch]] = []
         self.stepping = False
         """True while a step serves callbacks (`at_step_end` may be called)."""
+        self._alarm = alarm
+        self._heap: list[tuple[float, int, Watch]] = []
+        """(deadline, sequence number, watch); an entry is live while the watch's
+        `_timer_seq` is its sequence number."""
+        self._live = 0
+        """Watches with a live heap entry."""
+        self._seq = 0
+        self._heap_changed = False
+        """A deadline was set during this step: the step's end re-arms the alarm."""
+        self._now = trio.lowlevel.current_clock().current_time
+        if alarm is not None:
+            self._callbacks[alarm.fileno()] = (self._on_alarm, Watch(self, []))
+            epoll.register(alarm.fileno(), select.EPOLLIN)
+
+    @property
+    def has_timers(self) -> bool:
+        """Whether watches may have timers (the reactor has its Alarm)."""
+        return self._alarm is not None
 
     @classmethod
     def current(cls) -> Reactor | None:
@@ -116,14 +185,17 @@ class Reactor:
         if reactor is None:
             if not hasattr(select, "epoll"):
                 return None
-            reactor = cls(select.epoll())
+            reactor = cls(select.epoll(), Alarm.open())
             _CURRENT.set(reactor)
             trio.lowlevel.spawn_system_task(reactor._run, name="swimnet.reactor")
         return reactor
 
-    def watch(self, callbacks: Mapping[int, Callback]) -> Watch:
-        """Register each descriptor with its callback (OSError if one cannot be; then none is)."""
-        watch = Watch(self, [])
+    def watch(self, callbacks: Mapping[int, Callback], timer: Callback | None = None) -> Watch:
+        """Register each descriptor with its callback (OSError if one cannot be; then none
+        is); with `timer`, the watch has a deadline (ValueError without `has_timers`)."""
+        if timer is not None and self._alarm is None:
+            raise ValueError("this reactor has no timers (see has_timers)")
+        watch = Watch(self, [], timer)
         try:
             for fd, callback in callbacks.items():
                 if fd in self._callbacks:
@@ -140,8 +212,76 @@ class Reactor:
         """Run `fn` at the end of the current step (only while `stepping`; see the rules)."""
         self._deferred.append((fn, watch))
 
+    # -- timers ----------------------------------------------------------------------------
+
+    def _schedule(self, watch: Watch, deadline: float) -> None:
+        """A watch's new deadline (from `Watch.set_deadline`): its old entry goes stale."""
+        if watch._timer_seq < 0:
+            self._live += 1
+        if deadline == math.inf:
+            watch._timer_seq = -1
+            self._live -= 1
+        else:
+            self._seq = seq = self._seq + 1
+            watch._timer_seq = seq
+            heap = self._heap
+            heapq.heappush(heap, (deadline, seq, watch))
+            if len(heap) > 4 * self._live + 64:  # mostly stale: rebuild from the live entries
+                heap[:] = [entry for entry in heap if entry[1] == entry[2]._timer_seq]
+                heapq.heapify(heap)
+        if self.stepping:
+            self._heap_changed = True
+        else:
+            self._arm()
+
+    def _arm(self) -> bool:
+        """Arm the alarm for the earliest live deadline, or for the latest one at most
+        COALESCE after it (no syscall when unchanged); True if the earliest has passed (it
+        fires at the next poll)."""
+        heap = self._heap
+        while heap and heap[0][1] != heap[0][2]._timer_seq:
+            heapq.heappop(heap)
+        assert self._alarm is not None
+        if not heap:
+            self._alarm.set(math.inf)
+            return False
+        first = heap[0][0]
+        if first <= self._now():
+            self._alarm.set(first)
+            return True
+        self._alarm.set(_latest_within(heap, first + COALESCE))
+        return False
+
+    def _on_alarm(self) -> None:
+        """The alarm fired: every watch due, in deadline order (the step's end re-arms)."""
+        assert self._alarm is not None
+        if not self._alarm.consume():  # re-armed after it fired: nothing is due for that expiry
+            return
+        self._heap_changed = True
+        now = self._now()
+        heap = self._heap
+        due: list[Watch] = []
+        while heap and heap[0][0] <= now:
+            _, seq, watch = heapq.heappop(heap)
+            if seq == watch._timer_seq:
+                watch._timer_seq = -1
+                watch._deadline = math.inf
+                self._live -= 1
+                due.append(watch)
+        for watch in due:
+            timer = watch._timer
+            if timer is None or watch.closed:  # an earlier timer of this expiry stopped it
+                continue
+            try:
+                timer()
+            except Exception as exc:
+                watch._fail(exc)
+
+    # -- steps -----------------------------------------------------------------------------
+
     def _end_step(self) -> bool:
-        """Run the deferred work; True if some of it asks for another poll."""
+        """Run the deferred work, then re-arm the alarm if a deadline changed; True if some
+        of it asks for another poll (or the earliest deadline has passed)."""
         again = False
         while self._deferred:
             deferred, self._deferred = self._deferred, []
@@ -153,6 +293,10 @@ class Reactor:
                         again = True
                 except Exception as exc:
                     watch._fail(exc)
+        if self._heap_changed:
+            self._heap_changed = False
+            if self._arm():
+                again = True
         return again
 
     def _unregister(self, fd: int) -> None:
@@ -194,3 +338,28 @@ class Reactor:
             for _, watch in list(callbacks.values()):
                 watch._fail(trio.ClosedResourceError("the reactor stopped"))
             epoll.close()
+            if self._alarm is not None:
+                self._alarm.close()
+
+
+def _latest_within(heap: list[tuple[float, int, Watch]], bound: float) -> float:
+    """The latest live deadline <= `bound` among the first entries of the heap (its top
+    is live and <= bound); the subtrees of entries past the bound are skipped."""
+    latest = heap[0][0]
+    size = len(heap)
+    pending = [0]
+    scanned = 0
+    while pending and scanned < _COALESCE_SCAN:
+        index = pending.pop()
+        deadline, seq, watch = heap[index]
+        scanned += 1
+        if deadline > bound:
+            continue  # its children are later still
+        if deadline > latest and seq == watch._timer_seq:
+            latest = deadline
+        child = 2 * index + 1
+        if child < size:
+            pending.append(child)
+            if child + 1 < size:
+                pending.append(child + 1)
+    return latest

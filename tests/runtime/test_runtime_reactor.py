@@ -7,6 +7,7 @@ import functools
 import resource
 import select
 import socket
+import time
 from collections.abc import Callable
 
 import pytest
@@ -272,22 +273,161 @@ async def test_deferred_work_runs_at_the_step_end_and_may_poll_again() -> None:
             s.close()
 
 
-async def test_a_probe_and_its_ack_in_one_step_arm_the_alarm_once() -> None:
-    """The probe's timeout moves the deadline earlier, its ack moves it back: served in one
-    reactor step, the node arms its timerfd once for both (at the step's end), not twice."""
-    if not Alarm.available():
+async def test_the_shared_timer_is_armed_at_most_once_per_reactor_step() -> None:
+    """Every node's deadline is in the reactor's one heap: a probe's timeout moves a node's
+    deadline earlier and its ack moves it back, in one step, and the reactor's timerfd is
+    armed at the step's end for the earliest deadline of all nodes: at most one
+    timerfd_settime per reactor step for the whole cluster (each node armed a timerfd of its
+    own 1.4 times per probe before), and no node has a timerfd of its own."""
+    reactor = _reactor()
+    if not reactor.has_timers:
         pytest.skip("no timerfd")
+    instrument = _ReactorSteps()
     async with trio.open_nursery() as nursery:
-        handles = await start_cluster(nursery, 2, push_pull_interval=3600.0)
+        handles = await start_cluster(nursery, 4, push_pull_interval=3600.0)
         nodes = [h.node for h in handles]
         await wait_for(lambda: converged(nodes), what="convergence")
         await trio.sleep(1.0)  # the join's gossip drains
-        node = nodes[0]
-        alarm = node._alarm
-        assert alarm is not None and node._watch is not None
-        arms, sent = alarm.arms, node.stats["udp_packets_sent"]
-        await trio.sleep(4.0)  # ~20 probe intervals: a ping and an ack sent in each
-        probes = (node.stats["udp_packets_sent"] - sent) / 2
-        assert probes >= 10
-        assert alarm.arms - arms <= 1.5 * probes + 2, (alarm.arms - arms, probes)  # 2.5 per probe before
+        assert all(node._alarm is None and node._timed_watch is not None for node in nodes)
+        alarm = reactor._alarm
+        assert alarm is not None
+        arms = alarm.arms
+        sent = sum(node.stats["udp_packets_sent"] for node in nodes)
+        trio.lowlevel.add_instrument(instrument)
+        try:
+            await trio.sleep(3.0)  # ~15 probe intervals per node: a ping and an ack in each
+        finally:
+            trio.lowlevel.remove_instrument(instrument)
+        probes = (sum(node.stats["udp_packets_sent"] for node in nodes) - sent) / 2
+        assert probes >= 40
+        assert alarm.arms - arms <= instrument.steps + 1, (alarm.arms - arms, instrument.steps)
+        assert alarm.arms - arms < 1.4 * probes, (alarm.arms - arms, probes)
         nursery.cancel_scope.cancel()
+
+
+async def test_timers_fire_in_deadline_order_once_each_and_one_expiry_serves_all_due() -> None:
+    reactor = _reactor()
+    if not reactor.has_timers:
+        pytest.skip("no timerfd")
+    fired: list[str] = []
+    watches = {tag: reactor.watch({}, timer=functools.partial(fired.append, tag)) for tag in "abcde"}
+    instrument = _ReactorSteps()
+    try:
+        await trio.testing.wait_all_tasks_blocked()
+        now = trio.current_time()
+        watches["c"].set_deadline(now + 0.03)
+        watches["a"].set_deadline(now + 0.01)
+        watches["b"].set_deadline(now + 0.02)
+        watches["d"].set_deadline(now + 0.001)
+        watches["d"].set_deadline(now + 10.0)  # moved later: its first deadline is stale
+        watches["e"].set_deadline(now + 0.005)
+        watches["e"].set_deadline(None)  # disarmed: never fires
+        trio.lowlevel.add_instrument(instrument)
+        time.sleep(0.05)  # a, b and c come due while the reactor cannot poll
+        await wait_for(lambda: len(fired) == 3, timeout=5, what="the due timers")
+        assert fired == ["a", "b", "c"]
+        assert instrument.steps == 1  # one expiry, one step, for all three
+        assert all(watches[t].deadline == float("inf") for t in "abce")
+        assert watches["d"].deadline == now + 10.0
+        await trio.sleep(0.05)
+        assert fired == ["a", "b", "c"]  # each once per deadline set
+        watches["a"].set_deadline(trio.current_time() - 1.0)  # in the past: fires at once
+        await wait_for(lambda: fired[-1:] == ["a"], timeout=5, what="a deadline in the past")
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+        for watch in watches.values():
+            watch.close()
+
+
+async def test_a_closed_watch_never_fires_and_a_failing_timer_stops_its_watch_only() -> None:
+    reactor = _reactor()
+    if not reactor.has_timers:
+        pytest.skip("no timerfd")
+    fired: list[str] = []
+
+    def broken() -> None:
+        raise ValueError("timer bug")
+
+    closed = reactor.watch({}, timer=lambda: fired.append("closed"))
+    failing = reactor.watch({}, timer=broken)
+    working = reactor.watch({}, timer=lambda: fired.append("working"))
+    try:
+        now = trio.current_time()
+        for watch in (closed, failing, working):
+            watch.set_deadline(now + 0.01)
+        closed.close()
+        closed.set_deadline(now + 0.02)  # closed: ignored
+        with trio.fail_after(5), pytest.raises(ValueError, match="timer bug"):
+            await failing.wait_failed()
+        await wait_for(lambda: fired == ["working"], timeout=5, what="the other timer")
+        assert failing.closed and not working.closed
+        await trio.sleep(0.05)
+        assert fired == ["working"]
+        assert reactor._live == 0
+    finally:
+        for watch in (closed, failing, working):
+            watch.close()
+
+
+async def test_stale_heap_entries_are_bounded() -> None:
+    """Moving a deadline leaves its old entry in the heap; the heap is rebuilt from the
+    live entries before stale ones outnumber them more than four to one."""
+    reactor = _reactor()
+    if not reactor.has_timers:
+        pytest.skip("no timerfd")
+    watch = reactor.watch({}, timer=lambda: None)
+    plain = reactor.watch({})
+    try:
+        base = trio.current_time() + 100.0
+        for k in range(1000):
+            watch.set_deadline(base + k)
+        assert len(reactor._heap) <= 4 * reactor._live + 65
+        assert watch.deadline == base + 999 and reactor._alarm is not None
+        assert reactor._alarm.deadline == base + 999  # armed for the live entry, not a stale one
+        plain.set_deadline(base)  # no timer: a no-op
+        assert plain.deadline == float("inf")
+    finally:
+        watch.close()
+        plain.close()
+
+
+def test_no_timers_under_a_virtual_clock() -> None:
+    async def main() -> None:
+        reactor = _reactor()
+        assert not reactor.has_timers
+        with pytest.raises(ValueError):
+            reactor.watch({}, timer=lambda: None)
+
+    trio.run(main, clock=trio.testing.MockClock())
+
+
+async def test_deadlines_within_a_millisecond_of_the_earliest_share_one_expiry() -> None:
+    """The alarm is armed for the latest deadline at most COALESCE after the earliest, so
+    one wake-up serves them all (none before its deadline); one further off fires alone."""
+    reactor = _reactor()
+    if not reactor.has_timers:
+        pytest.skip("no timerfd")
+    fired: list[tuple[str, float, int]] = []  # (tag, when, reactor steps so far)
+    instrument = _ReactorSteps()
+
+    def timer(tag: str) -> Callable[[], None]:
+        return lambda: fired.append((tag, trio.current_time(), instrument.steps))
+
+    watches = {tag: reactor.watch({}, timer=timer(tag)) for tag in "abcd"}
+    try:
+        await trio.testing.wait_all_tasks_blocked()
+        now = trio.current_time()
+        deadlines = {"a": now + 0.05, "b": now + 0.0505, "c": now + 0.0509, "d": now + 0.06}
+        for tag in "dcba":
+            watches[tag].set_deadline(deadlines[tag])
+        assert reactor._alarm is not None and reactor._alarm.deadline == deadlines["c"]
+        trio.lowlevel.add_instrument(instrument)
+        await wait_for(lambda: len(fired) == 4, timeout=5, what="the four timers")
+        assert [tag for tag, _, _ in fired] == ["a", "b", "c", "d"]
+        steps = [step for _, _, step in fired]
+        assert steps[0] == steps[1] == steps[2] < steps[3]  # a, b, c in one step; d later
+        assert all(at >= deadlines[tag] for tag, at, _ in fired)
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+        for watch in watches.values():
+            watch.close()
