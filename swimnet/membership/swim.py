@@ -35,22 +35,22 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   every 180 s; jittered, the first wave (the stagger) stays, and from 90 s after
   convergence every 10 s holds 16-65 (500) and 17-78 (1,000) push-pulls; 500 nodes from
   300 to 1,500 s after it: 21-44 per 10 s (0-169 unjittered), 4,017 push-pulls for 4,000;
-- post-join syncs: a joiner into a running cluster (a join answer listed members besides
-  its sender) makes RUNNING_JOIN_SYNCS of them (the last ones of `join_sync_delays`), and
-  each goes to the member nobody vouched for that we learned of last (`Admission.latest`),
-  most likely a member that joined after us, whose own join answer listed everyone the
-  seed had verified by then; a random member if we hold none. A random partner of a join
-  burst joined before us mostly, and lists the later joiners only once it verified them
-  itself: at 200 joins 10 ms apart (20 ms links) random syncs but the last left one or two
-  late joiners per run missing a few later ones for up to 3.3 s after the burst (seeds
-  0-19 converged at 2.95-5.35 s virtual with four syncs; 2.85-3.9 s with two steered ones,
-  and a third fewer push-pulls). A random sync goes in the place of a steered one that
-  fails (the member may be forged). A cluster that forms at once (every answer lists its
-  sender alone) has no later joiners to look for: there every configured sync goes to a
-  random member, and these syncs, which also push what we know to their partners,
-  bootstrap everyone (steering them slowed a 2,000-node bootstrap from 15.75 to 18.0 s
-  virtual; sending them all to the seed, 1,000 nodes from 1.8 to 3.4 s: a joiner whose own
-  partners knew little is caught up by other joiners' syncs to it);
+- post-join syncs go to random members, except the last `STEERED_JOIN_SYNCS` of a joiner
+  into a running cluster (a join answer listed members besides its sender) that holds
+  members nobody vouched for: each goes to the one of them we learned of last
+  (`Admission.latest`), most likely a member that joined after us, whose own join answer
+  listed everyone the seed had verified by then; a random partner of a join burst joined
+  before us mostly, and lists the later joiners only once it verified them itself (200
+  joins 10 ms apart over 20 ms links, seeds 0-19: 2.95-5.35 s virtual with the last sync
+  steered alone, 2.8-4.55 s with the last two; all four steered: 60 nodes joining at once
+  across 3 zones converged at 1.7 s, not 0.8 s, and with only the last two syncs made,
+  both steered, one node of them missed one member for over 60 s). A random sync goes in
+  its place if a steered one fails (the member may be forged). A cluster that forms at
+  once (every answer lists its sender alone) has no later joiners to look for: there the
+  random syncs, which also push what we know to their partners, bootstrap everyone
+  (steering them slowed a 2,000-node bootstrap from 15.75 to 18.0 s virtual; sending them
+  all to the seed, 1,000 nodes from 1.8 to 3.4 s: a joiner whose own partners knew little
+  is caught up by other joiners' syncs to it);
 - catch-up push-pulls: after a join into a running cluster (as above), once a quiet
   period has passed since the last new member a node learned (`CATCH_UP_QUIET` probe
   intervals times a factor drawn per join in [1, 1 + `CATCH_UP_JITTER`), so a burst's
@@ -166,9 +166,9 @@ CATCH_UP_SPREAD = 4
 """A catch-up goes to one of this many members learned last, drawn at random: at the end of
 a burst every joiner catches up within one quiet period, and all of them pulling from the
 one last joiner would put N full push-pulls through one node in a few seconds."""
-RUNNING_JOIN_SYNCS = 2
-"""Post-join syncs after a join into a running cluster: the last this many of
-`join_sync_delays`, each to the member learned last that nobody vouched for (see the rules)."""
+STEERED_JOIN_SYNCS = 2
+"""The last this many post-join syncs of a joiner into a running cluster go to the member
+learned last that nobody vouched for (see the rules)."""
 _LEAVE_TIMEOUT = ("leave",)
 _REJOIN_RECENT = 2
 _REJOIN_RANDOM = 2
@@ -466,10 +466,7 @@ class Swim:
     def joined(self, addr: Address, now: float) -> None:
         """A join push-pull with `addr` succeeded: schedule the post-join syncs, and, into a
         running cluster, the catch-up push-pulls (see the rules)."""
-        delays = self.config.join_sync_delays
-        if self._joined_running:
-            delays = delays[-RUNNING_JOIN_SYNCS:]
-        for i, delay in enumerate(delays):
+        for i, delay in enumerate(self.config.join_sync_delays):
             self.timers.set(("join_sync", i), now + delay * (0.5 + self.rng.random()))
         if self._joined_running and _CATCH_UP_TICK not in self.timers:
             self._catch_up_left = CATCH_UP_MAX
@@ -1080,10 +1077,11 @@ class Swim:
         self.timers.set(_PUSH_PULL_TICK, now + interval * jitter)
 
     def _join_sync(self, index: int, now: float) -> None:
-        """A post-join sync: if we joined a running cluster, with the unverified member we
-        learned of last, if we hold any; else with a random member (see the rules)."""
+        """A post-join sync: with a random member; the last STEERED_JOIN_SYNCS, if we joined a
+        running cluster, with the unverified member we learned of last, if we hold any (see
+        the rules)."""
         latest = None
-        if self._joined_running:
+        if self._joined_running and index >= len(self.config.join_sync_delays) - STEERED_JOIN_SYNCS:
             latest = self._admission.latest(self.members)
         if latest is None:
             self._push_pull_random(now, "join_sync")

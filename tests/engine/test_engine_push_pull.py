@@ -22,7 +22,7 @@ from swimnet.membership.events import (
     MemberSuspected,
     MemberUpdated,
 )
-from swimnet.membership.swim import PUSH_PULL_JITTER, RUNNING_JOIN_SYNCS, Swim
+from swimnet.membership.swim import PUSH_PULL_JITTER, STEERED_JOIN_SYNCS, Swim
 from swimnet.wire import Alive, MemberState, Ping, PushPull, State, Suspect
 
 A1, A2, A3, A4, A5, A6, A7 = ((f"127.0.0.{i}", 7946) for i in range(1, 8))
@@ -133,13 +133,12 @@ def test_join_opens_push_pull_and_later_syncs() -> None:
     assert {n for n, s in h.engine.view().items() if s == State.ALIVE} == {SELF, "seed", "x", "y"}
     assert sorted(type(e).__name__ for e in h.events()) == ["MemberJoined"] * 3
 
-    # the post-join syncs into a running cluster: one push-pull per each of the last
-    # RUNNING_JOIN_SYNCS configured delays, within 1.5x the largest (the seed answers its
-    # probes; it vouched for x and y)
+    # the post-join syncs: one push-pull per configured delay, within 1.5x the largest (the
+    # seed answers its probes; x and y, known only from the seed, are not yet verified)
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
     h.advance(1.5 * max(h.config.join_sync_delays) + 1e-6, responder=ack_pings())
     syncs = [o for o in h.opened[1:] if type(o.request) is PushPull and not o.request.join]
-    assert len(syncs) >= RUNNING_JOIN_SYNCS
+    assert len(syncs) >= len(h.config.join_sync_delays)
     assert {o.addr for o in syncs} <= {A1, A2, A3}
 
 
@@ -190,6 +189,7 @@ def _join_and_sync(h: Harness) -> int:
     h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
     assert {"seed", "x", "y"} <= {n for n, s in h.engine.view().items() if s == State.ALIVE}
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
+    h.addr_of["z"], h.name_at[A4] = A4, "z"  # z answers our probes: it stays alive
     answered = len(h.opened)
     for _ in range(40):  # 4 s: the post-join syncs, then gossip until it has drained
         h.advance(h.now + 0.1, responder=ack_pings())
@@ -237,16 +237,16 @@ def test_a_ping_delegate_may_not_pick_a_sequence_number_far_ahead() -> None:
 
 def _join_and_hear_of_later_members(h: Harness, running: bool = True) -> list[Opened]:
     """Join through A1 (the seed lists x and y, or itself alone if not `running`), run until
-    the last post-join sync but one, then hear by gossip (second-hand) of two members, first
-    "late1" then "late2", who never answer; run until the last post-join sync. Return the
-    post-join syncs."""
+    the third post-join sync, then hear by gossip (second-hand) of two members, first "late1"
+    then "late2", who never answer; run until the last post-join sync. Return the post-join
+    syncs."""
     h.engine.join([A1], h.now)
     h.collect()
     known = [("seed", A1), ("x", A2), ("y", A3)] if running else [("seed", A1)]
     h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
     answer = ack_pings([name for name, _ in known])
-    delays = RUNNING_JOIN_SYNCS if running else len(h.config.join_sync_delays)
+    delays = len(h.config.join_sync_delays)
 
     def syncs() -> list[Opened]:
         return [o for o in h.opened[1:] if type(o.request) is PushPull and not o.request.join]
@@ -260,12 +260,11 @@ def _join_and_hear_of_later_members(h: Harness, running: bool = True) -> list[Op
     return syncs()
 
 
-def test_join_syncs_go_to_the_member_learned_last_that_nobody_vouched_for() -> None:
+def test_last_join_sync_goes_to_the_member_learned_last_that_nobody_vouched_for() -> None:
     # a probe deadline of 5 s: the members we heard of cannot turn suspect before the syncs end
     h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
     syncs = _join_and_hear_of_later_members(h)
-    assert len(syncs) == RUNNING_JOIN_SYNCS < len(h.config.join_sync_delays), "fewer than in a new cluster"
-    assert {o.addr for o in syncs[:-1]} <= {A1, A2, A3}, "the seed vouched for all it listed: random ones"
+    assert {o.addr for o in syncs[:-1]} <= {A1, A2, A3}
     assert syncs[-1].addr == A5, "the last sync goes to late2, learned last and unverified"
     # late2 answers: it is verified, and vouches for the member it lists that we did not know
     listed = (_ms("late2", A5, 1, State.ALIVE), _ms("later", A6, 1, State.ALIVE))
@@ -274,7 +273,7 @@ def test_join_syncs_go_to_the_member_learned_last_that_nobody_vouched_for() -> N
     assert h.engine.stats["push_pull_failed"] == 0
 
 
-def test_every_join_sync_into_a_running_cluster_goes_to_the_member_learned_last() -> None:
+def test_the_last_join_syncs_into_a_running_cluster_go_to_the_member_learned_last() -> None:
     h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
     h.engine.join([A1], h.now)
     h.collect()
@@ -283,18 +282,21 @@ def test_every_join_sync_into_a_running_cluster_goes_to_the_member_learned_last(
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
     h.feed([Alive(1, "late1", A4), Alive(1, "late2", A5)])  # gossip: later joiners, unverified
     answer = ack_pings([name for name, _ in known])
+    delays = len(h.config.join_sync_delays)
+    random_ones = delays - STEERED_JOIN_SYNCS
 
     def syncs() -> list[Opened]:
         return [o for o in h.opened[1:] if type(o.request) is PushPull and not o.request.join]
 
-    while not syncs():
+    while len(syncs()) < random_ones + 1:
         h.step(answer)
-    assert syncs()[0].addr == A5, "the first one already goes to late2, learned last"
-    h.stream_reply(PushPull(False, (_ms("late2", A5, 1, State.ALIVE),)), syncs()[0])  # verifies late2
-    while len(syncs()) < RUNNING_JOIN_SYNCS:
+    assert {o.addr for o in syncs()[:random_ones]} <= {A1, A2, A3}, "the first ones are random"
+    assert syncs()[random_ones].addr == A5, "then late2, learned last"
+    h.stream_reply(PushPull(False, (_ms("late2", A5, 1, State.ALIVE),)), syncs()[random_ones])
+    while len(syncs()) < delays:
         h.step(answer)
-    assert syncs()[1].addr == A4, "the next one to late1, now the last unverified"
-    assert h.engine.stats["join_sync_to_latest"] == RUNNING_JOIN_SYNCS
+    assert syncs()[-1].addr == A4, "then late1, now the last unverified (late2 answered)"
+    assert h.engine.stats["join_sync_to_latest"] == STEERED_JOIN_SYNCS
 
 
 def test_a_failed_last_join_sync_is_replaced_by_a_random_one() -> None:
@@ -317,7 +319,7 @@ def test_last_join_sync_is_random_in_a_cluster_that_forms_at_once() -> None:
     assert h.engine.stats["join_sync_to_latest"] == 0
 
 
-def test_join_syncs_are_random_when_every_member_was_vouched_for() -> None:
+def test_last_join_sync_is_random_when_every_member_was_vouched_for() -> None:
     h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
     h.engine.join([A1], h.now)
     h.collect()
@@ -326,7 +328,7 @@ def test_join_syncs_are_random_when_every_member_was_vouched_for() -> None:
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
     h.advance(1.5 * max(h.config.join_sync_delays) + 1e-6, responder=ack_pings())
     syncs = [o for o in h.opened[1:] if type(o.request) is PushPull and not o.request.join]
-    assert len(syncs) == RUNNING_JOIN_SYNCS
+    assert len(syncs) == len(h.config.join_sync_delays)
     assert {o.addr for o in syncs} <= {A1, A2, A3}
     assert h.engine.stats["join_sync_to_latest"] == 0
 
