@@ -61,8 +61,8 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   if that one fails; drawn among a few, not the very last, so a burst's joiners do not all
   pull from one node). Counted from the join on a fixed tick of 5 probe intervals instead,
   a node that kept learning members until after its first tick waited 5-10 s more: 500
-  joiners 20 ms apart (0.5-5 ms links) converged 8.6-9.3 s after the last join, 2.5-3.5 s
-  so (92-109 exchanges on the busiest member but the seed either way). It stops after a
+  joiners 20 ms apart (0.5-5 ms links) converged 8.6-9.3 s after the last join (seeds 0,
+  1), 2.7-3.1 s so (88-95 exchanges on the busiest member but the seed, 92-105 before). It stops after a
   catch-up that brought no new member (none within a quiet period of it), or after
   `CATCH_UP_MAX`: O(1) per join, none in steady state; and a catch-up
   stands for the periodic push-pull (the next one is due a jittered scaled interval after
