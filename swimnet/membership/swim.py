@@ -489,13 +489,13 @@ class Swim:
     def handle_message(self, msg: WireMessage, addr: Address, now: float) -> None:
         """One membership message of a datagram from `addr`; after the datagram's last one,
         the owner calls `heard_from(addr)`."""
-        t = type(msg)
-        if t is Alive:
-            self._on_alive(msg, now)  # type: ignore[arg-type]
-        elif t is Ping:
+        t = type(msg)  # the steady state's two first: a probe and its ack
+        if t is Ping:
             self._on_ping(msg, addr)  # type: ignore[arg-type]
         elif t is Ack:
             self._on_ack(msg, addr, now)  # type: ignore[arg-type]
+        elif t is Alive:
+            self._on_alive(msg, now)  # type: ignore[arg-type]
         elif t is Suspect:
             self._on_suspect(msg, now)  # type: ignore[arg-type]
         elif t is Dead:
