@@ -9,7 +9,8 @@ Stream frame: `PROTOCOL_VERSION` byte, then one message; or, for frames of 1 KiB
 Rules:
 - `decode_*` accept arbitrary bytes and raise only `DecodeError`; every field is checked
   for type and bound (see `limits`; ping and ack, the per-packet case, check theirs inline,
-  the field checkers' own code for anything they refuse), unknown codes are refused;
+  the field checkers' own code for anything they refuse, and are then built with their
+  slots set directly, the very values their constructors give), unknown codes are refused;
 - encoding is split so callers can cache: `encode_message` gives a message's bytes once
   (`encode_members` a push-pull's members, each once for every view holding its facts;
   `encode_ping` / `encode_ack` a probe's and an ack's bytes without building the message),
