@@ -253,7 +253,9 @@ class Engine:
         """The engine's counters (read them). The datagram counts (packets_received,
         bytes_received, packets_sent, bytes_sent) wait in four ints of the engine until read
         here (the Counter is then not touched per packet: at thousands of simulated nodes a
-        cold object costs); a key appears once counted, as if counted per packet."""
+        cold object costs); a key appears once counted, as if counted per packet. So does
+        topology's count of acks without a coordinate (see PeerCoordinates.flush_counts)."""
+        self._topology.coordinates.flush_counts()
         if self._rx_packets or self._tx_packets:
             stats = self._stats
             if self._rx_packets:
@@ -402,7 +404,6 @@ class Engine:
         return data if self._policy is None else protect(self._policy, data, self._nonce)
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        stats = self._stats
         self._rx_packets += 1  # into stats when read (see `stats`)
         self._rx_bytes += len(data)
         if self._policy is None:  # plaintext, no label: nothing to open
@@ -417,7 +418,7 @@ class Engine:
         try:
             messages = decode_packet(plain)
         except DecodeError:
-            stats["drop_decode"] += 1
+            self._stats["drop_decode"] += 1
             return
         swim = self._swim
         membership = False
@@ -428,7 +429,7 @@ class Engine:
             else:
                 handler = self._handlers.get(type(msg))
                 if handler is None:
-                    stats["drop_unexpected_message"] += 1
+                    self._stats["drop_unexpected_message"] += 1
                 else:
                     self._layers_stale = True
                     handler(msg, addr, now, self._input_sealed)

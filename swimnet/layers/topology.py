@@ -41,7 +41,7 @@ class PingObserver(Protocol):
 
 
 class TopologyDelegate:
-    __slots__ = ("_config", "_observer", "_rng", "_stats", "coordinates")
+    __slots__ = ("_acks_carry", "_config", "_observer", "_rng", "_stats", "coordinates")
 
     def __init__(
         self,
@@ -56,6 +56,9 @@ class TopologyDelegate:
         self._rng = rng
         self._stats = stats
         self._observer = observer
+        self._acks_carry = bool(config.coordinate_every)
+        """Acks carry coordinates (`coordinate_every` is not 0): read on every probe and ping,
+        held here so they do not touch the (frozen) config."""
         self.coordinates = PeerCoordinates(
             rng,
             stats=stats,
@@ -74,11 +77,11 @@ class TopologyDelegate:
     # PingDelegate
 
     def ping_seq(self, member: str, seq: int) -> int:
-        ask = bool(self._config.coordinate_every) and self.coordinates.ask_for_coordinate(member)
+        ask = self._acks_carry and self.coordinates.ask_for_coordinate(member)
         return seq if (seq % 2 == 0) == ask else (seq + 1) & 0xFFFFFFFF
 
     def ack_payload(self, seq: int, prober: str) -> bytes:
-        if seq % 2 or not self._config.coordinate_every:
+        if seq % 2 or not self._acks_carry:
             return b""
         payload = self.coordinates.ack_payload()
         self._stats["coordinate_ack_bytes"] += len(payload)

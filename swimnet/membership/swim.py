@@ -231,6 +231,8 @@ class Swim:
         "_pending",
         "_ping",
         "_probe_index",
+        "_probe_period",
+        "_probe_wait",
         "_queued",
         "_quiet_syncs",
         "_ready",
@@ -298,6 +300,10 @@ class Swim:
         self.streams: list[tuple[Address, bytes, str]] = []
         """(address, request frame, kind) of streams to open; kind says how a failure counts."""
         self._packet_budget = config.packet_size
+        self._probe_period = config.probe_interval
+        self._probe_wait = config.probe_timeout
+        """The probe interval and timeout (the config is frozen), read by every probe round
+        here rather than in the config: one object less per probe."""
 
         self.members: dict[str, MemberRecord] = {}
         self._order: list[str] = []
@@ -503,13 +509,13 @@ class Swim:
     def handle_message(self, msg: WireMessage, addr: Address, now: float) -> None:
         """One membership message of a datagram from `addr`; after the datagram's last one,
         the owner calls `heard_from(addr)`."""
-        t = type(msg)
-        if t is Alive:
-            self._on_alive(msg, now)  # type: ignore[arg-type]
-        elif t is Ping:
+        t = type(msg)  # the steady state's two first: a probe and its ack
+        if t is Ping:
             self._on_ping(msg, addr)  # type: ignore[arg-type]
         elif t is Ack:
             self._on_ack(msg, addr, now)  # type: ignore[arg-type]
+        elif t is Alive:
+            self._on_alive(msg, now)  # type: ignore[arg-type]
         elif t is Suspect:
             self._on_suspect(msg, now)  # type: ignore[arg-type]
         elif t is Dead:
@@ -907,53 +913,52 @@ class Swim:
     def _probe_interval(self) -> float:
         """The probe interval stretched by our health score (as is, while healthy)."""
         awareness = self.awareness
-        interval = self.config.probe_interval
+        interval = self._probe_period
         return awareness.scale(interval) if awareness.score else interval
 
     def _probe(self, now: float) -> None:
-        cfg = self.config
         deadline = now + self._probe_interval()  # the next tick, and this one's probes' deadline
         self.timers.set(_PROBE_TICK, deadline)
         if self._leaving:
             return
-        unverified = (
-            self._admission.next_to_verify(self.members, now, VERIFY_RETRY * cfg.probe_interval, self.rng)
-            if self._unverified
-            else None
-        )
-        if unverified is not None:
-            self._send_probe(unverified, now, deadline, verifying=True)
+        if self._unverified:
+            unverified = self._admission.next_to_verify(
+                self.members, now, VERIFY_RETRY * self._probe_period, self.rng
+            )
+            if unverified is not None:
+                self._send_probe(unverified, now, deadline, verifying=True)
         target = self._next_probe_target(now)
         if target is not None:
             self._send_probe(target, now, deadline, verifying=False)
 
     def _send_probe(self, target: MemberRecord, now: float, deadline: float, *, verifying: bool) -> None:
         """Probe `target` now; it fails at `deadline` (a probe interval on, scaled by health)."""
-        cfg = self.config
-        seq = self._probe_seq(target.name)
+        name = target.name
+        seq = self._probe_seq(name)
         addr = target.identity[1]
-        probe = _Probe(target.name, addr, target.incarnation, now, deadline, verifying)
-        self._pending[seq] = probe
-        parts = [encode_ping(seq, target.name, self.name)]
+        self._pending[seq] = _Probe(name, addr, target.incarnation, now, deadline, verifying)
+        parts = [encode_ping(seq, name, self.name)]
         if target.state == _SUSPECT:  # buddy system: let it refute at once
-            parts.append(encode_message(Suspect(target.incarnation, target.name, self.name)))
+            parts.append(encode_message(Suspect(target.incarnation, name, self.name)))
         self._send_encoded(addr, parts)
-        self.timers.set(("probe", seq), now + cfg.probe_timeout)
+        self.timers.set(("probe", seq), now + self._probe_wait)
 
     def _next_probe_target(self, now: float) -> MemberRecord | None:
         checked = 0
-        members, me = self.members, self._me
-        while checked < len(self._order):
-            if self._probe_index >= len(self._order):
+        members, me, order, index = self.members, self._me, self._order, self._probe_index
+        while checked < len(order):
+            if index >= len(order):
                 self._reset_order(now)
-                self._probe_index = 0
+                order, index = self._order, 0
                 continue
-            m = members.get(self._order[self._probe_index])
-            self._probe_index += 1
+            m = members.get(order[index])
+            index += 1
             checked += 1
             if m is None or m is me or m.state >= _DEAD or not m.verified:
                 continue  # unverified members have a round of their own (see _probe)
+            self._probe_index = index
             return m
+        self._probe_index = index
         return None
 
     def _reset_order(self, now: float) -> None:

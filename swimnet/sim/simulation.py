@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from swimnet.config import Config
-from swimnet.engine import Engine, EngineEvent
+from swimnet.engine import Engine, EngineEvent, StreamRequest
 from swimnet.sim.links import Constant, LatencyModel, as_model
 from swimnet.sim.node import SimNode
 from swimnet.wire.messages import Address, State
@@ -380,57 +380,33 @@ class Simulation:
         """Drain an engine's output and re-arm its timer."""
         engine = slot.engine
         now = self.now
-        heap, push = self._heap, heapq.heappush
         out = engine.datagrams_to_send()
         if out:
-            latency, rng, loss, by_addr = self.latency, self._net_rng, self.loss, self._by_addr
-            group = self._group
-            src_group = group.get(slot.name, 0) if group else 0
-            classify = self.classify
-            src, name = slot.addr, slot.name
-            fixed = latency.seconds if type(latency) is Constant else None
-            lane = self._lane
-            sent_bytes = 0
-            for addr, data in out:
-                sent_bytes += len(data)
-                dst = by_addr.get(addr)
-                if classify is not None and dst is not None:
-                    cls = classify(name, dst.name)
-                    self.traffic[f"{cls}_packets"] += 1
-                    self.traffic[f"{cls}_bytes"] += len(data)
-                if (
-                    dst is None
-                    or (loss and rng.random() < loss)
-                    or (group and group.get(dst.name, 0) != src_group)
-                ):
-                    self.dropped += 1
-                    continue
-                self._seq += 1
-                if fixed is not None:
-                    when = now + fixed
+            latency = self.latency
+            if type(latency) is Constant and not self.loss and not self._group and self.classify is None:
+                # the common case, _send's loop without what it skips: one delay, no loss
+                # to draw, no partition, no classes (same entries, same sequence numbers)
+                when = now + latency.seconds
+                lane, by_addr, src = self._lane, self._by_addr, slot.addr
+                sent_bytes = 0
+                for addr, data in out:
+                    sent_bytes += len(data)
+                    dst = by_addr.get(addr)
+                    if dst is None:
+                        self.dropped += 1
+                        continue
+                    self._seq += 1
                     if not lane or lane[-1][0] <= when:
                         lane.append((when, self._seq, dst, dst.gen, src, data))
-                        continue
-                else:
-                    when = now + latency(name, dst.name, rng)
-                push(heap, (when, self._seq, _DGRAM, (dst, dst.gen, src, data)))
-            slot.tx_packets += len(out)
-            slot.tx_bytes += sent_bytes
+                    else:
+                        heapq.heappush(self._heap, (when, self._seq, _DGRAM, (dst, dst.gen, src, data)))
+                slot.tx_packets += len(out)
+                slot.tx_bytes += sent_bytes
+            else:
+                self._send(slot, out, now)
         streams = engine.streams_to_open()
-        for stream in streams:
-            request = stream.data
-            self._stream_seq += 1
-            sid = self._stream_seq
-            self._streams_open[sid] = True
-            self._push(now + engine.config.tcp_timeout, _STREAM_TIMEOUT, (slot, slot.gen, sid, stream.id))
-            dst = self._by_addr.get(stream.addr)
-            if dst is None or self._group.get(dst.name, 0) != self._group.get(slot.name, 0):
-                continue
-            slot.stats["stream_bytes_sent"] += len(request)
-            if self.classify is not None:
-                self.traffic[f"{self.classify(slot.name, dst.name)}_stream_bytes"] += len(request)
-            delay = self.latency(slot.name, dst.name, self._net_rng)
-            self._push(now + delay, _STREAM_REQ, (dst, dst.gen, slot, slot.gen, sid, stream.id, request))
+        if streams:
+            self._open_streams(slot, streams, now)
         events = engine.events()
         if events and self.on_event is not None:
             for event in events:
@@ -446,7 +422,62 @@ class Simulation:
             if deadline - now <= self._clock_horizon and (not clock or clock[-1][0] <= deadline):
                 clock.append(entry)
             else:
-                push(heap, entry)
+                heapq.heappush(self._heap, entry)
+
+    def _send(self, slot: _Slot, out: list[tuple[Address, bytes]], now: float) -> None:
+        """Send an engine's datagrams: each lost with the loss probability or between
+        partition groups, else delivered after the latency model's delay (classified if asked)."""
+        latency, rng, loss, by_addr = self.latency, self._net_rng, self.loss, self._by_addr
+        heap, push = self._heap, heapq.heappush
+        group = self._group
+        src_group = group.get(slot.name, 0) if group else 0
+        classify = self.classify
+        src, name = slot.addr, slot.name
+        fixed = latency.seconds if type(latency) is Constant else None
+        lane = self._lane
+        sent_bytes = 0
+        for addr, data in out:
+            sent_bytes += len(data)
+            dst = by_addr.get(addr)
+            if classify is not None and dst is not None:
+                cls = classify(name, dst.name)
+                self.traffic[f"{cls}_packets"] += 1
+                self.traffic[f"{cls}_bytes"] += len(data)
+            if (
+                dst is None
+                or (loss and rng.random() < loss)
+                or (group and group.get(dst.name, 0) != src_group)
+            ):
+                self.dropped += 1
+                continue
+            self._seq += 1
+            if fixed is not None:
+                when = now + fixed
+                if not lane or lane[-1][0] <= when:
+                    lane.append((when, self._seq, dst, dst.gen, src, data))
+                    continue
+            else:
+                when = now + latency(name, dst.name, rng)
+            push(heap, (when, self._seq, _DGRAM, (dst, dst.gen, src, data)))
+        slot.tx_packets += len(out)
+        slot.tx_bytes += sent_bytes
+
+    def _open_streams(self, slot: _Slot, streams: list[StreamRequest], now: float) -> None:
+        engine = slot.engine
+        for stream in streams:
+            request = stream.data
+            self._stream_seq += 1
+            sid = self._stream_seq
+            self._streams_open[sid] = True
+            self._push(now + engine.config.tcp_timeout, _STREAM_TIMEOUT, (slot, slot.gen, sid, stream.id))
+            dst = self._by_addr.get(stream.addr)
+            if dst is None or self._group.get(dst.name, 0) != self._group.get(slot.name, 0):
+                continue
+            slot.stats["stream_bytes_sent"] += len(request)
+            if self.classify is not None:
+                self.traffic[f"{self.classify(slot.name, dst.name)}_stream_bytes"] += len(request)
+            delay = self.latency(slot.name, dst.name, self._net_rng)
+            self._push(now + delay, _STREAM_REQ, (dst, dst.gen, slot, slot.gen, sid, stream.id, request))
 
     def _deliver_datagram(self, slot: _Slot, gen: int, src: Address, data: bytes) -> None:
         if slot.gen != gen or not slot.running:

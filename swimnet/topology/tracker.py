@@ -68,6 +68,8 @@ FLAT_ASK_SPACING = 8
 FLIP_SHARE = 0.5
 """A change of half the median RTT can turn a near peer far or a far one near: worth
 relaying to the others who hold the old coordinate."""
+DEFAULT_VIVALDI = VivaldiConfig(seed_updates=SEED_UPDATES)
+"""The Vivaldi tuning of a node not given one (frozen: one instance serves every node)."""
 RTT_WINDOW = 64
 """The median RTT (what "near" is relative to, and what tells a flat network) is the median
 of the RTTs our last this many direct probes measured."""
@@ -80,8 +82,8 @@ def moved(a: Coordinate, b: Coordinate) -> float:
 
 class PeerCoordinates:
     __slots__ = (  # fixed attributes, read on every probe (at N simulated nodes, one object each)
-        "_accepts_rtt", "_payload", "_probes", "_published", "_rtt_oldest", "_rtts", "_sorted_rtts",
-        "ask_every", "book", "client", "epoch", "publication_due", "rtt_floor", "stats",
+        "_missing", "_own_trusted", "_payload", "_probes", "_published", "_rtt_oldest", "_rtts", "_stats",
+        "ask_every", "book", "client", "epoch", "publication_due", "rtt_floor", "vivaldi",
     )  # fmt: skip
 
     def __init__(
@@ -94,13 +96,22 @@ class PeerCoordinates:
         rtt_floor: float = 0.005,
         ask_every: int = 2,
     ) -> None:
-        self.client = CoordinateClient(config or VivaldiConfig(seed_updates=SEED_UPDATES), rng)
+        self.client = CoordinateClient(config or DEFAULT_VIVALDI, rng)
         self.book = CoordinateBook()
-        self.stats: Counter[str] = Counter() if stats is None else stats
+        self._stats: Counter[str] = Counter() if stats is None else stats
+        self._missing = 0
+        """Acks without a coordinate not yet in `_stats` ("coordinate_missing"): counted here
+        on every such ack, moved into the counters when `stats` is read (`flush_counts`), so
+        an ack does not touch the node's counters."""
         self.epoch = epoch
         self.rtt_floor = rtt_floor
         self.ask_every = max(1, ask_every)
-        self._accepts_rtt = self.client.config.accepts_rtt
+        self.vivaldi = self.client.config
+        """The client's (frozen) config; without one given, a config shared by every node
+        (`DEFAULT_VIVALDI`): read on every probe, one object for a whole simulated cluster."""
+        self._own_trusted = False
+        """Latched `trusted`: our update count never decreases, so once trusted always
+        trusted (asked on every probe: then the client is not touched)."""
         self._probes = 0
         self._payload: bytes | None = None
         self._published: Coordinate | None = None
@@ -109,13 +120,25 @@ class PeerCoordinates:
         empty: a container, so a piggyback source tests it without a call (read it, never
         write it)."""
         self._rtts = array("d")
-        """The last RTT_WINDOW samples, a ring once full (the oldest at `_rtt_oldest`): plain
-        doubles in one block, not a float object each (at thousands of simulated nodes each
-        cold object a probe touches costs)."""
+        """The RTT window in one block of plain doubles (not a float object each: at thousands
+        of simulated nodes each cold object a probe touches costs): with n samples (at most
+        RTT_WINDOW), `[0, n)` holds them ascending, so the median is read, not sorted, on
+        every probe; `[n, 2n)` holds them in arrival order, a ring once full (the oldest at
+        `_rtt_oldest`). One insertion and at most one removal per sample keep both halves."""
         self._rtt_oldest = 0
-        self._sorted_rtts = array("d")
-        """The samples of `_rtts`, ascending: kept in step with it (one insertion and at most
-        one removal per sample), so the median is read, not sorted, on every probe."""
+
+    @property
+    def stats(self) -> Counter[str]:
+        """Our counters (the node's, when it passed its own), the pending ones moved in."""
+        self.flush_counts()
+        return self._stats
+
+    def flush_counts(self) -> None:
+        """Move the pending "coordinate_missing" count into the counters (a key appears once
+        counted, as if counted per ack)."""
+        if self._missing:
+            self._stats["coordinate_missing"] += self._missing
+            self._missing = 0
 
     @property
     def coordinate(self) -> Coordinate:
@@ -141,43 +164,49 @@ class PeerCoordinates:
         """Whether the ack of the direct probe we are about to send `peer` should carry its
         coordinate (see the module rules); called once per probe."""
         self._probes = probes = self._probes + 1
-        if not is_trusted((self.epoch, self.client.updates)):
-            return True
+        if not self._own_trusted:
+            if not is_trusted((self.epoch, self.client.updates)):
+                return True
+            self._own_trusted = True
         # self.flat() (we are trusted), its calls inlined: asked on every probe
-        ordered = self._sorted_rtts
-        median = ordered[len(ordered) // 2] if ordered else 0.0
+        rtts = self._rtts  # self._median_rtt(), inlined
+        n = len(rtts) >> 1
+        median = rtts[n >> 1] if n else 0.0
         if self.book.trusted >= MIN_KNOWN and median <= self.rtt_floor:
             return probes % (self.ask_every * FLAT_ASK_SPACING) == 0
         return probes % self.ask_every == 0 or self.book.coordinate(peer) is None
 
     def observe(self, peer: str, rtt: float, payload: bytes) -> None:
         """One direct probe round trip to `peer`, whose ack carried `payload`."""
-        if self._accepts_rtt(rtt):
-            rtts, ordered = self._rtts, self._sorted_rtts
-            if len(rtts) == RTT_WINDOW:  # the oldest sample leaves the window, the new one takes its place
-                oldest = self._rtt_oldest
-                del ordered[bisect.bisect_left(ordered, rtts[oldest])]
-                rtts[oldest] = rtt
-                self._rtt_oldest = (oldest + 1) % RTT_WINDOW
+        if self.vivaldi.accepts_rtt(rtt):
+            rtts = self._rtts  # sorted [0, n), arrival order [n, 2n) (see __init__)
+            n = len(rtts) >> 1
+            if n == RTT_WINDOW:  # the oldest sample leaves the window, the new one takes its place
+                at = n + self._rtt_oldest
+                gone = bisect.bisect_left(rtts, rtts[at], 0, n)
+                rtts[at] = rtt
+                del rtts[gone]  # sorted [0, n - 1), ring [n - 1, 2n - 1)
+                bisect.insort(rtts, rtt, 0, n - 1)
+                self._rtt_oldest = (self._rtt_oldest + 1) % RTT_WINDOW
             else:
-                rtts.append(rtt)
-            bisect.insort(ordered, rtt)
+                rtts.append(rtt)  # the ring grows at the end: [n, 2n + 1)
+                bisect.insort(rtts, rtt, 0, n)
         if not payload:
-            self.stats["coordinate_missing"] += 1
+            self._missing += 1  # "coordinate_missing", into the counters when read
             return
         try:
-            version, coord = decode_ack_payload(payload, self.client.config.dimensionality)
+            version, coord = decode_ack_payload(payload, self.vivaldi.dimensionality)
         except DecodeError:
-            self.stats["coordinate_undecodable"] += 1
+            self._stats["coordinate_undecodable"] += 1
             return
         try:
             self.client.update(peer, coord, rtt)
         except RejectedSample as exc:
-            self.stats[f"coordinate_rejected_{exc.reason}"] += 1
+            self._stats[f"coordinate_rejected_{exc.reason}"] += 1
             return
         self.book.offer(peer, version, coord)
         self._payload = None
-        self.stats["coordinate_updates"] += 1
+        self._stats["coordinate_updates"] += 1
         self._check_material()
 
     def _check_material(self) -> None:
@@ -197,7 +226,7 @@ class PeerCoordinates:
     def learn(self, peer: str, version: Version, coord: Coordinate) -> bool:
         """`peer`'s coordinate, heard from anyone (values already checked); True if newer."""
         if not coord.is_compatible_with(self.client.coordinate):
-            self.stats["coordinate_rejected_coordinate_incompatible"] += 1
+            self._stats["coordinate_rejected_coordinate_incompatible"] += 1
             return False
         return self.book.offer(peer, version, coord)
 
@@ -212,7 +241,7 @@ class PeerCoordinates:
             return None
         self.publication_due.clear()
         self._published = coord = self.client.coordinate
-        self.stats["coordinate_published"] += 1
+        self._stats["coordinate_published"] += 1
         return self.version, coord
 
     # -- estimates ---------------------------------------------------------------------------
@@ -268,8 +297,9 @@ class PeerCoordinates:
         """The median of the RTTs our last RTT_WINDOW direct probes measured (0.0 before
         the first): measured, not estimated, so a coordinate misplaced by one slow sample
         does not make every peer look far."""
-        ordered = self._sorted_rtts
-        return ordered[len(ordered) // 2] if ordered else 0.0
+        rtts = self._rtts
+        n = len(rtts) >> 1
+        return rtts[n >> 1] if n else 0.0
 
     def _scale(self) -> float:
         """What a material move is a share of: the median RTT, at least the RTT floor."""

@@ -173,3 +173,24 @@ def test_a_flat_network_s_periodic_push_pull_carries_only_our_own_coordinate() -
     assert lan is not None and [r.name for r in lan.records] == [SELF]
     zoned = _section(_probed_for_a_minute(far_share=2).push_pull(PushPull(False, (), b"")))
     assert zoned is not None and len(zoned.records) == MIN_KNOWN + 4 + 1  # every peer, and us
+
+
+def test_every_direct_ack_without_a_coordinate_is_in_the_engine_s_counters() -> None:
+    """Topology counts acks without a coordinate apart (not in the node's counters on every
+    ack); the engine's `stats` holds all of them whenever read."""
+    h = _harness(4)
+    bare = 0
+
+    def respond(h: Harness, s: Sent) -> None:
+        nonlocal bare
+        peer = h.name_at.get(s.addr)
+        for ping in s.of(Ping):
+            if peer is not None and ping.target == peer:
+                h.now += 0.0003
+                bare += 1
+                h.feed([Ack(ping.seq)], src=s.addr)  # no coordinate, asked for or not
+
+    h.advance(h.now + 5.0, respond)
+    assert bare >= 4 and h.engine.stats["coordinate_missing"] == bare
+    h.advance(h.now + 5.0, respond)
+    assert h.engine.stats["coordinate_missing"] == bare

@@ -4,6 +4,7 @@ from others serve estimates only (our own coordinate learns from direct probes a
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -171,3 +172,37 @@ def test_median_rtt_is_the_median_of_the_last_window_of_usable_samples(rtts: lis
             usable.append(rtt)
         window = sorted(usable[-RTT_WINDOW:])
         assert t._median_rtt() == (window[len(window) // 2] if window else 0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.floats(1e-6, 0.5), st.sampled_from([0.0, -1.0, 20.0, 0.001, 0.002])),
+        max_size=3 * RTT_WINDOW,
+    )
+)
+def test_the_median_rtt_is_the_median_of_the_last_window_of_accepted_samples(rtts: list[float]) -> None:
+    """The window (sorted half and arrival ring in one array) gives, after every sample, the
+    median of the last RTT_WINDOW accepted ones: repeated values and rejected RTTs included."""
+    t = PeerCoordinates(random.Random(1))
+    accepted: list[float] = []
+    for rtt in rtts:
+        t.observe("p", rtt, b"")
+        if 0.0 < rtt <= t.vivaldi.max_rtt:
+            accepted.append(rtt)
+        window = sorted(accepted[-RTT_WINDOW:])
+        assert t._median_rtt() == (window[len(window) // 2] if window else 0.0)
+        assert t.flat() == (t._trustworthy() and t._median_rtt() <= t.rtt_floor)
+
+
+def test_acks_without_a_coordinate_are_counted_in_the_shared_counters_when_read() -> None:
+    """The count waits in the tracker (an ack does not touch the node's counters) and is in
+    the Counter it was given, as if counted per ack, whenever `stats` is read."""
+    shared: Counter[str] = Counter()
+    t = PeerCoordinates(random.Random(3), stats=shared)
+    for _ in range(3):
+        t.observe("p", 0.01, b"")
+    assert t.stats["coordinate_missing"] == 3
+    t.observe("p", 0.01, b"")
+    assert t.stats is shared and shared["coordinate_missing"] == 4
+    assert t.stats["coordinate_missing"] == 4  # moved once, not twice
