@@ -38,14 +38,9 @@ Rules:
 - coalescing: a timer fires at its deadline, or up to COALESCE (1 ms) after it when more
   deadlines follow within that millisecond: the alarm is armed for the latest of them and
   one wake-up serves them all (a timer never fires before its deadline);
-- deferred work: while a step serves callbacks (`stepping`), a callback may defer work to
-  the step's end with `at_step_end(watch, fn)` (work that would be repeated after every
-  event of the step, done once); deferred work runs when a poll finds nothing ready (or the
-  step ends), in the order it was deferred, before the reactor waits again; `fn` returns
-  True when it may have made a descriptor ready (e.g. sent to a watched socket), and the
-  step then polls again (as it does when the earliest deadline has passed); a deferred
-  `fn` that raises stops its watch as a callback does, and one of a closed watch is
-  dropped;
+- the step's end: when a poll finds nothing ready (or the step ends), the alarm is re-armed
+  if a deadline changed during the step, before the reactor waits again; if the earliest
+  deadline has passed meanwhile, the step polls again;
 - fairness: a step polls at most MAX_ROUNDS times and stops polling once it has served
   MAX_EVENTS callbacks (so at most 2 * MAX_EVENTS - 1; an expiry of the alarm counts
   as one, whatever number of timers it serves), then yields to trio (waiting on
@@ -87,7 +82,6 @@ _COALESCE_SCAN = 64
 """Heap entries looked at to find that latest deadline (a bound on the work per arm)."""
 
 Callback = Callable[[], None]
-StepEnd = Callable[[], bool]
 
 _CURRENT: trio.lowlevel.RunVar[Reactor | None] = trio.lowlevel.RunVar("swimnet_reactor", default=None)
 
@@ -157,9 +151,8 @@ class Reactor:
     def __init__(self, epoll: select.epoll, alarm: Alarm | None) -> None:
         self._epoll = epoll
         self._callbacks: dict[int, tuple[Callback, Watch]] = {}
-        self._deferred: list[tuple[StepEnd, Watch]] = []
         self.stepping = False
-        """True while a step serves callbacks (`at_step_end` may be called)."""
+        """True while a step serves callbacks (a deadline set then is armed at its end)."""
         self._alarm = alarm
         self._heap: list[tuple[float, int, Watch]] = []
         """(deadline, sequence number, watch); an entry is live while the watch's
@@ -207,10 +200,6 @@ class Reactor:
             watch.close()
             raise
         return watch
-
-    def at_step_end(self, watch: Watch, fn: StepEnd) -> None:
-        """Run `fn` at the end of the current step (only while `stepping`; see the rules)."""
-        self._deferred.append((fn, watch))
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -280,24 +269,12 @@ class Reactor:
     # -- steps -----------------------------------------------------------------------------
 
     def _end_step(self) -> bool:
-        """Run the deferred work, then re-arm the alarm if a deadline changed; True if some
-        of it asks for another poll (or the earliest deadline has passed)."""
-        again = False
-        while self._deferred:
-            deferred, self._deferred = self._deferred, []
-            for fn, watch in deferred:
-                if watch.closed:
-                    continue
-                try:
-                    if fn():
-                        again = True
-                except Exception as exc:
-                    watch._fail(exc)
+        """Re-arm the alarm if a deadline changed; True if the earliest deadline has passed
+        (the step polls again)."""
         if self._heap_changed:
             self._heap_changed = False
-            if self._arm():
-                again = True
-        return again
+            return self._arm()
+        return False
 
     def _unregister(self, fd: int) -> None:
         if self._callbacks.pop(fd, None) is not None:
@@ -330,7 +307,7 @@ class Reactor:
                         if ready and served < MAX_EVENTS:
                             continue  # what the callbacks made ready is served in this step
                         if served >= MAX_EVENTS or not self._end_step():
-                            break  # (the deferred work of a full step runs below)
+                            break  # (a full step re-arms the alarm below)
                 finally:
                     self.stepping = False
                     self._end_step()  # the step ran out of rounds (or was cancelled)

@@ -222,57 +222,6 @@ async def test_a_step_is_bounded_then_the_reactor_yields() -> None:
             b.close()
 
 
-async def test_deferred_work_runs_at_the_step_end_and_may_poll_again() -> None:
-    """Work a callback defers runs once the step's callbacks are done, in order; when it
-    says it made something ready, the step polls again and serves that in the same step; a
-    deferred function that raises stops its own watch only; one of a closed watch is dropped."""
-    a, b = _pair()
-    c, d = _pair()
-    e, f = _pair()
-    log: list[str] = []
-    reactor = _reactor()
-    instrument = _ReactorSteps()
-
-    def later(tag: str, then: Callable[[], bool]) -> Callable[[], bool]:
-        def fn() -> bool:
-            assert reactor.stepping
-            log.append(tag)
-            return then()
-
-        return fn
-
-    def broken() -> bool:
-        raise ValueError("deferred bug")
-
-    def on_a() -> None:
-        log.append("a:" + a.recv(100).decode())
-        reactor.at_step_end(watch, later("end1", lambda: d.send(b"c") > 0))  # c ready: poll again
-        reactor.at_step_end(failing, broken)
-        reactor.at_step_end(closed, later("never", lambda: False))
-        reactor.at_step_end(watch, later("end2", lambda: False))
-
-    watch = reactor.watch({a.fileno(): on_a, c.fileno(): lambda: log.append("c:" + c.recv(100).decode())})
-    failing = reactor.watch({e.fileno(): lambda: None})
-    closed = reactor.watch({})
-    closed.close()
-    try:
-        await trio.testing.wait_all_tasks_blocked()
-        trio.lowlevel.add_instrument(instrument)
-        b.send(b"a")
-        await wait_for(lambda: "c:c" in log, timeout=5, what="the deferred work's effect")
-        assert log == ["a:a", "end1", "end2", "c:c"]
-        assert instrument.steps == 1 and not reactor.stepping
-        with trio.fail_after(5), pytest.raises(ValueError, match="deferred bug"):
-            await failing.wait_failed()
-        assert failing.closed and not watch.closed
-    finally:
-        trio.lowlevel.remove_instrument(instrument)
-        for w in (watch, failing):
-            w.close()
-        for s in (a, b, c, d, e, f):
-            s.close()
-
-
 async def test_the_shared_timer_is_armed_at_most_once_per_reactor_step() -> None:
     """Every node's deadline is in the reactor's one heap: a probe's timeout moves a node's
     deadline earlier and its ack moves it back, in one step, and the reactor's timerfd is
