@@ -273,13 +273,19 @@ def test_last_join_sync_goes_to_the_member_learned_last_that_nobody_vouched_for(
     assert h.engine.stats["push_pull_failed"] == 0
 
 
-def test_the_last_join_syncs_into_a_running_cluster_go_to_the_member_learned_last() -> None:
-    h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
+def _join_a_running_cluster(h: Harness) -> list[tuple[str, tuple[str, int]]]:
+    """Join through the seed A1, whose answer lists it and two verified members; those three."""
     h.engine.join([A1], h.now)
     h.collect()
     known = [("seed", A1), ("x", A2), ("y", A3)]
     h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
+    return known
+
+
+def test_the_last_join_syncs_into_a_running_cluster_go_to_the_member_learned_last() -> None:
+    h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
+    known = _join_a_running_cluster(h)
     h.feed([Alive(1, "late1", A4), Alive(1, "late2", A5)])  # gossip: later joiners, unverified
     answer = ack_pings([name for name, _ in known])
     delays = len(h.config.join_sync_delays)
@@ -321,11 +327,7 @@ def test_last_join_sync_is_random_in_a_cluster_that_forms_at_once() -> None:
 
 def test_last_join_sync_is_random_when_every_member_was_vouched_for() -> None:
     h = Harness(seed=4, push_pull_interval=1000.0, probe_interval=5.0)
-    h.engine.join([A1], h.now)
-    h.collect()
-    known = [("seed", A1), ("x", A2), ("y", A3)]
-    h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
-    h.addr_of["seed"], h.name_at[A1] = A1, "seed"
+    _join_a_running_cluster(h)
     h.advance(1.5 * max(h.config.join_sync_delays) + 1e-6, responder=ack_pings())
     syncs = [o for o in h.opened[1:] if type(o.request) is PushPull and not o.request.join]
     assert len(syncs) == len(h.config.join_sync_delays)
