@@ -35,36 +35,27 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   every 180 s; jittered, the first wave (the stagger) stays, and from 90 s after
   convergence every 10 s holds 16-65 (500) and 17-78 (1,000) push-pulls; 500 nodes from
   300 to 1,500 s after it: 21-44 per 10 s (0-169 unjittered), 4,017 push-pulls for 4,000;
-- post-join syncs go to random members, except the last `STEERED_JOIN_SYNCS` of a joiner
-  into a running cluster (a join answer listed members besides its sender) that holds
-  members nobody vouched for: each goes to the one of them we learned of last
-  (`Admission.latest`), most likely a member that joined after us, whose own join answer
-  listed everyone the seed had verified by then; a random partner of a join burst joined
-  before us mostly, and lists the later joiners only once it verified them itself (200
-  joins 10 ms apart over 20 ms links, seeds 0-19: 2.95-5.35 s virtual with the last sync
-  steered alone, 2.8-4.55 s with the last two; all four steered: 60 nodes joining at once
-  across 3 zones converged at 1.7 s, not 0.8 s, and with only the last two syncs made,
-  both steered, one node of them missed one member for over 60 s). A random sync goes in
-  its place if a steered one fails (the member may be forged). A cluster that forms at
-  once (every answer lists its sender alone) has no later joiners to look for: there the
-  random syncs, which also push what we know to their partners, bootstrap everyone
-  (steering them slowed a 2,000-node bootstrap from 15.75 to 18.0 s virtual; sending them
-  all to the seed, 1,000 nodes from 1.8 to 3.4 s: a joiner whose own partners knew little
-  is caught up by other joiners' syncs to it);
-- catch-up push-pulls: after a join into a running cluster (as above), once a quiet
-  period has passed since the last new member a node learned (`CATCH_UP_QUIET` probe
-  intervals times a factor drawn per join in [1, 1 + `CATCH_UP_JITTER`), so a burst's
-  joiners, who all wait for the same last news, spread theirs; the tick is re-armed for the
-  end of the quiet period, never polled), it pulls from one of the `CATCH_UP_SPREAD` live
-  members it learned of last, drawn at random: at the end of a burst of joins, the last
-  joiners, whose join answers listed every member the seed had verified (a random member
-  if that one fails; drawn among a few, not the very last, so a burst's joiners do not all
-  pull from one node). Counted from the join on a fixed tick of 5 probe intervals instead,
-  a node that kept learning members until after its first tick waited 5-10 s more: 500
-  joiners 20 ms apart (0.5-5 ms links) converged 8.6-9.3 s after the last join (seeds 0,
-  1), 2.7-3.1 s so (88-95 exchanges on the busiest member but the seed, 92-105 before). It stops after a
-  catch-up that brought no new member (none within a quiet period of it), or after
-  `CATCH_UP_MAX`: O(1) per join, none in steady state; and a catch-up
+- post-join syncs go to random members, except the last one of a joiner into a running
+  cluster (a join answer listed members besides its sender) that holds members nobody
+  vouched for: it goes to the one of them we learned of last (`Admission.latest`), most
+  likely a member that joined after us, whose own join answer listed everyone the seed had
+  verified by then; a random partner of a join burst joined before us mostly, and lists the
+  later joiners only once it verified them itself. A random sync goes in its place if that
+  one fails (the member may be forged). A cluster that forms at once (every answer lists
+  its sender alone) has no later joiners to look for: there the random syncs, which also
+  push what we know to their partners, bootstrap everyone (steering them slowed a
+  2,000-node bootstrap from 15.75 to 18.0 s virtual; sending them all to the seed, 1,000
+  nodes from 1.8 to 3.4 s: a joiner whose own partners knew little is caught up by other
+  joiners' syncs to it);
+- catch-up push-pulls: after a join into a running cluster (as above), a node that has
+  learned no new member for a whole `CATCH_UP_QUIET` probe intervals (checked on a tick
+  that often) pulls from one of the `CATCH_UP_SPREAD` live members it learned of last,
+  drawn at random: at the end of a burst of joins, the last joiners, whose join answers
+  listed every member the seed had verified (a random member if that one fails; drawn
+  among a few, not the very last, so a burst's joiners do not all pull from one node:
+  500 joiners 20 ms apart in the simulator put 116-167 catch-ups on the busiest node
+  with the last one alone, 65-91 so). It stops after a catch-up that brought no new
+  member, or after `CATCH_UP_MAX`: O(1) per join, none in steady state; and a catch-up
   stands for the periodic push-pull (the next one is due a jittered scaled interval after
   it), so a join brings a push-pull forward rather than adding one. A node that
   missed a late joiner of a long burst (gossip about it died out before reaching it: a
@@ -154,21 +145,15 @@ _CATCH_UP_TICK = ("catch_up",)
 PUSH_PULL_JITTER = 0.5
 """Each periodic push-pull interval is the scaled interval times a factor drawn uniformly
 in 1 +- PUSH_PULL_JITTER (the mean stays the scaled interval; see the rules)."""
-CATCH_UP_QUIET = 1.0
+CATCH_UP_QUIET = 5.0
 """Probe intervals without a new member, after a join into a running cluster, before a
-catch-up push-pull (see the rules); each join draws its own quiet period in
-[1, 1 + CATCH_UP_JITTER) times that."""
-CATCH_UP_JITTER = 1.0
-"""Spreads a burst's catch-ups over time (they all wait for the same last news)."""
+catch-up push-pull (see the rules)."""
 CATCH_UP_MAX = 2
 """Catch-up push-pulls per join at most."""
 CATCH_UP_SPREAD = 4
 """A catch-up goes to one of this many members learned last, drawn at random: at the end of
 a burst every joiner catches up within one quiet period, and all of them pulling from the
 one last joiner would put N full push-pulls through one node in a few seconds."""
-STEERED_JOIN_SYNCS = 2
-"""The last this many post-join syncs of a joiner into a running cluster go to the member
-learned last that nobody vouched for (see the rules)."""
 _LEAVE_TIMEOUT = ("leave",)
 _REJOIN_RECENT = 2
 _REJOIN_RANDOM = 2
@@ -214,7 +199,7 @@ class Swim:
         "_by_addr",
         "_catch_up_left",
         "_catch_up_opened",
-        "_catch_up_quiet",
+        "_catch_up_seen",
         "_event_delegate",
         "_extra",
         "_failed",
@@ -224,7 +209,6 @@ class Swim:
         "_joined_running",
         "_leaving",
         "_me",
-        "_news_at",
         "_opaque_sources",
         "_order",
         "_packet_budget",
@@ -323,12 +307,10 @@ class Swim:
         address, with their kind: if one fails, a random push-pull of that kind replaces it."""
         self._catch_up_left = 0
         """Catch-up push-pulls this join may still open (see the rules)."""
-        self._news_at = 0.0
-        """When we last learned a new member (read by the catch-up tick)."""
-        self._catch_up_quiet = 0.0
-        """This join's quiet period before a catch-up (see the rules)."""
-        self._catch_up_opened: float | None = None
-        """When the catch-up whose outcome is not judged yet was opened (None: none)."""
+        self._catch_up_seen = 0
+        """How many members we held at the last catch-up tick."""
+        self._catch_up_opened = False
+        """The last catch-up tick opened a catch-up push-pull."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -476,11 +458,9 @@ class Swim:
             self.timers.set(("join_sync", i), now + delay * (0.5 + self.rng.random()))
         if self._joined_running and _CATCH_UP_TICK not in self.timers:
             self._catch_up_left = CATCH_UP_MAX
-            self._catch_up_opened = None
-            self._news_at = now
-            quiet = CATCH_UP_QUIET * self.config.probe_interval
-            self._catch_up_quiet = quiet * (1.0 + CATCH_UP_JITTER * self.rng.random())
-            self.timers.set(_CATCH_UP_TICK, now + self._catch_up_quiet)
+            self._catch_up_opened = False
+            self._catch_up_seen = len(self.members)
+            self.timers.set(_CATCH_UP_TICK, now + CATCH_UP_QUIET * self.config.probe_interval)
 
     def set_meta(self, meta: bytes, now: float) -> None:
         if self._leaving:
@@ -645,7 +625,6 @@ class Swim:
         elif old_state == _SUSPECT or old_meta != m.meta or old_addr != m.addr:
             self._emit(MemberUpdated(m.snapshot()), now)
         if is_new:
-            self._news_at = now
             self._evict_unverified(now)
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
@@ -1082,11 +1061,10 @@ class Swim:
         self.timers.set(_PUSH_PULL_TICK, now + interval * jitter)
 
     def _join_sync(self, index: int, now: float) -> None:
-        """A post-join sync: with a random member; the last STEERED_JOIN_SYNCS, if we joined a
-        running cluster, with the unverified member we learned of last, if we hold any (see
-        the rules)."""
+        """A post-join sync: with a random member; the last one, if we joined a running
+        cluster, with the unverified member we learned of last, if we hold any (see the rules)."""
         latest = None
-        if self._joined_running and index >= len(self.config.join_sync_delays) - STEERED_JOIN_SYNCS:
+        if self._joined_running and index == len(self.config.join_sync_delays) - 1:
             latest = self._admission.latest(self.members)
         if latest is None:
             self._push_pull_random(now, "join_sync")
@@ -1096,29 +1074,25 @@ class Swim:
         self._open_push_pull(latest.addr, False, now, "join_sync")
 
     def _catch_up(self, now: float) -> None:
-        """The catch-up tick, after a join into a running cluster: once `_catch_up_quiet` has
-        passed since the last new member we learned (the tick is re-armed for the end of
-        that quiet period, nothing polls), a push-pull with one of the members we learned
-        of last (it stands for the periodic one); done once one brought nothing new (no new
-        member within a quiet period of it) or CATCH_UP_MAX were opened."""
-        if self._leaving:
-            return
-        opened = self._catch_up_opened
-        if opened is not None:
-            self._catch_up_opened = None
-            if self._news_at <= opened or self._catch_up_left <= 0:
-                return  # the last catch-up brought nothing new: we hold what the cluster holds
-        due = self._news_at + self._catch_up_quiet
-        if now < due:
-            self.timers.set(_CATCH_UP_TICK, due)
-            return
-        self._catch_up_left -= 1
-        self._catch_up_opened = now
-        self.stats["catch_up_push_pulls"] += 1
-        self._catch_up_with_latest(now)
-        # it stands for the periodic push-pull: the next one is due a (jittered) interval on
-        self._next_push_pull(now)
-        self.timers.set(_CATCH_UP_TICK, now + self._catch_up_quiet)
+        """The catch-up tick, every CATCH_UP_QUIET probe intervals after a join into a running
+        cluster: once a whole period brought no new member, a push-pull with one of the
+        members we learned of last (it stands for the periodic one); done once one brought
+        nothing new or CATCH_UP_MAX were opened."""
+        held, opened = len(self.members), self._catch_up_opened
+        self._catch_up_opened = False
+        if self._leaving or (opened and held == self._catch_up_seen):
+            return  # the last catch-up brought nothing new: we hold what the cluster holds
+        if held == self._catch_up_seen and not opened:
+            self._catch_up_left -= 1
+            self._catch_up_opened = True
+            self.stats["catch_up_push_pulls"] += 1
+            self._catch_up_with_latest(now)
+            # it stands for the periodic push-pull: the next one is due a (jittered) interval on
+            self._next_push_pull(now)
+            if self._catch_up_left <= 0:
+                return
+        self._catch_up_seen = held
+        self.timers.set(_CATCH_UP_TICK, now + CATCH_UP_QUIET * self.config.probe_interval)
 
     def _catch_up_with_latest(self, now: float) -> None:
         """A catch-up push-pull with one of the CATCH_UP_SPREAD live members we learned of
