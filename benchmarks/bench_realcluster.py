@@ -617,29 +617,9 @@ def memberlist_args(
     return args
 
 
-def run_memberlist(
-    binary: str,
-    n: int,
-    encrypted: bool,
-    *,
-    window: float,
-    settle: float,
-    settle_max: float,
-    join_interval: float,
-    victim: int | None = None,
-) -> dict[str, Any]:
-    """One run of the memberlist harness with the same procedure, alone; its JSON, or an error."""
-    args = memberlist_args(
-        binary,
-        n,
-        encrypted,
-        window=window,
-        settle=settle,
-        settle_max=settle_max,
-        join_interval=join_interval,
-        victim=victim,
-    )
-    budget = CONVERGE_TIMEOUT_S + settle + settle_max + window + DETECT_TIMEOUT_S + 120
+def run_memberlist(args: list[str], budget: float) -> dict[str, Any]:
+    """One run of the memberlist harness (`args`: `memberlist_args`), alone, for at most
+    `budget` seconds; its JSON, or an error."""
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=budget, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -680,18 +660,19 @@ def run_memberlist_series(
     for j, victim in enumerate(victims(n, crashes)):
         if j == 0 and not first:
             continue
-        runs.append(
-            run_memberlist(
-                binary,
-                n,
-                encrypted,
-                window=window if j == 0 else min(window, MEMBERLIST_EXTRA_WINDOW_S),
-                settle=settle,
-                settle_max=settle_max,
-                join_interval=join_interval,
-                victim=victim,
-            )
+        run_window = window if j == 0 else min(window, MEMBERLIST_EXTRA_WINDOW_S)
+        args = memberlist_args(
+            binary,
+            n,
+            encrypted,
+            window=run_window,
+            settle=settle,
+            settle_max=settle_max,
+            join_interval=join_interval,
+            victim=victim,
         )
+        budget = CONVERGE_TIMEOUT_S + settle + settle_max + run_window + DETECT_TIMEOUT_S + 120
+        runs.append(run_memberlist(args, budget))
         if "error" in runs[0]:
             break
     return runs
