@@ -47,15 +47,25 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   2,000-node bootstrap from 15.75 to 18.0 s virtual; sending them all to the seed, 1,000
   nodes from 1.8 to 3.4 s: a joiner whose own partners knew little is caught up by other
   joiners' syncs to it);
-- catch-up push-pulls: after a join into a running cluster (as above), a node that has
-  learned no new member for a whole `CATCH_UP_QUIET` probe intervals (checked on a tick
-  that often) pulls from one of the `CATCH_UP_SPREAD` live members it learned of last,
-  drawn at random: at the end of a burst of joins, the last joiners, whose join answers
-  listed every member the seed had verified (a random member if that one fails; drawn
-  among a few, not the very last, so a burst's joiners do not all pull from one node:
-  500 joiners 20 ms apart in the simulator put 116-167 catch-ups on the busiest node
-  with the last one alone, 65-91 so). It stops after a catch-up that brought no new
-  member, or after `CATCH_UP_MAX`: O(1) per join, none in steady state; and a catch-up
+- catch-up push-pulls: after a join into a running cluster (as above), once a quiet
+  period has passed since the last new member a node learned (`CATCH_UP_QUIET` probe
+  intervals times a factor drawn per join in [1, 1 + `CATCH_UP_JITTER`), so a burst's
+  joiners, who all wait for the same last news, spread theirs; the tick is re-armed for the
+  end of the quiet period, never polled), it pulls from one of the `CATCH_UP_SPREAD` live
+  members it learned of last, drawn at random: at the end of a burst of joins, the last
+  joiners, whose join answers listed every member the seed had verified (a random member
+  if that one fails; drawn among a few, not the very last, so a burst's joiners do not all
+  pull from one node). A second one follows, a quiet period after the last news, if the
+  first brought a new member (news within a quiet period of it), at most `CATCH_UP_MAX`
+  so. Then a backstop: a slow burst (joins slowed by a busy host) has gaps longer than
+  that quiet period, so those catch-ups may be spent mid-burst, and a node that then
+  misses a later joiner waited for its periodic push-pull (500 nodes on one busy host:
+  2 of them 129 and 153 s); so once they are done (spent, or one brought nothing new), if
+  the node learns a new member within `BACKSTOP_QUIET` probe intervals, it catches up
+  again once that long has passed since its last news, and again if that brought news,
+  at most `BACKSTOP_MAX` so; it stops after one that brought nothing new or a backstop
+  period without news. O(1) per join (at most 4, 1-2 in a burst without gaps: one
+  backstop look, a timer, costs nothing), none in steady state; and a catch-up
   stands for the periodic push-pull (the next one is due a jittered scaled interval after
   it), so a join brings a push-pull forward rather than adding one. A node that
   missed a late joiner of a long burst (gossip about it died out before reaching it: a
@@ -145,11 +155,18 @@ _CATCH_UP_TICK = ("catch_up",)
 PUSH_PULL_JITTER = 0.5
 """Each periodic push-pull interval is the scaled interval times a factor drawn uniformly
 in 1 +- PUSH_PULL_JITTER (the mean stays the scaled interval; see the rules)."""
-CATCH_UP_QUIET = 5.0
+CATCH_UP_QUIET = 1.0
 """Probe intervals without a new member, after a join into a running cluster, before a
-catch-up push-pull (see the rules)."""
+catch-up push-pull (see the rules); each join draws its own quiet period in
+[1, 1 + CATCH_UP_JITTER) times that."""
+CATCH_UP_JITTER = 1.0
+"""Spreads a burst's catch-ups over time (they all wait for the same last news)."""
 CATCH_UP_MAX = 2
-"""Catch-up push-pulls per join at most."""
+"""Catch-up push-pulls per join at most, backstop ones aside."""
+BACKSTOP_QUIET = 5.0
+"""Probe intervals without a new member before a backstop catch-up (see the rules)."""
+BACKSTOP_MAX = 2
+"""Backstop catch-up push-pulls per join at most."""
 CATCH_UP_SPREAD = 4
 """A catch-up goes to one of this many members learned last, drawn at random: at the end of
 a burst every joiner catches up within one quiet period, and all of them pulling from the
@@ -198,8 +215,8 @@ class Swim:
         "_admission",
         "_by_addr",
         "_catch_up_left",
-        "_catch_up_opened",
-        "_catch_up_seen",
+        "_catch_up_mark",
+        "_catch_up_quiet",
         "_event_delegate",
         "_extra",
         "_failed",
@@ -209,6 +226,7 @@ class Swim:
         "_joined_running",
         "_leaving",
         "_me",
+        "_news_at",
         "_opaque_sources",
         "_order",
         "_packet_budget",
@@ -306,11 +324,14 @@ class Swim:
         """Exchanges we steered to a chosen member (the last post-join sync, a catch-up), by
         address, with their kind: if one fails, a random push-pull of that kind replaces it."""
         self._catch_up_left = 0
-        """Catch-up push-pulls this join may still open (see the rules)."""
-        self._catch_up_seen = 0
-        """How many members we held at the last catch-up tick."""
-        self._catch_up_opened = False
-        """The last catch-up tick opened a catch-up push-pull."""
+        """Catch-up push-pulls this join may still open, backstop ones included (see the rules)."""
+        self._news_at = 0.0
+        """When we last learned a new member (read by the catch-up tick)."""
+        self._catch_up_quiet = 0.0
+        """The quiet period before the next catch-up: this join's drawn one, then the backstop's."""
+        self._catch_up_mark: float | None = None
+        """Since when news decides whether catch-ups go on: the last catch-up's opening, or
+        the end of the fast ones (None: nothing to judge, wait for the quiet period)."""
         self._reaped: dict[str, tuple[Address, float]] = {}
         self._failed: set[str] = set()
         """Members now DEAD (not left): candidates for rejoin attempts."""
@@ -457,10 +478,12 @@ class Swim:
         for i, delay in enumerate(self.config.join_sync_delays):
             self.timers.set(("join_sync", i), now + delay * (0.5 + self.rng.random()))
         if self._joined_running and _CATCH_UP_TICK not in self.timers:
-            self._catch_up_left = CATCH_UP_MAX
-            self._catch_up_opened = False
-            self._catch_up_seen = len(self.members)
-            self.timers.set(_CATCH_UP_TICK, now + CATCH_UP_QUIET * self.config.probe_interval)
+            self._catch_up_left = CATCH_UP_MAX + BACKSTOP_MAX
+            self._catch_up_mark = None
+            self._news_at = now
+            quiet = CATCH_UP_QUIET * self.config.probe_interval
+            self._catch_up_quiet = quiet * (1.0 + CATCH_UP_JITTER * self.rng.random())
+            self.timers.set(_CATCH_UP_TICK, now + self._catch_up_quiet)
 
     def set_meta(self, meta: bytes, now: float) -> None:
         if self._leaving:
@@ -625,6 +648,7 @@ class Swim:
         elif old_state == _SUSPECT or old_meta != m.meta or old_addr != m.addr:
             self._emit(MemberUpdated(m.snapshot()), now)
         if is_new:
+            self._news_at = now
             self._evict_unverified(now)
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
@@ -1074,25 +1098,43 @@ class Swim:
         self._open_push_pull(latest.addr, False, now, "join_sync")
 
     def _catch_up(self, now: float) -> None:
-        """The catch-up tick, every CATCH_UP_QUIET probe intervals after a join into a running
-        cluster: once a whole period brought no new member, a push-pull with one of the
-        members we learned of last (it stands for the periodic one); done once one brought
-        nothing new or CATCH_UP_MAX were opened."""
-        held, opened = len(self.members), self._catch_up_opened
-        self._catch_up_opened = False
-        if self._leaving or (opened and held == self._catch_up_seen):
-            return  # the last catch-up brought nothing new: we hold what the cluster holds
-        if held == self._catch_up_seen and not opened:
-            self._catch_up_left -= 1
-            self._catch_up_opened = True
-            self.stats["catch_up_push_pulls"] += 1
-            self._catch_up_with_latest(now)
-            # it stands for the periodic push-pull: the next one is due a (jittered) interval on
-            self._next_push_pull(now)
-            if self._catch_up_left <= 0:
+        """The catch-up tick, after a join into a running cluster (see the rules): once
+        `_catch_up_quiet` has passed since the last new member we learned (the tick is
+        re-armed for the end of that quiet period, nothing polls), a push-pull with one of
+        the members we learned of last (it stands for the periodic one). A quiet period
+        after it: no news since it opened means it brought nothing new. After the fast ones
+        the quiet period is the backstop's, and the catch-ups stop at the first that
+        brought nothing new or, when the fast ones ended so, at a backstop period without
+        news."""
+        if self._leaving:
+            return
+        mark, backstop = self._catch_up_mark, BACKSTOP_QUIET * self.config.probe_interval
+        if mark is not None:
+            self._catch_up_mark = None
+            if self._news_at <= mark:  # nothing new since: we hold what the cluster holds
+                if self._catch_up_quiet >= backstop:
+                    return
+                # the fast catch-ups are done; but news within a backstop period means the
+                # burst goes on, and we may miss a later joiner: look again then
+                self._catch_up_quiet, self._catch_up_mark = backstop, now
+                self._catch_up_left = min(self._catch_up_left, BACKSTOP_MAX)
+                self.timers.set(_CATCH_UP_TICK, now + backstop)
                 return
-        self._catch_up_seen = held
-        self.timers.set(_CATCH_UP_TICK, now + CATCH_UP_QUIET * self.config.probe_interval)
+        if self._catch_up_left <= 0:
+            return
+        if self._catch_up_left <= BACKSTOP_MAX:
+            self._catch_up_quiet = backstop
+        due = self._news_at + self._catch_up_quiet
+        if now < due:
+            self.timers.set(_CATCH_UP_TICK, due)
+            return
+        self._catch_up_left -= 1
+        self._catch_up_mark = now
+        self.stats["catch_up_push_pulls"] += 1
+        self._catch_up_with_latest(now)
+        # it stands for the periodic push-pull: the next one is due a (jittered) interval on
+        self._next_push_pull(now)
+        self.timers.set(_CATCH_UP_TICK, now + self._catch_up_quiet)
 
     def _catch_up_with_latest(self, now: float) -> None:
         """A catch-up push-pull with one of the CATCH_UP_SPREAD live members we learned of

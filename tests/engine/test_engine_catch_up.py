@@ -1,18 +1,30 @@
 """Catch-up push-pulls after a join (see swimnet.membership.swim's rules).
 
-Rules under test: after a join into a running cluster, once a whole CATCH_UP_QUIET probe
-intervals pass without a new member, the node pulls from one of the CATCH_UP_SPREAD live
-members it learned of last, drawn at random; a second catch-up follows (after another
-quiet period) only if the first brought a new member; never more than CATCH_UP_MAX per
-join; a failed one is replaced by one random push-pull; a cluster that forms at once (the
-join answer lists its sender alone) and a node that never joined make none.
+Rules under test: after a join into a running cluster, once a quiet period (CATCH_UP_QUIET
+probe intervals times a factor drawn per join in [1, 1 + CATCH_UP_JITTER)) passes after
+the last new member learned, the node pulls from one of the CATCH_UP_SPREAD live members
+it learned of last, drawn at random; news keeps putting it off; a second catch-up follows
+(a quiet period after the last news) only if a new member came within a quiet period of
+the first; never more than CATCH_UP_MAX so; then, if members keep turning up (within
+BACKSTOP_QUIET probe intervals of the last one's end), backstop catch-ups, each once
+BACKSTOP_QUIET probe intervals passed after the last news, while they bring news, at most
+BACKSTOP_MAX; a failed one is replaced by one random push-pull; a cluster that forms at
+once (the join answer lists its sender alone) and a node that never joined make none.
 """
 
 from __future__ import annotations
 
 from engine_helpers import Harness, Opened, ack_pings
 
-from swimnet.membership.swim import CATCH_UP_MAX, CATCH_UP_QUIET, CATCH_UP_SPREAD, PUSH_PULL_JITTER
+from swimnet.membership.swim import (
+    BACKSTOP_MAX,
+    BACKSTOP_QUIET,
+    CATCH_UP_JITTER,
+    CATCH_UP_MAX,
+    CATCH_UP_QUIET,
+    CATCH_UP_SPREAD,
+    PUSH_PULL_JITTER,
+)
 from swimnet.wire import Address, Alive, MemberState, PushPull, State
 
 SEED_ADDR: Address = ("10.0.1.2", 7946)
@@ -23,18 +35,26 @@ LATE2_ADDR: Address = ("10.0.1.6", 7946)
 LATER_ADDR: Address = ("10.0.1.7", 7946)
 NEWEST_ADDR: Address = ("10.0.1.8", 7946)
 NEWS_AT = 4.0
-"""When the late joiners' alives arrive: after every post-join sync (the last is due by 3.6 s)."""
+"""When the late joiners' alives arrive: after every post-join sync (the last is due by 3.6 s)
+and within the first quiet period (PROBE_INTERVAL times CATCH_UP_QUIET at least)."""
+PROBE_INTERVAL = 5.0
 
 
 def _ms(name: str, addr: Address) -> MemberState:
     return MemberState(name, addr, b"", 1, State.ALIVE)
 
 
+def _later(i: int) -> Alive:
+    """A member that joins after us (it answers our probes)."""
+    return Alive(1, f"later{i}", (f"10.0.3.{i}", 7946))
+
+
 def _harness(seed: int = 4, push_pull_interval: float = 1e6) -> Harness:
-    h = Harness(seed=seed, push_pull_interval=push_pull_interval)  # 1e6: out of the way
+    # push_pull_interval 1e6: out of the way
+    h = Harness(seed=seed, push_pull_interval=push_pull_interval, probe_interval=PROBE_INTERVAL)
     for name, addr in [
         ("seed", SEED_ADDR), ("x", X_ADDR), ("y", Y_ADDR), ("late1", LATE1_ADDR), ("late2", LATE2_ADDR),
-        ("later", LATER_ADDR), ("newest", NEWEST_ADDR),
+        ("later", LATER_ADDR), ("newest", NEWEST_ADDR), *((_later(i).node, _later(i).addr) for i in range(10)),
     ]:  # fmt: skip
         h.addr_of[name], h.name_at[addr] = addr, name
     return h
@@ -48,11 +68,12 @@ def _join(h: Harness, running: bool = True) -> None:
     known = [("seed", SEED_ADDR), ("x", X_ADDR), ("y", Y_ADDR)] if running else [("seed", SEED_ADDR)]
     listed = PushPull(False, tuple(_ms(n, a) for n, a in known))
     h.stream_reply(listed, SEED_ADDR)
-    while h.now < NEWS_AT:
+    while (due := h.engine.next_deadline()) is not None and due < NEWS_AT:
         h.step(ack_pings())
         for o in _pulls(h):
             if o.id not in h._answered:
                 h.stream_reply(listed, o)
+    h.advance(NEWS_AT, responder=ack_pings())
     h.feed([Alive(1, "late1", LATE1_ADDR), Alive(1, "late2", LATE2_ADDR)], src=X_ADDR)
 
 
@@ -67,11 +88,29 @@ LEARNED_LAST = {LATE2_ADDR, LATE1_ADDR, Y_ADDR, X_ADDR}
 
 def _first_catch_up(h: Harness) -> Opened:
     quiet = CATCH_UP_QUIET * h.config.probe_interval
+    assert quiet > NEWS_AT, "precondition: the news comes within the first quiet period"
     h.advance(NEWS_AT + quiet - 0.01, responder=ack_pings())
-    assert _pulls(h, NEWS_AT) == [], "not before a whole quiet period"
-    h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
+    assert _pulls(h, NEWS_AT) == [], "not before a whole quiet period after the last news"
+    h.advance(NEWS_AT + (1 + CATCH_UP_JITTER) * quiet + 0.01, responder=ack_pings())
     (catch_up,) = _pulls(h, NEWS_AT)
     return catch_up
+
+
+def test_news_puts_the_catch_up_off_until_a_quiet_period_after_the_last_of_it() -> None:
+    h = _harness()
+    _join(h)
+    quiet = CATCH_UP_QUIET * h.config.probe_interval
+    last_news = NEWS_AT
+    for i in range(6):  # a long burst: a later joiner every half quiet period
+        last_news = NEWS_AT + (i + 1) * quiet / 2
+        h.advance(last_news, responder=ack_pings())
+        h.feed([Alive(1, f"more{i}", (f"10.0.2.{i}", 7946))], src=X_ADDR)
+    assert _pulls(h, NEWS_AT) == [], "no catch-up while members keep turning up"
+    h.advance(last_news + quiet - 0.01, responder=ack_pings())
+    assert _pulls(h, NEWS_AT) == []
+    h.advance(last_news + (1 + CATCH_UP_JITTER) * quiet + 0.01, responder=ack_pings())
+    assert len(_pulls(h, NEWS_AT)) == 1, "one within a (jittered) quiet period of the last news"
+    assert h.engine.stats["catch_up_push_pulls"] == 1
 
 
 def test_a_quiet_period_after_a_join_brings_one_catch_up_with_a_member_learned_last() -> None:
@@ -93,23 +132,70 @@ def test_a_quiet_period_after_a_join_brings_one_catch_up_with_a_member_learned_l
     assert h.engine.stats["catch_up_push_pulls"] == 1
 
 
-def test_a_catch_up_that_brings_news_is_followed_by_one_more_at_most() -> None:
+def test_catch_ups_that_bring_news_go_on_a_backstop_period_apart_and_stop_at_the_bound() -> None:
     h = _harness()
     _join(h)
-    first = _first_catch_up(h)
     quiet = CATCH_UP_QUIET * h.config.probe_interval
+    backstop = BACKSTOP_QUIET * h.config.probe_interval
+    first = _first_catch_up(h)
     h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR), _ms("later", LATER_ADDR))), first)
     assert h.state("later") == State.ALIVE, "late2 vouched for it"
-    h.advance(first.time + 3 * quiet + 0.01, responder=ack_pings())
+    h.advance(h.now + (1 + CATCH_UP_JITTER) * quiet + 0.01, responder=ack_pings())
     second = _pulls(h, first.time)
     assert len(second) == 1 and second[0].addr in {LATER_ADDR, LATE2_ADDR, LATE1_ADDR, Y_ADDR}, (
         "a second one, with a member learned last"
     )
     h.stream_reply(PushPull(False, (_ms("later", LATER_ADDR), _ms("newest", NEWEST_ADDR))), second[0])
     assert h.state("newest") == State.ALIVE
-    h.advance(h.now + 20 * quiet, responder=ack_pings())
-    assert len(_pulls(h, NEWS_AT)) == CATCH_UP_MAX == 2, "never more than CATCH_UP_MAX per join"
-    assert h.engine.stats["catch_up_push_pulls"] == 2
+    # the fast ones are spent and every catch-up brings news: a burst that goes on
+    for i in range(1, 4):
+        last = _pulls(h, NEWS_AT)[-1]
+        h.stream_reply(PushPull(False, (_ms("later", LATER_ADDR), _ms(f"later{i}", _later(i).addr))), last)
+        news_at = h.now
+        h.advance(news_at + backstop - 0.01, responder=ack_pings())
+        assert _pulls(h, last.time) == [], "no sooner than a backstop period after the last news"
+        h.advance(news_at + backstop + 0.01, responder=ack_pings())
+        if i <= BACKSTOP_MAX:
+            assert len(_pulls(h, last.time)) == 1, f"backstop {i}"
+    assert len(_pulls(h, NEWS_AT)) == CATCH_UP_MAX + BACKSTOP_MAX == 4, "never more per join"
+    h.feed([_later(9)], src=X_ADDR)
+    h.advance(h.now + 20 * backstop, responder=ack_pings())
+    assert h.engine.stats["catch_up_push_pulls"] == CATCH_UP_MAX + BACKSTOP_MAX
+
+
+def test_members_turning_up_after_a_catch_up_found_nothing_bring_a_backstop_one() -> None:
+    """A slow burst: a catch-up in a gap found nothing new, then the joins went on."""
+    h = _harness()
+    _join(h)
+    backstop = BACKSTOP_QUIET * h.config.probe_interval
+    first = _first_catch_up(h)
+    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), first)  # nothing new
+    last_news = h.now + backstop / 2  # within a backstop period of the fast ones' end
+    h.advance(last_news, responder=ack_pings())
+    h.feed([_later(1)], src=X_ADDR)
+    h.advance(last_news + backstop - 0.01, responder=ack_pings())
+    assert _pulls(h, first.time) == [], "not before a backstop period after the last news"
+    h.advance(last_news + backstop + 0.01, responder=ack_pings())
+    (backstop_one,) = _pulls(h, first.time)
+    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), backstop_one)  # nothing new
+    h.advance(backstop_one.time + 1.5 * backstop, responder=ack_pings())
+    h.feed([_later(2)], src=X_ADDR)  # after a backstop period without news
+    h.advance(h.now + 20 * backstop, responder=ack_pings())
+    assert _pulls(h, first.time) == [backstop_one], "one without news within a backstop period ends them"
+
+
+def test_no_backstop_catch_up_once_a_backstop_period_passed_without_news() -> None:
+    h = _harness()
+    _join(h)
+    backstop = BACKSTOP_QUIET * h.config.probe_interval
+    first = _first_catch_up(h)
+    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), first)  # nothing new
+    fast_end = h.now + (1 + CATCH_UP_JITTER) * CATCH_UP_QUIET * h.config.probe_interval
+    h.advance(fast_end + backstop + 0.01, responder=ack_pings())
+    h.feed([_later(1)], src=X_ADDR)  # a join long after ours: its own joiner catches up
+    h.advance(h.now + 20 * backstop, responder=ack_pings())
+    assert _pulls(h, NEWS_AT) == [first]
+    assert h.engine.stats["catch_up_push_pulls"] == 1
 
 
 def test_a_catch_up_stands_for_the_periodic_push_pull() -> None:
@@ -119,7 +205,7 @@ def test_a_catch_up_stands_for_the_periodic_push_pull() -> None:
         h = _harness(seed, push_pull_interval=interval)
         _join(h)
         quiet = CATCH_UP_QUIET * h.config.probe_interval
-        h.advance(NEWS_AT + 2 * quiet + 0.01, responder=ack_pings())
+        h.advance(NEWS_AT + (1 + CATCH_UP_JITTER) * quiet + 0.01, responder=ack_pings())
         catch_up = _pulls(h, NEWS_AT)[-1]
         h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), catch_up)
         h.advance(catch_up.time + earliest - 0.01, responder=ack_pings())

@@ -189,6 +189,7 @@ def _join_and_sync(h: Harness) -> int:
     h.stream_reply(PushPull(False, tuple(_ms(n, a, 1, State.ALIVE) for n, a in known)), src=A1)
     assert {"seed", "x", "y"} <= {n for n, s in h.engine.view().items() if s == State.ALIVE}
     h.addr_of["seed"], h.name_at[A1] = A1, "seed"
+    h.addr_of["z"], h.name_at[A4] = A4, "z"  # z answers our probes: it stays alive
     answered = len(h.opened)
     for _ in range(40):  # 4 s: the post-join syncs, then gossip until it has drained
         h.advance(h.now + 0.1, responder=ack_pings())
