@@ -19,6 +19,7 @@ from engine_helpers import Harness, Opened, ack_pings
 from swimnet.membership.swim import (
     BACKSTOP_MAX,
     BACKSTOP_QUIET,
+    CATCH_UP_GAP_MULT,
     CATCH_UP_JITTER,
     CATCH_UP_MAX,
     CATCH_UP_QUIET,
@@ -54,7 +55,8 @@ def _harness(seed: int = 4, push_pull_interval: float = 1e6) -> Harness:
     h = Harness(seed=seed, push_pull_interval=push_pull_interval, probe_interval=PROBE_INTERVAL)
     for name, addr in [
         ("seed", SEED_ADDR), ("x", X_ADDR), ("y", Y_ADDR), ("late1", LATE1_ADDR), ("late2", LATE2_ADDR),
-        ("later", LATER_ADDR), ("newest", NEWEST_ADDR), *((_later(i).node, _later(i).addr) for i in range(10)),
+        ("later", LATER_ADDR), ("newest", NEWEST_ADDR),
+        *((_later(i).node, _later(i).addr) for i in range(10)),
     ]:  # fmt: skip
         h.addr_of[name], h.name_at[addr] = addr, name
     return h
@@ -111,6 +113,27 @@ def test_news_puts_the_catch_up_off_until_a_quiet_period_after_the_last_of_it() 
     h.advance(last_news + (1 + CATCH_UP_JITTER) * quiet + 0.01, responder=ack_pings())
     assert len(_pulls(h, NEWS_AT)) == 1, "one within a (jittered) quiet period of the last news"
     assert h.engine.stats["catch_up_push_pulls"] == 1
+
+
+def test_in_a_slow_burst_a_silence_shorter_than_its_longest_gaps_is_only_a_gap() -> None:
+    quiet = CATCH_UP_QUIET * PROBE_INTERVAL
+    gap = 0.98 * quiet  # each gap shorter than any quiet period drawn, their multiple longer
+    # than nearly all of them: of 8 joins, some draw one shorter than twice a gap
+    assert CATCH_UP_GAP_MULT * gap > quiet * (1 + CATCH_UP_JITTER) * 0.9
+    for seed in range(8):
+        h = _harness(seed)
+        _join(h)
+        last_news = NEWS_AT
+        for i in range(4):
+            last_news += gap
+            h.advance(last_news, responder=ack_pings())
+            h.feed([_later(i)], src=X_ADDR)
+        assert _pulls(h, NEWS_AT) == [], f"seed {seed}: no catch-up in a gap"
+        silence = CATCH_UP_GAP_MULT * gap
+        h.advance(last_news + silence - 0.01, responder=ack_pings())
+        assert _pulls(h, NEWS_AT) == [], f"seed {seed}: not before twice the longest gap"
+        h.advance(last_news + max(silence, (1 + CATCH_UP_JITTER) * quiet) + 0.01, responder=ack_pings())
+        assert len(_pulls(h, NEWS_AT)) == 1, f"seed {seed}: then one"
 
 
 def test_a_quiet_period_after_a_join_brings_one_catch_up_with_a_member_learned_last() -> None:
