@@ -8,6 +8,7 @@ second so gossip flows. Every assertion names the seed (sim.describe()).
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 
@@ -85,7 +86,9 @@ def test_a_joiner_inherits_coordinates_and_gossips_near_first_in_its_first_minut
     assert share < 0.45, (share, sim.describe())  # uniform choice: about 2/3
 
 
-def _disseminated(sim: Simulation, source: str, timeout: float) -> float:
+def _disseminated(sim: Simulation, source: str, timeout: float) -> dict[str, float]:
+    """`source` changes its meta: when each observer first saw it, seconds after (until all
+    did or `timeout`)."""
     seen: dict[str, float] = {}
 
     def record(now: float, observer: str, event: MemberEvent | TableChange) -> None:
@@ -97,15 +100,16 @@ def _disseminated(sim: Simulation, source: str, timeout: float) -> float:
     sim.call(source, lambda e: e.set_meta(f"probe{start:.2f}".encode(), sim.now))
     sim.run_until(lambda: len(seen) >= len(sim.running()) - 1, timeout=timeout, step=0.05)
     sim.on_event = None
-    return max(seen.values()) - start if len(seen) >= len(sim.running()) - 1 else float("inf")
+    return {observer: when - start for observer, when in seen.items()}
 
 
 def test_a_far_node_claiming_to_be_near_everyone_starves_no_zone() -> None:
-    # seed 13 (before the push-pull jitter changed every later draw) now leaves one node
-    # without one of the six updates for 20 s: gossip to one node can die out under the
-    # bias, and the push-pull (60 s here) catches it. Seeds 10-40, 186 disseminations per
-    # tree: the tree before the jitter missed one (seed 30), with it one (seed 13); over
-    # 10 s: 2 and 1. A property of biased gossip, not of the liar; 15 passes on both trees.
+    # A starved zone hears updates late, or only from push-pulls (60 s here). Each zone's
+    # nodes must hear each update within 2 s, but one node of a few dozen may miss one by
+    # gossip: biased gossip toward one node can die out, and the push-pull catches it (a
+    # property of biased gossip, not of the liar: seeds 13-22, 60 updates, all reached
+    # everyone within 1 s but one, whose last node heard it after 12.5 s, seed 15; an
+    # earlier tree, seed 13: 20 s). So 90% of each zone, not every node.
     sim, zone_of = _cluster(45, seed=15)
     sim.run_for(120)
     liar = "n0"
@@ -128,8 +132,11 @@ def test_a_far_node_claiming_to_be_near_everyone_starves_no_zone() -> None:
     sim.classify = lambda a, b: f"to_{zone_of[b]}" if zone_of[a] != zone_of[b] else "in"
     sim.traffic.clear()
     for source in ("n3", "n4", "n5", "n6", "n7", "n8"):  # updates from every zone
-        spread = _disseminated(sim, source, timeout=20.0)
-        assert spread < 10.0, (source, spread, sim.describe())
+        seen = _disseminated(sim, source, timeout=20.0)
+        for zone in ("z0", "z1", "z2"):
+            observers = [n for n in sim.names if zone_of[n] == zone and n != source]
+            quick = sum(1 for n in observers if seen.get(n, math.inf) < 2.0)
+            assert quick >= 0.9 * len(observers), (source, zone, quick, len(observers), sim.describe())
     for zone in ("z0", "z1", "z2"):  # every zone keeps hearing from the others
         assert sim.traffic[f"to_{zone}_packets"] > 50, (dict(sim.traffic), sim.describe())
 
