@@ -170,6 +170,12 @@ def _traffic(nodes: list[Node]) -> dict[str, int]:
     return totals
 
 
+def _catch_ups(nodes: list[Node]) -> int:
+    """Catch-up push-pulls opened so far (a join phase's: those before its last join add
+    CPU to a CPU-bound phase; see swimnet.membership.swim's rules)."""
+    return sum(node.stats["catch_up_push_pulls"] for node in nodes)
+
+
 def _sees_all(node: Node, n: int) -> bool:
     return sum(1 for state in node.view().values() if state == State.ALIVE) == n
 
@@ -286,6 +292,7 @@ async def _converge(nodes: list[Node], join_interval: float, result: dict[str, A
             except JoinError:  # counted, and the run goes on (as the memberlist harness does)
                 join_errors += 1
         result["joins_done_s"] = round(trio.current_time() - start, 3)
+        result["catch_ups_by_joins_done"] = _catch_ups(nodes)
         result["join_errors"] = join_errors
         with trio.move_on_after(max(0.0, CONVERGE_TIMEOUT_S - (trio.current_time() - start))):
             await clock.all_full.wait()
@@ -300,6 +307,7 @@ async def _converge(nodes: list[Node], join_interval: float, result: dict[str, A
         result["converge_node_s"] = _distribution(first_full)
     result["converge_per_node_s"] = first_full
     result["converge_cpu_s"] = round(_cpu_s() - phase.cpu, 3)
+    result["catch_ups_by_convergence"] = _catch_ups(nodes)
     result["converge_others_cpu_cores"] = phase.others_cores()
 
 

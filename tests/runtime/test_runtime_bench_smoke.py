@@ -45,6 +45,8 @@ def test_bench_realcluster_runs(tmp_path: pathlib.Path, monkeypatch: pytest.Monk
         assert result["converge_verified"] and result["converge_events_dropped"] == 0
         assert result["converge_node_s"]["max"] == max(per_node)
         assert bench.swimnet_summary(result)["converge_node_p50_s"] == result["converge_node_s"]["median"]
+        # catch-ups counted at the last join and at convergence: at most 4 per join (3 joins)
+        assert 0 <= result["catch_ups_by_joins_done"] <= result["catch_ups_by_convergence"] <= 4 * 3
         # two crashes one after the other: the last nodes, never the seed, each dead everywhere
         crashes = result["crashes"]
         assert [c["victim"] for c in crashes] == ["node-003", "node-002"]
