@@ -53,26 +53,27 @@ Rules (hashicorp/memberlist's state.go, with its precedence exactly):
   joiners, who all wait for the same last news, spread theirs; and never shorter than
   `CATCH_UP_GAP_MULT` times the longest gap between new members seen since the join, a
   gap a catch-up's answer ended aside: in a slow burst a shorter silence is only a gap,
-  and the catch-ups it brought mid-burst added CPU to a CPU-bound join phase for
-  nothing (500 joins on one busy host: 863 before the last join, 62-70 so); the tick is
-  re-armed for the end of the quiet period, never polled), it pulls from one of the
-  `CATCH_UP_SPREAD` live members it learned of last, drawn at random: at the end of a burst of joins, the last
-  joiners, whose join answers listed every member the seed had verified (a random member
-  if that one fails; drawn among a few, not the very last, so a burst's joiners do not all
-  pull from one node). A second one follows, a quiet period after the last news, if the
-  first brought a new member (news within a quiet period of it), at most `CATCH_UP_MAX`
-  so. Then a backstop: a slow burst (joins slowed by a busy host) has gaps longer than
-  that quiet period, so those catch-ups may be spent mid-burst, and a node that then
-  misses a later joiner waited for its periodic push-pull (500 nodes on one busy host:
-  2 of them 129 and 153 s; simulator, 300 joins in 10 groups 3 s apart, seed 0: 120 s
-  after the last join, 1.0 s with the backstop); so once they are done (spent, or one brought nothing new), if
-  the node learns a new member within `BACKSTOP_QUIET` probe intervals, it catches up
-  again once that long has passed since its last news, and again if that brought news,
-  at most `BACKSTOP_MAX` so; it stops after one that brought nothing new or a backstop
-  period without news. O(1) per join (at most 4, 1-2 in a burst without gaps: one
-  backstop look, a timer, costs nothing), none in steady state; and a catch-up
-  stands for the periodic push-pull (the next one is due a jittered scaled interval after
-  it), so a join brings a push-pull forward rather than adding one. A node that
+  and the catch-ups it brought mid-burst added CPU to a CPU-bound join phase for nothing
+  (500 joins on one busy host: 863 before the last join, 62-70 so); the tick is re-armed
+  for the end of the quiet period, never polled), it pulls from one of the
+  `CATCH_UP_SPREAD` live members it learned of last, drawn at random: at the end of a
+  burst of joins, the last joiners, whose join answers listed every member the seed had
+  verified (a random member if that one fails; drawn among a few, not the very last, so
+  a burst's joiners do not all pull from one node). A second one follows, a quiet period
+  after the last news, if the first brought a new member (news within a quiet period of
+  it), at most `CATCH_UP_MAX` so. Then a backstop: a slow burst (joins slowed by a busy
+  host) has gaps longer than that quiet period, so those catch-ups may be spent
+  mid-burst, and a node that then misses a later joiner waited for its periodic
+  push-pull (500 nodes on one busy host: 2 of them 129 and 153 s; simulator, 300 joins
+  in 10 groups 3 s apart, seed 0: 120 s after the last join, 1.0 s with the backstop);
+  so once they are done (spent, or one brought nothing new), if the node learns a new
+  member within `BACKSTOP_QUIET` probe intervals, it catches up again once that long has
+  passed since its last news, and again if that brought news, at most `BACKSTOP_MAX` so;
+  it stops after one that brought nothing new or a backstop period without news. O(1)
+  per join (at most 4, 1-2 in a burst without gaps: one backstop look, a timer, costs
+  nothing), none in steady state; and a catch-up stands for the periodic push-pull (the
+  next one is due a jittered scaled interval after it), so a join brings a push-pull
+  forward rather than adding one. A node that
   missed a late joiner of a long burst (gossip about it died out before reaching it: a
   recent joiner is unverified at most members, so little gossip goes its way; and its
   partners list a later joiner only once they verified it) otherwise waited for its next
