@@ -186,13 +186,23 @@ def test_catch_ups_that_bring_news_go_on_a_backstop_period_apart_and_stop_at_the
     assert h.engine.stats["catch_up_push_pulls"] == CATCH_UP_MAX + BACKSTOP_MAX
 
 
+def _answer_nothing_new(h: Harness, catch_up: Opened) -> None:
+    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), catch_up)
+
+
+def _first_catch_up_finding_nothing(h: Harness) -> Opened:
+    """Join, let the first catch-up come, answer it with nothing we lack."""
+    _join(h)
+    first = _first_catch_up(h)
+    _answer_nothing_new(h, first)
+    return first
+
+
 def test_members_turning_up_after_a_catch_up_found_nothing_bring_a_backstop_one() -> None:
     """A slow burst: a catch-up in a gap found nothing new, then the joins went on."""
     h = _harness()
-    _join(h)
     backstop = BACKSTOP_QUIET * h.config.probe_interval
-    first = _first_catch_up(h)
-    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), first)  # nothing new
+    first = _first_catch_up_finding_nothing(h)
     last_news = h.now + backstop / 2  # within a backstop period of the fast ones' end
     h.advance(last_news, responder=ack_pings())
     h.feed([_later(1)], src=X_ADDR)
@@ -200,7 +210,7 @@ def test_members_turning_up_after_a_catch_up_found_nothing_bring_a_backstop_one(
     assert _pulls(h, first.time) == [], "not before a backstop period after the last news"
     h.advance(last_news + backstop + 0.01, responder=ack_pings())
     (backstop_one,) = _pulls(h, first.time)
-    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), backstop_one)  # nothing new
+    _answer_nothing_new(h, backstop_one)
     h.advance(backstop_one.time + 1.5 * backstop, responder=ack_pings())
     h.feed([_later(2)], src=X_ADDR)  # after a backstop period without news
     h.advance(h.now + 20 * backstop, responder=ack_pings())
@@ -209,10 +219,8 @@ def test_members_turning_up_after_a_catch_up_found_nothing_bring_a_backstop_one(
 
 def test_no_backstop_catch_up_once_a_backstop_period_passed_without_news() -> None:
     h = _harness()
-    _join(h)
     backstop = BACKSTOP_QUIET * h.config.probe_interval
-    first = _first_catch_up(h)
-    h.stream_reply(PushPull(False, (_ms("late2", LATE2_ADDR),)), first)  # nothing new
+    first = _first_catch_up_finding_nothing(h)
     fast_end = h.now + (1 + CATCH_UP_JITTER) * CATCH_UP_QUIET * h.config.probe_interval
     h.advance(fast_end + backstop + 0.01, responder=ack_pings())
     h.feed([_later(1)], src=X_ADDR)  # a join long after ours: its own joiner catches up
